@@ -1,0 +1,45 @@
+"""The ``autoconv`` command.
+
+Each command group lives in the module that owns it and adds itself to the parser here;
+user mistakes raise :class:`UsageError`, which ``main`` prints as one line (exit status 2).
+Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from autoconv import __version__
+
+
+class UsageError(Exception):
+    """A mistake the user can fix (bad path, bad URL, malformed file): printed, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``autoconv`` argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
+    parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
+    parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``autoconv`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as error:
+        print(f"autoconv: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autoconv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

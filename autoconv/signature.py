@@ -1,0 +1,158 @@
+"""Signature: the normalized, hashable key of one ``conv1d`` call.
+
+A signature holds only plain ints and strings, so it can be a dict key, a database row and a
+feature vector alike. Building one validates the call the way ``F.conv1d`` would, with the same
+error messages, so that every strategy can rely on well-formed arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+#: Padding as accepted by ``F.conv1d``: an int, a 1-tuple, ``'same'`` or ``'valid'``.
+PaddingArg = int | tuple[int] | str
+
+
+def _single(value: Any, name: str) -> int:
+    """Return the int in ``value`` (an int or a 1-sequence), as ``torch.nn.modules.utils._single``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 values")
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"conv1d(): argument '{name}' must be an int or a tuple of one int, "
+                        f"not {type(value).__name__}")
+    return value
+
+
+def resolve_padding(padding: PaddingArg, kernel_size: int, dilation: int,
+                    stride: int) -> tuple[int, int]:
+    """Turn ``F.conv1d``'s ``padding`` argument into explicit (left, right) zero padding.
+
+    ``'same'`` puts the odd sample of an even total on the right, as PyTorch does.
+
+    Raises:
+        RuntimeError: for an unknown padding string, negative padding, or ``'same'`` with a
+            stride other than 1 (the messages ``F.conv1d`` gives).
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            if stride != 1:
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
+            total = dilation * (kernel_size - 1)
+            return total // 2, total - total // 2
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    pad = _single(padding, "padding")
+    if pad < 0:
+        raise RuntimeError("negative padding is not supported")
+    return pad, pad
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """Everything about a conv1d call that can change which strategy is fastest.
+
+    Unbatched (2-D) input is recorded as ``batch=1``: it costs the same as a batch of one.
+    """
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    length: int
+    kernel_size: int
+    stride: int
+    padding_left: int
+    padding_right: int
+    dilation: int
+    groups: int
+    dtype: str
+    device: str
+    requires_grad: bool = False
+
+    @property
+    def padded_length(self) -> int:
+        """Input length after zero padding."""
+        return self.length + self.padding_left + self.padding_right
+
+    @property
+    def span(self) -> int:
+        """Receptive field of the (dilated) kernel, in samples."""
+        return self.dilation * (self.kernel_size - 1) + 1
+
+    @property
+    def output_length(self) -> int:
+        """Output length, as ``F.conv1d`` computes it."""
+        return (self.padded_length - self.span) // self.stride + 1
+
+    @property
+    def is_depthwise(self) -> bool:
+        """One input channel per group (the output may still have a multiplier per channel)."""
+        return self.groups == self.in_channels and self.groups > 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (the shape the tuning database stores)."""
+        return asdict(self)
+
+    @classmethod
+    def of(cls, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+           dilation: int | tuple[int] = 1, groups: int = 1) -> Signature:
+        """Build the signature of ``F.conv1d(input, weight, bias, stride, padding, dilation, groups)``.
+
+        Raises:
+            RuntimeError: the error ``F.conv1d`` would raise for the same bad arguments.
+        """
+        stride_ = _single(stride, "stride")
+        dilation_ = _single(dilation, "dilation")
+        if input.dim() not in (2, 3):
+            raise RuntimeError("Expected 2D (unbatched) or 3D (batched) input to conv1d, but got "
+                               f"input of size: {list(input.shape)}")
+        if weight.dim() != 3:
+            raise RuntimeError("weight should have at least three dimensions" if weight.dim() < 3
+                               else f"Expected 3-dimensional weight for 3-dimensional input "
+                                    f"{list(input.shape)}, but got {weight.dim()}-dimensional "
+                                    f"weight of size {list(weight.shape)} instead")
+        if stride_ <= 0:
+            raise RuntimeError("non-positive stride is not supported")
+        if dilation_ <= 0:
+            raise RuntimeError("dilation should be greater than zero")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+            raise RuntimeError("non-positive groups is not supported")
+        batch, channels, length = (1, *input.shape) if input.dim() == 2 else input.shape
+        out_channels, in_per_group, kernel = weight.shape
+        if out_channels % groups != 0:
+            raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by "
+                               f"{groups} at dimension 0, but got weight of size "
+                               f"{list(weight.shape)} instead")
+        if channels != in_per_group * groups:
+            raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                               f"expected input{list(input.shape)} to have "
+                               f"{in_per_group * groups} channels, but got {channels} "
+                               f"channels instead")
+        if bias is not None and (bias.dim() != 1 or bias.shape[0] != out_channels):
+            raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be "
+                               f"1-dimensional with {out_channels} elements, but got bias of "
+                               f"size {list(bias.shape)} instead")
+        if input.dtype != weight.dtype or (bias is not None and bias.dtype != input.dtype):
+            raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) "
+                               "should be the same")
+        if input.device != weight.device:
+            raise RuntimeError(f"Input ({input.device}) and weight ({weight.device}) should be "
+                               "on the same device")
+        left, right = resolve_padding(padding, kernel, dilation_, stride_)
+        span = dilation_ * (kernel - 1) + 1
+        if length + left + right < span:
+            raise RuntimeError(f"Calculated padded input size per channel: ({length + left + right})."
+                               f" Kernel size: ({span}). Kernel size can't be greater than actual "
+                               "input size")
+        needs_grad = torch.is_grad_enabled() and (
+            input.requires_grad or weight.requires_grad
+            or (bias is not None and bias.requires_grad))
+        return cls(int(batch), int(channels), int(out_channels), int(length), int(kernel),
+                   stride_, left, right, dilation_, groups,
+                   str(input.dtype).removeprefix("torch."), input.device.type, bool(needs_grad))
