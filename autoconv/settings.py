@@ -1,0 +1,96 @@
+"""autoconv's settings: one typed model, read from ``AUTOCONV_*`` environment variables.
+
+Change a value for the rest of the process by assignment, or for a block with
+:meth:`Settings.override`, which restores the previous values on exit (the way
+``torch.backends.cudnn.flags`` does)::
+
+    import autoconv
+    autoconv.settings.mode = "predict"          # never measure in this process
+    with autoconv.settings.override(mode="off"):
+        ...                                     # plain F.conv1d inside the block
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Mode = Literal["tune", "predict", "off"]
+
+
+class Settings(BaseSettings):
+    """What autoconv does on a call it has no answer for, and how hard it tries.
+
+    Every field can be set with an environment variable named ``AUTOCONV_`` + the field name
+    in capitals, e.g. ``AUTOCONV_MODE=predict`` or ``AUTOCONV_BUDGET_S=0.5``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOCONV_", validate_assignment=True,
+                                      extra="forbid")
+
+    mode: Mode = Field("tune", description=(
+        "'tune': measure an unseen signature once and remember the winner; 'predict': never "
+        "measure, use the database or a prediction; 'off': always F.conv1d."))
+    db_url: str | None = Field(None, description=(
+        "SQLAlchemy URL of the tuning database; None = the default SQLite file in the user's "
+        "cache directory. The same variable, AUTOCONV_DB_URL, is read by tuning_db.connect."))
+    persist: bool = Field(True, description="Store measurements in the tuning database.")
+    budget_s: float = Field(2.0, gt=0, description=(
+        "Wall-clock budget for tuning one signature, warm-up calls included."))
+    max_samples: int = Field(25, ge=1, description="Timed calls per candidate at most.")
+    prune_factor: float = Field(8.0, gt=1, description=(
+        "Candidates the cost model predicts to be this many times slower than the predicted "
+        "best are never timed."))
+    tie_margin: float = Field(0.03, ge=0, description=(
+        "Candidates within this fraction of the fastest count as tied; the tie goes to the "
+        "simpler, more accurate strategy (registry order: direct, fft, overlap_add)."))
+    tolerance: float | None = Field(None, gt=0, description=(
+        "Largest error relative to the output's magnitude that a candidate may show against "
+        "F.conv1d before it is disqualified; None = a default per dtype."))
+    bucket_lengths: bool = Field(True, description=(
+        "Share one tuning decision between nearby input lengths (geometric buckets), so that "
+        "a model fed many lengths tunes a bounded number of signatures."))
+    bucket_ratio: float = Field(1.25, gt=1, le=2, description=(
+        "Ratio between consecutive length buckets (1.25: about 3 buckets per octave)."))
+    bucket_min_length: int = Field(256, ge=1, description=(
+        "Lengths up to this are never bucketed (tiny calls differ a lot between lengths)."))
+
+    @contextmanager
+    def override(self, **values: Any) -> Iterator[Settings]:
+        """Set settings for the duration of a ``with`` block, then restore the previous values.
+
+        Raises:
+            pydantic.ValidationError: an unknown name or an invalid value (nothing is changed).
+        """
+        with _override_lock:
+            Settings.model_validate({**self.model_dump(), **values})  # all or nothing
+            previous = {name: getattr(self, name) for name in values}
+            for name, value in values.items():
+                setattr(self, name, value)
+        try:
+            yield self
+        finally:
+            with _override_lock:
+                for name, value in previous.items():
+                    setattr(self, name, value)
+
+    def reload_from_environment(self) -> Settings:
+        """Re-read every setting from the ``AUTOCONV_*`` environment variables."""
+        fresh = Settings()
+        with _override_lock:
+            for name in Settings.model_fields:
+                setattr(self, name, getattr(fresh, name))
+        return self
+
+
+_override_lock = threading.RLock()
+
+#: The process-wide settings object (``autoconv.settings``).
+settings = Settings()
+
+
