@@ -1,0 +1,142 @@
+"""What the tuner times: candidates, synthetic inputs, and the correctness check.
+
+Tuning never runs on the user's tensors: it builds random inputs of the signature's shape on
+the call's device, so that measuring has no side effect and a bucketed signature can be
+measured at its representative length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from autoconv.choice import freeze_params
+from autoconv.signature import Signature
+from autoconv.strategies import Strategy
+
+#: Largest error, relative to the largest magnitude of the direct output, that a candidate may
+#: show before it is disqualified, per dtype.
+DEFAULT_TOLERANCE = {"float64": 1e-7, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+#: Outputs compared against a windowed direct reference when direct itself is too slow to run.
+REFERENCE_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (strategy, parameters) pair to time for a signature."""
+
+    strategy: Strategy
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def name(self) -> str:
+        return self.strategy.name
+
+    @property
+    def label(self) -> str:
+        params = ",".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.name}({params})" if params else self.name
+
+
+def enumerate_candidates(strategies: Iterable[Strategy], signature: Signature) -> list[Candidate]:
+    """Every strategy at every parameter set worth trying for ``signature``, in registry order."""
+    return [Candidate(strategy, freeze_params(params))
+            for strategy in strategies for params in strategy.param_grid(signature)]
+
+
+@dataclass
+class ConvInputs:
+    """Random tensors with a signature's shapes, and the call's remaining arguments."""
+
+    input: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    signature: Signature
+
+    @classmethod
+    def random(cls, signature: Signature, device: torch.device, *, bias: bool = True,
+               seed: int = 0) -> ConvInputs:
+        """Inputs for ``signature`` on ``device``; ``requires_grad`` as the signature says."""
+        generator = torch.Generator().manual_seed(seed)
+        dtype = getattr(torch, signature.dtype)
+        s = signature
+
+        def make(*shape: int, scale: float = 1.0) -> torch.Tensor:
+            values = torch.randn(*shape, generator=generator) * scale
+            return values.to(device=device, dtype=dtype).requires_grad_(s.requires_grad)
+
+        fan_in = (s.in_channels // s.groups) * s.kernel_size
+        return cls(make(s.batch, s.in_channels, s.length),
+                   make(s.out_channels, s.in_channels // s.groups, s.kernel_size,
+                        scale=fan_in ** -0.5),
+                   make(s.out_channels) if bias else None, signature)
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """Positional arguments after input/weight/bias: stride, padding, dilation, groups."""
+        s = self.signature
+        padding = s.padding_left if s.padding_left == s.padding_right else 0
+        return s.stride, padding, s.dilation, s.groups
+
+    def padded_input(self) -> torch.Tensor:
+        """The input with asymmetric padding applied (only needed for 'same' with even totals)."""
+        s = self.signature
+        if s.padding_left == s.padding_right:
+            return self.input
+        return F.pad(self.input, (s.padding_left, s.padding_right))
+
+    def run(self, fn: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """``fn(input, weight, bias, stride, padding, dilation, groups)`` on these inputs."""
+        return fn(self.padded_input(), self.weight, self.bias, *self.args)
+
+    def reference(self, *, window: int | None = None) -> torch.Tensor:
+        """The direct output, or only its first ``window`` outputs (cheap for huge kernels)."""
+        x = self.padded_input()
+        stride, padding, dilation, groups = self.args
+        with torch.no_grad():
+            if window is None or window >= self.signature.output_length:
+                return F.conv1d(x, self.weight, self.bias, stride, padding, dilation, groups)
+            x = F.pad(x, (padding, padding))
+            needed = (window - 1) * stride + self.signature.span
+            return F.conv1d(x[..., :needed], self.weight, self.bias, stride, 0, dilation, groups)
+
+
+def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |output - reference| / max |reference|, over the reference's leading outputs."""
+    output = output[..., : reference.shape[-1]].detach().double()
+    reference = reference.detach().double()
+    scale = reference.abs().max().item()
+    difference = (output - reference).abs().max().item()
+    if scale == 0.0:
+        return difference
+    return difference / scale
+
+
+def timed_call(candidate: Candidate, inputs: ConvInputs) -> Callable[[], torch.Tensor]:
+    """A zero-argument callable running the candidate: forward, plus backward when the
+    signature needs gradients (the time that decides is then forward + backward)."""
+    fn = candidate.strategy.run
+    params = dict(candidate.params)
+
+    def forward() -> torch.Tensor:
+        return inputs.run(lambda *a: fn(*a, **params))
+
+    if not inputs.signature.requires_grad:
+        def call() -> torch.Tensor:
+            with torch.no_grad():
+                return forward()
+    else:
+        leaves = [t for t in (inputs.input, inputs.weight, inputs.bias) if t is not None]
+
+        def call() -> torch.Tensor:
+            output = forward()
+            torch.autograd.grad(output, leaves, torch.ones_like(output))
+            return output.detach()
+
+    call.candidate = candidate  # type: ignore[attr-defined]  # lets a fake timer tell them apart
+    return call

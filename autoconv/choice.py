@@ -1,0 +1,72 @@
+"""Choice: which strategy (and parameters) a signature runs, and where that answer came from."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from autoconv.strategies import Strategy, get as get_strategy
+
+#: Where a choice came from. "memory" is reported by lookups that hit the in-process cache;
+#: the entry itself remembers its ``origin`` (one of the others).
+Source = Literal["memory", "database", "measured", "predicted", "cost_model", "off", "fallback"]
+
+
+def freeze_params(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable, order-independent form of a parameter dict."""
+    return tuple(sorted(params.items()))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The strategy a signature runs.
+
+    Attributes:
+        strategy: registry name (``"direct"``, ``"fft"``, ``"overlap_add"``).
+        params: the strategy's keyword parameters, frozen (see :attr:`params_dict`).
+        source: where this answer came from for the lookup that returned it.
+        origin: where the answer was first obtained (equals ``source`` except for "memory").
+        median_s: the measured (or predicted) time of one call, when known.
+    """
+
+    strategy: str
+    params: tuple[tuple[str, Any], ...] = ()
+    source: Source = "measured"
+    origin: Source = "measured"
+    median_s: float | None = None
+    strategy_impl: Strategy | None = field(default=None, repr=False, compare=False)
+    run: Callable[..., torch.Tensor] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        impl = self.strategy_impl or get_strategy(self.strategy)
+        object.__setattr__(self, "strategy_impl", impl)
+        run = functools.partial(impl.run, **dict(self.params)) if self.params else impl.run
+        object.__setattr__(self, "run", run)
+
+    @classmethod
+    def make(cls, strategy: str | Strategy, params: Mapping[str, Any] | None = None, *,
+             source: Source, median_s: float | None = None) -> Choice:
+        """Build a choice from a strategy (or its registered name) and a plain parameter dict.
+
+        Raises:
+            KeyError: ``strategy`` is a name that no registered strategy has.
+        """
+        impl = strategy if isinstance(strategy, Strategy) else get_strategy(strategy)
+        return cls(impl.name, freeze_params(params or {}), source, source, median_s, impl)
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict."""
+        return dict(self.params)
+
+    def remembered(self) -> Choice:
+        """This choice as returned by a later in-memory lookup."""
+        return Choice(self.strategy, self.params, "memory", self.origin, self.median_s,
+                      self.strategy_impl)
+
+
+DIRECT = Choice.make("direct", source="off")

@@ -1,0 +1,268 @@
+"""The selector: memory -> tuning database -> predictor/cost model -> measure.
+
+This is the only module that composes strategies, timing, the database and the predictor.
+Everything it depends on is injected (strategies, timer, clock, store, cost model, predictor),
+so its logic is tested with fakes: no GPU, no wall-clock assertions.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from autoconv.buckets import bucket_signature
+from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
+                                 enumerate_candidates, relative_error, timed_call)
+from autoconv.choice import DIRECT, Choice
+from autoconv.settings import Settings, settings as global_settings
+from autoconv.signature import Signature
+from autoconv.strategies import Strategy, all_strategies
+from autoconv.timing import Clock, Timer, measure_interleaved
+
+@dataclass(frozen=True)
+class Outcome:
+    """What tuning learned about one candidate (one row for the tuning database)."""
+
+    candidate: Candidate
+    median_s: float
+    spread_s: float
+    samples: int
+    error: float | None
+    ok: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredBest:
+    """The best measurement the database holds for a signature on this device."""
+
+    strategy: str
+    params: dict[str, Any]
+    median_s: float
+
+
+class ChoiceStore(Protocol):
+    """The tuning database as the tuner sees it (see :mod:`autoconv.database`)."""
+
+    def best(self, signature: Signature, device: torch.device) -> StoredBest | None: ...
+
+    def record(self, signature: Signature, device: torch.device,
+               outcomes: Sequence[Outcome]) -> None: ...
+
+
+class CostModel(Protocol):
+    """Predicts seconds for a candidate (``None`` when it cannot say)."""
+
+    def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
+                device: torch.device) -> float | None: ...
+
+
+class Predictor(Protocol):
+    """The learned model (or the cost model) choosing without measuring."""
+
+    def choose(self, signature: Signature, candidates: Sequence[Candidate],
+               device: torch.device) -> Choice | None: ...
+
+
+def _is_capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+class Selector:
+    """Chooses, remembers and (in mode ``tune``) measures the strategy for each signature.
+
+    Thread-safe: two threads that hit the same untuned signature tune it once; the second
+    waits and then finds the answer in memory.
+    """
+
+    def __init__(self, *, strategies: Sequence[Strategy] | None = None,
+                 timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
+                 store: ChoiceStore | None = None, cost_model: CostModel | None = None,
+                 predictor: Predictor | None = None, settings: Settings | None = None) -> None:
+        self._strategies = list(strategies) if strategies is not None else None
+        self.timer = timer
+        self.clock = clock
+        self.store = store
+        self.cost_model = cost_model
+        self.predictor = predictor
+        self.settings = settings or global_settings
+        self._memory: dict[tuple[Signature, torch.device], Choice] = {}
+        self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        return self._strategies if self._strategies is not None else all_strategies()
+
+    # -- the public entry points ------------------------------------------------------------
+
+    def key_signature(self, signature: Signature) -> Signature:
+        """The signature decisions are stored under (length bucketed when enabled)."""
+        if not self.settings.bucket_lengths:
+            return signature
+        return bucket_signature(signature, ratio=self.settings.bucket_ratio,
+                                min_length=self.settings.bucket_min_length)
+
+    def choose(self, signature: Signature, device: torch.device) -> Choice:
+        """The strategy for ``signature`` on ``device``, measuring it first in mode ``tune``."""
+        mode = self.settings.mode
+        if mode == "off":
+            return DIRECT
+        signature = self.key_signature(signature)
+        key = (signature, device)
+        remembered = self._memory.get(key)
+        if remembered is not None:
+            return remembered.remembered()
+        with self._lock_for(key):
+            remembered = self._memory.get(key)
+            if remembered is not None:
+                return remembered.remembered()
+            choice = self._lookup_or_decide(signature, device, mode)
+            self._memory[key] = choice
+            return choice
+
+    def forget(self) -> None:
+        """Drop every in-memory decision (after a settings change, or in tests)."""
+        self._memory.clear()
+
+    # -- the slow path --------------------------------------------------------------------
+
+    def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _lookup_or_decide(self, signature: Signature, device: torch.device, mode: str) -> Choice:
+        stored = self._from_store(signature, device)
+        if stored is not None:
+            return stored
+        candidates = enumerate_candidates(self.strategies, signature)
+        may_measure = (mode == "tune" and not _is_capturing(device)
+                       and not torch.compiler.is_compiling())
+        if may_measure:
+            return self.tune(signature, device, candidates)
+        return self._predict(signature, device, candidates)
+
+    def _from_store(self, signature: Signature, device: torch.device) -> Choice | None:
+        if self.store is None:
+            return None
+        try:
+            stored = self.store.best(signature, device)
+            if stored is None:
+                return None
+            known = {strategy.name: strategy for strategy in self.strategies}
+            if stored.strategy not in known:
+                return None  # recorded by a build with a strategy this one lacks
+            return Choice.make(known[stored.strategy], stored.params, source="database",
+                               median_s=stored.median_s)
+        except Exception as error:  # a broken database must not break the user's model
+            warnings.warn(f"autoconv: tuning database lookup failed, continuing without it: "
+                          f"{error}", RuntimeWarning, stacklevel=4)
+            self.store = None
+            return None
+
+    def _predict(self, signature: Signature, device: torch.device,
+                 candidates: Sequence[Candidate]) -> Choice:
+        if self.predictor is not None:
+            predicted = self.predictor.choose(signature, candidates, device)
+            if predicted is not None:
+                return predicted
+        predicted_times = self._predicted_times(signature, candidates, device)
+        known = [(t, c) for t, c in zip(predicted_times, candidates) if t is not None]
+        if not known:
+            return Choice.make("direct", source="fallback")
+        best_time, best = min(known, key=lambda tc: tc[0])
+        return Choice.make(best.strategy, dict(best.params), source="cost_model",
+                           median_s=best_time)
+
+    def _predicted_times(self, signature: Signature, candidates: Sequence[Candidate],
+                         device: torch.device) -> list[float | None]:
+        if self.cost_model is None:
+            return [None] * len(candidates)
+        return [self.cost_model.predict(signature, c.name, dict(c.params), device)
+                for c in candidates]
+
+    def prune(self, signature: Signature, candidates: Sequence[Candidate],
+              device: torch.device) -> list[tuple[Candidate, float | None]]:
+        """Candidates worth timing, fastest predicted first, with their predicted seconds.
+
+        Those predicted to be more than ``prune_factor`` times slower than the predicted best
+        are dropped (never run); candidates the cost model cannot judge are kept.
+        """
+        predicted = self._predicted_times(signature, candidates, device)
+        known = [t for t in predicted if t is not None]
+        limit = min(known) * self.settings.prune_factor if known else math.inf
+        kept = [(c, t) for c, t in zip(candidates, predicted) if t is None or t <= limit]
+        return sorted(kept, key=lambda ct: math.inf if ct[1] is None else ct[1])
+
+    def tune(self, signature: Signature, device: torch.device,
+             candidates: Sequence[Candidate]) -> Choice:
+        """Measure ``candidates`` for ``signature``, record every outcome, return the winner."""
+        start = self.clock()
+        deadline = start + self.settings.budget_s
+        inputs = ConvInputs.random(signature, device)
+        survivors = self.prune(signature, candidates, device)
+        tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
+        run_direct = any(c.name == "direct" for c, _ in survivors)
+        reference = None if run_direct else inputs.reference(window=REFERENCE_WINDOW)
+
+        outcomes: list[Outcome] = []
+        timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None]] = []
+        for candidate, predicted in survivors:
+            remaining = deadline - self.clock()
+            if timed and predicted is not None and predicted > remaining:
+                continue  # would overrun the budget, and something valid is already in hand
+            if timed and remaining <= 0:
+                break
+            call = timed_call(candidate, inputs)
+            try:
+                output = call()  # warm-up, and the output to check
+            except Exception as error:
+                outcomes.append(Outcome(candidate, math.inf, 0.0, 0, None, False,
+                                        f"failed: {type(error).__name__}: {error}"[:500]))
+                continue
+            if reference is None and candidate.name == "direct":
+                reference = output
+            error = relative_error(output, reference) if reference is not None else None
+            if error is not None and not error <= tolerance:
+                outcomes.append(Outcome(candidate, math.inf, 0.0, 0, error, False,
+                                        f"disqualified: error {error:.3g} > {tolerance:.3g}"))
+                continue
+            timed.append((candidate, call, error))
+
+        timings = self.timer([call for _, call, _ in timed], device=device, deadline=deadline,
+                             max_samples=self.settings.max_samples)
+        for (candidate, _, error), timing in zip(timed, timings):
+            note = None if timing.ok else f"failed: {timing.failure}"[:500]
+            outcomes.append(Outcome(candidate, timing.median_s, timing.spread_s, timing.samples,
+                                    error, timing.ok and math.isfinite(timing.median_s), note))
+        self._record(signature, device, outcomes)
+        return self.pick_winner(outcomes)
+
+    def pick_winner(self, outcomes: Sequence[Outcome]) -> Choice:
+        """The fastest valid outcome; near-ties (``tie_margin``) go to the simpler strategy."""
+        valid = [o for o in outcomes if o.ok]
+        if not valid:
+            return Choice.make("direct", source="fallback")
+        fastest = min(o.median_s for o in valid)
+        tied = [o for o in valid if o.median_s <= fastest * (1 + self.settings.tie_margin)]
+        rank = {strategy.name: index for index, strategy in enumerate(self.strategies)}
+        best = min(tied, key=lambda o: (rank.get(o.candidate.name, len(rank)), o.median_s))
+        return Choice.make(best.candidate.strategy, dict(best.candidate.params),
+                           source="measured", median_s=best.median_s)
+
+    def _record(self, signature: Signature, device: torch.device,
+                outcomes: Sequence[Outcome]) -> None:
+        if self.store is None or not self.settings.persist or not outcomes:
+            return
+        try:
+            self.store.record(signature, device, outcomes)
+        except Exception as error:
+            warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
+                          f"only: {error}", RuntimeWarning, stacklevel=4)
