@@ -36,6 +36,16 @@ def blocks(signature: Signature) -> list[dict]:
     return [{"block": 64}, {"block": 128}]
 
 
+def spying(ran: list[str]):
+    """A factory of correct strategies that log their name to ``ran`` when called."""
+    def spy(name: str) -> Strategy:
+        def run(*args, **params):
+            ran.append(name)
+            return correct(*args, **params)
+        return Strategy(name, run)
+    return spy
+
+
 STRATEGIES = {
     "direct": Strategy("direct", direct),
     "fast": Strategy("fast", correct),
@@ -142,13 +152,7 @@ def test_a_failing_candidate_loses_without_aborting() -> None:
 
 def test_cost_model_prunes_hopeless_candidates_before_they_run() -> None:
     ran: list[str] = []
-
-    def spy(name):
-        def run(*args, **params):
-            ran.append(name)
-            return correct(*args, **params)
-        return Strategy(name, run)
-
+    spy = spying(ran)
     timer = FakeTimer({"direct": 5.0, "fast": 1.0})
     selector = Selector(strategies=[spy("direct"), spy("fast")], timer=timer,
                         cost_model=FakeCostModel({"direct": 100.0, "fast": 1.0}),
@@ -212,13 +216,7 @@ def test_mode_off_is_always_direct() -> None:
 
 def test_budget_skips_candidates_predicted_not_to_fit() -> None:
     ran: list[str] = []
-
-    def spy(name):
-        def run(*args, **params):
-            ran.append(name)
-            return correct(*args, **params)
-        return Strategy(name, run)
-
+    spy = spying(ran)
     now = [0.0]
     timer = FakeTimer({"direct": 1.0, "fast": 0.5})
     selector = Selector(strategies=[spy("direct"), spy("fast")], timer=timer,
