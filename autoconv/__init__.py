@@ -1,7 +1,12 @@
 """autoconv: the fastest correct conv1d for each call signature, measured on this machine.
 
-Heavy submodules are imported on first use, so that ``autoconv`` commands that only touch the
-tuning database start quickly.
+Use ``autoconv.conv1d`` as ``F.conv1d``, ``autoconv.Conv1d`` as ``nn.Conv1d``, or
+``autoconv.patch(model)`` to convert a whole model; ``autoconv.settings`` controls the mode
+(``tune``, ``predict``, ``off``), the database and the budgets; ``autoconv.select`` tells which
+strategy a call gets and why.
+
+Modules that import torch are loaded on first use, so that ``autoconv`` commands that only
+touch the tuning database start quickly.
 """
 
 from __future__ import annotations
@@ -11,8 +16,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from autoconv.settings import Settings, settings  # noqa: E402  (no torch: cheap)
+
 # public name -> module that defines it
 _LAZY = {
+    "conv1d": "autoconv.functional",
+    "select": "autoconv.functional",
+    "Conv1d": "autoconv.nn",
+    "patch": "autoconv.nn",
+    "Choice": "autoconv.choice",
     "Signature": "autoconv.signature",
     "strategies": "autoconv.strategies",
 }
@@ -32,4 +44,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["Settings", "__version__", "settings", *_LAZY]

@@ -13,7 +13,7 @@ Change a value for the rest of the process by assignment, or for a block with
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     bucket_min_length: int = Field(256, ge=1, description=(
         "Lengths up to this are never bucketed (tiny calls differ a lot between lengths)."))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        changed = getattr(self, name, _MISSING) != value
+        super().__setattr__(name, value)
+        if changed:
+            for listener in list(_listeners):
+                listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after any setting changes value (e.g. to drop cached choices)."""
+        _listeners.append(listener)
+
     @contextmanager
     def override(self, **values: Any) -> Iterator[Settings]:
         """Set settings for the duration of a ``with`` block, then restore the previous values.
@@ -89,6 +100,8 @@ class Settings(BaseSettings):
 
 
 _override_lock = threading.RLock()
+_listeners: list[Callable[[], None]] = []
+_MISSING = object()
 
 #: The process-wide settings object (``autoconv.settings``).
 settings = Settings()

@@ -20,7 +20,7 @@ import torch
 from autoconv.buckets import bucket_signature
 from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
                                  enumerate_candidates, relative_error, timed_call)
-from autoconv.choice import DIRECT, Choice
+from autoconv.choice import DIRECT, Choice, StoredBest
 from autoconv.settings import Settings, settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
@@ -28,7 +28,11 @@ from autoconv.timing import Clock, Timer, measure_interleaved
 
 @dataclass(frozen=True)
 class Outcome:
-    """What tuning learned about one candidate (one row for the tuning database)."""
+    """What tuning learned about one candidate (one row for the tuning database).
+
+    A candidate that failed or was disqualified has ``ok=False``, a ``note`` saying why, and
+    the time of its one (warm-up) call, so it is stored, never measured again, never a winner.
+    """
 
     candidate: Candidate
     median_s: float
@@ -37,15 +41,6 @@ class Outcome:
     error: float | None
     ok: bool
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredBest:
-    """The best measurement the database holds for a signature on this device."""
-
-    strategy: str
-    params: dict[str, Any]
-    median_s: float
 
 
 class ChoiceStore(Protocol):
@@ -221,17 +216,20 @@ class Selector:
             if timed and remaining <= 0:
                 break
             call = timed_call(candidate, inputs)
+            warm_up_start = self.clock()
             try:
                 output = call()  # warm-up, and the output to check
             except Exception as error:
-                outcomes.append(Outcome(candidate, math.inf, 0.0, 0, None, False,
-                                        f"failed: {type(error).__name__}: {error}"[:500]))
+                elapsed = max(self.clock() - warm_up_start, 1e-9)
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False,
+                                        f"failed: {type(error).__name__}: {error}"[:200]))
                 continue
+            elapsed = max(self.clock() - warm_up_start, 1e-9)
             if reference is None and candidate.name == "direct":
                 reference = output
             error = relative_error(output, reference) if reference is not None else None
             if error is not None and not error <= tolerance:
-                outcomes.append(Outcome(candidate, math.inf, 0.0, 0, error, False,
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, error, False,
                                         f"disqualified: error {error:.3g} > {tolerance:.3g}"))
                 continue
             timed.append((candidate, call, error))
@@ -239,9 +237,12 @@ class Selector:
         timings = self.timer([call for _, call, _ in timed], device=device, deadline=deadline,
                              max_samples=self.settings.max_samples)
         for (candidate, _, error), timing in zip(timed, timings):
-            note = None if timing.ok else f"failed: {timing.failure}"[:500]
-            outcomes.append(Outcome(candidate, timing.median_s, timing.spread_s, timing.samples,
-                                    error, timing.ok and math.isfinite(timing.median_s), note))
+            if timing.ok and math.isfinite(timing.median_s) and timing.samples:
+                outcomes.append(Outcome(candidate, max(timing.median_s, 1e-9), timing.spread_s,
+                                        timing.samples, error, True))
+            else:
+                outcomes.append(Outcome(candidate, max(self.clock() - start, 1e-9), 0.0, 1,
+                                        error, False, f"failed: {timing.failure}"[:200]))
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
 

@@ -14,7 +14,8 @@ from autoconv.settings import Settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, direct
 from autoconv.timing import Timing
-from autoconv.tuner import Outcome, Selector, StoredBest
+from autoconv.choice import StoredBest
+from autoconv.tuner import Outcome, Selector
 
 CPU = torch.device("cpu")
 SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
