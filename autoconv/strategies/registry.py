@@ -24,6 +24,11 @@ def no_params(signature: Signature) -> list[dict[str, Any]]:
     return [{}]
 
 
+def supports_all(signature: Signature) -> bool:
+    """The support test of a strategy that runs every signature ``F.conv1d`` accepts."""
+    return True
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A named conv1d implementation.
@@ -34,11 +39,14 @@ class Strategy:
             **params)``, returning exactly what ``F.conv1d`` returns.
         param_grid: the parameter sets worth timing for a signature (``[{}]`` if none).
             Every dict is plain JSON data (ints, floats, strings).
+        supports: whether the strategy can run a signature at all (e.g. the FFT strategies
+            take real floating dtypes only); the tuner skips it where this is False.
     """
 
     name: str
     run: ConvFn
     param_grid: ParamGrid = no_params
+    supports: Callable[[Signature], bool] = supports_all
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.run(*args, **kwargs)

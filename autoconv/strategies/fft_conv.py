@@ -1,0 +1,40 @@
+"""The ``fft`` strategy: one real FFT of the whole (padded) signal per channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.plan import fft_plan
+from autoconv.strategies.spectral import spectral_conv1d
+from autoconv.strategies.spectrum_cache import SpectrumCache
+
+
+def fft(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+        stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+        dilation: int | tuple[int] = 1, groups: int = 1, *,
+        spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
+    """``F.conv1d`` (cross-correlation) through one FFT of the whole signal.
+
+    The FFT length is the smallest 7-smooth size that holds the samples the output needs
+    (:func:`~autoconv.strategies.plan.fft_plan`). Strides are computed by a polyphase split,
+    not by discarding outputs. Accepts and returns exactly what ``F.conv1d`` does.
+
+    Args:
+        input, weight, bias, stride, padding, dilation, groups: as ``F.conv1d``.
+        spectrum_cache: reuse the weight's spectrum across calls while the weight is unchanged
+            (only where no gradient flows to the weight).
+
+    Raises:
+        RuntimeError: bad arguments, as ``F.conv1d`` raises them.
+        NotImplementedError: a non-floating or complex dtype.
+    """
+    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    return spectral_conv1d(input, weight, bias, signature, fft_plan(signature), spectrum_cache)
+
+
+def fft_param_grid(signature: Signature) -> list[dict[str, Any]]:
+    """The ``fft`` strategy has no parameter worth tuning: its length is fixed by the signal."""
+    return [{}]

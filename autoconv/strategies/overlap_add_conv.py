@@ -1,0 +1,77 @@
+"""The ``overlap_add`` strategy: block convolution with a tunable FFT block size.
+
+Implemented as overlap-save: the signal is cut into overlapping frames of ``block_size``
+samples, each frame is correlated with the kernel by one FFT of that length, and the valid
+outputs of the frames are concatenated. Frames are views of the padded input (no copy), and
+the frames of all batch rows form the rows of one matrix product per frequency, so small blocks
+turn a few long transforms into many short ones with a better-shaped channel mix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.fast_sizes import fast_size
+from autoconv.strategies.plan import needed_length, overlap_add_plan, phase_taps
+from autoconv.strategies.spectral import spectral_conv1d
+from autoconv.strategies.spectrum_cache import SpectrumCache
+
+#: Most block sizes :func:`block_size_grid` proposes.
+MAX_GRID = 6
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def default_block_size(signature: Signature) -> int:
+    """A block size that is good without tuning: about four times the kernel, a power of two,
+    never longer than the whole signal needs."""
+    return min(_next_pow2(4 * phase_taps(signature)), fast_size(needed_length(signature)))
+
+
+def block_size_grid(signature: Signature) -> list[dict[str, Any]]:
+    """The block sizes worth timing for ``signature``: ``[{"block_size": n}, ...]``.
+
+    Powers of two from twice the kernel's taps (per phase) up to, not including, the single
+    block that covers the whole signal (that is the ``fft`` strategy), at most
+    :data:`MAX_GRID` of them. When the signal is too short for two blocks, the one block that
+    covers it.
+    """
+    taps = phase_taps(signature)
+    whole = fast_size(needed_length(signature))
+    sizes = []
+    n = _next_pow2(2 * taps)
+    while n < whole and len(sizes) < MAX_GRID:
+        sizes.append(n)
+        n *= 2
+    return [{"block_size": n} for n in sizes or [whole]]
+
+
+def overlap_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+                dilation: int | tuple[int] = 1, groups: int = 1, *,
+                block_size: int | None = None,
+                spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
+    """``F.conv1d`` (cross-correlation) by blocks of ``block_size``-point FFTs (overlap-save).
+
+    Args:
+        input, weight, bias, stride, padding, dilation, groups: as ``F.conv1d``.
+        block_size: FFT length of one block; at least the kernel's taps per phase
+            (``ceil((dilation * (kernel_size - 1) + 1) / stride)``). ``None`` picks
+            :func:`default_block_size`; :func:`block_size_grid` lists the ones worth tuning.
+        spectrum_cache: reuse the weight's spectrum across calls while the weight is unchanged.
+
+    Raises:
+        RuntimeError: bad conv arguments, as ``F.conv1d`` raises them.
+        ValueError: a ``block_size`` shorter than the kernel.
+        NotImplementedError: a non-floating or complex dtype.
+    """
+    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    if block_size is None:
+        block_size = default_block_size(signature)
+    plan = overlap_add_plan(signature, block_size)
+    return spectral_conv1d(input, weight, bias, signature, plan, spectrum_cache)

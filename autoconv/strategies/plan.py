@@ -1,0 +1,95 @@
+"""The shape of an FFT convolution: FFT length, frames and polyphase split, as plain ints.
+
+Both FFT strategies run the same pipeline (see ``spectral.py``); a plan fixes its sizes. The
+plans are pure functions of a :class:`~autoconv.signature.Signature`, so a cost model can count
+the exact work a strategy would do without running it.
+
+The pipeline, for stride ``s`` and dilation ``d``: the kernel is dilated with zeros to its span
+``d * (K - 1) + 1``; with ``s > 1`` the correlation ``y[t] = sum_j w[j] x[t*s + j]`` is split
+into ``s`` phases (``j = q*s + p``), each a stride-1 correlation of ``x_p[m] = x[m*s + p]`` with
+``w_p[q] = w[q*s + p]``, and the phases fold into the channel dimension. The resulting stride-1
+problem has ``taps = ceil(span / s)`` taps per channel and needs ``output_length + taps - 1``
+input samples per phase. A circular correlation of length ``N >= taps`` yields ``N - taps + 1``
+correct outputs, so the signal is cut into ``frames`` overlapping frames of ``N`` samples that
+advance by ``step = N - taps + 1`` (overlap-save); the ``fft`` plan uses a single frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autoconv.signature import Signature
+from autoconv.strategies.fast_sizes import fast_size
+
+
+@dataclass(frozen=True, slots=True)
+class ConvPlan:
+    """Sizes of one FFT convolution (all per batch row and per channel).
+
+    Attributes:
+        fft_length: ``N``, the length of every forward and inverse real FFT.
+        frames: frames per batch row (1 for the ``fft`` strategy).
+        step: valid outputs each frame contributes (``N - taps + 1``).
+        phases: polyphase factor (the stride); channels are multiplied by it.
+        taps: kernel taps per phase after dilation and the polyphase split.
+        input_length: samples per phase the frames cover (``(frames - 1) * step + N``).
+        output_length: the convolution's output length.
+    """
+
+    fft_length: int
+    frames: int
+    step: int
+    phases: int
+    taps: int
+    input_length: int
+    output_length: int
+
+    @property
+    def bins(self) -> int:
+        """Frequency bins of one real FFT (``N // 2 + 1``)."""
+        return self.fft_length // 2 + 1
+
+
+def phase_taps(signature: Signature) -> int:
+    """Kernel taps per phase after dilation and the polyphase split: ``ceil(span / stride)``."""
+    return -(-signature.span // signature.stride)
+
+
+def needed_length(signature: Signature) -> int:
+    """Input samples per phase that the outputs depend on: ``output_length + taps - 1``."""
+    return signature.output_length + phase_taps(signature) - 1
+
+
+def _plan(signature: Signature, fft_length: int) -> ConvPlan:
+    taps = phase_taps(signature)
+    out = signature.output_length
+    step = fft_length - taps + 1
+    frames = -(-out // step)
+    return ConvPlan(fft_length, frames, step, signature.stride, taps,
+                    (frames - 1) * step + fft_length, out)
+
+
+def fft_plan(signature: Signature) -> ConvPlan:
+    """The plan of the ``fft`` strategy: one frame of the smallest fast length that holds it.
+
+    The FFT length is the smallest 7-smooth size >= ``output_length + taps - 1`` per phase, no
+    longer than the output needs (circular wrap-around only touches discarded samples).
+    """
+    return _plan(signature, fast_size(needed_length(signature)))
+
+
+def overlap_add_plan(signature: Signature, block_size: int) -> ConvPlan:
+    """The plan of the ``overlap_add`` strategy for FFT block length ``block_size``.
+
+    Raises:
+        ValueError: ``block_size`` is not an int or is shorter than the kernel's taps per
+            phase (a block must hold the whole kernel).
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise ValueError(f"block_size must be an int, not {type(block_size).__name__}")
+    taps = phase_taps(signature)
+    if block_size < taps:
+        raise ValueError(f"block_size={block_size} is shorter than the kernel ({taps} taps per "
+                         f"phase for kernel_size={signature.kernel_size}, dilation="
+                         f"{signature.dilation}, stride={signature.stride})")
+    return _plan(signature, block_size)
