@@ -44,9 +44,11 @@ class Candidate:
 
 
 def enumerate_candidates(strategies: Iterable[Strategy], signature: Signature) -> list[Candidate]:
-    """Every strategy at every parameter set worth trying for ``signature``, in registry order."""
+    """Every strategy that supports ``signature``, at every parameter set worth trying for it,
+    in registry order."""
     return [Candidate(strategy, freeze_params(params))
-            for strategy in strategies for params in strategy.param_grid(signature)]
+            for strategy in strategies if strategy.supports(signature)
+            for params in strategy.param_grid(signature)]
 
 
 @dataclass
