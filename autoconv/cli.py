@@ -11,7 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import tuning_db.cli
 from autoconv import __version__
+from tuning_db.errors import TuningDBError
 
 
 class UsageError(Exception):
@@ -23,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
     parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    tuning_db.cli.add_commands(sub)
     return parser
 
 
@@ -33,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except UsageError as error:
+    except (UsageError, TuningDBError) as error:
         print(f"autoconv: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

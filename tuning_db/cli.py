@@ -1,0 +1,184 @@
+"""The tuning-database commands of ``autoconv`` (also ``python -m tuning_db`` without torch).
+
+``add_commands(subparsers)`` adds ``db info``, ``db upgrade``, ``db reset --backup``,
+``export``, ``import``, ``merge`` and ``stats``; each sets ``handler(args) -> int``. User
+mistakes raise :class:`~tuning_db.errors.TuningDBError`, which the caller prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tuning_db import bundle, migrate
+from tuning_db.errors import DatabaseMissingError, TuningDBError
+from tuning_db.records import Stats
+from tuning_db.store import connect, open_engine
+from tuning_db.urls import default_url, parse_url, sqlite_file
+
+
+def _db_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--db", metavar="URL", default=None, help=(
+        "SQLAlchemy URL of the tuning database (default: $AUTOCONV_DB_URL, else the SQLite "
+        "file in the user cache directory)"))
+    return parent
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register the tuning-database commands on an argparse ``subparsers`` object."""
+    db_option = _db_option()
+    db = subparsers.add_parser("db", help="inspect, upgrade or reset the tuning database")
+    db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    db_commands.add_parser("info", parents=[db_option], help="where the database is and what it "
+                           "holds").set_defaults(handler=cmd_info)
+    db_commands.add_parser("upgrade", parents=[db_option], help="bring an older database to "
+                           "this autoconv's schema").set_defaults(handler=cmd_upgrade)
+    reset = db_commands.add_parser("reset", parents=[db_option], help="move a damaged or "
+                                   "unwanted SQLite file aside (never deletes it)")
+    reset.add_argument("--backup", action="store_true", help="required: the file is renamed "
+                       "to NAME.YYYYmmdd-HHMMSS.bak, and a new one is made on next use")
+    reset.set_defaults(handler=cmd_reset)
+
+    export = subparsers.add_parser("export", parents=[db_option],
+                                   help="write measurements to a JSON bundle")
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("--device", metavar="ID", help="only this device's measurements")
+    export.add_argument("--winners-only", action="store_true",
+                        help="only the winner of each (device, signature)")
+    export.set_defaults(handler=cmd_export)
+
+    importer = subparsers.add_parser("import", parents=[db_option],
+                                     help="validate a JSON bundle, then add it in one transaction")
+    importer.add_argument("file", metavar="FILE")
+    importer.set_defaults(handler=cmd_import)
+
+    merge = subparsers.add_parser("merge", parents=[db_option], help=(
+        "merge bundles and databases; the better-supported measurement wins"))
+    merge.add_argument("sources", metavar="SRC", nargs="+", help="bundle file or database URL")
+    merge.add_argument("--into", metavar="URL", help="target database (default: --db)")
+    merge.set_defaults(handler=cmd_merge)
+
+    subparsers.add_parser("stats", parents=[db_option], help=(
+        "measurements, signatures and wins per device")).set_defaults(handler=cmd_stats)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``autoconv db info``: location, schema version and counts."""
+    with connect(args.db, create=False) as db:
+        stats = db.stats()
+    print(f"database:       {db.where}")
+    print(f"schema version: {stats.schema_version} (current)")
+    if stats.size_bytes is not None:
+        print(f"size:           {stats.size_bytes / 2**20:.2f} MiB")
+    print(f"devices:        {stats.devices}")
+    print(f"signatures:     {stats.signatures}")
+    print(f"measurements:   {stats.measurements}")
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    """``autoconv db upgrade``: apply the alembic migrations up to this version's schema."""
+    engine, where, db_option = open_engine(args.db, create=False)
+    try:
+        before, after = migrate.upgrade(engine, where, db_option)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"{where} is already at schema {after}")
+    else:
+        print(f"upgraded {where} from schema {before or 'none'} to {after}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """``autoconv db reset --backup``: rename the SQLite file (and its WAL) aside."""
+    if not args.backup:
+        raise TuningDBError("db reset only moves the database aside; say so with --backup "
+                            "(nothing is ever deleted)")
+    url = parse_url(args.db or default_url())
+    path = sqlite_file(url)
+    if path is None:
+        raise TuningDBError(f"db reset works on SQLite files only; {url.get_backend_name()} "
+                            "databases are managed on their server")
+    if not path.exists():
+        raise DatabaseMissingError(f"no tuning database at {path}; nothing to reset")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.{stamp}.bak")
+    counter = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
+        counter += 1
+    path.rename(backup)
+    for suffix in ("-wal", "-shm"):
+        companion = Path(f"{path}{suffix}")
+        if companion.exists():
+            companion.rename(Path(f"{backup}{suffix}"))
+    print(f"moved {path} to {backup}; a new database is created on next use")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``autoconv export FILE``: write a bundle."""
+    with connect(args.db, create=False) as db:
+        count = bundle.export_bundle(db, args.file, args.device, args.winners_only)
+    print(f"wrote {count} measurements to {args.file}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``autoconv import FILE``: validate a bundle, then write it in one transaction."""
+    loaded = bundle.load(args.file)  # validate before the database is even opened
+    with connect(args.db) as db:
+        count = bundle.write(db, loaded)
+        print(f"imported {count} measurements of {len(loaded.devices)} devices from "
+              f"{args.file} into {db.where}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``autoconv merge SRC...``: merge bundles and databases into one database."""
+    with connect(args.into or args.db) as db:
+        counts = bundle.merge(args.sources, db)
+        for source, count in counts.items():
+            print(f"merged {count} measurements from {source}")
+        print(f"into {db.where}")
+    return 0
+
+
+def format_stats(stats: Stats) -> str:
+    """The stats as a markdown table, one row per device."""
+    lines = [f"{stats.url}: {stats.devices} devices, {stats.signatures} signatures, "
+             f"{stats.measurements} measurements", "",
+             "| device | cpu / gpu | threads | torch | measurements | signatures | wins |",
+             "|---|---|---:|---|---:|---:|---|"]
+    for item in stats.per_device:
+        device = item.device
+        hardware = device.gpu_name or device.cpu_model
+        wins = ", ".join(f"{name} {count}" for name, count in sorted(item.wins.items()))
+        lines.append(f"| {device.device_id} | {hardware} | {device.torch_threads} | "
+                     f"{device.torch_version} | {item.measurements} | {item.signatures} | "
+                     f"{wins or '-'} |")
+    return "\n".join(lines)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``autoconv stats``: per-device counts and wins."""
+    with connect(args.db, create=False) as db:
+        print(format_stats(db.stats()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tuning_db") -> int:
+    """Run the tuning-database commands alone (for machines without torch)."""
+    parser = argparse.ArgumentParser(prog=prog, description="autoconv's tuning database.")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except TuningDBError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

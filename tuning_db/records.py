@@ -1,0 +1,178 @@
+"""The records the tuning database stores, as pydantic models.
+
+These are the only shapes that cross the boundary of the store: the tuner builds them, bundles
+are validated into them field by field (strict types, finite and bounded numbers, short
+strings, no unknown fields), and queries return them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, computed_field,
+                      field_validator)
+
+#: Bounds that keep every number within a 32-bit column and every string short.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+#: The longest plausible single measurement (one day); anything longer is a corrupt record.
+MAX_SECONDS = 86_400.0
+
+PositiveInt = Annotated[int, Field(ge=1, le=INT32_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
+ShortName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
+Text = Annotated[str, StringConstraints(max_length=200)]
+ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ParamValue = (bool | Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
+              | Annotated[float, Field(allow_inf_nan=False)]
+              | Annotated[str, StringConstraints(max_length=200)])
+Seconds = Annotated[float, Field(allow_inf_nan=False, le=MAX_SECONDS)]
+
+_RECORD = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceRecord(BaseModel):
+    """The fingerprint of one machine: what can change which conv1d strategy is fastest.
+
+    ``device_id`` is a stable hash of the identifying fields (every field except
+    ``autoconv_version``): the same machine with the same software stack gets the same id in
+    every process and on every run, and a change of CPU, GPU, driver, thread count or library
+    version gives a new id, so timings measured under one stack are never served to another.
+
+    ``autoconv_version`` is kept out of the hash on purpose: autoconv's strategies are thin
+    layers over torch's kernels, so upgrading autoconv does not invalidate what was measured,
+    and hashing it would throw every measurement away on each release. Each measurement still
+    records the autoconv version that made it, so a change that does matter can filter on it.
+    The database keeps a device's fingerprint as first recorded (so ``autoconv_version`` there
+    is the version that first measured on the device).
+    """
+
+    model_config = _RECORD
+
+    cpu_model: Text
+    cpu_cores: PositiveInt
+    torch_threads: PositiveInt
+    gpu_name: Text | None = None
+    compute_capability: Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d{1,2}$")] | None = None
+    driver_version: Text | None = None
+    torch_version: Text
+    cuda_version: Text | None = None
+    cudnn_version: Text | None = None
+    mkl_version: Text | None = None
+    onednn_version: Text | None = None
+    platform: Text | None = None
+    autoconv_version: Text
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def device_id(self) -> str:
+        """First 20 hex digits of the sha256 of the identifying fields, as canonical JSON."""
+        identity = self.model_dump(exclude={"autoconv_version", "device_id"})
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class SignatureRecord(BaseModel):
+    """A conv1d call signature, field for field ``autoconv.signature.Signature``.
+
+    ``SignatureRecord(**signature.as_dict())`` converts one; the record is hashable.
+    """
+
+    model_config = _RECORD
+
+    batch: PositiveInt
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    length: PositiveInt
+    kernel_size: PositiveInt
+    stride: PositiveInt
+    padding_left: NonNegativeInt
+    padding_right: NonNegativeInt
+    dilation: PositiveInt
+    groups: PositiveInt
+    dtype: ShortName
+    device: ShortName
+    requires_grad: bool = False
+
+    @property
+    def key(self) -> str:
+        """Compact, unique text form of every field: the indexed lookup key in the database."""
+        return (f"{self.batch}x{self.in_channels}x{self.length}>{self.out_channels}"
+                f"|k{self.kernel_size}s{self.stride}p{self.padding_left},{self.padding_right}"
+                f"d{self.dilation}g{self.groups}|{self.dtype}|{self.device}"
+                f"|{'grad' if self.requires_grad else 'nograd'}")
+
+
+class MeasurementRecord(BaseModel):
+    """One timed candidate (a strategy with its parameters) for one signature on one device.
+
+    ``ok=False`` keeps a failed or disqualified candidate (``note`` says why) so that it is not
+    measured again; such a record is never a winner.
+    """
+
+    model_config = _RECORD
+
+    signature: SignatureRecord
+    strategy: ShortName
+    params: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=32)
+    median_s: Annotated[Seconds, Field(gt=0)]
+    spread_s: Annotated[Seconds, Field(ge=0)] = 0.0
+    samples: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    error: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    ok: bool = True
+    note: Text | None = None
+    measured_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    autoconv_version: Text
+
+    @field_validator("measured_at")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        """A naive time is taken as UTC; an aware one is converted to UTC."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @property
+    def params_key(self) -> str:
+        """The parameters as canonical JSON (sorted keys): part of the measurement's identity."""
+        return params_key(self.params)
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """Canonical JSON of a parameter dict: equal dicts give equal text."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+class BestChoice(BaseModel):
+    """The winner for one (device, signature): the ok measurement with the smallest median."""
+
+    model_config = ConfigDict(frozen=True)
+
+    strategy: str
+    params: dict[str, Any]
+    median_s: float
+    samples: int
+
+
+class DeviceStats(BaseModel):
+    """What the database holds for one device."""
+
+    device: DeviceRecord
+    measurements: int
+    signatures: int
+    wins: dict[str, int]
+    first_measured: datetime | None
+    last_measured: datetime | None
+
+
+class Stats(BaseModel):
+    """Summary of a whole database, as ``TuningDB.stats()`` returns it."""
+
+    url: str
+    schema_version: str
+    devices: int
+    measurements: int
+    signatures: int
+    size_bytes: int | None
+    per_device: list[DeviceStats]

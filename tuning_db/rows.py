@@ -1,0 +1,74 @@
+"""Conversions between the pydantic records and table rows (plain dicts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tuning_db.records import (BestChoice, DeviceRecord, MeasurementRecord, SignatureRecord,
+                               params_key)
+from tuning_db.schema import SIGNATURE_COLUMNS
+
+_DEVICE_FIELDS = tuple(name for name in DeviceRecord.model_fields)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Database times are UTC; SQLite gives them back naive."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def device_row(device: DeviceRecord, seen: datetime) -> dict[str, Any]:
+    """The ``devices`` row of a fingerprint, first seen at ``seen``."""
+    row = {name: getattr(device, name) for name in _DEVICE_FIELDS}
+    row["device_id"] = device.device_id
+    row["first_seen"] = seen
+    return row
+
+
+def device_from_row(row: Mapping[str, Any]) -> DeviceRecord:
+    """The fingerprint stored in a ``devices`` row."""
+    return DeviceRecord.model_validate({name: row[name] for name in _DEVICE_FIELDS})
+
+
+def measurement_row(device_id: str, measurement: MeasurementRecord) -> dict[str, Any]:
+    """The ``measurements`` row of one measurement on device ``device_id``."""
+    signature = measurement.signature
+    row: dict[str, Any] = {name: getattr(signature, name) for name in SIGNATURE_COLUMNS}
+    row.update(
+        device_id=device_id, sig_key=signature.key, strategy=measurement.strategy,
+        params=params_key(measurement.params), median_s=measurement.median_s,
+        spread_s=measurement.spread_s, samples=measurement.samples, error=measurement.error,
+        ok=measurement.ok, note=measurement.note, measured_at=measurement.measured_at,
+        autoconv_version=measurement.autoconv_version)
+    return row
+
+
+def signature_from_row(row: Mapping[str, Any]) -> SignatureRecord:
+    """The signature held in the signature columns of a ``measurements`` row."""
+    values = {name: row[name] for name in SIGNATURE_COLUMNS}
+    values["requires_grad"] = bool(values["requires_grad"])
+    return SignatureRecord.model_validate(values)
+
+
+def measurement_from_row(row: Mapping[str, Any]) -> MeasurementRecord:
+    """The measurement held in a ``measurements`` row (validated again on the way out)."""
+    return MeasurementRecord.model_validate({
+        "signature": signature_from_row(row), "strategy": row["strategy"],
+        "params": json.loads(row["params"]), "median_s": row["median_s"],
+        "spread_s": row["spread_s"], "samples": row["samples"], "error": row["error"],
+        "ok": bool(row["ok"]), "note": row["note"], "measured_at": as_utc(row["measured_at"]),
+        "autoconv_version": row["autoconv_version"]})
+
+
+def best_from_row(row: Mapping[str, Any]) -> BestChoice:
+    """The winner described by a ``measurements`` row."""
+    return BestChoice(strategy=row["strategy"], params=json.loads(row["params"]),
+                      median_s=row["median_s"], samples=row["samples"])
+
+
+def better_supported(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """The rule an upsert applies: more samples win; on a tie, the newer measurement."""
+    return (new["samples"], as_utc(new["measured_at"])) >= (old["samples"],
+                                                           as_utc(old["measured_at"]))

@@ -1,0 +1,271 @@
+"""``connect(url)`` and :class:`TuningDB`: the tuning database behind an SQLAlchemy URL.
+
+The contract, whatever the backend:
+
+* A measurement is identified by (device, signature, strategy, params). Recording one that is
+  already stored keeps the better-supported of the two: more samples win, and on a tie the
+  newer one replaces the older (an upsert, atomic under concurrent writers).
+* The winner of a (device, signature) is derived, never stored: the ``ok`` measurement with
+  the smallest median (ties broken by insertion order). Failed or disqualified candidates
+  (``ok=False``) are kept, so they are not measured again, but never win.
+* Rows of different devices never mix: every query takes a device id, the hash of the
+  machine's fingerprint, so one machine's timings are never served to another.
+* The schema version is checked when the database is opened (see :mod:`tuning_db.migrate`).
+* A :class:`TuningDB` may be used from several threads, and survives ``fork``: a child process
+  (e.g. a DataLoader worker) opens its own connections instead of sharing its parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, delete, distinct, func, select
+from sqlalchemy.engine import Connection, Engine
+
+from tuning_db import migrate, sqlite_safety, upsert
+from tuning_db.engine import create_sqlite_file, make_engine, translated
+from tuning_db.errors import DatabaseMissingError
+from tuning_db.records import (BestChoice, DeviceRecord, DeviceStats, MeasurementRecord,
+                               SignatureRecord, Stats)
+from tuning_db.rows import (as_utc, best_from_row, device_from_row, device_row,
+                            measurement_from_row, measurement_row, signature_from_row)
+from tuning_db.schema import SCHEMA_VERSION, devices, measurements
+from tuning_db.urls import default_url, masked, parse_url, sqlite_file
+
+_T = TypeVar("_T")
+_m = measurements.c
+
+
+def _location(url: str, explicit: bool) -> tuple[str, str]:
+    """(file or masked URL for messages, ``--db`` option for commands in messages)."""
+    parsed = parse_url(url)
+    path = sqlite_file(parsed)
+    where = str(path) if path is not None else masked(parsed)
+    return where, f" --db {shlex.quote(masked(parsed))}" if explicit else ""
+
+
+def open_engine(url: str | None = None, *, create: bool = True) -> tuple[Engine, str, str]:
+    """Engine for ``url`` after the file checks, without the schema check (``db upgrade``).
+
+    Returns:
+        (engine, where, db_option) as :func:`_location` describes.
+    """
+    text = url or default_url()
+    parsed = parse_url(text)
+    where, db_option = _location(text, url is not None)
+    path = sqlite_file(parsed)
+    if path is not None:
+        if not path.exists():
+            if not create:
+                raise DatabaseMissingError(f"no tuning database at {path}")
+            create_sqlite_file(path, parsed)
+        elif path.is_dir():
+            raise DatabaseMissingError(f"{path} is a folder, not a tuning database")
+        else:
+            sqlite_safety.check_file(path)
+    return make_engine(parsed), where, db_option
+
+
+def connect(url: str | None = None, *, create: bool = True) -> TuningDB:
+    """Open the tuning database at ``url``, creating its schema in an empty database.
+
+    Args:
+        url: any SQLAlchemy URL (``postgresql://`` uses psycopg 3); None = ``AUTOCONV_DB_URL``
+            or, when that is unset, the SQLite file in the user's cache directory.
+        create: create a missing SQLite file (False: raise :class:`DatabaseMissingError`).
+
+    Raises:
+        TuningDBError: a subclass that says what is wrong (bad URL, unreachable server,
+            damaged file, foreign or too old/new schema), naming the file or URL.
+    """
+    engine, where, db_option = open_engine(url, create=create)
+    try:
+        with translated(where):
+            migrate.ensure_schema(engine, where, db_option)
+    except BaseException:
+        engine.dispose()
+        raise
+    return TuningDB(engine, where)
+
+
+class TuningDB:
+    """Measurements of conv1d strategies, per device; see the module doc for the contract.
+
+    Build one with :func:`connect`. Usable as a context manager (closes on exit).
+    """
+
+    def __init__(self, engine: Engine, where: str) -> None:
+        self._engine = engine
+        self._pid = os.getpid()
+        #: The file or masked URL, for messages.
+        self.where = where
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _fresh_engine(self) -> Engine:
+        """The engine, after dropping (without closing) connections inherited through fork."""
+        if os.getpid() != self._pid:
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def _read(self, work: Callable[[Connection], _T]) -> _T:
+        with translated(self.where), self._fresh_engine().connect() as connection:
+            return work(connection)
+
+    def _write(self, work: Callable[[Connection], _T], what: str) -> _T:
+        engine = self._fresh_engine()
+
+        def transaction() -> _T:
+            with engine.connect() as connection:
+                if engine.dialect.name == "sqlite":
+                    connection = connection.execution_options(**{sqlite_safety.IMMEDIATE: True})
+                with connection.begin():
+                    return work(connection)
+
+        with translated(self.where):
+            return sqlite_safety.retry_busy(transaction, f"{what} in {self.where}")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(self, device: DeviceRecord, measurement: MeasurementRecord) -> None:
+        """Store one measurement made on ``device`` (upsert: see the module doc)."""
+        self.record_many(device, [measurement])
+
+    def record_many(self, device: DeviceRecord, measurements: Iterable[MeasurementRecord]) -> int:
+        """Store measurements made on ``device`` in one transaction; returns how many were given."""
+        device_id = device.device_id
+        rows = [measurement_row(device_id, measurement) for measurement in measurements]
+        self.write_rows([device_row(device, datetime.now(UTC))], rows)
+        return len(rows)
+
+    def write_rows(self, device_rows: list[dict[str, Any]],
+                   measurement_rows: list[dict[str, Any]]) -> None:
+        """Upsert prepared rows (see :mod:`tuning_db.rows`) in one transaction (bundles, merge)."""
+
+        def work(connection: Connection) -> None:
+            upsert.upsert_devices(connection, device_rows)
+            upsert.upsert_measurements(connection, measurement_rows)
+
+        self._write(work, "writing measurements")
+
+    def delete_device(self, device_id: str) -> int:
+        """Delete a device and all its measurements; returns how many measurements went."""
+
+        def work(connection: Connection) -> int:
+            gone = connection.execute(delete(measurements).where(_m.device_id == device_id))
+            connection.execute(delete(devices).where(devices.c.device_id == device_id))
+            return int(gone.rowcount or 0)
+
+        return self._write(work, f"deleting device {device_id}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def best(self, device_id: str, signature: SignatureRecord) -> BestChoice | None:
+        """The winner for ``signature`` on ``device_id``, or None when nothing ok is stored."""
+        query = (select(_m.strategy, _m.params, _m.median_s, _m.samples)
+                 .where(_m.device_id == device_id, _m.sig_key == signature.key, _m.ok)
+                 .order_by(_m.median_s, _m.id).limit(1))
+        row = self._read(lambda connection: connection.execute(query).first())
+        return None if row is None else best_from_row(row._mapping)
+
+    def best_many(self, device_id: str) -> dict[SignatureRecord, BestChoice]:
+        """The winner of every signature measured on ``device_id`` (to preload a cache)."""
+        query = (select(measurements).where(_m.device_id == device_id, _m.ok)
+                 .order_by(_m.sig_key, _m.median_s, _m.id))
+
+        def work(connection: Connection) -> dict[SignatureRecord, BestChoice]:
+            winners: dict[SignatureRecord, BestChoice] = {}
+            last_key = None
+            for row in connection.execute(query).mappings():
+                if row["sig_key"] != last_key:
+                    last_key = row["sig_key"]
+                    winners[signature_from_row(row)] = best_from_row(row)
+            return winners
+
+        return self._read(work)
+
+    def has_signature(self, device_id: str, signature: SignatureRecord) -> bool:
+        """Whether anything (ok or not) was recorded for ``signature`` on ``device_id``."""
+        query = (select(_m.id).where(_m.device_id == device_id, _m.sig_key == signature.key)
+                 .limit(1))
+        return self._read(lambda connection: connection.execute(query).first() is not None)
+
+    def measurements(self, device_id: str | None = None,
+                     winners_only: bool = False) -> Iterator[tuple[str, MeasurementRecord]]:
+        """Every stored measurement as (device id, measurement), e.g. to train a predictor.
+
+        Args:
+            device_id: only this device's rows (None: all devices).
+            winners_only: only each (device, signature)'s winner.
+        """
+        query: Select[Any] = select(measurements).order_by(_m.device_id, _m.sig_key,
+                                                            _m.median_s, _m.id)
+        if device_id is not None:
+            query = query.where(_m.device_id == device_id)
+        if winners_only:
+            query = query.where(_m.ok)
+        with translated(self.where), self._fresh_engine().connect() as connection:
+            last = None
+            for row in connection.execution_options(yield_per=2000).execute(query).mappings():
+                if winners_only:
+                    if (row["device_id"], row["sig_key"]) == last:
+                        continue
+                    last = (row["device_id"], row["sig_key"])
+                yield row["device_id"], measurement_from_row(row)
+
+    def devices(self) -> list[DeviceRecord]:
+        """Every device with rows in the database, ordered by device id."""
+        query = select(devices).order_by(devices.c.device_id)
+        return self._read(lambda connection: [
+            device_from_row(row) for row in connection.execute(query).mappings()])
+
+    def stats(self) -> Stats:
+        """Counts per device and overall, wins per strategy, and the file size for SQLite."""
+        per_device = []
+        for device in self.devices():
+            device_id = device.device_id
+            query = (select(func.count(), func.count(distinct(_m.sig_key)),
+                            func.min(_m.measured_at), func.max(_m.measured_at))
+                     .where(_m.device_id == device_id))
+            count, signatures, first, last = self._read(
+                lambda connection, query=query: connection.execute(query).one())
+            wins: dict[str, int] = {}
+            for choice in self.best_many(device_id).values():
+                wins[choice.strategy] = wins.get(choice.strategy, 0) + 1
+            per_device.append(DeviceStats(
+                device=device, measurements=count, signatures=signatures, wins=wins,
+                first_measured=None if first is None else as_utc(first),
+                last_measured=None if last is None else as_utc(last)))
+        path = sqlite_file(self._engine.url)
+        size = None
+        if path is not None:
+            size = sum(candidate.stat().st_size for candidate in
+                       (path, Path(f"{path}-wal")) if candidate.exists())
+        return Stats(url=masked(self._engine.url), schema_version=SCHEMA_VERSION,
+                     devices=len(per_device),
+                     measurements=sum(item.measurements for item in per_device),
+                     signatures=sum(item.signatures for item in per_device),
+                     size_bytes=size, per_device=per_device)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every pooled connection; the object must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> TuningDB:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TuningDB({self.where!r})"
