@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import tuning_db.cli
-from autoconv import __version__
+from autoconv import __version__, commands
 from tuning_db.errors import TuningDBError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
     parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_commands(sub)
     tuning_db.cli.add_commands(sub)
     return parser
 

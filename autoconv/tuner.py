@@ -24,7 +24,7 @@ from autoconv.choice import DIRECT, Choice, StoredBest
 from autoconv.settings import Settings, settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
-from autoconv.timing import Clock, Timer, measure_interleaved
+from autoconv.timing import Clock, Timer, Timing, measure_interleaved
 
 @dataclass(frozen=True)
 class Outcome:
@@ -208,7 +208,7 @@ class Selector:
         reference = None if run_direct else inputs.reference(window=REFERENCE_WINDOW)
 
         outcomes: list[Outcome] = []
-        timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None]] = []
+        timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None, float]] = []
         for candidate, predicted in survivors:
             remaining = deadline - self.clock()
             if timed and predicted is not None and predicted > remaining:
@@ -232,11 +232,14 @@ class Selector:
                 outcomes.append(Outcome(candidate, elapsed, 0.0, 1, error, False,
                                         f"disqualified: error {error:.3g} > {tolerance:.3g}"))
                 continue
-            timed.append((candidate, call, error))
+            timed.append((candidate, call, error, elapsed))
 
-        timings = self.timer([call for _, call, _ in timed], device=device, deadline=deadline,
-                             max_samples=self.settings.max_samples)
-        for (candidate, _, error), timing in zip(timed, timings):
+        if self.clock() + sum(warm for *_, warm in timed) <= deadline:
+            timings = self.timer([call for _, call, _, _ in timed], device=device,
+                                 deadline=deadline, max_samples=self.settings.max_samples)
+        else:  # no time for another round: the warm-up calls are the only samples
+            timings = [Timing(warm, 0.0, 1) for *_, warm in timed]
+        for (candidate, _, error, _), timing in zip(timed, timings):
             if timing.ok and math.isfinite(timing.median_s) and timing.samples:
                 outcomes.append(Outcome(candidate, max(timing.median_s, 1e-9), timing.spread_s,
                                         timing.samples, error, True))

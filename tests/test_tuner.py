@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import pytest
+from concurrency import run_in_threads
 import torch
 import torch.nn.functional as F
 
@@ -256,20 +256,9 @@ def test_requires_grad_signatures_time_forward_and_backward() -> None:
 
 def test_two_threads_tune_a_signature_once() -> None:
     timer = FakeTimer({"direct": 2.0, "fast": 1.0})
-    barrier = threading.Barrier(4)
     selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=timer,
                         settings=Settings(bucket_lengths=False))
-    results: list[Choice] = []
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(selector.choose(SIG, CPU))
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_in_threads(lambda: selector.choose(SIG, CPU))
     assert len(timer.timed) == 1
     assert {r.strategy for r in results} == {"fast"}
 
@@ -283,3 +272,19 @@ def test_broken_store_warns_and_tuning_goes_on() -> None:
                                 store=BrokenStore())
     with pytest.warns(RuntimeWarning, match="disk on fire"):
         assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+def test_no_timing_round_when_the_warm_ups_used_the_budget() -> None:
+    now = [0.0]
+
+    def slow(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        now[0] += 0.8  # each call 'takes' 0.8 s of the 1 s budget
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    timer = FakeTimer({"direct": 1.0, "slow_fast": 0.5})
+    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+                        timer=timer, clock=lambda: now[0],
+                        settings=Settings(bucket_lengths=False, budget_s=1.0))
+    selector.choose(SIG, CPU)
+    assert timer.timed == []  # the warm-ups were the samples
+    assert now[0] <= 1.0 + 0.8 * 2  # warm-ups only: the budget overrun is bounded

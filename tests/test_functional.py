@@ -1,0 +1,127 @@
+"""autoconv.conv1d and autoconv.select: results equal to F.conv1d, the database round trip,
+modes, threads, autograd contexts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from concurrency import run_in_threads
+import torch
+import torch.nn.functional as F
+
+import autoconv
+from autoconv import functional
+from autoconv.signature import Signature
+
+
+@pytest.fixture(autouse=True)
+def fresh_autoconv(tmp_path: Path):
+    """Every test gets its own SQLite database and a small tuning budget."""
+    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
+                                    budget_s=0.2, mode="tune", persist=True):
+        yield
+    functional.reset()
+
+
+CASES = [
+    # (input shape, weight shape, kwargs)
+    ((2, 3, 200), (4, 3, 5), {}),
+    ((2, 4, 300), (4, 1, 33), {"groups": 4, "padding": "same"}),
+    ((1, 2, 500), (2, 2, 64), {"stride": 3, "padding": 7}),
+    ((3, 4, 256), (6, 2, 3), {"dilation": 4, "groups": 2, "padding": (2,)}),
+    ((1, 1, 2000), (1, 1, 301), {"padding": "valid"}),
+    ((5, 300), (2, 5, 7), {}),  # unbatched
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", CASES)
+def test_conv1d_matches_f_conv1d(x_shape, w_shape, kwargs) -> None:
+    x = torch.randn(*x_shape, dtype=torch.float64)
+    w = torch.randn(*w_shape, dtype=torch.float64)
+    b = torch.randn(w_shape[0], dtype=torch.float64)
+    expected = F.conv1d(x, w, b, **kwargs)
+    for _ in range(2):  # the tuning call and the cached call
+        torch.testing.assert_close(autoconv.conv1d(x, w, b, **kwargs), expected)
+
+
+def test_gradients_match_f_conv1d() -> None:
+    x = torch.randn(2, 3, 400, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 3, 65, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    grads = torch.autograd.grad(autoconv.conv1d(x, w, b, padding=32).square().sum(), (x, w, b))
+    expected = torch.autograd.grad(F.conv1d(x, w, b, padding=32).square().sum(), (x, w, b))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_errors_are_those_of_f_conv1d() -> None:
+    x, w = torch.randn(1, 2, 10), torch.randn(1, 3, 3)
+    with pytest.raises(RuntimeError, match="channels"):
+        autoconv.conv1d(x, w)
+    with pytest.raises(RuntimeError, match="stride"):
+        autoconv.conv1d(torch.randn(1, 3, 10), w, stride=0)
+
+
+def test_list_padding_is_accepted() -> None:
+    x, w = torch.randn(1, 2, 50), torch.randn(2, 2, 5)
+    torch.testing.assert_close(autoconv.conv1d(x, w, padding=[2]), F.conv1d(x, w, padding=[2]))
+
+
+def test_select_reports_where_the_answer_came_from() -> None:
+    x, w = torch.randn(1, 1, 4000), torch.randn(1, 1, 1001)
+    first = autoconv.select(x, w)
+    assert first.source == "measured"
+    again = autoconv.select(x, w)
+    assert again.source == "memory" and again.strategy == first.strategy
+    functional.reset()  # a new process, in effect: the answer now comes from the database
+    assert autoconv.select(x, w).source == "database"
+
+
+def test_select_takes_a_signature() -> None:
+    sig = Signature(1, 1, 1, 3000, 700, 1, 0, 0, 1, 1, "float32", "cpu", False)
+    with autoconv.settings.override(mode="predict"):
+        choice = autoconv.select(sig)
+    assert choice.source in {"cost_model", "predicted"}
+    assert choice.strategy in autoconv.strategies.names()
+
+
+def test_long_kernel_is_not_run_directly_while_tuning() -> None:
+    choice = autoconv.select(torch.randn(1, 1, 48000), torch.randn(1, 1, 8191))
+    assert choice.strategy != "direct"
+
+
+def test_mode_off_is_plain_f_conv1d_and_tunes_nothing() -> None:
+    x, w = torch.randn(1, 2, 300), torch.randn(2, 2, 9)
+    with autoconv.settings.override(mode="off"):
+        torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+        assert autoconv.select(x, w).source == "off"
+
+
+def test_works_under_no_grad_and_inference_mode() -> None:
+    x, w = torch.randn(2, 2, 600), torch.randn(2, 2, 129)
+    expected = F.conv1d(x, w)
+    with torch.no_grad():
+        torch.testing.assert_close(autoconv.conv1d(x, w), expected, rtol=1e-4, atol=1e-4)
+    with torch.inference_mode():
+        xi, wi = x.clone(), w.clone()
+        torch.testing.assert_close(autoconv.conv1d(xi, wi), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_share_one_tuning_run() -> None:
+    x, w = torch.randn(1, 4, 700), torch.randn(4, 4, 31)
+    outputs = run_in_threads(lambda: autoconv.conv1d(x, w))
+    assert len(outputs) == 4
+    for output in outputs:
+        torch.testing.assert_close(output, F.conv1d(x, w), rtol=1e-4, atol=1e-4)
+    store = functional.get_selector().store
+    rows = list(store.db.measurements())
+    signatures = {m.signature for _, m in rows}
+    assert len(signatures) == 1  # tuned once, not four times
+
+
+def test_changing_a_setting_drops_cached_choices() -> None:
+    x, w = torch.randn(1, 1, 3000), torch.randn(1, 1, 900)
+    autoconv.select(x, w)
+    with autoconv.settings.override(mode="predict"):
+        assert autoconv.select(x, w).source == "database"

@@ -1,0 +1,157 @@
+"""autoconv.Conv1d and autoconv.patch on real model shapes: parity with torch's own modules."""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import autoconv
+from autoconv import functional
+
+
+@pytest.fixture(autouse=True)
+def fresh_autoconv(tmp_path: Path):
+    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
+                                    budget_s=0.2, mode="tune"):
+        yield
+    functional.reset()
+
+
+class FeatureEncoder(nn.Module):
+    """wav2vec2's convolutional feature encoder, narrowed (512 -> 32 channels) for speed."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        kernels, strides = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for index, (kernel, stride) in enumerate(zip(kernels, strides)):
+            layers.append(nn.Conv1d(in_channels, width, kernel, stride, bias=False))
+            if index == 0:
+                layers.append(nn.GroupNorm(width, width))
+            layers.append(nn.GELU())
+            in_channels = width
+        self.layers = nn.Sequential(*layers)
+        self.positional = nn.Conv1d(width, width, 128, padding=64, groups=16)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        features = self.layers(audio)
+        return features + self.positional(features)[..., :-1]
+
+
+class TCN(nn.Module):
+    """A WaveNet-style stack of causal dilated convolutions with residuals."""
+
+    def __init__(self, channels: int = 8, kernel: int = 3, levels: int = 6) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(1, channels, 1)
+        self.blocks = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, dilation=2**i, padding=(kernel - 1) * 2**i)
+            for i in range(levels))
+        self.out = nn.Conv1d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + torch.tanh(block(h)[..., : h.shape[-1]])
+        return self.out(h)
+
+
+@pytest.mark.parametrize("factory,length", [(FeatureEncoder, 4000), (TCN, 3000)])
+def test_patched_model_matches_the_original(factory, length: int) -> None:
+    torch.manual_seed(0)
+    model = factory().double()
+    reference = copy.deepcopy(model)
+    x = torch.randn(2, 1, length, dtype=torch.float64)
+    patched = autoconv.patch(model)
+    assert patched is model
+    assert all(type(m) is autoconv.Conv1d for m in model.modules() if isinstance(m, nn.Conv1d))
+    torch.testing.assert_close(model(x), reference(x))
+    # and training: gradients match too
+    model(x).square().mean().backward()
+    reference(x).square().mean().backward()
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours.grad, theirs.grad)
+
+
+def test_patch_shares_parameters_and_keeps_hooks() -> None:
+    model = nn.Sequential(nn.Conv1d(2, 2, 3), nn.ReLU())
+    weight = model[0].weight
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen: list[int] = []
+    model[0].register_forward_hook(lambda module, args, output: seen.append(1))
+    autoconv.patch(model)
+    assert model[0].weight is weight
+    model(torch.randn(1, 2, 20)).sum().backward()
+    optimizer.step()
+    assert seen == [1]
+
+
+def test_patch_leaves_subclasses_alone() -> None:
+    class Custom(nn.Conv1d):
+        pass
+
+    model = nn.Sequential(Custom(1, 1, 3))
+    autoconv.patch(model)
+    assert type(model[0]) is Custom
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+def test_conv1d_module_matches_nn_conv1d_for_every_padding_mode(padding_mode: str) -> None:
+    torch.manual_seed(1)
+    theirs = nn.Conv1d(3, 4, 33, padding=16, padding_mode=padding_mode, dtype=torch.float64)
+    ours = autoconv.Conv1d(3, 4, 33, padding=16, padding_mode=padding_mode, dtype=torch.float64)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 3, 500, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_state_dicts_are_interchangeable() -> None:
+    ours = autoconv.Conv1d(4, 6, 5, stride=2, groups=2)
+    theirs = nn.Conv1d(4, 6, 5, stride=2, groups=2)
+    theirs.load_state_dict(ours.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+
+
+def test_weight_spectrum_is_reused_until_the_weight_changes() -> None:
+    conv = autoconv.Conv1d(1, 1, 1025, padding=512)
+    x = torch.randn(4, 1, 16000)
+    with autoconv.settings.override(mode="predict"), torch.no_grad():
+        if autoconv.select(x, conv.weight, padding=512).strategy == "direct":
+            pytest.skip("the cost model picked direct on this machine")
+        first = conv(x)
+        conv(x)
+        assert conv._spectrum_cache.hits >= 1
+        conv.weight.mul_(2)  # an in-place update, as optimizer.step() does
+        torch.testing.assert_close(conv(x), 2 * first, rtol=1e-4, atol=1e-3)
+
+
+def test_module_pickles_and_deep_copies() -> None:
+    conv = autoconv.Conv1d(2, 2, 65)
+    x = torch.randn(1, 2, 400)
+    with torch.no_grad():
+        conv(x)
+    buffer = io.BytesIO()
+    torch.save(conv, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    clone = copy.deepcopy(conv)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), conv(x))
+        torch.testing.assert_close(clone(x), conv(x))
+
+
+def test_torch_compile_of_a_patched_model() -> None:
+    torch.manual_seed(2)
+    model = TCN(channels=4, levels=3)
+    reference = copy.deepcopy(model)
+    autoconv.patch(model)
+    compiled = torch.compile(model, backend="aot_eager")
+    x = torch.randn(2, 1, 500)
+    torch.testing.assert_close(compiled(x), reference(x), rtol=1e-4, atol=1e-4)
