@@ -90,7 +90,6 @@ def _runners(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         return _resolve(None, input, weight, bias, stride, padding, dilation, groups)
 
 
-@torch.compiler.disable
 def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            stride: int | tuple[int] = 1, padding: PaddingArg = 0,
            dilation: int | tuple[int] = 1, groups: int = 1) -> torch.Tensor:
@@ -99,6 +98,7 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     The first call with a new signature (shapes, stride, padding, dilation, groups, dtype,
     device, whether gradients are needed) looks the answer up in the tuning database, or, in
     mode ``tune``, measures the candidate strategies once; later calls run the winner directly.
+    Under ``torch.compile`` the call is opaque to tracing (a graph break) and runs eagerly.
 
     Args:
         input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.
@@ -109,17 +109,21 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     Raises:
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
+    if torch.compiler.is_compiling():
+        return _opaque_conv1d(input, weight, bias, stride, padding, dilation, groups, None)
     if settings.mode == "off":
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, _ = _runners(input, weight, bias, stride, padding, dilation, groups)
     return run(input, weight, bias, stride, padding, dilation, groups)
 
 
-@torch.compiler.disable
 def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                   stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
                   groups: int, spectrum_cache: SpectrumCache) -> torch.Tensor:
     """:func:`conv1d` that lets FFT strategies reuse the weight's spectrum from a cache."""
+    if torch.compiler.is_compiling():
+        return _opaque_conv1d(input, weight, bias, stride, padding, dilation, groups,
+                              spectrum_cache)
     if settings.mode == "off":
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, run_cached = _runners(input, weight, bias, stride, padding, dilation, groups)
@@ -127,6 +131,20 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         return run_cached(input, weight, bias, stride, padding, dilation, groups,
                           spectrum_cache=spectrum_cache)
     return run(input, weight, bias, stride, padding, dilation, groups)
+
+
+@torch.compiler.disable
+def _opaque_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   stride, padding, dilation, groups,
+                   spectrum_cache: SpectrumCache | None) -> torch.Tensor:
+    """The dispatch, hidden from ``torch.compile``: it runs eagerly, never while tracing.
+
+    (Only the compiled path pays for ``torch.compiler.disable``'s wrapper; the eager hot path
+    stays a dict lookup.)
+    """
+    if spectrum_cache is None:
+        return conv1d(input, weight, bias, stride, padding, dilation, groups)
+    return conv1d_cached(input, weight, bias, stride, padding, dilation, groups, spectrum_cache)
 
 
 def select(input: torch.Tensor | Signature, weight: torch.Tensor | None = None,
