@@ -29,6 +29,7 @@ ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,
 ParamValue = (bool | Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
               | Annotated[float, Field(allow_inf_nan=False)]
               | Annotated[str, StringConstraints(max_length=200)])
+Capability = Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d{1,2}$")]
 Seconds = Annotated[float, Field(allow_inf_nan=False, le=MAX_SECONDS)]
 
 _RECORD = ConfigDict(extra="forbid", frozen=True)
@@ -56,7 +57,7 @@ class DeviceRecord(BaseModel):
     cpu_cores: PositiveInt
     torch_threads: PositiveInt
     gpu_name: Text | None = None
-    compute_capability: Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d{1,2}$")] | None = None
+    compute_capability: Capability | None = None
     driver_version: Text | None = None
     torch_version: Text
     cuda_version: Text | None = None

@@ -77,16 +77,17 @@ def is_busy(error: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text or "locked" in text
 
 
-def retry_busy(operation: Callable[[], _T], what: str,
-               deadline_s: float = RETRY_DEADLINE_S) -> _T:
+def retry_busy(operation: Callable[[], _T], what: str, deadline_s: float | None = None) -> _T:
     """Run ``operation``, retrying it while SQLite reports the database busy.
 
     ``operation`` must be a whole transaction (it is re-run from the start). Backoff starts at
     5 ms, doubles up to 0.5 s, and is jittered so that waiting writers do not wake together.
+    ``deadline_s`` defaults to :data:`RETRY_DEADLINE_S`.
 
     Raises:
         DatabaseBusyError: still busy after ``deadline_s`` seconds.
     """
+    deadline_s = RETRY_DEADLINE_S if deadline_s is None else deadline_s
     start = time.monotonic()
     delay = 0.005
     while True:

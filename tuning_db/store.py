@@ -46,8 +46,8 @@ def _location(url: str, explicit: bool) -> tuple[str, str]:
     """(file or masked URL for messages, ``--db`` option for commands in messages)."""
     parsed = parse_url(url)
     path = sqlite_file(parsed)
-    where = str(path) if path is not None else masked(parsed)
-    return where, f" --db {shlex.quote(masked(parsed))}" if explicit else ""
+    where = str(path) if path is not None else masked(url)
+    return where, f" --db {shlex.quote(masked(url))}" if explicit else ""
 
 
 def open_engine(url: str | None = None, *, create: bool = True) -> tuple[Engine, str, str]:

@@ -1,0 +1,216 @@
+"""Bundles: export/import round trips, merge rules, and hostile files rejected untouched."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import make_device, make_measurement, make_signature
+
+import tuning_db
+from tuning_db import bundle, upsert
+from tuning_db.errors import BundleError
+
+
+def _fill(db: tuning_db.TuningDB) -> None:
+    cpu, other = make_device(), make_device(torch_threads=1)
+    for length in (100, 1000):
+        signature = make_signature(length=length)
+        db.record_many(cpu, [
+            make_measurement(signature, strategy="direct", median_s=length * 1e-6),
+            make_measurement(signature, strategy="fft", params={"nfft": 2048}, median_s=5e-4),
+            make_measurement(signature, strategy="overlap_add", params={"block": 256},
+                             median_s=1e-6, ok=False, note="too inaccurate")])
+    db.record(other, make_measurement(make_signature(), strategy="fft", median_s=1e-3))
+
+
+def _snapshot(db: tuning_db.TuningDB) -> list[Any]:
+    return sorted((device_id, m.model_dump_json()) for device_id, m in db.measurements())
+
+
+def test_export_then_import_reproduces_every_row(db_url: str, tmp_path: Path) -> None:
+    source_url = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    with tuning_db.connect(source_url) as source:
+        _fill(source)
+        assert bundle.export_bundle(source, tmp_path / "all.json") == 7
+        expected, devices = _snapshot(source), source.devices()
+    with tuning_db.connect(db_url) as target:
+        assert bundle.import_bundle(target, tmp_path / "all.json") == 7
+        assert _snapshot(target) == expected
+        assert target.devices() == devices
+        bundle.import_bundle(target, tmp_path / "all.json")  # importing twice changes nothing
+        assert _snapshot(target) == expected
+
+
+def test_export_one_device_or_winners_only(tmp_path: Path) -> None:
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'db.sqlite3'}") as db:
+        _fill(db)
+        cpu = make_device().device_id
+        assert bundle.export_bundle(db, tmp_path / "cpu.json", device_id=cpu) == 6
+        assert bundle.export_bundle(db, tmp_path / "win.json", winners_only=True) == 3
+    cpu_only = bundle.load(tmp_path / "cpu.json")
+    assert [d.device_id for d in cpu_only.devices] == [cpu]
+    winners = bundle.load(tmp_path / "win.json")
+    assert sorted(item.measurement.strategy for item in winners.measurements) == [
+        "direct", "fft", "fft"]
+
+
+def test_merge_keeps_devices_apart_and_the_better_supported_row(tmp_path: Path) -> None:
+    cpu, gpu = make_device(), make_device(gpu_name="NVIDIA H100", compute_capability="9.0")
+    signature = make_signature()
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'a.sqlite3'}") as a:
+        a.record(cpu, make_measurement(signature, strategy="fft", median_s=2e-3, samples=10))
+        a.record(cpu, make_measurement(signature, strategy="direct", median_s=3e-3, samples=50))
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'b.sqlite3'}") as b:
+        b.record(cpu, make_measurement(signature, strategy="fft", median_s=4e-3, samples=30))
+        b.record(cpu, make_measurement(signature, strategy="direct", median_s=1e-3, samples=5))
+        b.record(gpu, make_measurement(signature, strategy="fft", median_s=1e-5, samples=30))
+        bundle.export_bundle(b, tmp_path / "b.json")
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'merged.sqlite3'}") as merged:
+        counts = bundle.merge([f"sqlite:///{tmp_path / 'a.sqlite3'}", str(tmp_path / "b.json")],
+                              merged)
+        assert list(counts.values()) == [2, 3]
+        rows = {(device_id, m.strategy): (m.median_s, m.samples)
+                for device_id, m in merged.measurements()}
+        assert rows == {(cpu.device_id, "fft"): (4e-3, 30),       # 30 samples beat 10
+                        (cpu.device_id, "direct"): (3e-3, 50),    # 50 samples beat 5
+                        (gpu.device_id, "fft"): (1e-5, 30)}
+        assert merged.best(cpu.device_id, signature).strategy == "direct"
+        assert merged.best(gpu.device_id, signature).strategy == "fft"
+
+
+def test_merge_writes_nothing_when_one_source_is_bad(tmp_path: Path) -> None:
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'a.sqlite3'}") as a:
+        _fill(a)
+    (tmp_path / "bad.json").write_text("{}")
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as target:
+        with pytest.raises(BundleError):
+            bundle.merge([f"sqlite:///{tmp_path / 'a.sqlite3'}", str(tmp_path / "bad.json")],
+                         target)
+        assert _snapshot(target) == []
+
+
+def test_import_is_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'a.sqlite3'}") as a:
+        _fill(a)
+        bundle.export_bundle(a, tmp_path / "a.json")
+
+    def fail(*args: Any) -> None:
+        raise RuntimeError("disk full, say")
+
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as target:
+        monkeypatch.setattr(upsert, "upsert_measurements", fail)
+        with pytest.raises(RuntimeError):
+            bundle.import_bundle(target, tmp_path / "a.json")
+        assert target.devices() == []  # the device rows written first were rolled back
+
+
+def _valid_bundle() -> dict[str, Any]:
+    device = make_device()
+    return json.loads(bundle.to_json(bundle.build(
+        [device], [(device.device_id, make_measurement(params={"block": 512}))])))
+
+
+def _measurement(document: dict[str, Any]) -> dict[str, Any]:
+    return document["measurements"][0]["measurement"]
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = document
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    return change
+
+
+HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
+    "string for int": _set("measurements.0.measurement.signature.batch", "4"),
+    "float for int": _set("measurements.0.measurement.samples", 2.5),
+    "int for bool": _set("measurements.0.measurement.ok", 1),
+    "negative time": _set("measurements.0.measurement.median_s", -1e-3),
+    "zero time": _set("measurements.0.measurement.median_s", 0),
+    "huge time": _set("measurements.0.measurement.median_s", 1e300),
+    "huge int": _set("measurements.0.measurement.signature.length", 10**30),
+    "zero samples": _set("measurements.0.measurement.samples", 0),
+    "unknown field": _set("measurements.0.measurement.shell", "rm -rf /"),
+    "unknown top field": _set("exec", "import os"),
+    "nested params": _set("measurements.0.measurement.params", {"block": [1, 2]}),
+    "path-like dtype": _set("measurements.0.measurement.signature.dtype", "../../etc/passwd"),
+    "long note": _set("measurements.0.measurement.note", "x" * 10_000),
+    "wrong device id": _set("devices.0.device_id", "0" * 20),
+    "unlisted device": _set("measurements.0.device_id", "f" * 20),
+    "wrong format": _set("format", "something-else"),
+    "future version": _set("version", 2),
+    "missing measurements": lambda document: document.pop("measurements"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_bundles_are_rejected_and_change_nothing(name: str, tmp_path: Path) -> None:
+    document = _valid_bundle()
+    HOSTILE[name](document)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(document))
+    _assert_rejected(path, tmp_path)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_times_are_rejected(literal: str, tmp_path: Path) -> None:
+    text = json.dumps(_valid_bundle()).replace('"median_s": 0.001', f'"median_s": {literal}')
+    assert literal in text
+    path = tmp_path / "nan.json"
+    path.write_text(text)
+    _assert_rejected(path, tmp_path)
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("content", ["pickle", "empty", "array", "garbage", "truncated"])
+def test_files_that_are_not_bundles_are_rejected_and_never_executed(content: str,
+                                                                     tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    data = {"pickle": pickle.dumps(_Payload(marker)), "empty": b"", "array": b"[1, 2]",
+            "garbage": bytes(range(256)),
+            "truncated": json.dumps(_valid_bundle()).encode()[:-40]}[content]
+    path = tmp_path / "payload.json"
+    path.write_bytes(data)
+    message = _assert_rejected(path, tmp_path)
+    assert not marker.exists()
+    if content == "pickle":
+        assert "pickle" in message
+
+
+def test_a_bundle_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    with path.open("wb") as file:  # 100 MB, sparse: quick to make
+        file.truncate(100 * 2**20)
+    assert "more than the 64 MiB" in _assert_rejected(path, tmp_path)
+
+
+def test_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    assert "no such bundle file" in _assert_rejected(tmp_path / "nope.json", tmp_path)
+
+
+def _assert_rejected(path: Path, tmp_path: Path) -> str:
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as db:
+        _fill(db)
+        before = _snapshot(db)
+        with pytest.raises(BundleError) as raised:
+            bundle.import_bundle(db, path)
+        assert _snapshot(db) == before
+    message = str(raised.value)
+    assert str(path) in message and "\n" not in message
+    return message
