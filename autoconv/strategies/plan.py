@@ -11,7 +11,13 @@ into ``s`` phases (``j = q*s + p``), each a stride-1 correlation of ``x_p[m] = x
 problem has ``taps = ceil(span / s)`` taps per channel and needs ``output_length + taps - 1``
 input samples per phase. A circular correlation of length ``N >= taps`` yields ``N - taps + 1``
 correct outputs, so the signal is cut into ``frames`` overlapping frames of ``N`` samples that
-advance by ``step = N - taps + 1`` (overlap-save); the ``fft`` plan uses a single frame.
+advance by ``step = N - taps + 1`` (overlap-save).
+
+The ``fft`` plan uses a single frame and pads implicitly: the input's zero padding is not laid
+out in memory but left to the FFT's wrap-around. ``shift`` phase samples of left padding become
+a circular rotation of the kernel, and the transform only needs to hold the real samples and
+keep the wrapped zeros apart from them, so ``N >= max(samples + shift, needed - shift, outputs)``
+rather than ``N >= needed`` (a "full" convolution needs ``L + K - 1``, not ``L + 2K - 2``).
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ class ConvPlan:
         step: valid outputs each frame contributes (``N - taps + 1``).
         phases: polyphase factor (the stride); channels are multiplied by it.
         taps: kernel taps per phase after dilation and the polyphase split.
-        input_length: samples per phase the frames cover (``(frames - 1) * step + N``).
+        input_length: samples per phase laid out in memory: ``(frames - 1) * step + N`` for
+            frames, up to ``N`` (zero-extended by the FFT) for a single frame.
         output_length: the convolution's output length.
+        shift: left padding per phase left implicit (a rotation of the kernel by ``shift``);
+            0 when frames > 1.
     """
 
     fft_length: int
@@ -43,6 +52,7 @@ class ConvPlan:
     taps: int
     input_length: int
     output_length: int
+    shift: int = 0
 
     @property
     def bins(self) -> int:
@@ -72,10 +82,17 @@ def _plan(signature: Signature, fft_length: int) -> ConvPlan:
 def fft_plan(signature: Signature) -> ConvPlan:
     """The plan of the ``fft`` strategy: one frame of the smallest fast length that holds it.
 
-    The FFT length is the smallest 7-smooth size >= ``output_length + taps - 1`` per phase, no
-    longer than the output needs (circular wrap-around only touches discarded samples).
+    The FFT length is the smallest 7-smooth size that holds the input samples the output reads
+    plus the left padding, and the padded length the outputs need minus the left padding (see
+    the module doc): never longer than the output needs.
     """
-    return _plan(signature, fast_size(needed_length(signature)))
+    s, taps = signature.stride, phase_taps(signature)
+    shift = signature.padding_left // s
+    explicit = signature.padding_left - shift * s
+    needed = needed_length(signature)
+    samples = max(min(-(-(signature.length + explicit) // s), needed - shift), 1)
+    n = fast_size(max(samples + shift, needed - shift, signature.output_length, taps))
+    return ConvPlan(n, 1, n - taps + 1, s, taps, samples, signature.output_length, shift)
 
 
 def overlap_add_plan(signature: Signature, block_size: int) -> ConvPlan:

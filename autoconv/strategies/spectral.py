@@ -49,7 +49,8 @@ def split_input(x: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch.
     Returns:
         (B, C * stride, plan.input_length): ``out[:, c*s + p, m] = padded[:, c, m*s + p]``.
     """
-    s, length, left = plan.phases, signature.length, signature.padding_left
+    s, length = plan.phases, signature.length
+    left = signature.padding_left - s * plan.shift
     need = s * plan.input_length
     keep = min(max(need - left, 0), length)
     lead = min(left, need)
@@ -78,6 +79,15 @@ def split_weight(w: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch
     return w
 
 
+def rotate(w: torch.Tensor, n: int, shift: int) -> torch.Tensor:
+    """Zero-extend ``w`` (..., taps) to ``n`` samples, rotated left by ``shift``: tap ``q`` lands
+    at ``(q - shift) mod n``, which turns ``shift`` samples of left padding into wrap-around."""
+    taps = w.shape[-1]
+    if shift >= taps:
+        return F.pad(w, (n - shift, shift - taps))
+    return torch.cat([F.pad(w[..., shift:], (0, n - taps)), w[..., :shift]], dim=-1)
+
+
 def weight_spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan,
                     dtype: torch.dtype) -> torch.Tensor:
     """The conjugate spectrum of ``weight`` in the layout :func:`mix` expects.
@@ -87,12 +97,18 @@ def weight_spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan,
     """
     groups = signature.groups
     w = split_weight(weight.to(dtype), signature, plan)
-    spec = torch.fft.rfft(w, n=plan.fft_length).conj()  # (O, Cin/G*s, F)
+    if plan.shift:
+        w = rotate(w, plan.fft_length, plan.shift)
+    spec = torch.fft.rfft(w, n=plan.fft_length)  # (O, Cin/G*s, F)
     out_channels, cin, bins = spec.shape
     if _is_elementwise(signature):
-        return spec.reshape(groups, out_channels // groups, 1, bins).resolve_conj()
-    spec = spec.view(groups, out_channels // groups, cin, bins).permute(3, 0, 2, 1)
-    return spec.reshape(bins * groups, cin, out_channels // groups).resolve_conj()
+        return spec.conj_physical().view(groups, out_channels // groups, 1, bins)
+    # one pass: copying a conjugate view into a frequency-major buffer conjugates as it goes
+    # (a permuted, non-contiguous operand would make bmm an order of magnitude slower)
+    out = torch.empty(bins, groups, cin, out_channels // groups, dtype=spec.dtype,
+                      device=spec.device)
+    out.copy_(spec.view(groups, out_channels // groups, cin, bins).permute(3, 0, 2, 1).conj())
+    return out.view(bins * groups, cin, out_channels // groups)
 
 
 def mix(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature) -> torch.Tensor:
@@ -133,7 +149,7 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     if spectrum_cache is None:
         weights = compute()
     else:
-        layout = (n, signature.stride, signature.dilation, signature.groups, dtype)
+        layout = (n, plan.shift, signature.stride, signature.dilation, signature.groups, dtype)
         weights = spectrum_cache.get(weight, layout, compute)
     y = torch.fft.irfft(mix(spectra, weights, signature), n=n)  # (B, O, frames, N)
     if frames > 1:
