@@ -51,7 +51,10 @@ def reset() -> None:
     global _selector
     with _selector_lock:
         _fast.clear()
+        store = _selector.store if _selector is not None else None
         _selector = None
+    if store is not None and hasattr(store, "close"):
+        store.close()
 
 
 def _accepts_spectrum_cache(choice: Choice) -> bool:
