@@ -1,0 +1,316 @@
+"""Shared helpers for the benchmark scripts: machine header, warm-up, interleaved timing with
+medians, peak-memory measurement and markdown tables.
+
+Timing: every candidate is warmed up, then timed in interleaved rounds (A B C A B C ...) so
+that slow drifts of a shared machine hit all candidates alike; each sample times ``inner``
+back-to-back calls (enough to last ``min_sample_s``) and the reported figure is the median of
+the samples. A per-cell time budget caps the samples: a call that takes longer than the budget
+is sampled once, and one slower than a "slow" threshold (a few budgets) is not repeated at all:
+its warm-up call is the sample.
+
+Peak memory, CPU: torch has no CPU allocator statistics, so :class:`PeakMemory` reads the
+kernel's high-water mark of resident memory. It resets the mark to the current resident size
+(``echo 5 > /proc/self/clear_refs``), runs the call and reports ``VmHWM - VmRSS(before)``
+from ``/proc/self/status``: the extra physical memory the call touched over what was already
+there (inputs included in the baseline; the returned output counts). So that freed buffers go
+back to the kernel and new ones show up in the resident size, glibc is told to serve every
+allocation of 64 KiB or more with its own ``mmap`` while measuring (``mallopt``); outside a
+measurement the thresholds are set to glibc's steady state for large buffers (32 MiB). Buffers
+that are allocated but never written do not count (they use no memory). Linux and glibc only;
+elsewhere the figure is ``None``. CUDA: ``torch.cuda.max_memory_allocated`` after
+``reset_peak_memory_stats``, minus the memory allocated before the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MEASURE_MMAP_THRESHOLD = 64 * 1024
+_STEADY_MMAP_THRESHOLD = 32 * 1024 * 1024
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_header(device: str) -> str:
+    """Markdown lines describing the machine and the software the numbers were measured with."""
+    cores = os.cpu_count()
+    lines = [
+        f"- CPU: {cpu_model()} ({cores} logical cores, torch threads: "
+        f"{torch.get_num_threads()})",
+        f"- torch {torch.__version__}, MKL: {torch.backends.mkl.is_available()}, "
+        f"oneDNN: {torch.backends.mkldnn.is_available()}"
+        + (f" (v{_onednn_version()})" if _onednn_version() else ""),
+        f"- Python {platform.python_version()}, {platform.system()} {platform.release()}",
+    ]
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        lines.append(f"- GPU: {torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda}, "
+                     f"cuDNN {torch.backends.cudnn.version()}")
+    return "\n".join(lines)
+
+
+def _onednn_version() -> str | None:
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN v" in line or "oneDNN v" in line:
+            return line.split(" v", 1)[1].split()[0]
+    return None
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued work on ``device`` (a no-op on CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+class _Glibc:
+    """``mallopt`` / ``malloc_trim`` through ctypes, when the C library is glibc."""
+
+    def __init__(self) -> None:
+        self.lib: Any = None
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                self.lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            except OSError:
+                self.lib = None
+
+    def thresholds(self, mmap_threshold: int) -> None:
+        if self.lib is not None:
+            self.lib.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+            self.lib.mallopt(_M_TRIM_THRESHOLD, 2 * mmap_threshold)
+
+    def trim(self) -> None:
+        if self.lib is not None:
+            self.lib.malloc_trim(0)
+
+
+_GLIBC = _Glibc()
+
+
+def _proc_status_kib(field_name: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field_name} not in /proc/self/status")
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def limit_address_space(extra_bytes: int) -> bool:
+    """Make allocations fail (``RuntimeError``) once the process maps ``extra_bytes`` more.
+
+    A safety net for benchmarks on a shared machine: an implementation that would need tens of
+    GiB for one call (a dense weight spectrum, say) fails fast instead of swapping or being
+    killed with everything else. Returns False where ``RLIMIT_AS`` is unavailable.
+    """
+    try:
+        import resource
+
+        current = _proc_status_kib("VmSize") * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, resource.RLIM_INFINITY))
+        return True
+    except (ImportError, OSError, ValueError):
+        return False
+
+
+def steady_allocator() -> None:
+    """Set glibc's allocation thresholds to their long-running steady state (for timing)."""
+    _GLIBC.thresholds(_STEADY_MMAP_THRESHOLD)
+
+
+class PeakMemory:
+    """Context manager measuring the extra peak memory of the code it wraps.
+
+    ``extra_bytes`` is set on exit: bytes over what was in use on entry, or ``None`` where the
+    platform gives no way to measure (see the module docstring for the method).
+    """
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.extra_bytes: int | None = None
+        self._base: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        _GLIBC.thresholds(_MEASURE_MMAP_THRESHOLD)
+        _GLIBC.trim()
+        self._base = _proc_status_kib("VmRSS") * 1024 if _reset_high_water_mark() else None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            self.extra_bytes = torch.cuda.max_memory_allocated(self.device) - (self._base or 0)
+            return
+        if self._base is not None:
+            self.extra_bytes = max(0, _proc_status_kib("VmHWM") * 1024 - self._base)
+        steady_allocator()
+
+
+@dataclass
+class Timing:
+    """Timing of one candidate: per-call seconds of each sample, and its peak memory."""
+
+    samples: list[float] = field(default_factory=list)
+    inner: int = 1
+    peak_bytes: int | None = None
+
+    @property
+    def median(self) -> float:
+        """Median seconds per call."""
+        return statistics.median(self.samples) if self.samples else math.nan
+
+
+@dataclass
+class WarmUp:
+    """Result of :func:`warm_up`: the call's last output and a first timing."""
+
+    output: Any
+    timing: Timing
+    seconds: float
+
+
+def _time_calls(fn: Callable[[], Any], calls: int, device: str) -> tuple[float, Any]:
+    """Seconds per call of ``calls`` back-to-back calls, and the last call's result."""
+    result = None
+    if device.startswith("cuda"):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)
+        start.record()
+        for _ in range(calls):
+            result = fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0 / calls, result
+    start_s = time.perf_counter()
+    for _ in range(calls):
+        result = fn()
+    return (time.perf_counter() - start_s) / calls, result
+
+
+def warm_up(fn: Callable[[], Any], device: str, slow_s: float) -> WarmUp:
+    """Call ``fn`` once (twice unless it is slow) under :class:`PeakMemory`.
+
+    A first call slower than ``slow_s`` is not repeated: its timing becomes the candidate's
+    only sample (so a call of many seconds runs once). Otherwise a second call gives the time
+    estimate and the peak memory, the first having paid the one-time costs (plan caches, lazy
+    library loading), which can be seconds on a loaded machine.
+    """
+    timing = Timing()
+    with PeakMemory(device) as memory:
+        seconds, output = _time_calls(fn, 1, device)
+    timing.peak_bytes = memory.extra_bytes
+    if seconds >= slow_s:
+        timing.samples.append(seconds)
+        return WarmUp(output, timing, seconds)
+    del output
+    with PeakMemory(device) as memory:
+        seconds, output = _time_calls(fn, 1, device)
+    timing.peak_bytes = memory.extra_bytes
+    return WarmUp(output, timing, seconds)
+
+
+def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
+                     warmups: Mapping[str, WarmUp], *, device: str, repeats: int,
+                     budget_s: float, min_sample_s: float = 0.005) -> dict[str, Timing]:
+    """Median-ready timings of ``candidates``, sampled in interleaved rounds (A B C A B C ...).
+
+    Args:
+        candidates: name -> zero-argument callable, already warmed up.
+        warmups: name -> its :func:`warm_up` result (time estimate, memory, maybe a sample).
+        device: ``"cpu"`` or a CUDA device (timed with CUDA events).
+        repeats: the most samples per candidate.
+        budget_s: time budget per candidate: fewer samples for slow calls, at least one.
+        min_sample_s: each sample runs enough back-to-back calls to last about this long.
+
+    Returns:
+        name -> :class:`Timing` (the warm-up's peak memory is carried over).
+    """
+    steady_allocator()
+    timings: dict[str, Timing] = {}
+    wanted: dict[str, int] = {}
+    for name in candidates:
+        warm = warmups[name]
+        timing = Timing(samples=list(warm.timing.samples), peak_bytes=warm.timing.peak_bytes)
+        timings[name] = timing
+        if timing.samples:  # slower than the budget: the warm-up call was the sample
+            wanted[name] = len(timing.samples)
+            continue
+        estimate = max(warm.seconds, 1e-7)
+        timing.inner = max(1, math.ceil(min_sample_s / estimate))
+        wanted[name] = max(1, min(repeats, int(budget_s / (estimate * timing.inner))))
+    for _ in range(max(wanted.values(), default=0)):
+        for name, fn in candidates.items():
+            timing = timings[name]
+            if len(timing.samples) < wanted[name]:
+                seconds, _ = _time_calls(fn, timing.inner, device)
+                timing.samples.append(seconds)
+    return timings
+
+
+def format_seconds(seconds: float | None) -> str:
+    """Human duration: ``12.3 us``, ``4.56 ms``, ``1.23 s``."""
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale or unit == "us":
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_bytes(count: int | None) -> str:
+    """Human size in binary units: ``0 B``, ``512 KiB``, ``1.5 GiB``."""
+    if count is None:
+        return "n/a"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.3g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table (cells are converted with ``str``; ``|`` is escaped)."""
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
