@@ -152,12 +152,29 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
         layout = (n, plan.shift, signature.stride, signature.dilation, signature.groups, dtype)
         weights = spectrum_cache.get(weight, layout, compute)
     y = torch.fft.irfft(mix(spectra, weights, signature), n=n)  # (B, O, frames, N)
-    if frames > 1:
-        y = y[..., :step].reshape(y.shape[0], y.shape[1], frames * step)
-    else:
-        y = y.squeeze(2)
-    y = y[..., :plan.output_length]
-    if bias is not None:
-        y = y + bias.to(dtype).unsqueeze(-1)
-    y = y.to(input.dtype) if y.dtype != input.dtype else y.contiguous()
+    y = join_frames(y, plan, None if bias is None else bias.to(dtype))
+    y = y.to(input.dtype)
     return y.squeeze(0) if input.dim() == 2 else y
+
+
+def join_frames(frames: torch.Tensor, plan: ConvPlan,
+                bias: torch.Tensor | None) -> torch.Tensor:
+    """Concatenate each frame's valid outputs, crop to the output length and add the bias.
+
+    Args:
+        frames: (B, O, frames, N) inverse transforms.
+
+    Returns:
+        A contiguous (B, O, output_length) tensor, written in one pass (plus the bias).
+    """
+    batch, channels = frames.shape[:2]
+    out_len, step = plan.output_length, plan.step
+    if plan.frames == 1:
+        y = frames[:, :, 0, :out_len]
+        return y.contiguous() if bias is None else y + bias.unsqueeze(-1)
+    whole, rest = divmod(out_len, step)
+    out = frames.new_empty(batch, channels, out_len)
+    out[..., :whole * step].view(batch, channels, whole, step).copy_(frames[:, :, :whole, :step])
+    if rest:
+        out[..., whole * step:].copy_(frames[:, :, whole, :rest])
+    return out if bias is None else out.add_(bias.unsqueeze(-1))
