@@ -6,11 +6,13 @@ numbers, short strings, no unknown fields, device ids that match their fingerpri
 anything is written, and then writes everything in one transaction: a bad bundle leaves the
 database unchanged. No string inside a bundle is ever used as a path.
 
-Layout (version 1)::
+Layout (version 1): measurements are grouped by (device, signature), so that a signature is
+written once for all its candidates (a 100,000-measurement bundle is about half the size)::
 
     {"format": "autoconv-tuning-bundle", "version": 1, "created_at": "...",
      "devices": [{"device_id": "...", "fingerprint": {DeviceRecord fields}}],
-     "measurements": [{"device_id": "...", "measurement": {MeasurementRecord fields}}]}
+     "groups": [{"device_id": "...", "signature": {SignatureRecord fields},
+                 "measurements": [{CandidateMeasurement fields}, ...]}]}
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,13 +28,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tuning_db.errors import BundleError
-from tuning_db.records import DeviceRecord, MeasurementRecord
-from tuning_db.rows import device_row, measurement_row
+from tuning_db.records import (CandidateMeasurement, DeviceRecord, MeasurementRecord,
+                               SignatureRecord)
+from tuning_db.rows import candidate_row, device_row, signature_columns
 from tuning_db.store import TuningDB, connect
 
 FORMAT = "autoconv-tuning-bundle"
 VERSION = 1
-#: Largest bundle accepted (a bundle of 100,000 measurements is about 40 MB).
+#: Largest bundle accepted by default (100,000 measurements of 10 candidates per signature
+#: take about 30 MB); ``load(max_bytes=...)`` and ``--max-mb`` raise it.
 MAX_BUNDLE_BYTES = 64 * 2**20
 _PICKLE_PROTOCOL_MARK = b"\x80"
 
@@ -52,13 +57,14 @@ class BundleDevice(BaseModel):
         return self
 
 
-class BundleMeasurement(BaseModel):
-    """A measurement in a bundle, with the id of the device it was made on."""
+class BundleGroup(BaseModel):
+    """The measurements of one signature on one device."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     device_id: str = Field(pattern=r"^[0-9a-f]{8,64}$")
-    measurement: MeasurementRecord
+    signature: SignatureRecord
+    measurements: list[CandidateMeasurement] = Field(min_length=1)
 
 
 class Bundle(BaseModel):
@@ -70,27 +76,33 @@ class Bundle(BaseModel):
     version: Literal[1]
     created_at: datetime
     devices: list[BundleDevice]
-    measurements: list[BundleMeasurement]
+    groups: list[BundleGroup]
 
     @model_validator(mode="after")
     def _devices_known(self) -> Bundle:
         known = {device.device_id for device in self.devices}
         if len(known) != len(self.devices):
             raise ValueError("a device is listed twice")
-        for index, item in enumerate(self.measurements):
-            if item.device_id not in known:
-                raise ValueError(f"measurements[{index}] refers to device {item.device_id}, "
+        for index, group in enumerate(self.groups):
+            if group.device_id not in known:
+                raise ValueError(f"groups[{index}] refers to device {group.device_id}, "
                                  "which the bundle does not list")
         return self
+
+    @property
+    def count(self) -> int:
+        """How many measurements the bundle holds."""
+        return sum(len(group.measurements) for group in self.groups)
 
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(device rows, measurement rows) to write; a device is first seen at its oldest row."""
         oldest: dict[str, datetime] = {}
         measurement_rows = []
-        for item in self.measurements:
-            measurement_rows.append(measurement_row(item.device_id, item.measurement))
-            when = item.measurement.measured_at
-            oldest[item.device_id] = min(when, oldest.get(item.device_id, when))
+        for group in self.groups:
+            base = signature_columns(group.device_id, group.signature)
+            measurement_rows += [candidate_row(base, item) for item in group.measurements]
+            first = min(item.measured_at for item in group.measurements)
+            oldest[group.device_id] = min(first, oldest.get(group.device_id, first))
         device_rows = [device_row(device.fingerprint,
                                   oldest.get(device.device_id, self.created_at))
                        for device in self.devices]
@@ -99,20 +111,29 @@ class Bundle(BaseModel):
 
 def build(devices: Iterable[DeviceRecord],
           measurements: Iterable[tuple[str, MeasurementRecord]]) -> Bundle:
-    """A bundle of already-validated records (no second validation pass)."""
-    measured = [BundleMeasurement.model_construct(device_id=device_id, measurement=measurement)
-                for device_id, measurement in measurements]
-    used = {item.device_id for item in measured}
+    """A bundle of already-validated records (no second validation pass).
+
+    Measurements of the same device and signature that come one after another (as
+    ``TuningDB.measurements`` orders them) share a group.
+    """
+    groups = [
+        BundleGroup.model_construct(device_id=device_id, signature=signature,
+                                    measurements=[measurement for _, measurement in run])
+        for (device_id, _, signature), run in groupby(
+            measurements, key=lambda item: (item[0], item[1].signature.key,
+                                            item[1].signature))]
+    used = {group.device_id for group in groups}
     listed = [BundleDevice.model_construct(device_id=device.device_id, fingerprint=device)
               for device in devices if device.device_id in used]
     return Bundle.model_construct(format=FORMAT, version=VERSION, created_at=datetime.now(UTC),
-                                  devices=listed, measurements=measured)
+                                  devices=listed, groups=groups)
 
 
 def to_json(bundle: Bundle) -> bytes:
     """The bundle as compact JSON (device ids are written once, beside each fingerprint)."""
     return bundle.model_dump_json(
-        exclude={"devices": {"__all__": {"fingerprint": {"device_id"}}}}).encode()
+        exclude={"devices": {"__all__": {"fingerprint": {"device_id"}}}},
+        warnings=False).encode()
 
 
 def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | None = None,
@@ -124,6 +145,7 @@ def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | N
         winners_only: only the winner of each (device, signature).
     """
     bundle = build(db.devices(), db.measurements(device_id, winners_only=winners_only))
+    count = bundle.count
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -132,7 +154,7 @@ def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | N
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise BundleError(f"cannot write {target}: {error.strerror}") from None
-    return len(bundle.measurements)
+    return count
 
 
 def _describe(error: ValidationError) -> str:
@@ -170,7 +192,7 @@ def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bun
         size = source.stat().st_size
         if size > max_bytes:
             raise BundleError(f"{source} is {size / 2**20:.1f} MiB, more than the "
-                              f"{max_bytes / 2**20:.0f} MiB a bundle may have")
+                              f"{max_bytes / 2**20:.3g} MiB a bundle may have")
         with source.open("rb") as file:
             data = file.read(max_bytes + 1)
     except FileNotFoundError:
@@ -180,7 +202,7 @@ def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bun
     except OSError as error:
         raise BundleError(f"cannot read {source}: {error.strerror}") from None
     if len(data) > max_bytes:
-        raise BundleError(f"{source} is larger than the {max_bytes / 2**20:.0f} MiB a bundle "
+        raise BundleError(f"{source} is larger than the {max_bytes / 2**20:.3g} MiB a bundle "
                           "may have")
     return parse(data, str(source))
 
@@ -201,15 +223,16 @@ def write(db: TuningDB, bundle: Bundle) -> int:
     return len(measurement_rows)
 
 
-def _read_source(source: str) -> Bundle:
+def _read_source(source: str, max_bytes: int) -> Bundle:
     """A bundle file, or a database URL read (without creating anything) into a bundle."""
     if "://" not in source:
-        return load(source)
+        return load(source, max_bytes)
     with connect(source, create=False) as db:
         return build(db.devices(), db.measurements())
 
 
-def merge(sources: Sequence[str], into: TuningDB) -> dict[str, int]:
+def merge(sources: Sequence[str], into: TuningDB,
+          max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, int]:
     """Merge bundles and databases into ``into`` in one transaction.
 
     Every source is read and validated before anything is written. Rows stay with their
@@ -223,7 +246,7 @@ def merge(sources: Sequence[str], into: TuningDB) -> dict[str, int]:
     measurement_rows: list[dict[str, Any]] = []
     counts = {}
     for source in sources:
-        devices, measurements = _read_source(source).rows()
+        devices, measurements = _read_source(source, max_bytes).rows()
         device_rows += devices
         measurement_rows += measurements
         counts[source] = len(measurements)

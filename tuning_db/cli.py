@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tuning_db import bundle, migrate
 from tuning_db.errors import DatabaseMissingError, TuningDBError
@@ -26,6 +27,11 @@ def _db_option() -> argparse.ArgumentParser:
         "SQLAlchemy URL of the tuning database (default: $AUTOCONV_DB_URL, else the SQLite "
         "file in the user cache directory)"))
     return parent
+
+
+_MAX_MB: dict[str, Any] = dict(
+    type=float, default=bundle.MAX_BUNDLE_BYTES / 2**20, metavar="MIB",
+    help="refuse bundle files larger than this (default: %(default).0f MiB)")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,12 +60,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     importer = subparsers.add_parser("import", parents=[db_option],
                                      help="validate a JSON bundle, then add it in one transaction")
     importer.add_argument("file", metavar="FILE")
+    importer.add_argument("--max-mb", **_MAX_MB)
     importer.set_defaults(handler=cmd_import)
 
     merge = subparsers.add_parser("merge", parents=[db_option], help=(
         "merge bundles and databases; the better-supported measurement wins"))
     merge.add_argument("sources", metavar="SRC", nargs="+", help="bundle file or database URL")
     merge.add_argument("--into", metavar="URL", help="target database (default: --db)")
+    merge.add_argument("--max-mb", **_MAX_MB)
     merge.set_defaults(handler=cmd_merge)
 
     subparsers.add_parser("stats", parents=[db_option], help=(
@@ -131,7 +139,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``autoconv import FILE``: validate a bundle, then write it in one transaction."""
-    loaded = bundle.load(args.file)  # validate before the database is even opened
+    loaded = bundle.load(args.file, int(args.max_mb * 2**20))  # before opening the database
     with connect(args.db) as db:
         count = bundle.write(db, loaded)
         print(f"imported {count} measurements of {len(loaded.devices)} devices from "
@@ -142,7 +150,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     """``autoconv merge SRC...``: merge bundles and databases into one database."""
     with connect(args.into or args.db) as db:
-        counts = bundle.merge(args.sources, db)
+        counts = bundle.merge(args.sources, db, int(args.max_mb * 2**20))
         for source, count in counts.items():
             print(f"merged {count} measurements from {source}")
         print(f"into {db.where}")

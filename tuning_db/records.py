@@ -107,8 +107,8 @@ class SignatureRecord(BaseModel):
                 f"|{'grad' if self.requires_grad else 'nograd'}")
 
 
-class MeasurementRecord(BaseModel):
-    """One timed candidate (a strategy with its parameters) for one signature on one device.
+class CandidateMeasurement(BaseModel):
+    """What was measured for one candidate (a strategy with its parameters), signature aside.
 
     ``ok=False`` keeps a failed or disqualified candidate (``note`` says why) so that it is not
     measured again; such a record is never a winner.
@@ -116,7 +116,6 @@ class MeasurementRecord(BaseModel):
 
     model_config = _RECORD
 
-    signature: SignatureRecord
     strategy: ShortName
     params: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=32)
     median_s: Annotated[Seconds, Field(gt=0)]
@@ -138,6 +137,13 @@ class MeasurementRecord(BaseModel):
     def params_key(self) -> str:
         """The parameters as canonical JSON (sorted keys): part of the measurement's identity."""
         return params_key(self.params)
+
+
+class MeasurementRecord(CandidateMeasurement):
+    """One timed candidate for one signature on one device (see :class:`CandidateMeasurement`
+    for the fields other than ``signature``)."""
+
+    signature: SignatureRecord
 
 
 def params_key(params: dict[str, Any]) -> str:

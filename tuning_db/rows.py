@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tuning_db.records import (BestChoice, DeviceRecord, MeasurementRecord, SignatureRecord,
-                               params_key)
+from tuning_db.records import (BestChoice, CandidateMeasurement, DeviceRecord,
+                               MeasurementRecord, SignatureRecord, params_key)
 from tuning_db.schema import SIGNATURE_COLUMNS
 
 _DEVICE_FIELDS = tuple(name for name in DeviceRecord.model_fields)
@@ -32,17 +32,29 @@ def device_from_row(row: Mapping[str, Any]) -> DeviceRecord:
     return DeviceRecord.model_validate({name: row[name] for name in _DEVICE_FIELDS})
 
 
-def measurement_row(device_id: str, measurement: MeasurementRecord) -> dict[str, Any]:
-    """The ``measurements`` row of one measurement on device ``device_id``."""
-    signature = measurement.signature
+def signature_columns(device_id: str, signature: SignatureRecord) -> dict[str, Any]:
+    """The columns of a ``measurements`` row that a signature and device determine."""
     row: dict[str, Any] = {name: getattr(signature, name) for name in SIGNATURE_COLUMNS}
+    row["device_id"] = device_id
+    row["sig_key"] = signature.key
+    return row
+
+
+def candidate_row(base: dict[str, Any], measurement: CandidateMeasurement) -> dict[str, Any]:
+    """A ``measurements`` row: ``base`` (:func:`signature_columns`) plus what was measured."""
+    row = dict(base)
     row.update(
-        device_id=device_id, sig_key=signature.key, strategy=measurement.strategy,
-        params=params_key(measurement.params), median_s=measurement.median_s,
-        spread_s=measurement.spread_s, samples=measurement.samples, error=measurement.error,
-        ok=measurement.ok, note=measurement.note, measured_at=measurement.measured_at,
+        strategy=measurement.strategy, params=params_key(measurement.params),
+        median_s=measurement.median_s, spread_s=measurement.spread_s,
+        samples=measurement.samples, error=measurement.error, ok=measurement.ok,
+        note=measurement.note, measured_at=measurement.measured_at,
         autoconv_version=measurement.autoconv_version)
     return row
+
+
+def measurement_row(device_id: str, measurement: MeasurementRecord) -> dict[str, Any]:
+    """The ``measurements`` row of one measurement on device ``device_id``."""
+    return candidate_row(signature_columns(device_id, measurement.signature), measurement)
 
 
 def signature_from_row(row: Mapping[str, Any]) -> SignatureRecord:

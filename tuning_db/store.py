@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, distinct, func, select
+from sqlalchemy import Select, bindparam, delete, distinct, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from tuning_db import migrate, sqlite_safety, upsert
@@ -40,6 +40,11 @@ from tuning_db.urls import default_url, masked, parse_url, sqlite_file
 
 _T = TypeVar("_T")
 _m = measurements.c
+# Built once: the hot lookups only bind values (the unique index starts with these columns).
+_SAME_SIGNATURE = (_m.device_id == bindparam("device_id"), _m.sig_key == bindparam("sig_key"))
+_BEST = (select(_m.strategy, _m.params, _m.median_s, _m.samples)
+         .where(*_SAME_SIGNATURE, _m.ok).order_by(_m.median_s, _m.id).limit(1))
+_ANY = select(_m.id).where(*_SAME_SIGNATURE).limit(1)
 
 
 def _location(url: str, explicit: bool) -> tuple[str, str]:
@@ -169,10 +174,8 @@ class TuningDB:
 
     def best(self, device_id: str, signature: SignatureRecord) -> BestChoice | None:
         """The winner for ``signature`` on ``device_id``, or None when nothing ok is stored."""
-        query = (select(_m.strategy, _m.params, _m.median_s, _m.samples)
-                 .where(_m.device_id == device_id, _m.sig_key == signature.key, _m.ok)
-                 .order_by(_m.median_s, _m.id).limit(1))
-        row = self._read(lambda connection: connection.execute(query).first())
+        values = {"device_id": device_id, "sig_key": signature.key}
+        row = self._read(lambda connection: connection.execute(_BEST, values).first())
         return None if row is None else best_from_row(row._mapping)
 
     def best_many(self, device_id: str) -> dict[SignatureRecord, BestChoice]:
@@ -193,9 +196,8 @@ class TuningDB:
 
     def has_signature(self, device_id: str, signature: SignatureRecord) -> bool:
         """Whether anything (ok or not) was recorded for ``signature`` on ``device_id``."""
-        query = (select(_m.id).where(_m.device_id == device_id, _m.sig_key == signature.key)
-                 .limit(1))
-        return self._read(lambda connection: connection.execute(query).first() is not None)
+        values = {"device_id": device_id, "sig_key": signature.key}
+        return self._read(lambda connection: connection.execute(_ANY, values).first() is not None)
 
     def measurements(self, device_id: str | None = None,
                      winners_only: bool = False) -> Iterator[tuple[str, MeasurementRecord]]:

@@ -10,10 +10,12 @@ read-compare-write inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import Table, and_, or_, select, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
 from tuning_db.rows import better_supported
 from tuning_db.schema import MEASUREMENT_KEY, devices, measurements
@@ -30,6 +32,37 @@ def _dialect_insert(connection: Connection):  # type: ignore[no-untyped-def]
         from sqlalchemy.dialects.postgresql import insert
         return insert
     return None
+
+
+def _executemany(connection: Connection, table: Table, statement: Insert,
+                 rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` for every row through the driver's own ``executemany``.
+
+    The statement is compiled once and each value goes through its column type's bind
+    processor (e.g. datetimes to SQLite's text form); this skips SQLAlchemy's per-row
+    parameter handling, which is most of the time of a 100,000-row import.
+    """
+    dialect = connection.dialect
+    names = list(rows[0])
+    compiled = statement.compile(dialect=dialect, column_keys=names)
+    processors = {name: processor for name in names if (processor := table.c[name].type
+                  .dialect_impl(dialect).bind_processor(dialect)) is not None}
+
+    if compiled.positiontup is not None:
+        order = list(compiled.positiontup)
+        pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+        converted = [(index, processors[name]) for index, name in enumerate(order)
+                     if name in processors]
+        parameters: list[Any] = []
+        for row in rows:
+            values = list(pick(row))
+            for index, processor in converted:
+                values[index] = processor(values[index])
+            parameters.append(tuple(values))
+    else:
+        parameters = [{**row, **{name: processor(row[name])
+                                 for name, processor in processors.items()}} for row in rows]
+    connection.exec_driver_sql(str(compiled), parameters)
 
 
 def keep_best(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,8 +85,8 @@ def upsert_devices(connection: Connection, rows: list[dict[str, Any]]) -> None:
         return
     insert = _dialect_insert(connection)
     if insert is not None:
-        connection.execute(insert(devices).on_conflict_do_nothing(index_elements=["device_id"]),
-                           rows)
+        _executemany(connection, devices,
+                     insert(devices).on_conflict_do_nothing(index_elements=["device_id"]), rows)
         return
     for row in rows:
         if connection.execute(select(devices.c.device_id).where(
@@ -80,7 +113,7 @@ def upsert_measurements(connection: Connection, rows: list[dict[str, Any]]) -> N
         where=or_(excluded.samples > table.samples,
                   and_(excluded.samples == table.samples,
                        excluded.measured_at >= table.measured_at)))
-    connection.execute(statement, rows)
+    _executemany(connection, measurements, statement, rows)
 
 
 def _upsert_generic(connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -56,7 +56,7 @@ def test_export_one_device_or_winners_only(tmp_path: Path) -> None:
     cpu_only = bundle.load(tmp_path / "cpu.json")
     assert [d.device_id for d in cpu_only.devices] == [cpu]
     winners = bundle.load(tmp_path / "win.json")
-    assert sorted(item.measurement.strategy for item in winners.measurements) == [
+    assert sorted(item.strategy for group in winners.groups for item in group.measurements) == [
         "direct", "fft", "fft"]
 
 
@@ -116,10 +116,6 @@ def _valid_bundle() -> dict[str, Any]:
         [device], [(device.device_id, make_measurement(params={"block": 512}))])))
 
 
-def _measurement(document: dict[str, Any]) -> dict[str, Any]:
-    return document["measurements"][0]["measurement"]
-
-
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(document: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -131,24 +127,25 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
-    "string for int": _set("measurements.0.measurement.signature.batch", "4"),
-    "float for int": _set("measurements.0.measurement.samples", 2.5),
-    "int for bool": _set("measurements.0.measurement.ok", 1),
-    "negative time": _set("measurements.0.measurement.median_s", -1e-3),
-    "zero time": _set("measurements.0.measurement.median_s", 0),
-    "huge time": _set("measurements.0.measurement.median_s", 1e300),
-    "huge int": _set("measurements.0.measurement.signature.length", 10**30),
-    "zero samples": _set("measurements.0.measurement.samples", 0),
-    "unknown field": _set("measurements.0.measurement.shell", "rm -rf /"),
+    "string for int": _set("groups.0.signature.batch", "4"),
+    "float for int": _set("groups.0.measurements.0.samples", 2.5),
+    "int for bool": _set("groups.0.measurements.0.ok", 1),
+    "negative time": _set("groups.0.measurements.0.median_s", -1e-3),
+    "zero time": _set("groups.0.measurements.0.median_s", 0),
+    "huge time": _set("groups.0.measurements.0.median_s", 1e300),
+    "huge int": _set("groups.0.signature.length", 10**30),
+    "zero samples": _set("groups.0.measurements.0.samples", 0),
+    "unknown field": _set("groups.0.measurements.0.shell", "rm -rf /"),
     "unknown top field": _set("exec", "import os"),
-    "nested params": _set("measurements.0.measurement.params", {"block": [1, 2]}),
-    "path-like dtype": _set("measurements.0.measurement.signature.dtype", "../../etc/passwd"),
-    "long note": _set("measurements.0.measurement.note", "x" * 10_000),
+    "nested params": _set("groups.0.measurements.0.params", {"block": [1, 2]}),
+    "path-like dtype": _set("groups.0.signature.dtype", "../../etc/passwd"),
+    "long note": _set("groups.0.measurements.0.note", "x" * 10_000),
     "wrong device id": _set("devices.0.device_id", "0" * 20),
-    "unlisted device": _set("measurements.0.device_id", "f" * 20),
+    "unlisted device": _set("groups.0.device_id", "f" * 20),
+    "empty group": _set("groups.0.measurements", []),
     "wrong format": _set("format", "something-else"),
     "future version": _set("version", 2),
-    "missing measurements": lambda document: document.pop("measurements"),
+    "missing groups": lambda document: document.pop("groups"),
 }
 
 

@@ -47,6 +47,8 @@ def test_export_import_merge(filled: str, tmp_path: Path,
     target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     assert main(["import", str(bundle_path), "--db", target]) == 0
     assert "imported 2 measurements of 1 devices" in capsys.readouterr().out
+    too_small = ["import", str(bundle_path), "--db", target, "--max-mb", "0.0001"]
+    assert main(too_small) == 2 and "a bundle may have" in capsys.readouterr().err
     merged = f"sqlite:///{tmp_path / 'merged.sqlite3'}"
     assert main(["merge", filled, str(bundle_path), "--into", merged]) == 0
     with tuning_db.connect(merged) as db:
