@@ -74,7 +74,8 @@ def is_busy(error: BaseException) -> bool:
     if not isinstance(error, DBAPIError):
         return False
     text = str(error.orig).lower()
-    return "database is locked" in text or "database is busy" in text or "locked" in text
+    return any(phrase in text for phrase in ("database is locked", "database is busy",
+                                             "table is locked"))
 
 
 def retry_busy(operation: Callable[[], _T], what: str, deadline_s: float | None = None) -> _T:

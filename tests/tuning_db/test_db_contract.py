@@ -5,12 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from factories import make_device, make_measurement, make_signature
 
 import tuning_db
-from tuning_db import BestChoice, SignatureRecord
+from tuning_db import BestChoice, SignatureRecord, upsert
 
 WORKERS = 8
 PER_WORKER = 200
@@ -264,7 +265,7 @@ def test_signature_record_matches_autoconv_signature() -> None:
 
 
 def test_connect_uses_the_environment_and_the_cache_dir(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path) -> None:
+                                                        tmp_path: Path) -> None:
     assert tuning_db.default_url() == f"sqlite:///{tuning_db.default_path()}"
     assert str(tuning_db.default_path()).startswith(os.environ["XDG_CACHE_HOME"])
     with tuning_db.connect() as db:
@@ -273,3 +274,21 @@ def test_connect_uses_the_environment_and_the_cache_dir(monkeypatch: pytest.Monk
     monkeypatch.setenv("AUTOCONV_DB_URL", f"sqlite:///{target}")
     with tuning_db.connect() as db:
         assert db.where == str(target) and target.exists()
+
+
+def test_backends_without_on_conflict_apply_the_same_rules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upsert, "_dialect_insert", lambda connection: None)
+    device, signature = make_device(), make_signature()
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'generic.sqlite3'}") as db:
+        db.record(device, make_measurement(signature, median_s=2e-3, samples=20, measured_at=old))
+        db.record(device, make_measurement(signature, median_s=1e-3, samples=5))
+        db.record_many(device, [
+            make_measurement(signature, median_s=4e-3, samples=20,
+                             measured_at=old + timedelta(days=1)),
+            make_measurement(signature, strategy="fft", median_s=3e-3)])
+        assert db.devices() == [device]
+        assert sorted((m.strategy, m.median_s) for _, m in db.measurements()) == [
+            ("direct", 4e-3), ("fft", 3e-3)]
+        assert db.best(device.device_id, signature).strategy == "fft"
