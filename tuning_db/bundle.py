@@ -143,8 +143,15 @@ def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | N
     Args:
         device_id: only this device's measurements.
         winners_only: only the winner of each (device, signature).
+
+    Raises:
+        BundleError: ``device_id`` is not in the database, or the file cannot be written.
     """
-    bundle = build(db.devices(), db.measurements(device_id, winners_only=winners_only))
+    devices = db.devices()
+    if device_id is not None and device_id not in {device.device_id for device in devices}:
+        known = ", ".join(device.device_id for device in devices) or "none"
+        raise BundleError(f"no device {device_id} in {db.where} (devices: {known})")
+    bundle = build(devices, db.measurements(device_id, winners_only=winners_only))
     count = bundle.count
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")

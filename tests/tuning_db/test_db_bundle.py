@@ -53,6 +53,9 @@ def test_export_one_device_or_winners_only(tmp_path: Path) -> None:
         cpu = make_device().device_id
         assert bundle.export_bundle(db, tmp_path / "cpu.json", device_id=cpu) == 6
         assert bundle.export_bundle(db, tmp_path / "win.json", winners_only=True) == 3
+        with pytest.raises(BundleError, match="no device 0123456789abcdef0123"):
+            bundle.export_bundle(db, tmp_path / "none.json", device_id="0123456789abcdef0123")
+        assert not (tmp_path / "none.json").exists()
     cpu_only = bundle.load(tmp_path / "cpu.json")
     assert [d.device_id for d in cpu_only.devices] == [cpu]
     winners = bundle.load(tmp_path / "win.json")
