@@ -43,22 +43,37 @@ def _is_elementwise(signature: Signature) -> bool:
     return signature.in_channels // signature.groups * signature.stride == 1
 
 
+def zero_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """``F.pad(x, (left, right))`` in one pass: only the margins are zeroed (no copy if none)."""
+    if left == 0 and right == 0:
+        return x
+    length = x.shape[-1]
+    out = x.new_empty(*x.shape[:-1], left + length + right)
+    out[..., :left].zero_()
+    out[..., left + length:].zero_()
+    out[..., left:left + length].copy_(x)
+    return out
+
+
 def split_input(x: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch.Tensor:
     """Zero-pad/crop ``x`` (B, C, L) to what ``plan`` reads and fold its phases into channels.
 
     Returns:
-        (B, C * stride, plan.input_length): ``out[:, c*s + p, m] = padded[:, c, m*s + p]``.
+        (B, C * stride, M): ``out[:, c*s + p, m] = padded[:, c, m*s + p]``, with ``M`` the
+        plan's ``input_length``, or its ``fft_length`` for a single frame (padded here in one
+        pass rather than by the FFT).
     """
     s, length = plan.phases, signature.length
+    per_phase = plan.fft_length if plan.frames == 1 else plan.input_length
     left = signature.padding_left - s * plan.shift
-    need = s * plan.input_length
+    need = s * per_phase
     keep = min(max(need - left, 0), length)
     lead = min(left, need)
-    x = F.pad(x[..., :keep], (lead, need - lead - keep))
+    x = zero_pad(x[..., :keep], lead, need - lead - keep)
     if s > 1:
         batch, channels = x.shape[:2]
-        x = x.view(batch, channels, plan.input_length, s).transpose(2, 3)
-        x = x.reshape(batch, channels * s, plan.input_length)
+        x = x.view(batch, channels, per_phase, s).transpose(2, 3)
+        x = x.reshape(batch, channels * s, per_phase)
     return x
 
 
