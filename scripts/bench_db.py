@@ -161,8 +161,9 @@ def main() -> None:
             lookups["PostgreSQL best()"] = lambda s: pg_db.best(device_id, s)
         samples = bench_lookups(lookups, signatures, args.lookups, rng)
         sqlite_db.close()
-        if pg_db is not None:
-            pg_db.delete_device(device_id)
+        if pg_db is not None:  # leave the server's database as it was
+            for device in _devices():
+                pg_db.delete_device(device.device_id)
             pg_db.close()
 
     base = statistics.median(samples["SQLite best()"])
