@@ -1,4 +1,5 @@
-"""The tuning commands of ``autoconv``: ``warm`` (pre-tune signatures) and ``select``.
+"""The tuning commands of ``autoconv``: ``warm`` (pre-tune signatures) and ``select``
+(plus the predictor's ``train`` and ``evaluate``, from :mod:`autoconv.predictor_commands`).
 
 ``add_commands(subparsers)`` registers them on the ``autoconv`` parser (see ``cli.py``). Torch
 is imported only when one of these commands runs.
@@ -11,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from autoconv import predictor_commands
 from tuning_db.errors import TuningDBError
 
 
@@ -47,8 +49,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     common = _common_options()
     warm = subparsers.add_parser("warm", parents=[common], help=(
         "tune signatures ahead of time into the database (already tuned ones are skipped)"))
-    warm.add_argument("--suite", action="store_true", required=True, help=(
+    warm.add_argument("--suite", action="store_true", help=(
         "the built-in suite of real workloads (autoconv.workloads)"))
+    predictor_commands.add_grid_options(warm)
     warm.add_argument("--quick", action="store_true", help="only the suite's quick subset")
     warm.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
     warm.set_defaults(handler=cmd_warm)
@@ -66,6 +69,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     select.add_argument("--mode", choices=["tune", "predict"], default="predict", help=(
         "predict (default): answer without measuring; tune: measure if unknown"))
     select.set_defaults(handler=cmd_select)
+    predictor_commands.add_commands(subparsers)
 
 
 def _settings_overrides(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -83,9 +87,14 @@ def cmd_warm(args: argparse.Namespace) -> int:
     import torch
 
     from autoconv import workloads
+    from autoconv.grid_run import measuring_selector
     from autoconv.settings import settings
     from autoconv.warm import warm
 
+    if args.suite == args.grid:
+        raise CommandError("warm needs exactly one of --suite and --grid")
+    if args.grid:
+        return predictor_commands.cmd_warm_grid(args, _settings_overrides(args, mode="tune"))
     try:
         suite = workloads.select(args.only, quick=args.quick)
     except KeyError as error:
@@ -103,7 +112,8 @@ def cmd_warm(args: argparse.Namespace) -> int:
               flush=True)
 
     with settings.override(**_settings_overrides(args, mode="tune")):
-        results = warm(signatures, args.device, progress=progress)
+        results = warm(signatures, args.device, selector=measuring_selector(),
+                       progress=progress)
     measured = sum(r.choice.origin == "measured" for r in results)
     print(f"warmed {len(results)} signatures ({measured} measured, {len(results) - measured} "
           f"already known) in {time.perf_counter() - started:.1f} s")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from autoconv.choice import Choice
 from autoconv.cost_model import default_cost_model
 from autoconv.database import open_default_store
+from autoconv.device_model import DevicePredictor
 from autoconv.settings import settings
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies import SpectrumCache
@@ -37,8 +38,9 @@ def get_selector() -> Selector:
     if _selector is None:
         with _selector_lock:
             if _selector is None:
-                _selector = Selector(store=open_default_store(settings),
-                                     cost_model=default_cost_model)
+                store = open_default_store(settings)
+                _selector = Selector(store=store, cost_model=default_cost_model,
+                                     predictor=DevicePredictor(store))
     return _selector
 
 

@@ -66,6 +66,20 @@ class Predictor(Protocol):
                device: torch.device) -> Choice | None: ...
 
 
+class Prediction(Protocol):
+    """A prediction and whether it may be used without measuring."""
+
+    choice: Choice
+    confident: bool
+
+
+class ConfidentPredictor(Predictor, Protocol):
+    """A predictor that also says when it is sure (see :mod:`autoconv.predictor`)."""
+
+    def decide(self, signature: Signature, candidates: Sequence[Candidate],
+               device: torch.device) -> Prediction | None: ...
+
+
 def _is_capturing(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
@@ -141,8 +155,20 @@ class Selector:
         may_measure = (mode == "tune" and not _is_capturing(device)
                        and not torch.compiler.is_compiling())
         if may_measure:
+            confident = self._confident_prediction(signature, device, candidates)
+            if confident is not None:
+                return confident
             return self.tune(signature, device, candidates)
         return self._predict(signature, device, candidates)
+
+    def _confident_prediction(self, signature: Signature, device: torch.device,
+                              candidates: Sequence[Candidate]) -> Choice | None:
+        """In mode ``tune``: a prediction sure enough to skip measuring, else None."""
+        decide = getattr(self.predictor, "decide", None)
+        if decide is None:
+            return None
+        prediction = decide(signature, candidates, device)
+        return prediction.choice if prediction is not None and prediction.confident else None
 
     def _from_store(self, signature: Signature, device: torch.device) -> Choice | None:
         if self.store is None:

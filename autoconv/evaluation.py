@@ -1,0 +1,213 @@
+"""How good the predictor's picks are on signatures it never saw: grouped cross-validation.
+
+The measured signatures are split into folds *by signature* (every candidate of a signature
+lands in the same fold), a model is fitted on the other folds, and for each held-out signature
+it picks among the candidates that were measured for it. A pick's **regret** is its measured
+time over the best measured time (1.0 = the best). Reported per picker:
+
+* ``top1``: share of picks within the tuner's tie margin (3 %) of the best, i.e. picks the
+  tuner itself would have counted as a tie; ``exact``: share that are the measured arg-min;
+* ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.1x and 1.5x of the best.
+
+Pickers compared on the same signatures: the learned model, the cost model (calibrated on this
+machine), always ``direct``, and, on single-channel signatures (1 -> 1 channel, stride 1, no
+groups), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The learned model's
+confident picks (see :mod:`autoconv.predictor`) are also summarised separately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from autoconv.predictor import LearnedPredictor, Sample
+from autoconv.signature import Signature
+
+#: Picks within this factor of the best count as top-1 (the tuner's default tie margin).
+TIE = 1.03
+
+Candidates = list[tuple[str, dict[str, Any]]]
+#: Given a signature and its candidates, the index of the pick (None: no opinion).
+Picker = Callable[[Signature, Candidates], int | None]
+#: Fits on training samples, returns a picker (and optionally a confidence function).
+Fitter = Callable[[Sequence[Sample]], "FittedPicker"]
+
+
+@dataclass(frozen=True)
+class FittedPicker:
+    """A fitted picker, and (for the learned model) whether each pick is confident."""
+
+    pick: Picker
+    confident: Callable[[Signature, Candidates], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The regret statistics of one picker over a set of signatures (see module doc)."""
+
+    name: str
+    count: int
+    top1: float
+    exact: float
+    geomean: float
+    p99: float
+    worst: float
+    within_1_1: float
+    within_1_5: float
+
+    @classmethod
+    def of(cls, name: str, regrets: Sequence[float], exact: Sequence[bool]) -> Scores:
+        r = np.asarray(regrets, dtype=np.float64)
+        if r.size == 0:
+            nan = math.nan
+            return cls(name, 0, nan, nan, nan, nan, nan, nan, nan)
+        return cls(name, int(r.size), float(np.mean(r <= TIE)), float(np.mean(exact)),
+                   float(np.exp(np.mean(np.log(r)))), float(np.quantile(r, 0.99)),
+                   float(r.max()), float(np.mean(r <= 1.1)), float(np.mean(r <= 1.5)))
+
+
+def group_by_signature(samples: Sequence[Sample]) -> dict[Signature, list[Sample]]:
+    """Samples per signature, keeping the first measurement of each candidate."""
+    groups: dict[Signature, dict[tuple[str, str], Sample]] = {}
+    for s in samples:
+        key = (s.strategy, repr(sorted(dict(s.params).items())))
+        groups.setdefault(s.signature, {}).setdefault(key, s)
+    return {signature: list(group.values()) for signature, group in groups.items()}
+
+
+def learned_fitter(samples: Sequence[Sample]) -> FittedPicker:
+    """The learned predictor as a picker."""
+    model = LearnedPredictor.fit(samples)
+
+    def pick(signature: Signature, candidates: Candidates) -> int | None:
+        ranking = model.rank(signature, candidates)
+        return None if ranking is None else ranking.best
+
+    def confident(signature: Signature, candidates: Candidates) -> bool:
+        ranking = model.rank(signature, candidates)
+        return ranking is not None and ranking.confident
+
+    return FittedPicker(pick, confident)
+
+
+def cost_model_picker(device: torch.device | None = None) -> Picker:
+    """The calibrated cost model (:mod:`autoconv.cost_model`) as a picker."""
+    from autoconv.cost_model import default_cost_model
+
+    target = device or torch.device("cpu")
+
+    def pick(signature: Signature, candidates: Candidates) -> int | None:
+        times = [default_cost_model.predict(signature, name, params, target)
+                 for name, params in candidates]
+        known = [(t, i) for i, t in enumerate(times) if t is not None]
+        return min(known)[1] if known else None
+
+    return pick
+
+
+def direct_picker(signature: Signature, candidates: Candidates) -> int | None:
+    """Always ``direct`` (plain ``F.conv1d``)."""
+    return next((i for i, (name, _) in enumerate(candidates) if name == "direct"), None)
+
+
+def scipy_applies(s: Signature) -> bool:
+    """Whether scipy's heuristic describes the signature (one channel, stride 1)."""
+    return s.in_channels == 1 and s.out_channels == 1 and s.groups == 1 and s.stride == 1
+
+
+def scipy_picker(signature: Signature, candidates: Candidates) -> int | None:
+    """scipy.signal.choose_conv_method(measure=False) on a single-channel signature.
+
+    The padded input and the dilated kernel are passed with mode ``'valid'``; scipy's
+    ``'fft'`` maps to our ``fft`` strategy (one transform of the whole signal).
+    """
+    if not scipy_applies(signature):
+        return None
+    from scipy.signal import choose_conv_method
+
+    x = np.zeros(signature.padded_length, dtype=np.float32)
+    w = np.zeros(signature.span, dtype=np.float32)
+    method = choose_conv_method(x, w, mode="valid", measure=False)
+    return next((i for i, (name, _) in enumerate(candidates) if name == method), None)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores per picker on all held-out signatures and on the single-channel ones."""
+
+    overall: dict[str, Scores]
+    single_channel: dict[str, Scores]
+    confident_share: float
+    signatures: int
+
+
+def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
+                   fitter: Fitter = learned_fitter,
+                   baselines: Mapping[str, Picker] | None = None) -> Evaluation:
+    """Grouped k-fold cross-validation of ``fitter`` against ``baselines`` (see module doc).
+
+    Raises:
+        ValueError: fewer signatures than folds.
+    """
+    groups = group_by_signature(samples)
+    signatures = list(groups)
+    if len(signatures) < folds:
+        raise ValueError(f"need at least {folds} measured signatures, got {len(signatures)}")
+    order = np.random.default_rng(seed).permutation(len(signatures))
+    if baselines is None:
+        baselines = {"cost_model": cost_model_picker(), "direct": direct_picker,
+                     "scipy": scipy_picker}
+    regrets: dict[str, list[tuple[Signature, float, bool]]] = {"learned": [],
+                                                               "learned_confident": []}
+    for fold in range(folds):
+        held = {signatures[i] for i in order[fold::folds]}
+        model = fitter([s for s in samples if s.signature not in held])
+        for signature in held:
+            group = groups[signature]
+            candidates = [(s.strategy, dict(s.params)) for s in group]
+            times = np.array([s.seconds for s in group])
+            for name, picker in {"learned": model.pick, **baselines}.items():
+                index = picker(signature, candidates)
+                if index is None:
+                    continue
+                entry = (signature, float(times[index] / times.min()),
+                         bool(times[index] == times.min()))
+                regrets.setdefault(name, []).append(entry)
+                if (name == "learned" and model.confident is not None
+                        and model.confident(signature, candidates)):
+                    regrets["learned_confident"].append(entry)
+
+    def scores(only_single: bool) -> dict[str, Scores]:
+        table = {}
+        for name, entries in regrets.items():
+            chosen = [(r, e) for s, r, e in entries if not only_single or scipy_applies(s)]
+            table[name] = Scores.of(name, [r for r, _ in chosen], [e for _, e in chosen])
+        return table
+
+    return Evaluation(scores(False), scores(True),
+                      len(regrets["learned_confident"]) / len(signatures), len(signatures))
+
+
+def markdown(evaluation: Evaluation) -> str:
+    """The evaluation as markdown tables."""
+    lines = [f"{evaluation.signatures} held-out signatures (grouped cross-validation; top-1 = "
+             f"within {TIE}x of the best); the learned model is confident on "
+             f"{evaluation.confident_share:.1%} of them", ""]
+    for title, table in (("All signatures", evaluation.overall),
+                         ("Single-channel signatures (scipy applies)",
+                          evaluation.single_channel)):
+        lines += [f"**{title}**", "",
+                  "| picker | n | top-1 | exact | geomean regret | p99 | worst | <=1.1x | <=1.5x |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in table.values():
+            if s.count:
+                lines.append(f"| {s.name} | {s.count} | {s.top1:.1%} | {s.exact:.1%} | "
+                             f"{s.geomean:.3f} | {s.p99:.2f} | {s.worst:.2f} | "
+                             f"{s.within_1_1:.1%} | {s.within_1_5:.1%} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""The predictor's commands: ``warm --grid`` (measure the training grid), ``train`` and
+``evaluate``.
+
+``add_commands(subparsers)`` registers ``train`` and ``evaluate``; ``warm --grid`` is an option
+of ``warm`` (see :mod:`autoconv.commands`) handled by :func:`cmd_warm_grid`. Torch, numpy and
+scikit-learn are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autoconv.predictor import Sample
+
+#: Defaults of ``warm --grid``: seconds for the whole grid, and per signature.
+GRID_TOTAL_BUDGET_S = 900.0
+GRID_SIGNATURE_BUDGET_S = 0.5
+#: Pruning while measuring the grid: the model must see slow candidates too, to learn that they
+#: are slow; the per-signature budget still skips any candidate predicted to overrun it.
+GRID_PRUNE_FACTOR = 1000.0
+
+
+def add_grid_options(warm: argparse.ArgumentParser) -> None:
+    """The ``warm`` options of the training grid."""
+    warm.add_argument("--grid", action="store_true", help=(
+        "the built-in training grid for the predictor (autoconv.grid): a bounded, resumable "
+        f"run (default {GRID_TOTAL_BUDGET_S:g} s in all, {GRID_SIGNATURE_BUDGET_S:g} s per "
+        "signature)"))
+    warm.add_argument("--grid-size", type=int, default=None, metavar="N",
+                      help="signatures in the grid (default: autoconv.grid.DEFAULT_SIZE)")
+    warm.add_argument("--total-budget", type=float, default=GRID_TOTAL_BUDGET_S, metavar="S",
+                      help="stop starting new grid signatures after S seconds")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``train`` and ``evaluate``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", help="tuning database URL (default: "
+                        "$AUTOCONV_DB_URL, else the SQLite file in the user cache directory)")
+    common.add_argument("--device", default="cpu", help="the device whose measurements to use")
+    common.add_argument("--same-kind-weight", type=float, default=None, metavar="W", help=(
+        "also learn from devices of the same kind at this weight (default: "
+        "autoconv.training_data.SAME_KIND_WEIGHT; 0: this device only)"))
+    train = subparsers.add_parser("train", parents=[common], help=(
+        "fit the predictor on this device's measurements, cache it, and report"))
+    train.set_defaults(handler=cmd_train)
+    evaluate = subparsers.add_parser("evaluate", parents=[common], help=(
+        "grouped cross-validation of the predictor against the cost model and scipy"))
+    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--markdown", type=Path, metavar="FILE",
+                          help="also write the report as markdown to FILE")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _load(args: argparse.Namespace) -> tuple[list[Sample], str]:
+    import torch
+
+    import tuning_db
+    from autoconv.commands import CommandError
+    from autoconv.database import device_record
+    from autoconv.training_data import SAME_KIND_WEIGHT, load_samples
+
+    weight = SAME_KIND_WEIGHT if args.same_kind_weight is None else args.same_kind_weight
+    if weight < 0:
+        raise CommandError(f"--same-kind-weight must be >= 0, got {weight}")
+    record = device_record(torch.device(args.device))
+    with tuning_db.connect(args.db) as db:
+        samples = load_samples(db, record, same_kind_weight=weight)
+    if not samples:
+        raise CommandError(f"no measurements for this device ({record.device_id}) in the "
+                           f"database; run `autoconv warm --grid` first")
+    return samples, record.device_id
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Fit, cache and report (data size, fit time, prediction time)."""
+    from autoconv import model_cache
+    from autoconv.predictor import LearnedPredictor
+    from autoconv.training_data import data_key, signatures_of
+
+    samples, device_id = _load(args)
+    started = time.perf_counter()
+    model = LearnedPredictor.fit(samples)
+    fit_s = time.perf_counter() - started
+    path = model_cache.path_for(device_id)
+    model_cache.save(model, path, data_key(samples))
+    signatures = signatures_of(samples)
+    probe = signatures[: min(len(signatures), 200)]
+    by_signature: dict = {}
+    for s in samples:
+        by_signature.setdefault(s.signature, []).append((s.strategy, dict(s.params)))
+    started = time.perf_counter()
+    for signature in probe:
+        model.rank(signature, by_signature[signature])
+    predict_us = (time.perf_counter() - started) / len(probe) * 1e6
+    trees = model.ensemble.feature.shape[0]
+    print(f"fitted on {len(samples)} measurements of {len(signatures)} signatures "
+          f"(strategies: {', '.join(model.space.strategies)}) in {fit_s:.2f} s; "
+          f"{trees} trees of depth <= {model.ensemble.depth}; "
+          f"{predict_us:.0f} us per signature (all its candidates); cached at {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Grouped cross-validation report (printed as markdown, optionally saved)."""
+    from autoconv.commands import CommandError
+    from autoconv.evaluation import cross_validate, markdown
+
+    samples, _ = _load(args)
+    try:
+        report = markdown(cross_validate(samples, folds=args.folds))
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    print(report)
+    if args.markdown is not None:
+        args.markdown.write_text(report + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_warm_grid(args: argparse.Namespace, overrides: dict) -> int:
+    """Measure the training grid within ``--total-budget`` seconds, with a progress line."""
+    import torch
+
+    from autoconv.commands import CommandError
+    from autoconv.grid import DEFAULT_SIZE, training_grid
+    from autoconv.grid_run import ProgressLine, run_grid
+    from autoconv.settings import settings
+
+    if args.total_budget <= 0:
+        raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
+    size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
+    if size <= 0:
+        raise CommandError(f"--grid-size must be positive, got {size}")
+    device = torch.device(args.device)
+    grid = training_grid(size, device=device.type)
+    overrides.setdefault("budget_s", GRID_SIGNATURE_BUDGET_S)
+    overrides.setdefault("prune_factor", GRID_PRUNE_FACTOR)
+    bar = ProgressLine(len(grid), args.total_budget)
+    with settings.override(**overrides):
+        report = run_grid(grid, device, total_budget_s=args.total_budget,
+                          progress=bar.update)
+    bar.close()
+    rest = "complete" if report.complete else (
+        f"{report.total - report.visited} left: run the same command again to continue")
+    print(f"grid: {report.visited}/{report.total} signatures ({report.measured} measured now) "
+          f"in {report.seconds:.0f} s; {rest}", file=sys.stdout)
+    return 0

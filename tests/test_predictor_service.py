@@ -1,0 +1,167 @@
+"""The process-wide predictor: lazy fitting from the database, refits, the local model cache,
+fallbacks to the cost model, and the selector's use of it (fake timers, no wall clock)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from predictor_fakes import random_signatures, synthetic_seconds
+
+from autoconv import model_cache
+from autoconv.candidates import enumerate_candidates
+from autoconv.database import TuningStore
+from autoconv.device_model import DevicePredictor
+from autoconv.predictor import LearnedPredictor
+from autoconv.settings import Settings
+from autoconv.strategies import all_strategies
+from autoconv.tuner import Outcome, Selector
+
+CPU = torch.device("cpu")
+SIGNATURES = random_signatures(45, seed=3)
+UNSEEN = random_signatures(5, seed=4)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class NoTimer:
+    """A timer that fails the test if anything is timed."""
+
+    def __call__(self, candidates, **kwargs):
+        raise AssertionError("mode predict must never time anything")
+
+
+class FakeCost:
+    def predict(self, signature, strategy, params, device):
+        return 1.0 if strategy == "direct" else 2.0
+
+
+def record(store: TuningStore, signatures) -> None:
+    for s in signatures:
+        outcomes = [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), 0.0, 5, None, True)
+                    for c in enumerate_candidates(all_strategies(), s)]
+        store.record(s, CPU, outcomes)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = TuningStore(f"sqlite:///{tmp_path / 'tuning.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list[int]:
+    """Counts real fits (cache hits do not fit)."""
+    calls: list[int] = []
+    original = LearnedPredictor.fit.__func__
+
+    def counting(cls, samples, **kwargs):
+        calls.append(len(list(samples)))
+        return original(cls, samples, **kwargs)
+
+    monkeypatch.setattr(LearnedPredictor, "fit", classmethod(counting))
+    return calls
+
+
+def predictor(store, tmp_path, clock=None, **kwargs) -> DevicePredictor:
+    return DevicePredictor(store, cache_dir=tmp_path / "models", clock=clock or Clock(),
+                           min_signatures=30, **kwargs)
+
+
+def candidates(s):
+    return enumerate_candidates(all_strategies(), s)
+
+
+def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, fits) -> None:
+    record(store, SIGNATURES)
+    lazy = predictor(store, tmp_path)
+    assert fits == [] and lazy.fits == 0
+    assert lazy.choose(UNSEEN[0], candidates(UNSEEN[0]), CPU).source == "predicted"
+    lazy.choose(UNSEEN[1], candidates(UNSEEN[1]), CPU)
+    assert len(fits) == 1
+
+
+def test_too_little_data_means_no_model(store, tmp_path, fits) -> None:
+    record(store, SIGNATURES[:10])
+    assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
+    assert fits == []
+
+
+def test_refits_when_enough_new_measurements_arrive(store, tmp_path, fits) -> None:
+    record(store, SIGNATURES[:35])
+    clock = Clock()
+    lazy = predictor(store, tmp_path, clock, recheck_s=10.0)
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    record(store, SIGNATURES[35:])
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 1  # not rechecked before recheck_s
+    clock.now = 11.0
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2 and fits[1] > fits[0]
+    clock.now = 22.0
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2  # nothing new: no refit
+
+
+def test_a_new_process_reuses_the_cached_model_for_the_same_data(store, tmp_path,
+                                                                 fits) -> None:
+    record(store, SIGNATURES)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    again = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 1 and again.choice == first.choice
+    record(store, random_signatures(10, seed=9))
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2  # other data, other key: refitted
+
+
+def test_a_damaged_cache_file_warns_and_refits(store, tmp_path, fits) -> None:
+    record(store, SIGNATURES)
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    (cached,) = (tmp_path / "models").iterdir()
+    cached.write_bytes(b"not a model")
+    with pytest.warns(RuntimeWarning, match="ignoring the cached predictor"):
+        decision = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert decision is not None and len(fits) == 2
+
+
+def test_an_incompatible_cached_model_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
+    record(store, SIGNATURES)
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    monkeypatch.setattr(model_cache, "FEATURES_VERSION", 999)  # as if the schema changed
+    assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2
+
+
+def test_selector_without_a_model_falls_back_to_the_cost_model(store, tmp_path) -> None:
+    selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
+                        predictor=predictor(store, tmp_path),
+                        settings=Settings(mode="predict", bucket_lengths=False))
+    assert selector.choose(UNSEEN[0], CPU).source == "cost_model"
+
+
+def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) -> None:
+    record(store, SIGNATURES)
+    broken = predictor(store, tmp_path)
+    monkeypatch.setattr(LearnedPredictor, "decide", lambda *a: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="predictor failed"):
+        assert broken.choose(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
+
+
+def test_mode_predict_never_times_anything(store, tmp_path) -> None:
+    record(store, SIGNATURES)
+    selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
+                        predictor=predictor(store, tmp_path),
+                        settings=Settings(mode="predict", bucket_lengths=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sources = {selector.choose(s, CPU).source for s in UNSEEN}
+    assert sources == {"predicted"}
