@@ -11,7 +11,8 @@ sums a tree ensemble learns easily). The features fall in three groups:
   butterfly units, frequency-domain multiply-adds and elements touched;
 * the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`), and
   the same FFT work counts for the candidate's own plan (an ``overlap_add`` block size, its
-  frames), so the model compares candidates by what they do, not only by name.
+  frames), so the model compares candidates by what they do, not only by name; last, log2 of
+  the candidate's total work (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
 
 Only plain ints and strings go in; nothing here touches a tensor.
 """
@@ -31,7 +32,7 @@ from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan, phase
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -46,8 +47,10 @@ WORK_COLUMNS = (
 )
 CANDIDATE_COLUMNS = (
     "log_plan_length", "log_plan_frames", "log_plan_units", "log_plan_mix",
-    "log_plan_elements", "log_block_per_taps",
+    "log_plan_elements", "log_block_per_taps", "log_work",
 )
+#: The column holding log2 of the candidate's total work (the predictor's baseline).
+WORK_COLUMN = "log_work"
 
 
 def _log2(value: float) -> float:
@@ -72,13 +75,20 @@ def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
     work = fft_work(s, plan)
     return [_log2(plan.fft_length), _log2(plan.frames), _log2(work.fft_units),
             _log2(work.complex_macs), _log2(work.elements),
-            math.log2(plan.fft_length / max(plan.taps, 1))]
+            math.log2(plan.fft_length / max(plan.taps, 1)),
+            _log2(work.fft_units + work.complex_macs + work.elements)]
 
 
 def work_vector(s: Signature) -> list[float]:
     """Direct and single-FFT operation counts (see :data:`WORK_COLUMNS`)."""
     plan = _plan_vector(s, fft_plan(s))
     return [_log2(direct_macs(s)), plan[0], plan[2], plan[3], plan[4]]
+
+
+def _direct_vector(s: Signature) -> list[float]:
+    """The candidate columns of a strategy without an FFT plan: its work is the direct work."""
+    macs = _log2(direct_macs(s))
+    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, macs]
 
 
 def candidate_plan(s: Signature, strategy: str, params: Mapping[str, Any]) -> ConvPlan | None:
@@ -128,9 +138,7 @@ class FeatureSpace:
             indicators = [0.0] * len(self.strategies)
             indicators[self.strategies.index(strategy)] = 1.0
             plan = candidate_plan(s, strategy, params)
-            own = _plan_vector(s, plan) if plan is not None else [0.0] * len(CANDIDATE_COLUMNS)
-            if plan is None:  # direct (or unknown parameters): its own work is the direct work
-                own[2] = base[len(SIGNATURE_COLUMNS)]
+            own = _plan_vector(s, plan) if plan is not None else _direct_vector(s)
             matrix[i] = base + indicators + own
         return matrix
 

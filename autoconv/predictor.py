@@ -3,7 +3,10 @@
 A gradient-boosted tree ensemble (scikit-learn's ``HistGradientBoostingRegressor``) predicts
 the log2 of the seconds each (strategy, parameters) candidate takes on a signature, from the
 features of :mod:`autoconv.features` (log sizes, kernel/length ratio, exact operation counts of
-the direct and FFT work, groups, stride, dilation, dtype, device). The predicted best is the
+the direct and FFT work, groups, stride, dilation, dtype, device). It learns the residual over
+the candidate's operation count, log2(seconds / work): the seconds per unit of work vary far
+less than the seconds themselves and level off for large problems, so the trees (which cannot
+extrapolate) stay sensible beyond the sizes they were fitted on. The predicted best is the
 arg-min over the candidates the tuner enumerated, so the model can only ever pick a strategy
 that supports the signature.
 
@@ -31,7 +34,8 @@ import torch
 
 from autoconv.candidates import Candidate
 from autoconv.choice import Choice
-from autoconv.features import FEATURES_VERSION, FeatureSpace, neighbourhood_vector
+from autoconv.features import (FEATURES_VERSION, WORK_COLUMN, FeatureSpace,
+                               neighbourhood_vector)
 from autoconv.signature import Signature
 from autoconv.tree_ensemble import TreeEnsemble
 
@@ -157,6 +161,7 @@ class LearnedPredictor:
         samples = [s for s in samples if s.strategy in names]
         space = FeatureSpace(names)
         X, y, w = design_matrix(space, samples)
+        y = y - X[:, space.columns.index(WORK_COLUMN)]
         measured = np.unique(np.array([neighbourhood_vector(s.signature) for s in samples]),
                              axis=0)
         return cls(fit_ensemble(X, y, w, seed), space, measured, margin, max_distance,
@@ -169,7 +174,8 @@ class LearnedPredictor:
         seconds = np.full(len(candidates), np.nan)
         if known:
             rows = self.space.rows(signature, [candidates[i] for i in known])
-            seconds[known] = np.exp2(self.ensemble.predict(rows))
+            work = rows[:, self.space.columns.index(WORK_COLUMN)]
+            seconds[known] = np.exp2(self.ensemble.predict(rows) + work)
         return seconds
 
     def distance(self, signature: Signature) -> float:
