@@ -37,10 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tuning_db  # noqa: E402
 from autoconv.database import device_record  # noqa: E402
-from autoconv.evaluation import (Candidates, Evaluation, FittedPicker,  # noqa: E402
-                                 cross_validate, learned_fitter, markdown)
+from autoconv.evaluation import (Candidates, Evaluation, FittedPicker, Scores,  # noqa: E402
+                                 cross_validate, group_by_signature, learned_fitter,
+                                 markdown)
 from autoconv.features import FeatureSpace  # noqa: E402
-from autoconv.predictor import BOOSTING, LearnedPredictor, Sample, design_matrix  # noqa: E402
+from autoconv.predictor import (BOOSTING, DEFAULT_MARGIN, DEFAULT_MAX_DISTANCE,  # noqa: E402
+                                LearnedPredictor, Sample, design_matrix)
 from autoconv.signature import Signature  # noqa: E402
 from autoconv.training_data import load_samples  # noqa: E402
 from benchlib import machine_header, markdown_table  # noqa: E402
@@ -129,6 +131,41 @@ def families_table(samples: Sequence[Sample], folds: int) -> tuple[Evaluation, s
     return full, table
 
 
+def confidence_table(samples: Sequence[Sample], folds: int) -> str:
+    """Share and regret of the picks the confidence rule trusts, per threshold pair."""
+    seen: list[tuple[Signature, int, float, float]] = []
+
+    def fitter(train: Sequence[Sample]) -> FittedPicker:
+        model = LearnedPredictor.fit(train)
+
+        def pick(signature: Signature, candidates: Candidates) -> int | None:
+            ranking = model.rank(signature, candidates)
+            if ranking is None:
+                return None
+            seen.append((signature, ranking.best, ranking.margin, ranking.distance))
+            return ranking.best
+
+        return FittedPicker(pick)
+
+    cross_validate(samples, folds=folds, fitter=fitter, baselines={})
+    groups = group_by_signature(samples)
+    regrets = []
+    for signature, best, margin, distance in seen:
+        times = [s.seconds for s in groups[signature]]
+        regrets.append((times[best] / min(times), margin, distance))
+    rows = []
+    for margin in (1.1, 1.25, 1.5, 2.0):
+        for distance in (1.0, 1.5, 2.5):
+            trusted = [r for r, m, d in regrets if m >= margin and d <= distance]
+            if trusted:
+                scores = Scores.of("", trusted, [r == 1.0 for r in trusted])
+                rows.append([margin, distance, f"{len(trusted) / len(regrets):.1%}",
+                             f"{scores.top1:.1%}", f"{scores.geomean:.3f}",
+                             f"{scores.worst:.2f}"])
+    return markdown_table(["margin", "max distance (octaves)", "confident", "top-1",
+                           "geomean regret", "worst"], rows)
+
+
 def fit_seconds(samples: Sequence[Sample], target: int = 20_000) -> tuple[int, float]:
     rng = np.random.default_rng(0)
     data = list(samples)
@@ -193,6 +230,9 @@ def main() -> int:
     print(markdown(full))
     print("## Model families on the same folds\n")
     print(families + "\n")
+    print("## Confidence rule: picks trusted without measuring (held out)\n")
+    print(f"Defaults: margin {DEFAULT_MARGIN}, max distance {DEFAULT_MAX_DISTANCE} octaves.\n")
+    print(confidence_table(samples, args.folds) + "\n")
     rows, fit_s = fit_seconds(samples)
     ours, theirs, features = predict_times(samples)
     print("## Speed\n")

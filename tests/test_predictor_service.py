@@ -165,3 +165,20 @@ def test_mode_predict_never_times_anything(store, tmp_path) -> None:
         warnings.simplefilter("error")
         sources = {selector.choose(s, CPU).source for s in UNSEEN}
     assert sources == {"predicted"}
+
+
+def test_devices_of_the_same_kind_count_at_a_lower_weight(store) -> None:
+    from autoconv.database import measurement_record, signature_record
+    from autoconv.training_data import load_samples
+
+    here = store.device(CPU)
+    sibling = here.model_copy(update={"torch_threads": here.torch_threads + 7})
+    stranger = here.model_copy(update={"cpu_model": "another CPU"})
+    s = SIGNATURES[0]
+    (candidate, *_) = candidates(s)
+    for device, seconds in ((here, 1.0), (sibling, 2.0), (stranger, 3.0)):
+        outcome = Outcome(candidate, seconds, 0.0, 5, None, True)
+        store.db.record(device, measurement_record(signature_record(s), outcome))
+    weights = {x.seconds: x.weight for x in load_samples(store.db, here, same_kind_weight=0.25)}
+    assert weights == {1.0: 1.0, 2.0: 0.25}
+    assert [x.seconds for x in load_samples(store.db, here)] == [1.0]
