@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from autoconv import predictor_commands
@@ -28,6 +27,17 @@ def _shape(text: str) -> tuple[int, ...]:
     if not shape or any(size <= 0 for size in shape):
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return shape
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 2/4, got {text!r}")
+    if not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"shard {text} does not exist (I must be 1..N)")
+    return shard
 
 
 def _padding(text: str) -> int | str:
@@ -49,11 +59,26 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     common = _common_options()
     warm = subparsers.add_parser("warm", parents=[common], help=(
         "tune signatures ahead of time into the database (already tuned ones are skipped)"))
-    warm.add_argument("--suite", action="store_true", help=(
+    source = warm.add_argument_group("what to tune (exactly one)")
+    source.add_argument("--suite", action="store_true", help=(
         "the built-in suite of real workloads (autoconv.workloads)"))
-    predictor_commands.add_grid_options(warm)
-    warm.add_argument("--quick", action="store_true", help="only the suite's quick subset")
-    warm.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
+    source.add_argument("--shapes", metavar="FILE", help=(
+        "a JSON or YAML shapes file (format: autoconv.shapes_file)"))
+    source.add_argument("--model", metavar="MODULE:FACTORY", help=(
+        "record the conv1d calls of FACTORY() on a random input of --input-shape"))
+    predictor_commands.add_grid_options(source)
+    warm.add_argument("--quick", action="store_true", help="--suite: only its quick subset")
+    warm.add_argument("--only", nargs="+", metavar="NAME", help="--suite: only these workloads")
+    warm.add_argument("--input-shape", type=_shape, metavar="B,C,L", help="--model: input shape")
+    warm.add_argument("--dtype", default="float32", help="--model: dtype (default float32)")
+    warm.add_argument("--train", action="store_true", help=(
+        "--model: record a training step (forward and backward), so signatures need gradients"))
+    warm.add_argument("--save-shapes", metavar="FILE", help=(
+        "also write the signatures to tune as a shapes file"))
+    warm.add_argument("--shard", type=_shard, metavar="I/N", help=(
+        "tune only shard I of N (1-based): N machines sharing one database split the work"))
+    warm.add_argument("--total-budget", type=float, metavar="S", help=(
+        "start no new signature after S seconds (--grid default: 900)"))
     warm.set_defaults(handler=cmd_warm)
 
     select = subparsers.add_parser("select", parents=[common], help=(
@@ -83,41 +108,70 @@ def _settings_overrides(args: argparse.Namespace, **extra: Any) -> dict[str, Any
     return values
 
 
-def cmd_warm(args: argparse.Namespace) -> int:
+def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> list:
+    """The signatures ``warm`` was asked to tune (before sharding)."""
     import torch
 
     from autoconv import workloads
-    from autoconv.grid_run import measuring_selector
-    from autoconv.settings import settings
-    from autoconv.warm import warm
+    from autoconv.recording import record_model
+    from autoconv.shapes_file import ShapesFileError, load_shapes
 
-    if args.suite == args.grid:
-        raise CommandError("warm needs exactly one of --suite and --grid")
+    chosen = [args.suite, args.grid, args.shapes is not None, args.model is not None]
+    if sum(chosen) != 1:
+        raise CommandError("warm needs exactly one of --suite, --grid, --shapes and --model")
+    device_type = torch.device(args.device).type
+    if args.suite:
+        try:
+            return [w.signature(device=device_type)
+                    for w in workloads.select(args.only, quick=args.quick)]
+        except KeyError as error:
+            raise CommandError(str(error).strip("'\"")) from None
     if args.grid:
-        return predictor_commands.cmd_warm_grid(args, _settings_overrides(args, mode="tune"))
+        return predictor_commands.grid_signatures(args, overrides)
+    if args.shapes is not None:
+        try:
+            return load_shapes(args.shapes, device_type)
+        except ShapesFileError as error:
+            raise CommandError(str(error)) from None
+    if args.input_shape is None:
+        raise CommandError("--model needs --input-shape B,C,L")
+    dtype = getattr(torch, args.dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise CommandError(f"unknown dtype {args.dtype!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the user's own modules, as `python -m` would find them
     try:
-        suite = workloads.select(args.only, quick=args.quick)
-    except KeyError as error:
-        raise CommandError(str(error).strip("'\"")) from None
-    signatures = [w.signature(device=torch.device(args.device).type) for w in suite]
-    started = time.perf_counter()
+        return record_model(args.model, args.input_shape, dtype=dtype, device=args.device,
+                            train=args.train)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise CommandError(f"--model {args.model}: {error}") from None
 
-    def progress(done: int, total: int, signature, result) -> None:
-        elapsed = time.perf_counter() - started
-        eta = elapsed / done * (total - done)
-        choice = result.choice
-        params = "".join(f" {k}={v}" for k, v in choice.params)
-        print(f"[{done}/{total}] {suite[done - 1].name}: {choice.strategy}{params} "
-              f"({choice.origin}, {result.seconds:.2f} s) ETA {eta:.0f} s", file=sys.stderr,
-              flush=True)
 
-    with settings.override(**_settings_overrides(args, mode="tune")):
-        results = warm(signatures, args.device, selector=measuring_selector(),
-                       progress=progress)
-    measured = sum(r.choice.origin == "measured" for r in results)
-    print(f"warmed {len(results)} signatures ({measured} measured, {len(results) - measured} "
-          f"already known) in {time.perf_counter() - started:.1f} s")
-    return 0
+def cmd_warm(args: argparse.Namespace) -> int:
+    from autoconv.progress import ProgressLine
+    from autoconv.settings import settings
+    from autoconv.shapes_file import dump_shapes
+    from autoconv.warm import shard, unique, warm
+
+    if args.total_budget is not None and args.total_budget <= 0:
+        raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
+    overrides = _settings_overrides(args, mode="tune")
+    signatures = unique(_warm_signatures(args, overrides))
+    if args.shard is not None:
+        signatures = shard(signatures, args.shard[0] - 1, args.shard[1])
+    if args.save_shapes:
+        dump_shapes(signatures, args.save_shapes)
+    bar = ProgressLine(len(signatures), args.total_budget)
+    with settings.override(**overrides):
+        report = warm(signatures, args.device, total_budget_s=args.total_budget,
+                      progress=bar.update)
+    bar.close()
+    visited = len(report.visited)
+    rest = "" if report.complete else (
+        f"; {report.total - visited} left: run the same command again to continue")
+    print(f"warmed {visited}/{report.total} signatures ({report.measured} measured, "
+          f"{visited - report.measured} already known) in {report.seconds:.1f} s{rest}")
+    return 130 if report.interrupted else 0
 
 
 def cmd_select(args: argparse.Namespace) -> int:

@@ -2,14 +2,13 @@
 ``evaluate``.
 
 ``add_commands(subparsers)`` registers ``train`` and ``evaluate``; ``warm --grid`` is an option
-of ``warm`` (see :mod:`autoconv.commands`) handled by :func:`cmd_warm_grid`. Torch, numpy and
+of ``warm`` (see :mod:`autoconv.commands`) chosen by :func:`grid_signatures`. Torch, numpy and
 scikit-learn are imported only when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,8 +32,6 @@ def add_grid_options(warm: argparse.ArgumentParser) -> None:
         "signature)"))
     warm.add_argument("--grid-size", type=int, default=None, metavar="N",
                       help="signatures in the grid (default: autoconv.grid.DEFAULT_SIZE)")
-    warm.add_argument("--total-budget", type=float, default=GRID_TOTAL_BUDGET_S, metavar="S",
-                      help="stop starting new grid signatures after S seconds")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -122,31 +119,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_warm_grid(args: argparse.Namespace, overrides: dict) -> int:
-    """Measure the training grid within ``--total-budget`` seconds, with a progress line."""
+def grid_signatures(args: argparse.Namespace, overrides: dict) -> list:
+    """The training grid's signatures for ``warm --grid``, and its defaults in ``overrides``
+    (a short per-signature budget, and almost no pruning: the model must see slow candidates
+    too, to learn that they are slow)."""
     import torch
 
     from autoconv.commands import CommandError
     from autoconv.grid import DEFAULT_SIZE, training_grid
-    from autoconv.grid_run import ProgressLine, run_grid
-    from autoconv.settings import settings
 
-    if args.total_budget <= 0:
-        raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
     size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
     if size <= 0:
         raise CommandError(f"--grid-size must be positive, got {size}")
-    device = torch.device(args.device)
-    grid = training_grid(size, device=device.type)
+    if args.total_budget is None:
+        args.total_budget = GRID_TOTAL_BUDGET_S
     overrides.setdefault("budget_s", GRID_SIGNATURE_BUDGET_S)
     overrides.setdefault("prune_factor", GRID_PRUNE_FACTOR)
-    bar = ProgressLine(len(grid), args.total_budget)
-    with settings.override(**overrides):
-        report = run_grid(grid, device, total_budget_s=args.total_budget,
-                          progress=bar.update)
-    bar.close()
-    rest = "complete" if report.complete else (
-        f"{report.total - report.visited} left: run the same command again to continue")
-    print(f"grid: {report.visited}/{report.total} signatures ({report.measured} measured now) "
-          f"in {report.seconds:.0f} s; {rest}", file=sys.stdout)
-    return 0
+    return training_grid(size, device=torch.device(args.device).type)

@@ -57,3 +57,54 @@ def test_warm_tunes_the_suite_and_resumes(db_url: str, capsys) -> None:
 def test_warm_unknown_workload_is_a_one_line_error(db_url: str, capsys) -> None:
     assert main(["warm", "--suite", "--only", "no_such_workload", "--db", db_url]) == 2
     assert "no_such_workload" in capsys.readouterr().err
+
+
+def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys) -> None:
+    shapes = tmp_path / "shapes.json"
+    shapes.write_text('[{"input_shape": [1, 1, 2000], "weight_shape": [1, 1, 301]},'
+                      ' {"input_shape": [2, 4, 500], "weight_shape": [4, 4, 5], "padding": 2}]')
+    args = ["warm", "--shapes", str(shapes), "--db", db_url, "--budget", "0.3"]
+    assert main(args) == 0
+    assert "warmed 2/2 signatures (2 measured" in capsys.readouterr().out
+    functional.reset()
+    assert main(args) == 0
+    assert "(0 measured, 2 already known)" in capsys.readouterr().out
+
+
+def test_warm_from_a_model_records_and_saves_its_shapes(db_url: str, tmp_path: Path,
+                                                         capsys) -> None:
+    saved = tmp_path / "recorded.yaml"
+    assert main(["warm", "--model", "tests.test_shapes_and_recording:make_mixed",
+                 "--input-shape", "1,1,600", "--train", "--save-shapes", str(saved),
+                 "--db", db_url, "--budget", "0.2"]) == 0
+    assert "warmed 4/4 signatures" in capsys.readouterr().out
+    from autoconv.shapes_file import load_shapes
+    recorded = load_shapes(saved)
+    assert [s.kernel_size for s in recorded] == [9, 33, 3, 5]
+    assert recorded[0].requires_grad
+
+
+def test_warm_shards_split_the_work(db_url: str, tmp_path: Path, capsys) -> None:
+    shapes = tmp_path / "shapes.json"
+    entries = [f'{{"input_shape": [1, 1, {400 + 7 * i}], "weight_shape": [1, 1, 3]}}'
+               for i in range(6)]
+    shapes.write_text("[" + ",".join(entries) + "]")
+    totals = []
+    for index in (1, 2):
+        assert main(["warm", "--shapes", str(shapes), "--shard", f"{index}/2", "--db", db_url,
+                     "--budget", "0.1"]) == 0
+        out = capsys.readouterr().out
+        totals.append(int(out.split("/")[1].split()[0]))
+    assert sum(totals) == 6
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--shapes", "missing.json"], "missing.json"),
+    (["--model", "no_such_module_xyz:make", "--input-shape", "1,1,100"], "no_such_module_xyz"),
+    (["--model", "tests.test_shapes_and_recording:make_mixed"], "--input-shape"),
+    (["--suite", "--total-budget", "0"], "--total-budget"),
+])
+def test_warm_mistakes_are_one_line_errors(db_url: str, capsys, args, message: str) -> None:
+    assert main(["warm", *args, "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -15,7 +15,8 @@ from autoconv.choice import Choice
 from autoconv.cli import main
 from autoconv.database import TuningStore
 from autoconv.grid import FAMILIES, affordable, training_grid
-from autoconv.grid_run import ProgressLine, run_grid
+from autoconv.progress import ProgressLine
+from autoconv.warm import warm
 from autoconv.strategies import all_strategies
 from autoconv.tuner import Outcome
 
@@ -63,13 +64,13 @@ class Clock:
         return self.now
 
 
-def test_run_grid_stops_at_the_total_budget_and_reports_progress() -> None:
+def test_warming_the_grid_stops_at_the_total_budget_and_reports_progress() -> None:
     clock, grid = Clock(), training_grid(20)
     selector = FakeSelector(clock, seconds_each=1.0)
     seen = []
-    report = run_grid(grid, CPU, total_budget_s=5.5, selector=selector, clock=clock,
-                      progress=lambda done, measured: seen.append((done, measured)))
-    assert report.visited == 6 and not report.complete and selector.seen == grid[:6]
+    report = warm(grid, CPU, total_budget_s=5.5, selector=selector, clock=clock,
+                  progress=lambda done, measured: seen.append((done, measured)))
+    assert len(report.visited) == 6 and not report.complete and selector.seen == grid[:6]
     assert seen[-1] == (6, 3) and report.measured == 3
 
 
@@ -102,15 +103,15 @@ def fill(db_url: str, count: int) -> None:
 def test_warm_grid_measures_and_resumes(db_url: str, capsys) -> None:
     args = ["warm", "--grid", "--grid-size", "2", "--budget", "0.05", "--db", db_url]
     assert main(args) == 0
-    assert "grid: 2/2 signatures" in capsys.readouterr().out
+    assert "warmed 2/2 signatures (2 measured" in capsys.readouterr().out
     functional.reset()
     assert main(args) == 0
-    assert "(0 measured now)" in capsys.readouterr().out
+    assert "(0 measured, 2 already known)" in capsys.readouterr().out
 
 
 def test_warm_needs_exactly_one_of_suite_and_grid(db_url: str, capsys) -> None:
     assert main(["warm", "--db", db_url]) == 2
-    assert "exactly one of --suite and --grid" in capsys.readouterr().err
+    assert "exactly one of --suite, --grid, --shapes and --model" in capsys.readouterr().err
 
 
 def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:
