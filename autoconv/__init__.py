@@ -26,6 +26,7 @@ _LAZY = {
     "patch": "autoconv.nn",
     "Choice": "autoconv.choice",
     "Signature": "autoconv.signature",
+    "record": "autoconv.recording",
     "strategies": "autoconv.strategies",
 }
 
