@@ -12,20 +12,28 @@ Given a validated :class:`~autoconv.signature.Signature` and a :class:`ConvPlan`
 4. inverse FFT, keep each frame's valid outputs, add the bias.
 
 Correlation (not flipped convolution) comes from multiplying by the conjugate weight spectrum.
-Half precision is computed in float32 and returned in the input's dtype, on every device.
+Half precision is computed in float32 and returned in the input's dtype, on every device (cuFFT
+could run float16 at power-of-two lengths, but with float16 accumulation in the channel mix).
+A weight spectrum larger than :data:`SPECTRUM_BUDGET` bytes is built and applied in chunks of
+output channels, so memory stays bounded (``C_out * C_in * F`` complex values can be gigabytes
+for many channels and long signals).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
-import torch.nn.functional as F
 
 from autoconv.signature import Signature
+from autoconv.strategies.layout import join_frames, rotate, split_input, split_weight
 from autoconv.strategies.plan import ConvPlan
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
 #: Dtypes the FFT strategies accept (the real floating types ``F.conv1d`` takes).
 SUPPORTED_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+#: Largest weight spectrum (bytes) built at once; beyond it output channels go in chunks.
+SPECTRUM_BUDGET = 64 * 2**20
 
 
 def supports(signature: Signature) -> bool:
@@ -43,64 +51,16 @@ def _is_elementwise(signature: Signature) -> bool:
     return signature.in_channels // signature.groups * signature.stride == 1
 
 
-def zero_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
-    """``F.pad(x, (left, right))`` in one pass: only the margins are zeroed (no copy if none)."""
-    if left == 0 and right == 0:
-        return x
-    length = x.shape[-1]
-    out = x.new_empty(*x.shape[:-1], left + length + right)
-    out[..., :left].zero_()
-    out[..., left + length:].zero_()
-    out[..., left:left + length].copy_(x)
-    return out
-
-
-def split_input(x: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch.Tensor:
-    """Zero-pad/crop ``x`` (B, C, L) to what ``plan`` reads and fold its phases into channels.
-
-    Returns:
-        (B, C * stride, M): ``out[:, c*s + p, m] = padded[:, c, m*s + p]``, with ``M`` the
-        plan's ``input_length``, or its ``fft_length`` for a single frame (padded here in one
-        pass rather than by the FFT).
-    """
-    s, length = plan.phases, signature.length
-    per_phase = plan.fft_length if plan.frames == 1 else plan.input_length
-    left = signature.padding_left - s * plan.shift
-    need = s * per_phase
-    keep = min(max(need - left, 0), length)
-    lead = min(left, need)
-    x = zero_pad(x[..., :keep], lead, need - lead - keep)
-    if s > 1:
-        batch, channels = x.shape[:2]
-        x = x.view(batch, channels, per_phase, s).transpose(2, 3)
-        x = x.reshape(batch, channels * s, per_phase)
-    return x
-
-
-def split_weight(w: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch.Tensor:
-    """Dilate ``w`` (O, C/G, K) with zeros and fold its phases into channels like the input.
-
-    Returns:
-        (O, C/G * stride, plan.taps).
-    """
-    d, s = signature.dilation, plan.phases
-    out_channels, in_per_group, kernel = w.shape
-    if d > 1:
-        w = F.pad(w.unsqueeze(-1), (0, d - 1)).flatten(-2)[..., :signature.span]
-    if s > 1:
-        w = F.pad(w, (0, s * plan.taps - w.shape[-1]))
-        w = w.view(out_channels, in_per_group, plan.taps, s).transpose(2, 3)
-        w = w.reshape(out_channels, in_per_group * s, plan.taps)
-    return w
-
-
-def rotate(w: torch.Tensor, n: int, shift: int) -> torch.Tensor:
-    """Zero-extend ``w`` (..., taps) to ``n`` samples, rotated left by ``shift``: tap ``q`` lands
-    at ``(q - shift) mod n``, which turns ``shift`` samples of left padding into wrap-around."""
-    taps = w.shape[-1]
-    if shift >= taps:
-        return F.pad(w, (n - shift, shift - taps))
-    return torch.cat([F.pad(w[..., shift:], (0, n - taps)), w[..., :shift]], dim=-1)
+def output_chunks(signature: Signature, plan: ConvPlan, dtype: torch.dtype
+                  ) -> list[tuple[int, int]]:
+    """Ranges of output channels per group whose weight spectrum fits :data:`SPECTRUM_BUDGET`."""
+    per_group = signature.out_channels // signature.groups
+    if _is_elementwise(signature):
+        return [(0, per_group)]
+    cin = signature.in_channels * signature.stride
+    per_channel = plan.bins * cin * 2 * torch.empty((), dtype=dtype).element_size()
+    size = max(1, SPECTRUM_BUDGET // per_channel)
+    return [(start, min(start + size, per_group)) for start in range(0, per_group, size)]
 
 
 def weight_spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan,
@@ -126,18 +86,33 @@ def weight_spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan,
     return out.view(bins * groups, cin, out_channels // groups)
 
 
-def mix(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature) -> torch.Tensor:
-    """Mix channels per frequency: (B, Cin*s, frames, F) -> (B, Cout, frames, F)."""
+def frequency_major(spectra: torch.Tensor, signature: Signature) -> torch.Tensor:
+    """(B, Cin*s, frames, F) -> (F*G, B*frames, Cin/G*s), the left operand of the mix
+    (returned unchanged for the elementwise mix)."""
+    if _is_elementwise(signature):
+        return spectra
     batch, channels, frames, bins = spectra.shape
     groups = signature.groups
+    x = spectra.view(batch, groups, channels // groups, frames, bins).permute(4, 1, 0, 3, 2)
+    return x.reshape(bins * groups, batch * frames, channels // groups)
+
+
+def mix(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature, batch: int,
+        frames: int) -> torch.Tensor:
+    """Mix channels per frequency, giving (B, Cout, frames, F).
+
+    Args:
+        spectra: the input spectra as :func:`frequency_major` returns them.
+        weights: as :func:`weight_spectrum` returns them for ``signature``.
+    """
+    groups, out_channels = signature.groups, signature.out_channels
     if _is_elementwise(signature):
+        bins = spectra.shape[-1]
         out = spectra.view(batch, groups, 1, frames, bins) * weights
-        return out.view(batch, signature.out_channels, frames, bins)
-    cin, cout = channels // groups, signature.out_channels // groups
-    x = spectra.view(batch, groups, cin, frames, bins).permute(4, 1, 0, 3, 2)
-    x = x.reshape(bins * groups, batch * frames, cin)
-    y = torch.bmm(x, weights).view(bins, groups, batch, frames, cout)
-    return y.permute(2, 1, 4, 3, 0).reshape(batch, signature.out_channels, frames, bins)
+        return out.view(batch, out_channels, frames, bins)
+    bins = spectra.shape[0] // groups
+    y = torch.bmm(spectra, weights).view(bins, groups, batch, frames, out_channels // groups)
+    return y.permute(2, 1, 4, 3, 0).reshape(batch, out_channels, frames, bins)
 
 
 def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -154,42 +129,41 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     dtype = compute_dtype(input.dtype)
     x = input.unsqueeze(0) if input.dim() == 2 else input
     x = split_input(x.to(dtype), signature, plan)
-    n, step, frames = plan.fft_length, plan.step, plan.frames
-    x = x.unfold(-1, n, step) if frames > 1 else x.unsqueeze(2)
-    spectra = torch.fft.rfft(x, n=n)
-
-    def compute() -> torch.Tensor:
-        return weight_spectrum(weight, signature, plan, dtype)
-
-    if spectrum_cache is None:
-        weights = compute()
+    n, frames = plan.fft_length, plan.frames
+    x = x.unfold(-1, n, plan.step) if frames > 1 else x.unsqueeze(2)
+    batch = x.shape[0]
+    spectra = frequency_major(torch.fft.rfft(x), signature)
+    bias = None if bias is None else bias.to(dtype)
+    chunks = output_chunks(signature, plan, dtype)
+    if len(chunks) == 1:
+        if spectrum_cache is None:
+            weights = weight_spectrum(weight, signature, plan, dtype)
+        else:
+            layout = (n, plan.shift, signature.stride, signature.dilation, signature.groups,
+                      dtype)
+            weights = spectrum_cache.get(
+                weight, layout, lambda: weight_spectrum(weight, signature, plan, dtype))
+        y = torch.fft.irfft(mix(spectra, weights, signature, batch, frames), n=n)
+        y = join_frames(y, plan, bias)
     else:
-        layout = (n, plan.shift, signature.stride, signature.dilation, signature.groups, dtype)
-        weights = spectrum_cache.get(weight, layout, compute)
-    y = torch.fft.irfft(mix(spectra, weights, signature), n=n)  # (B, O, frames, N)
-    y = join_frames(y, plan, None if bias is None else bias.to(dtype))
+        y = _chunked(spectra, weight, bias, signature, plan, dtype, chunks, batch)
     y = y.to(input.dtype)
     return y.squeeze(0) if input.dim() == 2 else y
 
 
-def join_frames(frames: torch.Tensor, plan: ConvPlan,
-                bias: torch.Tensor | None) -> torch.Tensor:
-    """Concatenate each frame's valid outputs, crop to the output length and add the bias.
-
-    Args:
-        frames: (B, O, frames, N) inverse transforms.
-
-    Returns:
-        A contiguous (B, O, output_length) tensor, written in one pass (plus the bias).
-    """
-    batch, channels = frames.shape[:2]
-    out_len, step = plan.output_length, plan.step
-    if plan.frames == 1:
-        y = frames[:, :, 0, :out_len]
-        return y.contiguous() if bias is None else y + bias.unsqueeze(-1)
-    whole, rest = divmod(out_len, step)
-    out = frames.new_empty(batch, channels, out_len)
-    out[..., :whole * step].view(batch, channels, whole, step).copy_(frames[:, :, :whole, :step])
-    if rest:
-        out[..., whole * step:].copy_(frames[:, :, whole, :rest])
-    return out if bias is None else out.add_(bias.unsqueeze(-1))
+def _chunked(spectra: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+             signature: Signature, plan: ConvPlan, dtype: torch.dtype,
+             chunks: list[tuple[int, int]], batch: int) -> torch.Tensor:
+    """The mix, inverse FFT and join for each chunk of output channels per group in turn."""
+    groups, out_channels = signature.groups, signature.out_channels
+    per_group = out_channels // groups
+    out = spectra.new_empty(batch, groups, per_group, plan.output_length, dtype=dtype)
+    weight = weight.view(groups, per_group, *weight.shape[1:])
+    for start, stop in chunks:
+        sub = dataclasses.replace(signature, out_channels=groups * (stop - start))
+        w = weight[:, start:stop].reshape(sub.out_channels, *weight.shape[2:])
+        b = None if bias is None else bias.view(groups, per_group)[:, start:stop].reshape(-1)
+        y = mix(spectra, weight_spectrum(w, sub, plan, dtype), sub, batch, plan.frames)
+        y = join_frames(torch.fft.irfft(y, n=plan.fft_length), plan, b)
+        out[:, :, start:stop].copy_(y.view(batch, groups, stop - start, -1))
+    return out.view(batch, out_channels, plan.output_length)
