@@ -27,6 +27,8 @@ Call = Callable[[], torch.Tensor]
 F_CONV1D = "F.conv1d"
 #: The probe computes about 1/PROBE_FRACTION of the first batch row's output.
 PROBE_FRACTION = 8
+#: ... but at least this many outputs (or all of them).
+MIN_OUTPUTS = 256
 #: Probes quicker than this are not extrapolated.
 MIN_PROBE_S = 0.05
 
@@ -84,9 +86,10 @@ def probe_input(x: torch.Tensor, sig: Signature) -> tuple[torch.Tensor, float] |
     """(reduced input, full size / probe size), or None when the problem is already small.
 
     The reduced input is the first batch row, cut to the samples about
-    ``1/PROBE_FRACTION`` of the output needs (with the call's own padding).
+    ``1/PROBE_FRACTION`` of the output (at least ``MIN_OUTPUTS``) needs, with the call's own
+    padding.
     """
-    outputs = -(-sig.output_length // PROBE_FRACTION)
+    outputs = max(-(-sig.output_length // PROBE_FRACTION), min(sig.output_length, MIN_OUTPUTS))
     pads = sig.padding_left + sig.padding_right
     length = (outputs - 1) * sig.stride + sig.span - pads
     length = min(sig.length, max(length, 1, sig.span - pads))

@@ -109,3 +109,19 @@ def test_peer_adapters_match_f_conv1d_or_say_why(peer, shape, kwargs) -> None:
         assert call == "not installed" or call.startswith("n/a: ")
         return
     torch.testing.assert_close(call(), F.conv1d(x, w, b, **kwargs), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=100), dict(stride=4, padding=3),
+                                    dict(padding="same", dilation=5), dict()])
+def test_probe_input_is_a_fraction_of_the_call(kwargs: dict) -> None:
+    from bench_candidates import PROBE_FRACTION, probe_input
+
+    x, w = torch.randn(4, 2, 4000), torch.randn(3, 2, 33)
+    sig = Signature.of(x, w, **kwargs)
+    small, scale = probe_input(x, sig)
+    out = F.conv1d(small, w, **kwargs)
+    assert small.shape[0] == 1 and out.shape[-1] >= sig.output_length / PROBE_FRACTION
+    assert scale == pytest.approx(sig.batch * sig.output_length / out.shape[-1])
+    torch.testing.assert_close(out[0, :, :10], F.conv1d(x, w, **kwargs)[0, :, :10])
+    tiny = torch.randn(1, 2, 40)
+    assert probe_input(tiny, Signature.of(tiny, w)) is None
