@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -185,7 +186,9 @@ def render(results: list[WorkloadResult], device: str, args: argparse.Namespace,
     return "\n\n".join([
         "# autoconv strategies vs F.conv1d and peer FFT convolutions",
         machine_header(device) + f"\n- device: {device}; repeats: {args.repeats}, budget per "
-        f"cell: {args.budget:g} s; strategies: {', '.join(names)}; total time {elapsed_s:.0f} s",
+        f"cell: {args.budget:g} s; strategies: {', '.join(names)}; total time {elapsed_s:.0f} s"
+        + (f"; 1-min load average at start: {args.load_start:.2f}"
+           if getattr(args, "load_start", None) is not None else ""),
         "## Median time per call (each strategy at its best parameters)",
         times_table(results, names, peers),
         "(1 sample): a slow call, timed once, after one warm-up call unless the first call "
@@ -245,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.device == "cpu" and args.memory_limit > 0:
         limit_address_space(int(args.memory_limit * 2**30))
     start = time.perf_counter()
+    args.load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = []
     for workload in selected:
         print(f"[{time.perf_counter() - start:6.1f} s] {workload.name}", file=sys.stderr,

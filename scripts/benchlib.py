@@ -65,6 +65,10 @@ def machine_header(device: str) -> str:
         + (f" (v{_onednn_version()})" if _onednn_version() else ""),
         f"- Python {platform.python_version()}, {platform.system()} {platform.release()}",
     ]
+    if hasattr(os, "getloadavg"):
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        lines.append(f"- load average (1, 5, 15 min) when this header was written: {load} "
+                     "(other jobs sharing the CPU)")
     if device.startswith("cuda") and torch.cuda.is_available():
         index = torch.device(device).index or 0
         lines.append(f"- GPU: {torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda}, "
