@@ -96,6 +96,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     select.set_defaults(handler=cmd_select)
     predictor_commands.add_commands(subparsers)
 
+    report = subparsers.add_parser("report", parents=[common], help=(
+        "a winners map and speed-up chart (PNG) and a markdown summary of this device"))
+    report.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    report.add_argument("--channels", type=_shape, default=(1, 16, 64), metavar="C,C,...",
+                        help="channel counts of the winners map's panels (default 1,16,64)")
+    report.set_defaults(handler=cmd_report)
+
 
 def _settings_overrides(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     values: dict[str, Any] = dict(extra)
@@ -194,4 +201,20 @@ def cmd_select(args: argparse.Namespace) -> int:
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"
     timing = f", {choice.median_s * 1e3:.3g} ms" if choice.median_s else ""
     print(f"{choice.strategy} ({params}) from {choice.origin}{timing}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autoconv.report import ReportError, make_report
+    from autoconv.settings import settings
+
+    with settings.override(**_settings_overrides(args)):
+        try:
+            paths = make_report(Path(args.out), args.device, tuple(args.channels))
+        except ReportError as error:
+            raise CommandError(str(error)) from None
+    for path in paths:
+        print(path)
     return 0
