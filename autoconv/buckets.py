@@ -14,19 +14,30 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from typing import TYPE_CHECKING
+
 from autoconv.signature import Signature
+
+if TYPE_CHECKING:
+    from autoconv.settings import Settings
 
 
 def bucket_length(length: int, *, ratio: float, min_length: int) -> int:
-    """The representative length of ``length``'s bucket (``length`` itself when small)."""
+    """The representative length of ``length``'s bucket (``length`` itself when small).
+
+    The smallest ladder edge ``ceil(min_length * ratio**k)`` that is >= ``length``; a
+    representative is its own representative, so bucketing twice changes nothing.
+    """
     if length <= min_length:
         return length
-    k = max(0, math.ceil(math.log(length / min_length) / math.log(ratio) - 1e-9))
-    edge = math.ceil(min_length * ratio**k - 1e-9)
-    while edge < length:  # guard against floating-point rounding below the length
+
+    def edge(k: int) -> int:
+        return math.ceil(min_length * ratio**k - 1e-9)
+
+    k = max(0, math.floor(math.log(length / min_length) / math.log(ratio)) - 1)
+    while edge(k) < length:
         k += 1
-        edge = math.ceil(min_length * ratio**k - 1e-9)
-    return edge
+    return edge(k)
 
 
 def bucket_signature(signature: Signature, *, ratio: float, min_length: int) -> Signature:
@@ -35,3 +46,11 @@ def bucket_signature(signature: Signature, *, ratio: float, min_length: int) -> 
     if length == signature.length:
         return signature
     return dataclasses.replace(signature, length=length)
+
+
+def decision_key(signature: Signature, settings: Settings) -> Signature:
+    """The signature a decision is stored under: bucketed when ``settings.bucket_lengths``."""
+    if not settings.bucket_lengths:
+        return signature
+    return bucket_signature(signature, ratio=settings.bucket_ratio,
+                            min_length=settings.bucket_min_length)

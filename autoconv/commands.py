@@ -155,6 +155,7 @@ def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> lis
 
 
 def cmd_warm(args: argparse.Namespace) -> int:
+    from autoconv.buckets import decision_key
     from autoconv.progress import ProgressLine
     from autoconv.settings import settings
     from autoconv.shapes_file import dump_shapes
@@ -163,13 +164,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
     if args.total_budget is not None and args.total_budget <= 0:
         raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
     overrides = _settings_overrides(args, mode="tune")
-    signatures = unique(_warm_signatures(args, overrides))
-    if args.shard is not None:
-        signatures = shard(signatures, args.shard[0] - 1, args.shard[1])
-    if args.save_shapes:
-        dump_shapes(signatures, args.save_shapes)
-    bar = ProgressLine(len(signatures), args.total_budget)
+    signatures = _warm_signatures(args, overrides)
     with settings.override(**overrides):
+        # Shard what will be stored (bucketed lengths), so shards never share a decision.
+        signatures = unique(decision_key(s, settings) for s in signatures)
+        if args.shard is not None:
+            signatures = shard(signatures, args.shard[0] - 1, args.shard[1])
+        if args.save_shapes:
+            dump_shapes(signatures, args.save_shapes)
+        bar = ProgressLine(len(signatures), args.total_budget)
         report = warm(signatures, args.device, total_budget_s=args.total_budget,
                       progress=bar.update)
     bar.close()

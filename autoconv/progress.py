@@ -15,7 +15,8 @@ class ProgressLine:
     """
 
     def __init__(self, total: int, budget_s: float | None = None,
-                 stream: TextIO = sys.stderr, width: int = 30, every: int = 25) -> None:
+                 stream: TextIO | None = None, width: int = 30, every: int = 25) -> None:
+        stream = stream if stream is not None else sys.stderr  # looked up now, not at import
         self.total, self.budget_s, self.stream, self.width = total, budget_s, stream, width
         self.every = every
         self.started = time.perf_counter()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from autoconv.buckets import bucket_signature
+from autoconv.buckets import decision_key
 from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
                                  enumerate_candidates, relative_error, timed_call)
 from autoconv.choice import DIRECT, Choice, StoredBest
@@ -114,10 +114,7 @@ class Selector:
 
     def key_signature(self, signature: Signature) -> Signature:
         """The signature decisions are stored under (length bucketed when enabled)."""
-        if not self.settings.bucket_lengths:
-            return signature
-        return bucket_signature(signature, ratio=self.settings.bucket_ratio,
-                                min_length=self.settings.bucket_min_length)
+        return decision_key(signature, self.settings)
 
     def choose(self, signature: Signature, device: torch.device) -> Choice:
         """The strategy for ``signature`` on ``device``, measuring it first in mode ``tune``."""

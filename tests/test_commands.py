@@ -86,7 +86,7 @@ def test_warm_from_a_model_records_and_saves_its_shapes(db_url: str, tmp_path: P
 
 def test_warm_shards_split_the_work(db_url: str, tmp_path: Path, capsys) -> None:
     shapes = tmp_path / "shapes.json"
-    entries = [f'{{"input_shape": [1, 1, {400 + 7 * i}], "weight_shape": [1, 1, 3]}}'
+    entries = [f'{{"input_shape": [1, 1, {100 + 7 * i}], "weight_shape": [1, 1, 3]}}'
                for i in range(6)]
     shapes.write_text("[" + ",".join(entries) + "]")
     totals = []

@@ -1,65 +1,11 @@
-"""Fixtures for the tuning_db tests: records, and one database URL per backend.
-
-``db_url`` is parametrized over the backends: a fresh SQLite file, and PostgreSQL (from
-``AUTOCONV_TEST_DATABASE_URL``; skipped when unset) in a schema of its own, dropped after the
-test, so tests never see each other's rows and can run again and again.
-"""
+"""Fixtures for the tuning_db tests (the backends themselves live in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
-from sqlalchemy import create_engine, text
-
-from tuning_db.urls import parse_url
-
-PG_ENV = "AUTOCONV_TEST_DATABASE_URL"
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the user's real default database out of every test."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("AUTOCONV_DB_URL", raising=False)
-
-
-def pg_base_url() -> str | None:
-    """The PostgreSQL test server's URL, or None when tests against it are off."""
-    return os.environ.get(PG_ENV) or None
 
 
 @pytest.fixture
-def pg_schema_url() -> Iterator[Callable[[], str]]:
-    """Factory of PostgreSQL URLs, each confined to a new schema dropped afterwards."""
-    base = pg_base_url()
-    if base is None:
-        pytest.skip(f"{PG_ENV} is not set")
-    admin = create_engine(parse_url(base))
-    schemas: list[str] = []
-
-    def new_schema() -> str:
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{name}"'))
-        schemas.append(name)
-        url = parse_url(base).update_query_dict({"options": f"-csearch_path={name}"})
-        return url.render_as_string(hide_password=False)
-
-    yield new_schema
-    with admin.begin() as connection:
-        for name in schemas:
-            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL for a new, empty database on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
-    return request.getfixturevalue("pg_schema_url")()
+def db_url(backend_url: str) -> str:
+    """A URL for a new, empty database on each backend (SQLite file, PostgreSQL schema)."""
+    return backend_url
