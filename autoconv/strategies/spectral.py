@@ -33,7 +33,7 @@ from autoconv.strategies.spectrum_cache import SpectrumCache
 #: Dtypes the FFT strategies accept (the real floating types ``F.conv1d`` takes).
 SUPPORTED_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 #: Largest weight spectrum (bytes) built at once; beyond it output channels go in chunks.
-SPECTRUM_BUDGET = 64 * 2**20
+SPECTRUM_BUDGET = 32 * 2**20
 
 
 def supports(signature: Signature) -> bool:
@@ -94,7 +94,9 @@ def frequency_major(spectra: torch.Tensor, signature: Signature) -> torch.Tensor
     batch, channels, frames, bins = spectra.shape
     groups = signature.groups
     x = spectra.view(batch, groups, channels // groups, frames, bins).permute(4, 1, 0, 3, 2)
-    return x.reshape(bins * groups, batch * frames, channels // groups)
+    # contiguous, not reshape: with one frame reshape can return a strided view, which sends
+    # bmm down a per-matrix copying path two orders of magnitude slower
+    return x.contiguous().view(bins * groups, batch * frames, channels // groups)
 
 
 def mix(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature, batch: int,
@@ -136,34 +138,44 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     bias = None if bias is None else bias.to(dtype)
     chunks = output_chunks(signature, plan, dtype)
     if len(chunks) == 1:
-        if spectrum_cache is None:
-            weights = weight_spectrum(weight, signature, plan, dtype)
-        else:
-            layout = (n, plan.shift, signature.stride, signature.dilation, signature.groups,
-                      dtype)
-            weights = spectrum_cache.get(
-                weight, layout, lambda: weight_spectrum(weight, signature, plan, dtype))
+        weights = _spectrum(weight, signature, plan, dtype, spectrum_cache)
         y = torch.fft.irfft(mix(spectra, weights, signature, batch, frames), n=n)
         y = join_frames(y, plan, bias)
     else:
-        y = _chunked(spectra, weight, bias, signature, plan, dtype, chunks, batch)
+        y = _chunked(spectra, weight, bias, signature, plan, dtype, chunks, batch,
+                     spectrum_cache)
     y = y.to(input.dtype)
     return y.squeeze(0) if input.dim() == 2 else y
 
 
+def _spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan, dtype: torch.dtype,
+              cache: SpectrumCache | None, chunk: tuple[int, int] | None = None,
+              source: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`weight_spectrum`, through ``cache`` when given (keyed by ``weight``, the plan's
+    layout and the output-channel ``chunk``; ``source`` is the chunk's slice of ``weight``)."""
+    source = weight if source is None else source
+    if cache is None:
+        return weight_spectrum(source, signature, plan, dtype)
+    layout = (plan.fft_length, plan.shift, signature.stride, signature.dilation,
+              signature.groups, dtype, chunk)
+    return cache.get(weight, layout, lambda: weight_spectrum(source, signature, plan, dtype))
+
+
 def _chunked(spectra: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
              signature: Signature, plan: ConvPlan, dtype: torch.dtype,
-             chunks: list[tuple[int, int]], batch: int) -> torch.Tensor:
+             chunks: list[tuple[int, int]], batch: int,
+             cache: SpectrumCache | None) -> torch.Tensor:
     """The mix, inverse FFT and join for each chunk of output channels per group in turn."""
     groups, out_channels = signature.groups, signature.out_channels
     per_group = out_channels // groups
     out = spectra.new_empty(batch, groups, per_group, plan.output_length, dtype=dtype)
-    weight = weight.view(groups, per_group, *weight.shape[1:])
+    grouped = weight.view(groups, per_group, *weight.shape[1:])
     for start, stop in chunks:
         sub = dataclasses.replace(signature, out_channels=groups * (stop - start))
-        w = weight[:, start:stop].reshape(sub.out_channels, *weight.shape[2:])
+        w = grouped[:, start:stop].reshape(sub.out_channels, *weight.shape[1:])
         b = None if bias is None else bias.view(groups, per_group)[:, start:stop].reshape(-1)
-        y = mix(spectra, weight_spectrum(w, sub, plan, dtype), sub, batch, plan.frames)
+        spectrum = _spectrum(weight, sub, plan, dtype, cache, (start, stop), w)
+        y = mix(spectra, spectrum, sub, batch, plan.frames)
         y = join_frames(torch.fft.irfft(y, n=plan.fft_length), plan, b)
         out[:, :, start:stop].copy_(y.view(batch, groups, stop - start, -1))
     return out.view(batch, out_channels, plan.output_length)

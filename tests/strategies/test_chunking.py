@@ -32,7 +32,10 @@ def test_chunked_matches_conv1d(tiny_budget: None, conv, groups: int, cin: int, 
     assert len(spectral.output_chunks(call.signature(), plan, torch.float64)) > 1
     cache = SpectrumCache()
     assert_close(conv(*call.args, spectrum_cache=cache), reference(call), RTOL[torch.float64])
-    assert len(cache) == 0  # chunked spectra are not cached
+    chunks = len(spectral.output_chunks(call.signature(), plan, torch.float64))
+    assert len(cache) == chunks and cache.hits == 0
+    assert_close(conv(*call.args, spectrum_cache=cache), reference(call), RTOL[torch.float64])
+    assert cache.hits == chunks  # each chunk's spectrum is cached on its own
     leaves = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
     args = (call.stride, call.padding, call.dilation, call.groups)
     assert torch.autograd.gradcheck(lambda x, w, b: conv(x, w, b, *args), leaves,
