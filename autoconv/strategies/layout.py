@@ -51,7 +51,7 @@ def split_weight(w: torch.Tensor, signature: Signature, plan: ConvPlan) -> torch
         (O, C/G * stride, plan.taps).
     """
     d, s = signature.dilation, plan.phases
-    out_channels, in_per_group, kernel = w.shape
+    out_channels, in_per_group, _ = w.shape
     if d > 1:
         w = F.pad(w.unsqueeze(-1), (0, d - 1)).flatten(-2)[..., :signature.span]
     if s > 1:

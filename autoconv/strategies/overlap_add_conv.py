@@ -70,6 +70,7 @@ def overlap_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     Raises:
         RuntimeError: bad conv arguments, as ``F.conv1d`` raises them.
         ValueError: a ``block_size`` shorter than the kernel.
+        TypeError: a ``block_size`` that is not an int.
         NotImplementedError: a non-floating or complex dtype.
     """
     signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)

@@ -99,11 +99,12 @@ def overlap_add_plan(signature: Signature, block_size: int) -> ConvPlan:
     """The plan of the ``overlap_add`` strategy for FFT block length ``block_size``.
 
     Raises:
-        ValueError: ``block_size`` is not an int or is shorter than the kernel's taps per
-            phase (a block must hold the whole kernel).
+        TypeError: ``block_size`` is not an int.
+        ValueError: ``block_size`` is shorter than the kernel's taps per phase (a block must
+            hold the whole kernel).
     """
     if isinstance(block_size, bool) or not isinstance(block_size, int):
-        raise ValueError(f"block_size must be an int, not {type(block_size).__name__}")
+        raise TypeError(f"block_size must be an int, not {type(block_size).__name__}")
     taps = phase_taps(signature)
     if block_size < taps:
         raise ValueError(f"block_size={block_size} is shorter than the kernel ({taps} taps per "

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import autoconv.strategies.spectral as spectral
-from autoconv.strategies import SpectrumCache, fft, fft_plan, overlap_add, overlap_add_plan
+from autoconv.strategies import (
+    SpectrumCache,
+    fft,
+    fft_plan,
+    overlap_add,
+    overlap_add_plan,
+    spectral,
+)
 
 from .helpers import RTOL, assert_close, make_call, reference
 

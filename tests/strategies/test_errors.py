@@ -59,5 +59,5 @@ def test_block_size_shorter_than_kernel(block: int) -> None:
 
 
 def test_block_size_must_be_int() -> None:
-    with pytest.raises(ValueError, match="int"):
+    with pytest.raises(TypeError, match="int"):
         overlap_add(x3, torch.randn(6, 4, 3), block_size=64.0)

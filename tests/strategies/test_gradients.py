@@ -40,7 +40,7 @@ def test_float32_gradients_match_direct(strategy: Strategy, stride, padding, dil
     call = make_call(2, groups, cin, cout, 96, 9, stride, padding, dilation, dtype=torch.float32)
     for params in strategy.param_grid(call.signature()):
         grads = []
-        for fn in (F.conv1d, lambda *a: strategy(*a, **params)):
+        for fn in (F.conv1d, lambda *a, params=params: strategy(*a, **params)):
             leaves = [t.detach().clone().requires_grad_(True) for t in (call.x, call.w, call.b)]
             out = fn(leaves[0], leaves[1], leaves[2], stride, padding, dilation, groups)
             out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
