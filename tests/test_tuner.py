@@ -9,7 +9,6 @@ from concurrency import run_in_threads
 import torch
 import torch.nn.functional as F
 
-from autoconv.choice import Choice
 from autoconv.settings import Settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, direct
