@@ -75,19 +75,19 @@ def join_frames(frames: torch.Tensor, plan: ConvPlan,
     """Concatenate each frame's valid outputs, crop to the output length and add the bias.
 
     Args:
-        frames: (B, O, frames, N) inverse transforms.
+        frames: (B, G, Cout/G, frames, N) inverse transforms, any strides.
 
     Returns:
-        A contiguous (B, O, output_length) tensor, written in one pass (plus the bias).
+        A contiguous (B, Cout, output_length) tensor, written in one pass (plus the bias).
     """
-    batch, channels = frames.shape[:2]
+    batch, groups, per_group = frames.shape[:3]
     out_len, step = plan.output_length, plan.step
-    if plan.frames == 1:
-        y = frames[:, :, 0, :out_len]
-        return y.contiguous() if bias is None else y + bias.unsqueeze(-1)
     whole, rest = divmod(out_len, step)
-    out = frames.new_empty(batch, channels, out_len)
-    out[..., :whole * step].view(batch, channels, whole, step).copy_(frames[:, :, :whole, :step])
+    out = frames.new_empty(batch, groups, per_group, out_len)
+    if whole:
+        out[..., :whole * step].view(batch, groups, per_group, whole, step).copy_(
+            frames[..., :whole, :step])
     if rest:
-        out[..., whole * step:].copy_(frames[:, :, whole, :rest])
+        out[..., whole * step:].copy_(frames[..., whole, :rest])
+    out = out.view(batch, groups * per_group, out_len)
     return out if bias is None else out.add_(bias.unsqueeze(-1))

@@ -35,7 +35,8 @@ class ConvPlan:
     Attributes:
         fft_length: ``N``, the length of every forward and inverse real FFT.
         frames: frames per batch row (1 for the ``fft`` strategy).
-        step: valid outputs each frame contributes (``N - taps + 1``).
+        step: valid outputs each frame contributes: ``N - taps + 1``, or the whole output
+            for the single frame of the ``fft`` plan.
         phases: polyphase factor (the stride); channels are multiplied by it.
         taps: kernel taps per phase after dilation and the polyphase split.
         input_length: samples per phase laid out in memory: ``(frames - 1) * step + N`` for
@@ -92,7 +93,9 @@ def fft_plan(signature: Signature) -> ConvPlan:
     needed = needed_length(signature)
     samples = max(min(-(-(signature.length + explicit) // s), needed - shift), 1)
     n = fast_size(max(samples + shift, needed - shift, signature.output_length, taps))
-    return ConvPlan(n, 1, n - taps + 1, s, taps, samples, signature.output_length, shift)
+    # with the padding implicit, the one frame yields every output (N >= output_length)
+    return ConvPlan(n, 1, signature.output_length, s, taps, samples, signature.output_length,
+                    shift)
 
 
 def overlap_add_plan(signature: Signature, block_size: int) -> ConvPlan:

@@ -65,7 +65,7 @@ def output_chunks(signature: Signature, plan: ConvPlan, dtype: torch.dtype
 
 def weight_spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan,
                     dtype: torch.dtype) -> torch.Tensor:
-    """The conjugate spectrum of ``weight`` in the layout :func:`mix` expects.
+    """The conjugate spectrum of ``weight`` in the layout :func:`mix_inverse` expects.
 
     Returns:
         Depthwise: (G, Cout/G, 1, F). Otherwise frequency-major (F*G, Cin/G*s, Cout/G).
@@ -99,22 +99,28 @@ def frequency_major(spectra: torch.Tensor, signature: Signature) -> torch.Tensor
     return x.contiguous().view(bins * groups, batch * frames, channels // groups)
 
 
-def mix(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature, batch: int,
-        frames: int) -> torch.Tensor:
-    """Mix channels per frequency, giving (B, Cout, frames, F).
+def mix_inverse(spectra: torch.Tensor, weights: torch.Tensor, signature: Signature,
+                batch: int, frames: int, n: int) -> torch.Tensor:
+    """Mix channels per frequency and inverse-transform: (B, G, Cout/G, frames, N) frames.
+
+    The matrix product's frequency-major result is inverse-transformed along its first
+    dimension where it lies, and returned as a permuted view: the layout change happens once,
+    on real samples, when :func:`~autoconv.strategies.layout.join_frames` copies the valid ones.
 
     Args:
         spectra: the input spectra as :func:`frequency_major` returns them.
         weights: as :func:`weight_spectrum` returns them for ``signature``.
+        n: the FFT length.
     """
-    groups, out_channels = signature.groups, signature.out_channels
+    groups = signature.groups
+    per_group = signature.out_channels // groups
     if _is_elementwise(signature):
         bins = spectra.shape[-1]
         out = spectra.view(batch, groups, 1, frames, bins) * weights
-        return out.view(batch, out_channels, frames, bins)
+        return torch.fft.irfft(out, n=n)
     bins = spectra.shape[0] // groups
-    y = torch.bmm(spectra, weights).view(bins, groups, batch, frames, out_channels // groups)
-    return y.permute(2, 1, 4, 3, 0).reshape(batch, out_channels, frames, bins)
+    y = torch.bmm(spectra, weights).view(bins, groups, batch, frames, per_group)
+    return torch.fft.irfft(y, n=n, dim=0).permute(2, 1, 4, 3, 0)
 
 
 def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -139,8 +145,7 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     chunks = output_chunks(signature, plan, dtype)
     if len(chunks) == 1:
         weights = _spectrum(weight, signature, plan, dtype, spectrum_cache)
-        y = torch.fft.irfft(mix(spectra, weights, signature, batch, frames), n=n)
-        y = join_frames(y, plan, bias)
+        y = join_frames(mix_inverse(spectra, weights, signature, batch, frames, n), plan, bias)
     else:
         y = _chunked(spectra, weight, bias, signature, plan, dtype, chunks, batch,
                      spectrum_cache)
@@ -175,7 +180,7 @@ def _chunked(spectra: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         w = grouped[:, start:stop].reshape(sub.out_channels, *weight.shape[1:])
         b = None if bias is None else bias.view(groups, per_group)[:, start:stop].reshape(-1)
         spectrum = _spectrum(weight, sub, plan, dtype, cache, (start, stop), w)
-        y = mix(spectra, spectrum, sub, batch, plan.frames)
-        y = join_frames(torch.fft.irfft(y, n=plan.fft_length), plan, b)
+        y = mix_inverse(spectra, spectrum, sub, batch, plan.frames, plan.fft_length)
+        y = join_frames(y, plan, b)
         out[:, :, start:stop].copy_(y.view(batch, groups, stop - start, -1))
     return out.view(batch, out_channels, plan.output_length)
