@@ -115,6 +115,8 @@ def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, sig: Sig
     candidates = _sample_regions(sig)
     start = time.perf_counter()
     probe = conv(*candidates[0])
+    if probe[1].is_cuda:
+        torch.cuda.synchronize(probe[1].device)
     probe_s = max(time.perf_counter() - start, 1e-6)
     probe_size = probe[1].numel()
     full_size = sig.batch * sig.out_channels * sig.output_length
