@@ -273,14 +273,26 @@ class Selector:
         return self.pick_winner(outcomes)
 
     def pick_winner(self, outcomes: Sequence[Outcome]) -> Choice:
-        """The fastest valid outcome; near-ties (``tie_margin``) go to the simpler strategy."""
+        """The fastest valid outcome, unless it is tied with a simpler strategy.
+
+        An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
+        when their interquartile ranges overlap (the difference is within the noise of the
+        measurements). A tie goes to the strategy registered first (direct, then fft, then
+        overlap-add): simpler and more accurate, and never slower than doing nothing.
+        """
         valid = [o for o in outcomes if o.ok]
         if not valid:
             return Choice.make("direct", source="fallback")
-        fastest = min(o.median_s for o in valid)
-        tied = [o for o in valid if o.median_s <= fastest * (1 + self.settings.tie_margin)]
+        fastest = min(valid, key=lambda o: o.median_s)
+
+        def tied(o: Outcome) -> bool:
+            if o.median_s <= fastest.median_s * (1 + self.settings.tie_margin):
+                return True
+            return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
+
         rank = {strategy.name: index for index, strategy in enumerate(self.strategies)}
-        best = min(tied, key=lambda o: (rank.get(o.candidate.name, len(rank)), o.median_s))
+        best = min((o for o in valid if tied(o)),
+                   key=lambda o: (rank.get(o.candidate.name, len(rank)), o.median_s))
         return Choice.make(best.candidate.strategy, dict(best.candidate.params),
                            source="measured", median_s=best.median_s)
 

@@ -56,16 +56,17 @@ STRATEGIES = {
 
 
 class FakeTimer:
-    """Returns preset medians by candidate label; records what it was asked to time."""
+    """Returns preset medians (and spreads) by candidate label; records what it timed."""
 
-    def __init__(self, times: dict[str, float]) -> None:
+    def __init__(self, times: dict[str, float], spreads: dict[str, float] | None = None) -> None:
         self.times = times
+        self.spreads = spreads or {}
         self.timed: list[list[str]] = []
 
     def __call__(self, candidates, *, device, deadline, max_samples) -> list[Timing]:
         labels = [c.candidate.label for c in candidates]
         self.timed.append(labels)
-        return [Timing(self.times[label], 0.0, 5) for label in labels]
+        return [Timing(self.times[label], self.spreads.get(label, 0.0), 5) for label in labels]
 
 
 class FakeStore:
@@ -127,6 +128,17 @@ def test_near_tie_goes_to_the_simpler_strategy() -> None:
     assert selector.choose(SIG, CPU).strategy == "direct"
     selector, _ = make_selector(["direct", "fast"], {"direct": 1.10, "fast": 1.0},
                                 tie_margin=0.03)
+    assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+def test_a_win_within_the_noise_goes_to_the_simpler_strategy() -> None:
+    noisy = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.3, "fast": 0.2})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=noisy,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
+    assert selector.choose(SIG, CPU).strategy == "direct"  # the IQRs overlap
+    clear = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.02, "fast": 0.02})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=clear,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
     assert selector.choose(SIG, CPU).strategy == "fast"
 
 
