@@ -3,8 +3,9 @@
 scikit-learn's ``HistGradientBoostingRegressor`` fits the model; :meth:`TreeEnsemble.from_sklearn`
 copies its trees into a few padded numeric arrays (feature, threshold, children, leaf value per
 node). Evaluating those arrays with numpy walks every tree for every row at once, one level per
-step, which predicts the few candidates of one signature in tens of microseconds (scikit-learn's
-own ``predict`` pays about a millisecond of input checks and thread start-up per call).
+step: the few candidates of one signature take a few hundred microseconds, several times less
+than scikit-learn's own ``predict`` (input checks and thread start-up on every call; see
+``benchmarks/predictor-cpu.md``).
 
 Being plain numbers, the ensemble is stored with ``numpy.savez`` and read back with
 ``allow_pickle=False``: loading a stored model never executes code.
