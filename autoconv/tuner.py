@@ -223,7 +223,8 @@ class Selector:
              candidates: Sequence[Candidate]) -> Choice:
         """Measure ``candidates`` for ``signature``, record every outcome, return the winner."""
         start = self.clock()
-        deadline = start + self.settings.budget_s
+        # A tenth of the budget is kept for what follows the last timing (storing, choosing).
+        deadline = start + 0.9 * self.settings.budget_s
         inputs = ConvInputs.random(signature, device)
         survivors = self.prune(signature, candidates, device)
         tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
