@@ -107,17 +107,21 @@ class DevicePredictor:
         if self.store is None:
             return _Entry(None, 0, self.clock())
         record = self.store.device(device)
-        samples = load_samples(self.store.db, record, same_kind_weight=self.same_kind_weight)
-        if entry is not None and entry.predictor is not None:
+        # Counting this device's rows is one indexed query; the rows are read only to refit.
+        rows = self.store.db.count(record.device_id)
+        if entry is not None:
+            if entry.predictor is None and rows == entry.rows:
+                return _Entry(None, rows, self.clock())
             threshold = max(self.refit_rows, self.refit_fraction * entry.rows)
-            if abs(len(samples) - entry.rows) < threshold:
+            if entry.predictor is not None and abs(rows - entry.rows) < threshold:
                 return _Entry(entry.predictor, entry.rows, self.clock())
+        samples = load_samples(self.store.db, record, same_kind_weight=self.same_kind_weight)
         if len(signatures_of(samples)) < self.min_signatures:
-            return _Entry(None, len(samples), self.clock())
+            return _Entry(None, rows, self.clock())
         predictor = fit_or_load(samples, record.device_id, cache_dir=self.cache_dir,
                                 use_cache=self.use_cache)
         self.fits += 1
-        return _Entry(predictor, len(samples), self.clock())
+        return _Entry(predictor, rows, self.clock())
 
     def decide(self, signature: Signature, candidates: Sequence[Candidate],
                device: torch.device) -> Decision | None:

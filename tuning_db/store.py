@@ -199,6 +199,14 @@ class TuningDB:
         values = {"device_id": device_id, "sig_key": signature.key}
         return self._read(lambda connection: connection.execute(_ANY, values).first() is not None)
 
+    def count(self, device_id: str, *, ok_only: bool = True) -> int:
+        """How many measurements ``device_id`` has (only valid ones by default): one indexed
+        query, so a caller can tell whether anything changed without reading the rows."""
+        query = select(func.count()).where(_m.device_id == device_id)
+        if ok_only:
+            query = query.where(_m.ok)
+        return int(self._read(lambda connection: connection.execute(query).scalar_one()))
+
     def measurements(self, device_id: str | None = None,
                      winners_only: bool = False) -> Iterator[tuple[str, MeasurementRecord]]:
         """Every stored measurement as (device id, measurement), e.g. to train a predictor.

@@ -52,6 +52,19 @@ def test_failed_candidates_are_kept_but_never_win(db_url: str) -> None:
         assert stored.ok is False and stored.note == "raised RuntimeError"
 
 
+def test_count_is_per_device_and_skips_failed_rows_unless_asked(db_url: str) -> None:
+    here, there = make_device(), make_device(torch_threads=1)
+    with tuning_db.connect(db_url) as db:
+        assert db.count(here.device_id) == 0
+        db.record(here, make_measurement(make_signature(length=100), strategy="direct"))
+        db.record(here, make_measurement(make_signature(length=200), strategy="fft"))
+        db.record(here, make_measurement(make_signature(length=300), ok=False, note="x"))
+        db.record(there, make_measurement(make_signature(length=100), strategy="direct"))
+        assert db.count(here.device_id) == 2
+        assert db.count(here.device_id, ok_only=False) == 3
+        assert db.count(there.device_id) == 1
+
+
 def test_upsert_keeps_the_better_supported_measurement(db_url: str) -> None:
     device, signature = make_device(), make_signature()
     old = datetime(2026, 1, 1, tzinfo=UTC)
