@@ -71,11 +71,3 @@ class Choice:
 
 DIRECT = Choice.make("direct", source="off")
 
-
-@dataclass(frozen=True)
-class StoredBest:
-    """The best measurement a tuning database holds for a signature on this device."""
-
-    strategy: str
-    params: dict[str, Any]
-    median_s: float

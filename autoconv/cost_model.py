@@ -22,13 +22,6 @@ import torch.nn.functional as F
 from autoconv.signature import Signature
 from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan
 
-# Used when calibration is impossible (e.g. while a CUDA graph is captured). Orders of
-# magnitude of a 2-core x86 CPU in float32; calibration replaces them.
-_FALLBACK = {"direct_mac_s": 3e-11, "narrow_mac_s": 1e-9, "depthwise_mac_s": 2e-10,
-             "fft_unit_s": 1e-10, "complex_mac_s": 1e-10, "elementwise_s": 4e-10,
-             "call_s": 1e-5}
-
-
 @dataclass(frozen=True)
 class CostConstants:
     """Seconds per unit of work on one device (see the module docstring)."""
@@ -90,11 +83,17 @@ class CalibratedCostModel:
         for key, value in (constants or {}).items():
             self._constants[(key, 0, torch.get_num_threads())] = value
 
-    def constants(self, device: torch.device) -> CostConstants:
-        """The constants for ``device`` (and the current thread count), measured once."""
+    def constants(self, device: torch.device) -> CostConstants | None:
+        """The constants for ``device`` (and the current thread count), measured once.
+
+        None while a CUDA graph is being captured on a device not yet calibrated: nothing
+        may run then, so the model cannot judge (and guesses are never cached).
+        """
         key = (device.type, device.index or 0, torch.get_num_threads())
         cached = self._constants.get(key)
         if cached is None:
+            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                return None
             with self._lock:
                 cached = self._constants.get(key)
                 if cached is None:
@@ -104,8 +103,14 @@ class CalibratedCostModel:
 
     def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
                 device: torch.device) -> float | None:
-        """Predicted seconds for one forward call (x3 when gradients are needed)."""
+        """Predicted seconds for one call, or None when the model cannot judge.
+
+        With gradients the call is forward plus backward, and backward computes two
+        convolutions of the forward's size (to the input and to the weight): three in all.
+        """
         c = self.constants(device)
+        if c is None:
+            return None
         factor = 3.0 if signature.requires_grad else 1.0
         if strategy == "direct":
             return factor * (c.call_s + _direct_mac_s(signature, c) * direct_macs(signature))
@@ -154,8 +159,6 @@ def calibrate(device: torch.device) -> CostConstants:
     its peak: the constants describe the machine at its fastest, so that pruning errs on the
     side of timing a candidate rather than dropping it.
     """
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return CostConstants(**_FALLBACK)
     make = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
     with torch.no_grad():
         x, w = make(1, 64, 2048), make(64, 64, 31)

@@ -16,7 +16,6 @@ import torch
 
 import tuning_db
 from autoconv import __version__
-from autoconv.choice import StoredBest
 from autoconv.fingerprint import fingerprint_fields
 from autoconv.settings import Settings
 from autoconv.signature import Signature
@@ -78,12 +77,9 @@ class TuningStore:
             record = self._devices[key] = device_record(device)
         return record
 
-    def best(self, signature: Signature, device: torch.device) -> StoredBest | None:
+    def best(self, signature: Signature, device: torch.device) -> tuning_db.BestChoice | None:
         """The best measured choice for ``signature`` on this device, if any."""
-        best = self.db.best(self.device(device).device_id, signature_record(signature))
-        if best is None:
-            return None
-        return StoredBest(best.strategy, dict(best.params), best.median_s)
+        return self.db.best(self.device(device).device_id, signature_record(signature))
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None:

@@ -26,7 +26,6 @@ import torch
 
 from autoconv import model_cache
 from autoconv.candidates import Candidate
-from autoconv.choice import Choice
 from autoconv.database import TuningStore
 from autoconv.predictor import Decision, LearnedPredictor, Sample
 from autoconv.signature import Signature
@@ -135,9 +134,3 @@ class DevicePredictor:
             self._entries[(device.type, device.index, torch.get_num_threads())] = _Entry(
                 None, 0, self.clock())
             return None
-
-    def choose(self, signature: Signature, candidates: Sequence[Candidate],
-               device: torch.device) -> Choice | None:
-        """The predicted best candidate, or None (the selector's ``Predictor`` protocol)."""
-        decision = self.decide(signature, candidates, device)
-        return None if decision is None else decision.choice

@@ -55,7 +55,7 @@ def reset() -> None:
         _fast.clear()
         store = _selector.store if _selector is not None else None
         _selector = None
-    if store is not None and hasattr(store, "close"):
+    if store is not None:
         store.close()
 
 
@@ -84,11 +84,11 @@ def _resolve(key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
 
 def _runners(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
              stride, padding, dilation, groups) -> tuple[Runner, Runner | None]:
-    needs_grad = torch.is_grad_enabled() and (
-        input.requires_grad or weight.requires_grad
-        or (bias is not None and bias.requires_grad))
+    """The hot path: build the call's key, one dict lookup (resolving on a miss)."""
     key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
-           input.device, needs_grad)
+           input.device, torch.is_grad_enabled() and (
+               input.requires_grad or weight.requires_grad
+               or (bias is not None and bias.requires_grad)))
     try:
         return _fast[key]
     except KeyError:
@@ -120,15 +120,7 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         return _opaque_conv1d(input, weight, bias, stride, padding, dilation, groups, None)
     if settings.mode == "off":
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
-    # The hot path, inlined: build the key, one dict lookup, call the strategy.
-    key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
-           input.device, torch.is_grad_enabled() and (
-               input.requires_grad or weight.requires_grad
-               or (bias is not None and bias.requires_grad)))
-    try:
-        run = _fast[key][0]
-    except (KeyError, TypeError):
-        run = _runners(input, weight, bias, stride, padding, dilation, groups)[0]
+    run = _runners(input, weight, bias, stride, padding, dilation, groups)[0]
     if bias is None and stride == 1 and padding == 0 and dilation == 1 and groups == 1:
         return run(input, weight)  # torch parses five default arguments ~1 us faster
     return run(input, weight, bias, stride, padding, dilation, groups)

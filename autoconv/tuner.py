@@ -20,11 +20,13 @@ import torch
 from autoconv.buckets import decision_key
 from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
                                  enumerate_candidates, relative_error, timed_call)
-from autoconv.choice import DIRECT, Choice, StoredBest
+from autoconv.choice import DIRECT, Choice
 from autoconv.settings import Settings, settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.timing import Clock, Timer, Timing, measure_interleaved
+from tuning_db import BestChoice
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -46,7 +48,7 @@ class Outcome:
 class ChoiceStore(Protocol):
     """The tuning database as the tuner sees it (see :mod:`autoconv.database`)."""
 
-    def best(self, signature: Signature, device: torch.device) -> StoredBest | None: ...
+    def best(self, signature: Signature, device: torch.device) -> BestChoice | None: ...
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None: ...
@@ -59,13 +61,6 @@ class CostModel(Protocol):
                 device: torch.device) -> float | None: ...
 
 
-class Predictor(Protocol):
-    """The learned model (or the cost model) choosing without measuring."""
-
-    def choose(self, signature: Signature, candidates: Sequence[Candidate],
-               device: torch.device) -> Choice | None: ...
-
-
 class Prediction(Protocol):
     """A prediction and whether it may be used without measuring."""
 
@@ -73,8 +68,9 @@ class Prediction(Protocol):
     confident: bool
 
 
-class ConfidentPredictor(Predictor, Protocol):
-    """A predictor that also says when it is sure (see :mod:`autoconv.predictor`)."""
+class Predictor(Protocol):
+    """The learned model: a choice without measuring, and whether it is sure of it
+    (see :mod:`autoconv.device_model`). ``None`` when it has no answer (no model yet)."""
 
     def decide(self, signature: Signature, candidates: Sequence[Candidate],
                device: torch.device) -> Prediction | None: ...
@@ -134,10 +130,6 @@ class Selector:
             self._memory[key] = choice
             return choice
 
-    def forget(self) -> None:
-        """Drop every in-memory decision (after a settings change, or in tests)."""
-        self._memory.clear()
-
     # -- the slow path --------------------------------------------------------------------
 
     def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:
@@ -161,10 +153,9 @@ class Selector:
     def _confident_prediction(self, signature: Signature, device: torch.device,
                               candidates: Sequence[Candidate]) -> Choice | None:
         """In mode ``tune``: a prediction sure enough to skip measuring, else None."""
-        decide = getattr(self.predictor, "decide", None)
-        if decide is None:
+        if self.predictor is None:
             return None
-        prediction = decide(signature, candidates, device)
+        prediction = self.predictor.decide(signature, candidates, device)
         return prediction.choice if prediction is not None and prediction.confident else None
 
     def _from_store(self, signature: Signature, device: torch.device) -> Choice | None:
@@ -188,9 +179,9 @@ class Selector:
     def _predict(self, signature: Signature, device: torch.device,
                  candidates: Sequence[Candidate]) -> Choice:
         if self.predictor is not None:
-            predicted = self.predictor.choose(signature, candidates, device)
-            if predicted is not None:
-                return predicted
+            prediction = self.predictor.decide(signature, candidates, device)
+            if prediction is not None:
+                return prediction.choice
         predicted_times = self._predicted_times(signature, candidates, device)
         known = [(t, c) for t, c in zip(predicted_times, candidates) if t is not None]
         if not known:
@@ -244,11 +235,11 @@ class Selector:
             try:
                 output = call()  # warm-up, and the output to check
             except Exception as error:
-                elapsed = max(self.clock() - warm_up_start, 1e-9)
-                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False,
-                                        f"failed: {type(error).__name__}: {error}"[:200]))
-                continue
+                output, failure = None, f"failed: {type(error).__name__}: {error}"[:200]
             elapsed = max(self.clock() - warm_up_start, 1e-9)
+            if output is None:
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False, failure))
+                continue
             if reference is None and candidate.name == "direct":
                 reference = output
             error = relative_error(output, reference) if reference is not None else None

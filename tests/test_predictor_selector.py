@@ -42,10 +42,6 @@ class FakePredictor:
             return None
         return Prediction(Choice.make(STRATEGIES[1], source="predicted"), self.confident)
 
-    def choose(self, signature, candidates, device):
-        decision = self.decide(signature, candidates, device)
-        return None if decision is None else decision.choice
-
 
 class FakeTimer:
     def __init__(self) -> None:
@@ -91,15 +87,6 @@ def test_an_unsure_prediction_is_measured_and_recorded() -> None:
 
 def test_no_prediction_means_measuring() -> None:
     chosen, timer, _ = selector(FakePredictor(confident=None))
-    assert chosen.choose(SIG, CPU).source == "measured" and timer.timed == 1
-
-
-def test_a_predictor_without_decide_never_skips_measuring() -> None:
-    class ChooseOnly:
-        def choose(self, signature, candidates, device):
-            return Choice.make(STRATEGIES[1], source="predicted")
-
-    chosen, timer, _ = selector(ChooseOnly())
     assert chosen.choose(SIG, CPU).source == "measured" and timer.timed == 1
 
 

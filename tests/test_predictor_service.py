@@ -85,8 +85,8 @@ def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, 
     record(store, SIGNATURES)
     lazy = predictor(store, tmp_path)
     assert fits == [] and lazy.fits == 0
-    assert lazy.choose(UNSEEN[0], candidates(UNSEEN[0]), CPU).source == "predicted"
-    lazy.choose(UNSEEN[1], candidates(UNSEEN[1]), CPU)
+    assert lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU).choice.source == "predicted"
+    lazy.decide(UNSEEN[1], candidates(UNSEEN[1]), CPU)
     assert len(fits) == 1
 
 
@@ -153,7 +153,7 @@ def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) 
     broken = predictor(store, tmp_path)
     monkeypatch.setattr(LearnedPredictor, "decide", lambda *a: 1 / 0)
     with pytest.warns(RuntimeWarning, match="predictor failed"):
-        assert broken.choose(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
+        assert broken.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
 
 
 def test_mode_predict_never_times_anything(store, tmp_path) -> None:

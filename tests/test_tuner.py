@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from concurrency import run_in_threads
 import torch
 import torch.nn.functional as F
+from concurrency import run_in_threads
 
 from autoconv.settings import Settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, direct
 from autoconv.timing import Timing
-from autoconv.choice import StoredBest
 from autoconv.tuner import Outcome, Selector
+from tuning_db import BestChoice
 
 CPU = torch.device("cpu")
 SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
@@ -74,13 +74,14 @@ class FakeStore:
         self.rows: dict[tuple[Signature, torch.device], list[Outcome]] = {}
         self.lookups = 0
 
-    def best(self, signature: Signature, device: torch.device) -> StoredBest | None:
+    def best(self, signature: Signature, device: torch.device) -> BestChoice | None:
         self.lookups += 1
         valid = [o for o in self.rows.get((signature, device), []) if o.ok]
         if not valid:
             return None
         best = min(valid, key=lambda o: o.median_s)
-        return StoredBest(best.candidate.name, dict(best.candidate.params), best.median_s)
+        return BestChoice(strategy=best.candidate.name, params=dict(best.candidate.params),
+                          median_s=best.median_s, samples=best.samples)
 
     def record(self, signature, device, outcomes: Sequence[Outcome]) -> None:
         self.rows.setdefault((signature, device), []).extend(outcomes)
