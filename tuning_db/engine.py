@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,12 +55,56 @@ def translated(where: str) -> Iterator[None]:
         raise
 
 
+#: A temporary file left by a creator this long ago (and whose process is gone) is an orphan.
+ORPHAN_AGE_S = 600.0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but is not ours to signal
+        return True
+    return True
+
+
+def remove_orphans(path: Path, *, min_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Delete temporary files that a creator of ``path`` killed mid-way left behind.
+
+    A file named like the ones :func:`create_sqlite_file` makes (``.NAME.PID.XXXXXXXX.tmp``,
+    and its ``-wal``/``-shm``) is removed only when its process no longer runs *and* it is
+    older than ``min_age_s`` (the age guards against a creator on another host sharing the
+    folder, whose pid means nothing here). Returns what was removed.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp(-wal|-shm)?$")
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if now - entry.stat().st_mtime < min_age_s:
+                continue
+            entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
 def create_sqlite_file(path: Path, url: URL) -> None:
     """Create a new database at ``path`` so that no other process ever sees it half made.
 
     The schema is built in a temporary file next to ``path`` (WAL journal on), which is then
     hard-linked into place; if another process got there first, its file is kept and ours
-    dropped. Readers therefore see either no file or a complete database.
+    dropped. Readers therefore see either no file or a complete database. Temporary files of
+    creators that were killed mid-way are cleared first (:func:`remove_orphans`).
 
     Raises:
         ConnectionFailedError: the folder cannot be created or written.
@@ -68,6 +114,7 @@ def create_sqlite_file(path: Path, url: URL) -> None:
     except OSError as error:
         raise ConnectionFailedError(f"cannot create the folder for {path}: "
                                     f"{error.strerror}") from None
+    remove_orphans(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     engine = make_engine(url.set(database=str(temporary)))
     try:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 import tuning_db
 from tuning_db import errors, migrate, sqlite_safety
 from tuning_db.cli import main
-from tuning_db.engine import make_engine
+from tuning_db.engine import ORPHAN_AGE_S, make_engine
 from tuning_db.store import open_engine
 from tuning_db.urls import masked, parse_url
 
@@ -186,3 +186,32 @@ def test_a_lock_held_too_long_gives_a_clear_error(tmp_path: Path,
     db.record(make_device(), make_measurement())
     db.close()
     blocker.close()
+
+
+def _dead_pid() -> int:
+    """A pid that belongs to no running process (a child that has exited and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temp_files_of_a_killed_creator_are_cleared_by_the_next_one(tmp_path: Path) -> None:
+    path = tmp_path / "tuning.sqlite3"
+    old = time.time() - 2 * ORPHAN_AGE_S
+    dead = _dead_pid()
+    orphans = [tmp_path / f".tuning.sqlite3.{dead}.0123abcd.tmp{suffix}"
+               for suffix in ("", "-wal", "-shm")]
+    recent = tmp_path / f".tuning.sqlite3.{dead}.89abcdef.tmp"  # maybe a creator elsewhere
+    alive = tmp_path / f".tuning.sqlite3.{os.getpid()}.00000000.tmp"  # a running creator
+    unrelated = tmp_path / ".other.sqlite3.1.00000000.tmp"
+    for file in [*orphans, recent, alive, unrelated]:
+        file.write_bytes(b"half made")
+        if file is not recent:
+            os.utime(file, (old, old))
+    tuning_db.connect(f"sqlite:///{path}").close()
+    assert path.exists()
+    assert not any(file.exists() for file in orphans)
+    assert recent.exists() and alive.exists() and unrelated.exists()
