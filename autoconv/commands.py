@@ -78,7 +78,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     warm.add_argument("--shard", type=_shard, metavar="I/N", help=(
         "tune only shard I of N (1-based): N machines sharing one database split the work"))
     warm.add_argument("--total-budget", type=float, metavar="S", help=(
-        "start no new signature after S seconds (--grid default: 900)"))
+        "start no new signature after S seconds (--grid default: "
+        f"{predictor_commands.GRID_TOTAL_BUDGET_S:g})"))
     warm.set_defaults(handler=cmd_warm)
 
     select = subparsers.add_parser("select", parents=[common], help=(

@@ -55,7 +55,7 @@ class Timer(Protocol):
     """Times candidates interleaved until a deadline; what the tuner calls."""
 
     def __call__(self, candidates: Sequence[Callable[[], Any]], *, device: torch.device,
-                 deadline: float, max_samples: int) -> list[Timing]: ...
+                 deadline: float, max_samples: int, min_samples: int = 1) -> list[Timing]: ...
 
 
 def _time_one_cpu(fn: Callable[[], Any], clock: Clock) -> float:
@@ -85,13 +85,13 @@ def time_call(fn: Callable[[], Any], device: torch.device, clock: Clock = time.p
 
 
 def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torch.device,
-                        deadline: float, max_samples: int = 25,
+                        deadline: float, max_samples: int = 25, min_samples: int = 1,
                         clock: Clock = time.perf_counter) -> list[Timing]:
     """Time each candidate in rounds (A B C, A B C, ...) until ``deadline`` or ``max_samples``.
 
-    Every candidate gets at least one sample; a further round starts only if the previous
-    round's duration still fits before the deadline, so the deadline is overrun by at most the
-    first round.
+    Every candidate gets at least ``min_samples`` samples (default one); a further round
+    starts only if the previous round's duration still fits before the deadline, so the
+    deadline is overrun by at most the first ``min_samples`` rounds.
     The callables are assumed warmed up (called once) by the caller. A candidate that raises
     gets ``median_s=inf`` and its message, and is not called again.
 
@@ -100,6 +100,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
         device: where they run; CUDA timing uses events and synchronises.
         deadline: a ``clock()`` value after which no new round starts.
         max_samples: the most timed calls per candidate.
+        min_samples: the fewest, deadline or not (capped by ``max_samples``).
         clock: the wall clock (injectable for tests).
 
     Returns:
@@ -107,7 +108,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     """
     samples: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
-    for _ in range(max_samples):
+    for round_index in range(max_samples):
         round_start = clock()
         for index, fn in enumerate(candidates):
             if failures[index] is not None:
@@ -116,7 +117,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
                 samples[index].append(time_call(fn, device, clock))
             except Exception as error:  # a failing candidate loses; it never aborts tuning
                 failures[index] = f"{type(error).__name__}: {error}"
-        if clock() + (clock() - round_start) > deadline:
+        if round_index + 1 >= min_samples and clock() + (clock() - round_start) > deadline:
             break
     return [Timing(float("inf"), 0.0, len(s), failure) if failure is not None or not s
             else summarize(s) for s, failure in zip(samples, failures)]

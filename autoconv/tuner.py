@@ -249,9 +249,11 @@ class Selector:
                 continue
             timed.append((candidate, call, error, elapsed))
 
-        if self.clock() + sum(warm for *_, warm in timed) <= deadline:
+        min_samples = min(self.settings.min_samples, self.settings.max_samples)
+        if min_samples > 1 or self.clock() + sum(warm for *_, warm in timed) <= deadline:
             timings = self.timer([call for _, call, _, _ in timed], device=device,
-                                 deadline=deadline, max_samples=self.settings.max_samples)
+                                 deadline=deadline, max_samples=self.settings.max_samples,
+                                 min_samples=min_samples)
         else:  # no time for another round: the warm-up calls are the only samples
             timings = [Timing(warm, 0.0, 1) for *_, warm in timed]
         for (candidate, _, error, _), timing in zip(timed, timings):

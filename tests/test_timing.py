@@ -47,6 +47,17 @@ def test_deadline_stops_new_rounds_but_every_candidate_gets_one_sample() -> None
     assert clock.now <= 1.0
 
 
+def test_min_samples_are_taken_past_the_deadline_and_no_more() -> None:
+    clock, log = FakeClock(), []
+    timings = measure_interleaved(
+        [clock.candidate(0.4, log, "a"), clock.candidate(0.4, log, "b")],
+        device=CPU, deadline=1.0, max_samples=10, min_samples=3, clock=clock)
+    assert [t.samples for t in timings] == [3, 3]
+    capped = measure_interleaved([clock.candidate(0.4, log, "c")], device=CPU, deadline=0.0,
+                                 max_samples=2, min_samples=5, clock=clock)
+    assert capped[0].samples == 2
+
+
 def test_a_failing_candidate_gets_infinite_time_and_the_others_go_on() -> None:
     clock, log = FakeClock(), []
 

@@ -63,7 +63,8 @@ class FakeTimer:
         self.spreads = spreads or {}
         self.timed: list[list[str]] = []
 
-    def __call__(self, candidates, *, device, deadline, max_samples) -> list[Timing]:
+    def __call__(self, candidates, *, device, deadline, max_samples,
+                 min_samples=1) -> list[Timing]:
         labels = [c.candidate.label for c in candidates]
         self.timed.append(labels)
         return [Timing(self.times[label], self.spreads.get(label, 0.0), 5) for label in labels]
@@ -300,3 +301,26 @@ def test_no_timing_round_when_the_warm_ups_used_the_budget() -> None:
     selector.choose(SIG, CPU)
     assert timer.timed == []  # the warm-ups were the samples
     assert now[0] <= 1.0 + 0.8 * 2  # warm-ups only: the budget overrun is bounded
+
+
+def test_min_samples_times_candidates_even_when_the_warm_ups_used_the_budget() -> None:
+    now = [0.0]
+
+    def slow(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        now[0] += 0.8
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    asked = []
+
+    class RecordingTimer(FakeTimer):
+        def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1):
+            asked.append(min_samples)
+            return super().__call__(candidates, device=device, deadline=deadline,
+                                    max_samples=max_samples, min_samples=min_samples)
+
+    timer = RecordingTimer({"direct": 1.0, "slow_fast": 0.5})
+    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+                        timer=timer, clock=lambda: now[0],
+                        settings=Settings(bucket_lengths=False, budget_s=1.0, min_samples=3))
+    assert selector.choose(SIG, CPU).strategy == "slow_fast"
+    assert timer.timed == [["direct", "slow_fast"]] and asked == [3]
