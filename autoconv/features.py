@@ -5,13 +5,15 @@ sums a tree ensemble learns easily). The features fall in three groups:
 
 * the signature: log sizes (batch, channels in/out and per group, lengths, kernel, span,
   stride, dilation, groups), the kernel/length ratio, flags (depthwise, gradients, device
-  type) and the dtype's width;
+  type), the dtype's width and the channels' alignment (how many times 2 divides them: the
+  direct kernels vectorise over channels);
 * the work, counted exactly from the strategies' plans as the cost model counts it
   (:mod:`autoconv.cost_model`): direct multiply-adds, and for the single-FFT plan its length,
   butterfly units, frequency-domain multiply-adds and elements touched;
 * the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`), and
   the same FFT work counts for the candidate's own plan (an ``overlap_add`` block size, its
-  frames), so the model compares candidates by what they do, not only by name; last, log2 of
+  frames, the odd part of its FFT length, which FFTs handle more slowly than powers of two),
+  so the model compares candidates by what they do, not only by name; last, log2 of
   the candidate's total work (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
 
 Only plain ints and strings go in; nothing here touches a tensor.
@@ -32,7 +34,7 @@ from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan, phase
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -40,14 +42,14 @@ SIGNATURE_COLUMNS = (
     "log_batch", "log_in_channels", "log_out_channels", "log_in_per_group",
     "log_out_per_group", "log_groups", "log_length", "log_padded_length", "log_output_length",
     "log_kernel", "log_span", "log_taps", "log_stride", "log_dilation", "log_span_ratio",
-    "depthwise", "requires_grad", "cuda", "dtype_bits",
+    "depthwise", "requires_grad", "cuda", "dtype_bits", "channel_alignment",
 )
 WORK_COLUMNS = (
     "log_direct_macs", "log_fft_length", "log_fft_units", "log_fft_mix", "log_fft_elements",
 )
 CANDIDATE_COLUMNS = (
     "log_plan_length", "log_plan_frames", "log_plan_units", "log_plan_mix",
-    "log_plan_elements", "log_block_per_taps", "log_work",
+    "log_plan_elements", "log_block_per_taps", "log_plan_odd_part", "log_work",
 )
 #: The column holding log2 of the candidate's total work (the predictor's baseline).
 WORK_COLUMN = "log_work"
@@ -55,6 +57,15 @@ WORK_COLUMN = "log_work"
 
 def _log2(value: float) -> float:
     return math.log2(max(float(value), 1.0))
+
+
+def _twos(value: int, cap: int = 6) -> int:
+    """How many times 2 divides ``value`` (at most ``cap``): SIMD and cache alignment."""
+    count = 0
+    while value > 0 and value % 2 == 0 and count < cap:
+        value //= 2
+        count += 1
+    return count
 
 
 def signature_vector(s: Signature) -> list[float]:
@@ -67,7 +78,7 @@ def signature_vector(s: Signature) -> list[float]:
         _log2(phase_taps(s)), _log2(s.stride), _log2(s.dilation),
         math.log2(s.span / s.padded_length),
         float(s.is_depthwise), float(s.requires_grad), float(s.device == "cuda"),
-        float(_DTYPE_BITS.get(s.dtype, 32)),
+        float(_DTYPE_BITS.get(s.dtype, 32)), float(_twos(s.in_channels)),
     ]
 
 
@@ -76,6 +87,7 @@ def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
     return [_log2(plan.fft_length), _log2(plan.frames), _log2(work.fft_units),
             _log2(work.complex_macs), _log2(work.elements),
             math.log2(plan.fft_length / max(plan.taps, 1)),
+            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)),
             _log2(work.fft_units + work.complex_macs + work.elements)]
 
 
@@ -88,7 +100,7 @@ def work_vector(s: Signature) -> list[float]:
 def _direct_vector(s: Signature) -> list[float]:
     """The candidate columns of a strategy without an FFT plan: its work is the direct work."""
     macs = _log2(direct_macs(s))
-    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, macs]
+    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, macs]
 
 
 def candidate_plan(s: Signature, strategy: str, params: Mapping[str, Any]) -> ConvPlan | None:
