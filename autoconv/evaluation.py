@@ -7,6 +7,9 @@ time over the best measured time (1.0 = the best). Reported per picker:
 
 * ``top1``: share of picks within the tuner's tie margin (3 %) of the best, i.e. picks the
   tuner itself would have counted as a tie; ``exact``: share that are the measured arg-min;
+* ``method_top1``: share of picks whose *strategy* is the best one, i.e. some candidate of the
+  picked strategy is within the tie margin of the best (the question scipy's heuristic and
+  MIOpen's solver choice answer; how well the block size was picked shows in the regrets);
 * ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.1x and 1.5x of the best.
 
 Pickers compared on the same signatures: the learned model, the cost model (calibrated on this
@@ -53,6 +56,7 @@ class Scores:
     name: str
     count: int
     top1: float
+    method_top1: float
     exact: float
     geomean: float
     p99: float
@@ -61,12 +65,17 @@ class Scores:
     within_1_5: float
 
     @classmethod
-    def of(cls, name: str, regrets: Sequence[float], exact: Sequence[bool]) -> Scores:
+    def of(cls, name: str, regrets: Sequence[float], exact: Sequence[bool],
+           method_right: Sequence[bool] | None = None) -> Scores:
+        """Scores of picks with these regrets; ``exact[i]``: pick i is the measured arg-min;
+        ``method_right[i]``: its strategy is the best (default: its regret is a tie)."""
         r = np.asarray(regrets, dtype=np.float64)
         if r.size == 0:
             nan = math.nan
-            return cls(name, 0, nan, nan, nan, nan, nan, nan, nan)
-        return cls(name, int(r.size), float(np.mean(r <= TIE)), float(np.mean(exact)),
+            return cls(name, 0, nan, nan, nan, nan, nan, nan, nan, nan)
+        method = r <= TIE if method_right is None else np.asarray(method_right, dtype=bool)
+        return cls(name, int(r.size), float(np.mean(r <= TIE)), float(np.mean(method)),
+                   float(np.mean(exact)),
                    float(np.exp(np.mean(np.log(r)))), float(np.quantile(r, 0.99)),
                    float(r.max()), float(np.mean(r <= 1.1)), float(np.mean(r <= 1.5)))
 
@@ -162,8 +171,9 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
     if baselines is None:
         baselines = {"cost_model": cost_model_picker(), "direct": direct_picker,
                      "scipy": scipy_picker}
-    regrets: dict[str, list[tuple[Signature, float, bool]]] = {"learned": [],
-                                                               "learned_confident": []}
+    #: per picker: (signature, regret, pick is the arg-min, pick's strategy is the best)
+    regrets: dict[str, list[tuple[Signature, float, bool, bool]]] = {"learned": [],
+                                                                     "learned_confident": []}
     for fold in range(folds):
         held = {signatures[i] for i in order[fold::folds]}
         model = fitter([s for s in samples if s.signature not in held])
@@ -171,12 +181,15 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
             group = groups[signature]
             candidates = [(s.strategy, dict(s.params)) for s in group]
             times = np.array([s.seconds for s in group])
+            strategies = np.array([s.strategy for s in group])
             for name, picker in {"learned": model.pick, **baselines}.items():
                 index = picker(signature, candidates)
                 if index is None:
                     continue
+                best_of_strategy = times[strategies == strategies[index]].min()
                 entry = (signature, float(times[index] / times.min()),
-                         bool(times[index] == times.min()))
+                         bool(times[index] == times.min()),
+                         bool(best_of_strategy <= times.min() * TIE))
                 regrets.setdefault(name, []).append(entry)
                 if (name == "learned" and model.confident is not None
                         and model.confident(signature, candidates)):
@@ -185,28 +198,61 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
     def scores(only_single: bool) -> dict[str, Scores]:
         table = {}
         for name, entries in regrets.items():
-            chosen = [(r, e) for s, r, e in entries if not only_single or scipy_applies(s)]
-            table[name] = Scores.of(name, [r for r, _ in chosen], [e for _, e in chosen])
+            chosen = [entry for entry in entries if not only_single or scipy_applies(entry[0])]
+            table[name] = Scores.of(name, [e[1] for e in chosen], [e[2] for e in chosen],
+                                    [e[3] for e in chosen])
         return table
 
     return Evaluation(scores(False), scores(True),
                       len(regrets["learned_confident"]) / len(signatures), len(signatures))
 
 
+def repeatability(first: Sequence[Sample], second: Sequence[Sample]) -> Scores:
+    """How well one measurement run predicts another: the ceiling noise puts on any picker.
+
+    For every signature measured in both runs, the pick is the first run's fastest candidate
+    (among candidates both runs measured), scored against the second run's times. A perfect
+    model of the first run scores this; no picker can be expected to score much better
+    against measurements as noisy.
+    """
+    def key(s: Sample) -> tuple[str, str]:
+        return s.strategy, repr(sorted(dict(s.params).items()))
+
+    later = group_by_signature(second)
+    regrets, exact, method = [], [], []
+    for signature, group in group_by_signature(first).items():
+        if signature not in later:
+            continue
+        times = {key(s): s.seconds for s in later[signature]}
+        shared = [s for s in group if key(s) in times]
+        if not shared:
+            continue
+        pick = key(min(shared, key=lambda s: s.seconds))
+        best = min(times.values())
+        best_of_strategy = min(t for (name, _), t in times.items() if name == pick[0])
+        regrets.append(times[pick] / best)
+        exact.append(times[pick] == best)
+        method.append(best_of_strategy <= best * TIE)
+    return Scores.of("repeat measurement", regrets, exact, method)
+
+
 def markdown(evaluation: Evaluation) -> str:
     """The evaluation as markdown tables."""
     lines = [f"{evaluation.signatures} held-out signatures (grouped cross-validation; top-1 = "
+             f"within {TIE}x of the best; method top-1 = the picked strategy has a candidate "
              f"within {TIE}x of the best); the learned model is confident on "
              f"{evaluation.confident_share:.1%} of them", ""]
     for title, table in (("All signatures", evaluation.overall),
                          ("Single-channel signatures (scipy applies)",
                           evaluation.single_channel)):
         lines += [f"**{title}**", "",
-                  "| picker | n | top-1 | exact | geomean regret | p99 | worst | <=1.1x | <=1.5x |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| picker | n | top-1 | method top-1 | exact | geomean regret | p99 | worst "
+                  "| <=1.1x | <=1.5x |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in table.values():
             if s.count:
-                lines.append(f"| {s.name} | {s.count} | {s.top1:.1%} | {s.exact:.1%} | "
+                lines.append(f"| {s.name} | {s.count} | {s.top1:.1%} | {s.method_top1:.1%} | "
+                             f"{s.exact:.1%} | "
                              f"{s.geomean:.3f} | {s.p99:.2f} | {s.worst:.2f} | "
                              f"{s.within_1_1:.1%} | {s.within_1_5:.1%} |")
         lines.append("")

@@ -17,7 +17,12 @@ Targets (issue 5): top-1 >= 90 %, geometric-mean regret <= 1.10, 99 % of picks w
 worst <= 3x, better than the cost model and scipy; fit in a few seconds, a prediction well
 under a millisecond.
 
+With ``--repeat-db``, a second measurement of the grid (or of its first signatures) shows
+the ceiling that measurement noise puts on any picker: one run's fastest candidate scored on
+the other run's times.
+
 Usage: python scripts/bench_predictor.py --db sqlite:////tmp/grid.sqlite3 [--folds 5]
+           [--repeat-db sqlite:////tmp/grid-again.sqlite3]
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import tuning_db  # noqa: E402
 from autoconv.database import device_record  # noqa: E402
 from autoconv.evaluation import (Candidates, Evaluation, FittedPicker, Scores,  # noqa: E402
                                  cross_validate, group_by_signature, learned_fitter,
-                                 markdown)
+                                 markdown, repeatability)
 from autoconv.features import FeatureSpace  # noqa: E402
 from autoconv.predictor import (BOOSTING, DEFAULT_MARGIN, DEFAULT_MAX_DISTANCE,  # noqa: E402
                                 LearnedPredictor, Sample, design_matrix)
@@ -97,7 +102,10 @@ def targets_table(evaluation: Evaluation) -> str:
     cost = evaluation.overall["cost_model"]
     single = evaluation.single_channel
     checks = [
-        ("top-1 >= 90 %", f"{learned.top1:.1%}", learned.top1 >= 0.9),
+        ("top-1 >= 90 % (the best candidate, within 3 %)", f"{learned.top1:.1%}",
+         learned.top1 >= 0.9),
+        ("top-1 >= 90 % (the best method: strategy)", f"{learned.method_top1:.1%}",
+         learned.method_top1 >= 0.9),
         ("geomean regret <= 1.10", f"{learned.geomean:.3f}", learned.geomean <= 1.10),
         ("99 % of picks within 1.5x", f"{learned.within_1_5:.1%}", learned.within_1_5 >= 0.99),
         ("worst pick <= 3x", f"{learned.worst:.2f}", learned.worst <= 3.0),
@@ -113,6 +121,19 @@ def targets_table(evaluation: Evaluation) -> str:
                           [[name, value, "yes" if ok else "**no**"] for name, value, ok in checks])
 
 
+def repeatability_table(samples: Sequence[Sample], repeat: Sequence[Sample]) -> str:
+    """Picks by one run's fastest candidate, scored on the other run, both ways round."""
+    rows = []
+    for name, first, second in (("main run -> repeat run", samples, repeat),
+                                ("repeat run -> main run", repeat, samples)):
+        s = repeatability(first, second)
+        rows.append([name, s.count, f"{s.top1:.1%}", f"{s.method_top1:.1%}", f"{s.exact:.1%}",
+                     f"{s.geomean:.3f}", f"{s.p99:.2f}", f"{s.worst:.2f}",
+                     f"{s.within_1_1:.1%}", f"{s.within_1_5:.1%}"])
+    return markdown_table(["picks from -> scored on", "n", "top-1", "method top-1", "exact",
+                           "geomean regret", "p99", "worst", "<=1.1x", "<=1.5x"], rows)
+
+
 def families_table(samples: Sequence[Sample], folds: int) -> tuple[Evaluation, str]:
     rows, full = [], None
     for name, fitter in model_families().items():
@@ -121,13 +142,13 @@ def families_table(samples: Sequence[Sample], folds: int) -> tuple[Evaluation, s
                                     baselines=None if not rows else {})
         seconds = time.perf_counter() - started
         scores = evaluation.overall["learned"]
-        rows.append([name, f"{scores.top1:.1%}", f"{scores.geomean:.3f}", f"{scores.p99:.2f}",
-                     f"{scores.worst:.2f}", f"{scores.within_1_1:.1%}",
-                     f"{scores.within_1_5:.1%}", f"{seconds:.1f} s"])
+        rows.append([name, f"{scores.top1:.1%}", f"{scores.method_top1:.1%}",
+                     f"{scores.geomean:.3f}", f"{scores.p99:.2f}", f"{scores.worst:.2f}",
+                     f"{scores.within_1_1:.1%}", f"{scores.within_1_5:.1%}", f"{seconds:.1f} s"])
         if full is None:
             full = evaluation
-    table = markdown_table(["model", "top-1", "geomean regret", "p99", "worst", "<=1.1x",
-                            "<=1.5x", f"{folds}-fold CV time"], rows)
+    table = markdown_table(["model", "top-1", "method top-1", "geomean regret", "p99", "worst",
+                            "<=1.1x", "<=1.5x", f"{folds}-fold CV time"], rows)
     return full, table
 
 
@@ -214,10 +235,17 @@ def main() -> int:
     parser.add_argument("--db", required=True, help="tuning database URL")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeat-db", metavar="URL", help=(
+        "a second measurement of (part of) the same grid, e.g. 'autoconv warm --grid "
+        "--grid-size 400' into another database: reports how well one run predicts the other"))
     args = parser.parse_args()
     record = device_record(torch.device(args.device))
     with tuning_db.connect(args.db) as db:
         samples = load_samples(db, record)
+    repeat = None
+    if args.repeat_db:
+        with tuning_db.connect(args.repeat_db, create=False) as db:
+            repeat = load_samples(db, record)
     signatures = len({s.signature for s in samples})
     print("# Predictor benchmark\n")
     print(machine_header(args.device))
@@ -228,6 +256,9 @@ def main() -> int:
     print(targets_table(full) + "\n")
     print("## Held-out picks (grouped cross-validation)\n")
     print(markdown(full))
+    if repeat is not None:
+        print("## Measurement repeatability (the ceiling noise sets)\n")
+        print(repeatability_table(samples, repeat) + "\n")
     print("## Model families on the same folds\n")
     print(families + "\n")
     print("## Confidence rule: picks trusted without measuring (held out)\n")

@@ -8,7 +8,7 @@ import pytest
 from predictor_fakes import random_signatures, synthetic_samples
 
 from autoconv.evaluation import (FittedPicker, Scores, cross_validate, direct_picker,
-                                 group_by_signature, markdown, scipy_picker)
+                                 group_by_signature, markdown, repeatability, scipy_picker)
 from autoconv.predictor import Sample
 from autoconv.signature import Signature
 
@@ -19,6 +19,31 @@ def test_scores_summarise_regrets() -> None:
     assert s.within_1_1 == 0.5 and s.within_1_5 == 0.75
     assert s.geomean == pytest.approx((1.02 * 1.2 * 4.0) ** 0.25)
     assert math.isnan(Scores.of("empty", [], []).geomean)
+    assert s.method_top1 == s.top1  # without strategy information: ties only
+    assert Scores.of("m", [1.0, 1.2], [True, False], [True, True]).method_top1 == 1.0
+
+
+def test_method_top1_counts_the_right_strategy_with_a_worse_parameter() -> None:
+    s = random_signatures(1)[0]
+    rows = [Sample(s, "direct", {}, 2.0), Sample(s, "overlap_add", {"block_size": 64}, 1.0),
+            Sample(s, "overlap_add", {"block_size": 128}, 1.3)]
+    others = random_signatures(5, seed=3)
+    samples = rows + [Sample(o, "direct", {}, 1.0) for o in others]
+
+    def pick_block_128(signature, candidates):
+        return next((i for i, (_, p) in enumerate(candidates) if p.get("block_size") == 128),
+                    0)
+
+    def pick_direct(signature, candidates):
+        return next(i for i, (name, _) in enumerate(candidates) if name == "direct")
+
+    evaluation = cross_validate(samples, folds=3,
+                                fitter=lambda train: FittedPicker(pick_block_128),
+                                baselines={"direct": pick_direct})
+    learned, direct = evaluation.overall["learned"], evaluation.overall["direct"]
+    # On s: the block-128 pick is the right method at regret 1.3; direct is the wrong one.
+    assert learned.method_top1 == 1.0 and learned.top1 == 5 / 6
+    assert direct.method_top1 == 5 / 6 and direct.worst == 2.0
 
 
 def test_folds_hold_out_whole_signatures_and_score_every_picker() -> None:
@@ -66,3 +91,15 @@ def test_scipy_heuristic_applies_to_single_channel_signatures_only() -> None:
     assert candidates[scipy_picker(short_kernel, candidates)][0] == "direct"
     many = Signature(1, 4, 4, 1000, 3, 1, 0, 0, 1, 1, "float32", "cpu")
     assert scipy_picker(many, candidates) is None
+
+
+def test_repeatability_scores_one_run_against_another() -> None:
+    a, b, c = random_signatures(3, seed=5)
+    first = [Sample(a, "direct", {}, 1.0), Sample(a, "fft", {}, 1.1),
+             Sample(b, "direct", {}, 2.0), Sample(b, "fft", {}, 1.0),
+             Sample(c, "direct", {}, 1.0)]  # c: not in the second run
+    second = [Sample(a, "direct", {}, 1.5), Sample(a, "fft", {}, 1.0),  # the order flipped
+              Sample(b, "direct", {}, 2.0), Sample(b, "fft", {}, 1.01)]
+    scores = repeatability(first, second)
+    assert scores.count == 2 and scores.worst == 1.5 and scores.top1 == 0.5
+    assert scores.exact == 0.5 and scores.method_top1 == 0.5
