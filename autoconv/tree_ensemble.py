@@ -72,26 +72,32 @@ class TreeEnsemble:
         return cls(feature, threshold, left, right, value, baseline, depth)
 
     @functools.cached_property
-    def _flat_children(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Children as flat node numbers (node j of tree t is ``t * nodes + j``)."""
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(children, features, thresholds, tree offsets) flattened over all trees.
+
+        Node j of tree t is flat node ``n = t * nodes + j``; its right child is
+        ``children[2n]`` and its left child ``children[2n + 1]``, so one gather indexed by
+        ``2n + go_left`` takes a step down every tree.
+        """
         trees, nodes = self.feature.shape
         offsets = (np.arange(trees, dtype=np.int64) * nodes)[:, None]
-        return (self.left + offsets).ravel(), (self.right + offsets).ravel(), offsets
+        children = np.empty(2 * trees * nodes, dtype=np.int64)
+        children[0::2] = (self.right + offsets).ravel()
+        children[1::2] = (self.left + offsets).ravel()
+        return children, self.feature.ravel().astype(np.int64), self.threshold.ravel(), offsets
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for the rows of ``X`` (shape ``(rows, features)``, no NaN)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         rows, width = X.shape
         trees = self.feature.shape[0]
-        left, right, offsets = self._flat_children
+        children, feature, threshold, offsets = self._flat
         node = np.repeat(offsets, rows, axis=1).ravel()
         base = np.tile(np.arange(rows, dtype=np.int64) * width, trees)
-        feature, threshold = self.feature.ravel(), self.threshold.ravel()
         x = X.ravel()
         for _ in range(self.depth):
-            split = feature[node]
-            go_left = x[base + split] <= threshold[node]
-            node = np.where(go_left, left[node], right[node])
+            go_left = x[base + feature[node]] <= threshold[node]
+            node = children[2 * node + go_left]
         return self.baseline + self.value.ravel()[node].reshape(trees, rows).sum(axis=0)
 
     def save(self, path: Path, **metadata: np.ndarray | str | int | float) -> None:
