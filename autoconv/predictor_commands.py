@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from autoconv.predictor import Sample
 
 #: Defaults of ``warm --grid``: seconds for the whole grid, and per signature.
-GRID_TOTAL_BUDGET_S = 1200.0
+GRID_TOTAL_BUDGET_S = 1800.0
 GRID_SIGNATURE_BUDGET_S = 1.0
 #: Timed calls per candidate at least, budget or not: a lone warm-up call carries first-call
 #: costs and noise (a tenth of the grid's rows were one, and they misled the model).

@@ -34,6 +34,11 @@ def test_the_grid_is_deterministic_distinct_valid_and_affordable() -> None:
             assert s.stride == 1  # 'same' padding exists only without stride
 
 
+def test_a_larger_grid_continues_the_smaller_one() -> None:
+    # so that raising --grid-size on a measured database only measures the new signatures
+    assert training_grid(200)[:120] == training_grid(120)
+
+
 def test_the_grid_covers_every_axis() -> None:
     grid = training_grid(300)
     assert {s.stride for s in grid} == {1, 2, 4, 8}
