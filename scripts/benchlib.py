@@ -251,7 +251,8 @@ def warm_up(fn: Callable[[], Any], device: str, slow_s: float) -> WarmUp:
 def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
                      warmups: Mapping[str, WarmUp], *, device: str, repeats: int,
                      budget_s: float, min_sample_s: float = 0.005) -> dict[str, Timing]:
-    """Median-ready timings of ``candidates``, sampled in interleaved rounds (A B C A B C ...).
+    """Median-ready timings of ``candidates``, sampled in interleaved rounds (A B C, B C A,
+    C A B, ...: the order rotates so that no candidate always runs first or last).
 
     Args:
         candidates: name -> zero-argument callable, already warmed up.
@@ -277,9 +278,13 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
         estimate = max(warm.seconds, 1e-7)
         timing.inner = max(1, math.ceil(min_sample_s / estimate))
         wanted[name] = max(1, min(repeats, int(budget_s / (estimate * timing.inner))))
-    for _ in range(max(wanted.values(), default=0)):
-        for name, fn in candidates.items():
-            timing = timings[name]
+    names = list(candidates)
+    for round_index in range(max(wanted.values(), default=0)):
+        # Each round starts one candidate later: a call's place in the round (what ran just
+        # before it, which buffers it gets) otherwise biases it the same way in every round.
+        shift = round_index % max(len(names), 1)
+        for name in names[shift:] + names[:shift]:
+            fn, timing = candidates[name], timings[name]
             if len(timing.samples) < wanted[name]:
                 seconds, _ = _time_calls(fn, timing.inner, device)
                 timing.samples.append(seconds)
