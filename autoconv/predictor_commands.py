@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 #: Defaults of ``warm --grid``: seconds for the whole grid, and per signature.
 GRID_TOTAL_BUDGET_S = 1800.0
 GRID_SIGNATURE_BUDGET_S = 1.0
-#: Timed calls per candidate at least, budget or not: a lone warm-up call carries first-call
-#: costs and noise (a tenth of the grid's rows were one, and they misled the model).
-GRID_MIN_SAMPLES = 3
 #: Pruning while measuring the grid: the model must see slow candidates too, to learn that they
 #: are slow; the per-signature budget still skips any candidate predicted to overrun it.
 GRID_PRUNE_FACTOR = 1000.0
@@ -124,9 +121,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def grid_signatures(args: argparse.Namespace, overrides: dict) -> list:
     """The training grid's signatures for ``warm --grid``, and its defaults in ``overrides``
-    (a short per-signature budget, at least :data:`GRID_MIN_SAMPLES` timed calls per
-    candidate, and almost no pruning: the model must see slow candidates too, to learn that
-    they are slow)."""
+    (a short per-signature budget, and almost no pruning: the model must see slow candidates
+    too, to learn that they are slow)."""
     import torch
 
     from autoconv.commands import CommandError
@@ -139,5 +135,4 @@ def grid_signatures(args: argparse.Namespace, overrides: dict) -> list:
         args.total_budget = GRID_TOTAL_BUDGET_S
     overrides.setdefault("budget_s", GRID_SIGNATURE_BUDGET_S)
     overrides.setdefault("prune_factor", GRID_PRUNE_FACTOR)
-    overrides.setdefault("min_samples", GRID_MIN_SAMPLES)
     return training_grid(size, device=torch.device(args.device).type)

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     max_samples: int = Field(25, ge=1, description="Timed calls per candidate at most.")
     min_samples: int = Field(1, ge=1, description=(
         "Timed calls per candidate at least, after its warm-up call, even past the budget. "
-        "1 keeps first calls within the budget; 'warm --grid' uses 3, so that the "
-        "predictor never learns from a lone warm-up call."))
+        "1 keeps first calls within the budget; 'autoconv warm' uses 3, so that what is "
+        "stored (and what the predictor learns from) is never a lone warm-up call."))
     prune_factor: float = Field(8.0, gt=1, description=(
         "Candidates the cost model predicts to be this many times slower than the predicted "
         "best are never timed."))

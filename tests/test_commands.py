@@ -71,6 +71,15 @@ def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys
     assert "(0 measured, 2 already known)" in capsys.readouterr().out
 
 
+def test_warm_stores_at_least_three_timed_calls_per_candidate(db_url: str, capsys) -> None:
+    # a budget far too small for a timing round: warming still times every candidate 3 times
+    args = ["warm", "--suite", "--only", "audio_fir_k1023", "--db", db_url, "--budget", "0.001"]
+    assert main(args) == 0
+    with tuning_db.connect(db_url) as db:
+        rows = [m for _, m in db.measurements() if m.ok]
+    assert rows and all(m.samples >= 3 for m in rows)
+
+
 def test_warm_from_a_model_records_and_saves_its_shapes(db_url: str, tmp_path: Path,
                                                          capsys) -> None:
     saved = tmp_path / "recorded.yaml"
