@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_warm_measures_then_resumes
 
 import tuning_db
 from autoconv import functional
@@ -46,12 +47,9 @@ def test_select_reports_bad_arguments_in_one_line(db_url: str, capsys) -> None:
 
 
 def test_warm_tunes_the_suite_and_resumes(db_url: str, capsys) -> None:
-    args = ["warm", "--suite", "--only", "tiny_many_batch", "--db", db_url, "--budget", "0.3"]
-    assert main(args) == 0
-    assert "1 measured" in capsys.readouterr().out
-    functional.reset()
-    assert main(args) == 0
-    assert "0 measured, 1 already known" in capsys.readouterr().out
+    assert_warm_measures_then_resumes(
+        ["warm", "--suite", "--only", "tiny_many_batch", "--db", db_url, "--budget", "0.3"], 1,
+        capsys)
 
 
 def test_warm_unknown_workload_is_a_one_line_error(db_url: str, capsys) -> None:
@@ -63,12 +61,8 @@ def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys
     shapes = tmp_path / "shapes.json"
     shapes.write_text('[{"input_shape": [1, 1, 2000], "weight_shape": [1, 1, 301]},'
                       ' {"input_shape": [2, 4, 500], "weight_shape": [4, 4, 5], "padding": 2}]')
-    args = ["warm", "--shapes", str(shapes), "--db", db_url, "--budget", "0.3"]
-    assert main(args) == 0
-    assert "warmed 2/2 signatures (2 measured" in capsys.readouterr().out
-    functional.reset()
-    assert main(args) == 0
-    assert "(0 measured, 2 already known)" in capsys.readouterr().out
+    assert_warm_measures_then_resumes(
+        ["warm", "--shapes", str(shapes), "--db", db_url, "--budget", "0.3"], 2, capsys)
 
 
 def test_warm_stores_at_least_three_timed_calls_per_candidate(db_url: str, capsys) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_warm_measures_then_resumes
 from predictor_fakes import random_signatures, synthetic_seconds
 
 from autoconv import functional
@@ -106,12 +107,8 @@ def fill(db_url: str, count: int) -> None:
 
 
 def test_warm_grid_measures_and_resumes(db_url: str, capsys) -> None:
-    args = ["warm", "--grid", "--grid-size", "2", "--budget", "0.05", "--db", db_url]
-    assert main(args) == 0
-    assert "warmed 2/2 signatures (2 measured" in capsys.readouterr().out
-    functional.reset()
-    assert main(args) == 0
-    assert "(0 measured, 2 already known)" in capsys.readouterr().out
+    assert_warm_measures_then_resumes(
+        ["warm", "--grid", "--grid-size", "2", "--budget", "0.05", "--db", db_url], 2, capsys)
 
 
 def test_warm_needs_exactly_one_of_suite_and_grid(db_url: str, capsys) -> None:
