@@ -80,13 +80,27 @@ class Scores:
                    float(r.max()), float(np.mean(r <= 1.1)), float(np.mean(r <= 1.5)))
 
 
+def candidate_key(sample: Sample) -> tuple[str, str]:
+    """Which candidate (strategy and parameters) a sample measured, as a hashable key."""
+    return sample.strategy, repr(sorted(dict(sample.params).items()))
+
+
 def group_by_signature(samples: Sequence[Sample]) -> dict[Signature, list[Sample]]:
     """Samples per signature, keeping the first measurement of each candidate."""
     groups: dict[Signature, dict[tuple[str, str], Sample]] = {}
     for s in samples:
-        key = (s.strategy, repr(sorted(dict(s.params).items())))
-        groups.setdefault(s.signature, {}).setdefault(key, s)
+        groups.setdefault(s.signature, {}).setdefault(candidate_key(s), s)
     return {signature: list(group.values()) for signature, group in groups.items()}
+
+
+def judge(group: Sequence[Sample], index: int) -> tuple[float, bool, bool]:
+    """How good picking ``group[index]`` among one signature's measured candidates was:
+    (regret, it is the arg-min, its strategy is the best one)."""
+    times = np.array([s.seconds for s in group])
+    best = times.min()
+    same_strategy = [s.seconds for s in group if s.strategy == group[index].strategy]
+    return (float(times[index] / best), bool(times[index] == best),
+            bool(min(same_strategy) <= best * TIE))
 
 
 def learned_fitter(samples: Sequence[Sample]) -> FittedPicker:
@@ -180,16 +194,11 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
         for signature in held:
             group = groups[signature]
             candidates = [(s.strategy, dict(s.params)) for s in group]
-            times = np.array([s.seconds for s in group])
-            strategies = np.array([s.strategy for s in group])
             for name, picker in {"learned": model.pick, **baselines}.items():
                 index = picker(signature, candidates)
                 if index is None:
                     continue
-                best_of_strategy = times[strategies == strategies[index]].min()
-                entry = (signature, float(times[index] / times.min()),
-                         bool(times[index] == times.min()),
-                         bool(best_of_strategy <= times.min() * TIE))
+                entry = (signature, *judge(group, index))
                 regrets.setdefault(name, []).append(entry)
                 if (name == "learned" and model.confident is not None
                         and model.confident(signature, candidates)):
@@ -215,25 +224,16 @@ def repeatability(first: Sequence[Sample], second: Sequence[Sample]) -> Scores:
     model of the first run scores this; no picker can be expected to score much better
     against measurements as noisy.
     """
-    def key(s: Sample) -> tuple[str, str]:
-        return s.strategy, repr(sorted(dict(s.params).items()))
-
     later = group_by_signature(second)
-    regrets, exact, method = [], [], []
+    judged = []
     for signature, group in group_by_signature(first).items():
-        if signature not in later:
-            continue
-        times = {key(s): s.seconds for s in later[signature]}
-        shared = [s for s in group if key(s) in times]
-        if not shared:
-            continue
-        pick = key(min(shared, key=lambda s: s.seconds))
-        best = min(times.values())
-        best_of_strategy = min(t for (name, _), t in times.items() if name == pick[0])
-        regrets.append(times[pick] / best)
-        exact.append(times[pick] == best)
-        method.append(best_of_strategy <= best * TIE)
-    return Scores.of("repeat measurement", regrets, exact, method)
+        again = {candidate_key(s): i for i, s in enumerate(later.get(signature, []))}
+        shared = [s for s in group if candidate_key(s) in again]
+        if shared:
+            pick = min(shared, key=lambda s: s.seconds)
+            judged.append(judge(later[signature], again[candidate_key(pick)]))
+    return Scores.of("repeat measurement", [j[0] for j in judged], [j[1] for j in judged],
+                     [j[2] for j in judged])
 
 
 def markdown(evaluation: Evaluation) -> str:
