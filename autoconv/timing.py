@@ -1,6 +1,6 @@
 """Measuring how long callables take, on CPU or CUDA, robust to noise.
 
-Candidates are timed interleaved (A B C A B C ...) so that drift of the machine (frequency
+Candidates are timed interleaved (A B C, B C A, ...) so that drift of the machine (frequency
 scaling, another process waking up) hits all of them alike, and summarised by the median and
 the interquartile spread. The tuner receives a timer as a plain callable, so its tests can use a
 fake one and never depend on wall-clock time.
@@ -87,7 +87,9 @@ def time_call(fn: Callable[[], Any], device: torch.device, clock: Clock = time.p
 def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torch.device,
                         deadline: float, max_samples: int = 25, min_samples: int = 1,
                         clock: Clock = time.perf_counter) -> list[Timing]:
-    """Time each candidate in rounds (A B C, A B C, ...) until ``deadline`` or ``max_samples``.
+    """Time each candidate in rounds (A B C, B C A, C A B, ...) until ``deadline`` or
+    ``max_samples``. The order rotates so that no candidate always runs first or last: on a
+    shared machine a call's place in the round can bias it the same way in every round.
 
     Every candidate gets at least ``min_samples`` samples (default one); a further round
     starts only if the previous round's duration still fits before the deadline, so the
@@ -110,7 +112,9 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     failures: list[str | None] = [None] * len(candidates)
     for round_index in range(max_samples):
         round_start = clock()
-        for index, fn in enumerate(candidates):
+        shift = round_index % max(len(candidates), 1)
+        for index in [*range(shift, len(candidates)), *range(shift)]:
+            fn = candidates[index]
             if failures[index] is not None:
                 continue
             try:
