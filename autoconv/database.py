@@ -77,9 +77,10 @@ class TuningStore:
             record = self._devices[key] = device_record(device)
         return record
 
-    def best(self, signature: Signature, device: torch.device) -> tuning_db.BestChoice | None:
-        """The best measured choice for ``signature`` on this device, if any."""
-        return self.db.best(self.device(device).device_id, signature_record(signature))
+    def candidates(self, signature: Signature, device: torch.device
+                   ) -> list[MeasurementRecord]:
+        """This device's ok measurements of ``signature``, fastest first."""
+        return self.db.candidates(self.device(device).device_id, signature_record(signature))
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None:

@@ -20,12 +20,12 @@ import torch
 from autoconv.buckets import decision_key
 from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
                                  enumerate_candidates, relative_error, timed_call)
-from autoconv.choice import DIRECT, Choice
+from autoconv.choice import DIRECT, Choice, freeze_params
 from autoconv.settings import Settings, settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.timing import Clock, Timer, Timing, measure_interleaved
-from tuning_db import BestChoice
+from tuning_db import MeasurementRecord
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,11 @@ class Outcome:
 class ChoiceStore(Protocol):
     """The tuning database as the tuner sees it (see :mod:`autoconv.database`)."""
 
-    def best(self, signature: Signature, device: torch.device) -> BestChoice | None: ...
+    def candidates(self, signature: Signature, device: torch.device
+                   ) -> Sequence[MeasurementRecord]:
+        """This device's ok measurements of ``signature`` (the selector picks among them with
+        the same tie rule as when it measured)."""
+        ...
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None: ...
@@ -162,14 +166,13 @@ class Selector:
         if self.store is None:
             return None
         try:
-            stored = self.store.best(signature, device)
-            if stored is None:
-                return None
+            rows = self.store.candidates(signature, device)
             known = {strategy.name: strategy for strategy in self.strategies}
-            if stored.strategy not in known:
-                return None  # recorded by a build with a strategy this one lacks
-            return Choice.make(known[stored.strategy], stored.params, source="database",
-                               median_s=stored.median_s)
+            # Rows of a strategy this build lacks (recorded by another version) are skipped.
+            outcomes = [Outcome(Candidate(known[r.strategy], freeze_params(r.params)),
+                                r.median_s, r.spread_s, r.samples, r.error, True)
+                        for r in rows if r.strategy in known]
+            return self.pick_winner(outcomes, source="database") if outcomes else None
         except Exception as error:  # a broken database must not break the user's model
             warnings.warn(f"autoconv: tuning database lookup failed, continuing without it: "
                           f"{error}", RuntimeWarning, stacklevel=4)
@@ -266,8 +269,12 @@ class Selector:
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
 
-    def pick_winner(self, outcomes: Sequence[Outcome]) -> Choice:
+    def pick_winner(self, outcomes: Sequence[Outcome], source: str = "measured") -> Choice:
         """The fastest valid outcome, unless it is tied with a simpler strategy.
+
+        The same rule picks among fresh measurements and among stored ones (``source``
+        ``"database"``), so a process reading the database chooses what the process that
+        measured chose.
 
         An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
         when their interquartile ranges overlap (the difference is within the noise of the
@@ -288,7 +295,7 @@ class Selector:
         best = min((o for o in valid if tied(o)),
                    key=lambda o: (rank.get(o.candidate.name, len(rank)), o.median_s))
         return Choice.make(best.candidate.strategy, dict(best.candidate.params),
-                           source="measured", median_s=best.median_s)
+                           source=source, median_s=best.median_s)
 
     def _record(self, signature: Signature, device: torch.device,
                 outcomes: Sequence[Outcome]) -> None:

@@ -56,8 +56,8 @@ class ListStore:
     def __init__(self) -> None:
         self.recorded = []
 
-    def best(self, signature, device):
-        return None
+    def candidates(self, signature, device):
+        return []
 
     def record(self, signature, device, outcomes):
         self.recorded.extend(outcomes)

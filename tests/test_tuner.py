@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,6 @@ from autoconv.signature import Signature
 from autoconv.strategies import Strategy, direct
 from autoconv.timing import Timing
 from autoconv.tuner import Outcome, Selector
-from tuning_db import BestChoice
 
 CPU = torch.device("cpu")
 SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
@@ -75,14 +75,12 @@ class FakeStore:
         self.rows: dict[tuple[Signature, torch.device], list[Outcome]] = {}
         self.lookups = 0
 
-    def best(self, signature: Signature, device: torch.device) -> BestChoice | None:
+    def candidates(self, signature: Signature, device: torch.device) -> list[SimpleNamespace]:
         self.lookups += 1
-        valid = [o for o in self.rows.get((signature, device), []) if o.ok]
-        if not valid:
-            return None
-        best = min(valid, key=lambda o: o.median_s)
-        return BestChoice(strategy=best.candidate.name, params=dict(best.candidate.params),
-                          median_s=best.median_s, samples=best.samples)
+        return [SimpleNamespace(strategy=o.candidate.name, params=dict(o.candidate.params),
+                                median_s=o.median_s, spread_s=o.spread_s, samples=o.samples,
+                                error=o.error)
+                for o in self.rows.get((signature, device), []) if o.ok]
 
     def record(self, signature, device, outcomes: Sequence[Outcome]) -> None:
         self.rows.setdefault((signature, device), []).extend(outcomes)
@@ -142,6 +140,22 @@ def test_a_win_within_the_noise_goes_to_the_simpler_strategy() -> None:
     selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=clear,
                         settings=Settings(bucket_lengths=False, tie_margin=0.03))
     assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+def test_a_process_reading_the_database_applies_the_same_tie_rule(tmp_path) -> None:
+    from autoconv.database import TuningStore
+
+    store = TuningStore(f"sqlite:///{tmp_path / 'tuning.sqlite3'}")
+    noisy = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.3, "fast": 0.2})
+    names = [STRATEGIES["direct"], STRATEGIES["fast"]]
+    config = Settings(bucket_lengths=False, tie_margin=0.03)
+    measuring = Selector(strategies=names, timer=noisy, store=store, settings=config)
+    assert measuring.choose(SIG, CPU).strategy == "direct"  # fast's win is within the noise
+    never = FakeTimer({})  # any timing would raise KeyError
+    reading = Selector(strategies=names, timer=never, store=store, settings=config)
+    again = reading.choose(SIG, CPU)
+    assert (again.strategy, again.source) == ("direct", "database") and never.timed == []
+    store.close()
 
 
 def test_wrong_results_are_disqualified_and_recorded() -> None:
@@ -278,7 +292,7 @@ def test_two_threads_tune_a_signature_once() -> None:
 
 def test_broken_store_warns_and_tuning_goes_on() -> None:
     class BrokenStore(FakeStore):
-        def best(self, signature, device):
+        def candidates(self, signature, device):
             raise OSError("disk on fire")
 
     selector, _ = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},

@@ -40,6 +40,10 @@ def test_best_is_the_fastest_ok_measurement(db_url: str) -> None:
                                   samples=10)
         assert db.has_signature(device.device_id, signature)
         assert not db.has_signature(device.device_id, make_signature(length=4097))
+        ok_rows = db.candidates(device.device_id, signature)
+        assert [(m.strategy, m.median_s) for m in ok_rows] == [("fft", 2e-3), ("direct", 3e-3)]
+        assert ok_rows[0].spread_s == 1e-5 and ok_rows[0].params == {"nfft": 8192}
+        assert db.candidates(device.device_id, make_signature(length=4097)) == []
 
 
 def test_failed_candidates_are_kept_but_never_win(db_url: str) -> None:
