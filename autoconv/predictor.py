@@ -131,8 +131,8 @@ def design_matrix(space: FeatureSpace, samples: Sequence[Sample]
 class LearnedPredictor:
     """A fitted model of candidate times on one device, and the signatures it was fitted on.
 
-    Build one with :meth:`fit`. Implements the selector's ``Predictor`` protocol (``choose``)
-    and the confidence extension (``decide``).
+    Build one with :meth:`fit`. Implements the selector's ``Predictor`` protocol
+    (:meth:`decide`: the pick and whether it is confident).
     """
 
     ensemble: TreeEnsemble
@@ -215,9 +215,3 @@ class LearnedPredictor:
         choice = Choice.make(pick.strategy, dict(pick.params), source="predicted",
                              median_s=float(ranking.seconds[ranking.best]))
         return Decision(choice, ranking.confident, ranking.margin, ranking.distance)
-
-    def choose(self, signature: Signature, candidates: Sequence[Candidate],
-               device: torch.device) -> Choice | None:
-        """The predicted best candidate (the selector's ``Predictor`` protocol)."""
-        decision = self.decide(signature, candidates, device)
-        return None if decision is None else decision.choice

@@ -34,7 +34,7 @@ def regret(s: Signature, strategy: str, params: dict) -> float:
 def test_recovers_the_known_best_on_unseen_signatures(model: LearnedPredictor) -> None:
     regrets = []
     for s in HELD_OUT:
-        choice = model.choose(s, enumerate_candidates(all_strategies(), s), CPU)
+        choice = model.decide(s, enumerate_candidates(all_strategies(), s), CPU).choice
         assert choice is not None and choice.source == "predicted" and choice.median_s > 0
         regrets.append(regret(s, choice.strategy, choice.params_dict))
     regrets = np.array(regrets)
@@ -43,7 +43,7 @@ def test_recovers_the_known_best_on_unseen_signatures(model: LearnedPredictor) -
 
 
 def test_recovers_the_best_on_training_signatures(model: LearnedPredictor) -> None:
-    picks = [model.choose(s, enumerate_candidates(all_strategies(), s), CPU) for s in TRAIN]
+    picks = [model.decide(s, enumerate_candidates(all_strategies(), s), CPU).choice for s in TRAIN]
     regrets = np.array([regret(s, c.strategy, c.params_dict) for s, c in zip(TRAIN, picks)])
     assert np.mean(regrets <= 1.1) >= 0.95  # the 3 % noise blurs near-ties, nothing more
 
@@ -53,7 +53,7 @@ def test_only_candidates_it_is_given_can_be_picked(model: LearnedPredictor) -> N
     s = Signature(1, 1, 1, 100_000, 4000, 1, 0, 0, 1, 1, "int64", "cpu")
     candidates = enumerate_candidates(all_strategies(), s)
     assert [c.name for c in candidates] == ["direct"]
-    assert model.choose(s, candidates, CPU).strategy == "direct"
+    assert model.decide(s, candidates, CPU).choice.strategy == "direct"
 
 
 def test_strategies_the_model_never_saw_are_never_predicted(model: LearnedPredictor) -> None:
