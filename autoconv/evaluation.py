@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from autoconv.predictor import LearnedPredictor, Sample
+from autoconv.settings import Settings
 from autoconv.signature import Signature
 
 #: Picks within this factor of the best count as top-1 (the tuner's default tie margin).
-TIE = 1.03
+TIE = 1 + Settings.model_fields["tie_margin"].default
 
 Candidates = list[tuple[str, dict[str, Any]]]
 #: Given a signature and its candidates, the index of the pick (None: no opinion).
