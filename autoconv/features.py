@@ -8,7 +8,7 @@ sums a tree ensemble learns easily). The features fall in three groups:
   type), the dtype's width, the channels' alignment (how many times 2 divides them: the
   direct kernels vectorise over channels) and the total padding (the direct kernels' speed
   per multiply-add varies up to tenfold on depthwise layers, partly with the padding; held
-  out, this column alone cut the worst pick from 4.2x to 2.3-2.7x);
+  out, this column alone cut the worst pick from 3.6-4.2x to 2.3-2.7x on two fold splits);
 * the work, counted exactly from the strategies' plans as the cost model counts it
   (:mod:`autoconv.cost_model`): direct multiply-adds, and for the single-FFT plan its length,
   butterfly units, frequency-domain multiply-adds and elements touched;
@@ -94,9 +94,10 @@ def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
             _log2(work.fft_units + work.complex_macs + work.elements)]
 
 
-def work_vector(s: Signature) -> list[float]:
-    """Direct and single-FFT operation counts (see :data:`WORK_COLUMNS`)."""
-    plan = _plan_vector(s, fft_plan(s))
+def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
+    """Direct and single-FFT operation counts (see :data:`WORK_COLUMNS`); ``fft``: the
+    single-FFT plan's candidate columns, when already computed."""
+    plan = fft if fft is not None else _plan_vector(s, fft_plan(s))
     return [_log2(direct_macs(s)), plan[0], plan[2], plan[3], plan[4]]
 
 
@@ -145,15 +146,19 @@ class FeatureSpace:
         Raises:
             KeyError: a candidate's strategy is not in :attr:`strategies`.
         """
-        base = signature_vector(s) + work_vector(s)
+        fft = _plan_vector(s, fft_plan(s))  # the signature's, and the fft candidate's own
+        base = signature_vector(s) + work_vector(s, fft)
         matrix = np.empty((len(candidates), len(self.columns)), dtype=np.float64)
         for i, (strategy, params) in enumerate(candidates):
             if strategy not in self.strategies:
                 raise KeyError(f"the model does not know strategy {strategy!r}")
             indicators = [0.0] * len(self.strategies)
             indicators[self.strategies.index(strategy)] = 1.0
-            plan = candidate_plan(s, strategy, params)
-            own = _plan_vector(s, plan) if plan is not None else _direct_vector(s)
+            if strategy == "fft":
+                own = fft
+            else:
+                plan = candidate_plan(s, strategy, params)
+                own = _plan_vector(s, plan) if plan is not None else _direct_vector(s)
             matrix[i] = base + indicators + own
         return matrix
 
