@@ -238,11 +238,11 @@ class Selector:
             try:
                 output = call()  # warm-up, and the output to check
             except Exception as error:
-                output, failure = None, f"failed: {type(error).__name__}: {error}"[:200]
-            elapsed = max(self.clock() - warm_up_start, 1e-9)
-            if output is None:
-                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False, failure))
+                elapsed = max(self.clock() - warm_up_start, 1e-9)
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False,
+                                        f"failed: {type(error).__name__}: {error}"[:200]))
                 continue
+            elapsed = max(self.clock() - warm_up_start, 1e-9)
             if reference is None and candidate.name == "direct":
                 reference = output
             error = relative_error(output, reference) if reference is not None else None
