@@ -11,7 +11,6 @@ import tuning_db
 from autoconv import functional
 from autoconv.cli import main
 from autoconv.database import device_record
-from autoconv.signature import Signature
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,13 +73,3 @@ def test_report_without_measurements_is_a_one_line_error(db_url: str, tmp_path: 
         pass
     assert main(["report", "--out", str(tmp_path), "--db", db_url]) == 2
     assert "no measurements for this device" in capsys.readouterr().err
-
-
-def test_map_signatures_are_valid() -> None:
-    from autoconv.report import MAP_KERNELS, MAP_LENGTHS, map_signature
-
-    for kernel in MAP_KERNELS:
-        for length in MAP_LENGTHS:
-            if kernel <= length:
-                signature = map_signature(16, length, kernel, "cpu")
-                assert isinstance(signature, Signature) and signature.output_length >= 1
