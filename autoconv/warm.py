@@ -99,17 +99,21 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
     todo = unique(signatures)
     report = WarmReport(len(todo))
     start = clock()
-    for signature in todo:
-        if total_budget_s is not None and clock() - start >= total_budget_s:
-            break
-        try:
-            choice = chosen.choose(signature, target)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            break
-        report.visited.append((signature, choice.strategy, choice.origin))
-        report.measured += choice.origin == "measured"
-        if progress is not None:
-            progress(len(report.visited), report.measured)
+    try:
+        for signature in todo:
+            if total_budget_s is not None and clock() - start >= total_budget_s:
+                break
+            try:
+                choice = chosen.choose(signature, target)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                break
+            report.visited.append((signature, choice.strategy, choice.origin))
+            report.measured += choice.origin == "measured"
+            if progress is not None:
+                progress(len(report.visited), report.measured)
+    finally:
+        if selector is None and chosen.store is not None:
+            chosen.store.close()  # the store this call opened
     report.seconds = clock() - start
     return report
