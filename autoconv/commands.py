@@ -179,8 +179,11 @@ def cmd_warm(args: argparse.Namespace) -> int:
             signatures = shard(signatures, args.shard[0] - 1, args.shard[1])
         if args.save_shapes:
             dump_shapes(signatures, args.save_shapes)
-        bar = ProgressLine(len(signatures), args.total_budget)
-        report = warm(signatures, args.device, total_budget_s=args.total_budget,
+        total_budget = args.total_budget
+        if total_budget is None and args.grid:
+            total_budget = predictor_commands.GRID_TOTAL_BUDGET_S
+        bar = ProgressLine(len(signatures), total_budget)
+        report = warm(signatures, args.device, total_budget_s=total_budget,
                       progress=bar.update)
     bar.close()
     visited = len(report.visited)

@@ -77,8 +77,9 @@ def _load(args: argparse.Namespace) -> tuple[list[Sample], str]:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fit, cache and report (data size, fit time, prediction time)."""
     from autoconv import model_cache
+    from autoconv.evaluation import group_by_signature
     from autoconv.predictor import LearnedPredictor
-    from autoconv.training_data import data_key, signatures_of
+    from autoconv.training_data import data_key
 
     samples, device_id = _load(args)
     started = time.perf_counter()
@@ -86,14 +87,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_s = time.perf_counter() - started
     path = model_cache.path_for(device_id)
     model_cache.save(model, path, data_key(samples))
-    signatures = signatures_of(samples)
+    groups = group_by_signature(samples)
+    signatures = list(groups)
     probe = signatures[: min(len(signatures), 200)]
-    by_signature: dict = {}
-    for s in samples:
-        by_signature.setdefault(s.signature, []).append((s.strategy, dict(s.params)))
     started = time.perf_counter()
     for signature in probe:
-        model.rank(signature, by_signature[signature])
+        model.rank(signature, [(s.strategy, dict(s.params)) for s in groups[signature]])
     predict_us = (time.perf_counter() - started) / len(probe) * 1e6
     trees = model.ensemble.feature.shape[0]
     print(f"fitted on {len(samples)} measurements of {len(signatures)} signatures "
@@ -131,8 +130,6 @@ def grid_signatures(args: argparse.Namespace, overrides: dict) -> list:
     size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
     if size <= 0:
         raise CommandError(f"--grid-size must be positive, got {size}")
-    if args.total_budget is None:
-        args.total_budget = GRID_TOTAL_BUDGET_S
     overrides.setdefault("budget_s", GRID_SIGNATURE_BUDGET_S)
     overrides.setdefault("prune_factor", GRID_PRUNE_FACTOR)
     return training_grid(size, device=torch.device(args.device).type)
