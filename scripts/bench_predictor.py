@@ -45,7 +45,7 @@ from autoconv.database import device_record  # noqa: E402
 from autoconv.evaluation import (Candidates, Evaluation, FittedPicker, Scores,  # noqa: E402
                                  cross_validate, group_by_signature, learned_fitter,
                                  markdown, repeatability)
-from autoconv.features import FeatureSpace  # noqa: E402
+from autoconv.features import WORK_COLUMN, FeatureSpace  # noqa: E402
 from autoconv.predictor import (BOOSTING, DEFAULT_MARGIN, DEFAULT_MAX_DISTANCE,  # noqa: E402
                                 LearnedPredictor, Sample, design_matrix)
 from autoconv.signature import Signature  # noqa: E402
@@ -54,16 +54,19 @@ from benchlib import machine_header, markdown_table  # noqa: E402
 
 
 def sklearn_fitter(make: Callable[[], object]) -> Callable[[Sequence[Sample]], FittedPicker]:
-    """A picker from any scikit-learn regressor fitted on the predictor's features."""
+    """A picker from any scikit-learn regressor fitted as autoconv's model is: on the
+    predictor's features, learning log2(seconds / work), so that the comparison is between
+    model families alone. (The benchmark reads this device's rows only, all of weight 1.)"""
 
     def fit(samples: Sequence[Sample]) -> FittedPicker:
         from threadpoolctl import threadpool_limits
 
         space = FeatureSpace(tuple(sorted({s.strategy for s in samples})))
-        X, y, w = design_matrix(space, samples)
+        X, y, _ = design_matrix(space, samples)
+        work = space.columns.index(WORK_COLUMN)
         model = make()
         with threadpool_limits(1):
-            model.fit(X, y)  # type: ignore[attr-defined]
+            model.fit(X, y - X[:, work])  # type: ignore[attr-defined]
 
         def pick(signature: Signature, candidates: Candidates) -> int | None:
             known = [i for i, (name, _) in enumerate(candidates) if space.knows(name)]
@@ -71,7 +74,7 @@ def sklearn_fitter(make: Callable[[], object]) -> Callable[[Sequence[Sample]], F
                 return None
             rows = space.rows(signature, [candidates[i] for i in known])
             with threadpool_limits(1):
-                predicted = model.predict(rows)  # type: ignore[attr-defined]
+                predicted = model.predict(rows) + rows[:, work]  # type: ignore[attr-defined]
             return known[int(np.argmin(predicted))]
 
         return FittedPicker(pick)
