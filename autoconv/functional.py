@@ -72,9 +72,7 @@ def _resolve(key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
              ) -> tuple[Runner, Runner | None]:
     signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
     choice = get_selector().choose(signature, input.device)
-    # Direct without parameters runs F.conv1d itself: one Python frame less on the hot path.
-    run = F.conv1d if choice.strategy == "direct" and not choice.params else choice.run
-    entry = (run, choice.run if _accepts_spectrum_cache(choice) else None)
+    entry = (choice.run, choice.run if _accepts_spectrum_cache(choice) else None)
     if key is not None:
         if len(_fast) >= _FAST_LIMIT:
             _fast.clear()
