@@ -1,9 +1,10 @@
 """Relative error of a conv1d result against float64 ``F.conv1d``, within a time budget.
 
 The error of an output is ``max |output - reference| / max |reference|`` where the reference
-is ``F.conv1d`` run in float64 on the same (float64-cast) inputs. On this CPU a float64
-``F.conv1d`` can be 10x slower than float32 (47 s for the depthwise 2048-tap workload), so when
-the whole reference would not fit the budget it is computed on a deterministic sample of the
+is ``F.conv1d`` run in float64 on the same (float64-cast) inputs. A long-kernel ``F.conv1d``
+takes seconds even in float32 (2.88 s for the depthwise 2048-tap workload in
+``benchmarks/selection-cpu.md``), so when the whole float64 reference would not fit the
+budget it is computed on a deterministic sample of the
 output instead: regions of (batch element, block of groups, window of output positions), first
 and last batch, first and last groups, start / end / middle windows, each computed exactly by
 float64 ``F.conv1d`` on the input slice it depends on. A sampled reference says so
