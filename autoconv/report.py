@@ -149,7 +149,8 @@ def speedup_chart(path: Path, tuned: list[Tuned]) -> None:
     plt.close(figure)
 
 
-def _geometric_mean(values: list[float]) -> float:
+def geometric_mean(values: list[float]) -> float:
+    """exp(mean(log(values))): the average of ratios (speed-ups, regrets)."""
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
@@ -170,7 +171,7 @@ def summary(device: tuning_db.DeviceRecord, tuned: list[Tuned], failed: int,
     lines += ["", "## Speed-up over F.conv1d (measured)", ""]
     if speedups:
         lines += [f"- signatures where F.conv1d was timed: {len(speedups)}",
-                  f"- geometric mean: {_geometric_mean(speedups):.2f}x; median "
+                  f"- geometric mean: {geometric_mean(speedups):.2f}x; median "
                   f"{statistics.median(speedups):.2f}x; largest {max(speedups):.1f}x",
                   f"- signatures where another strategy beats F.conv1d: "
                   f"{sum(s > 1 for s in speedups)}"]

@@ -42,7 +42,6 @@ class Candidates:
     owners: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     #: strategy or peer name -> why it has no candidate ("n/a: ...", "not installed")
     unavailable: dict[str, str] = field(default_factory=dict)
-    peers: list[str] = field(default_factory=list)
 
 
 def _direct_is_f_conv1d(sig: Signature) -> bool:
@@ -78,7 +77,6 @@ def build(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
             found.unavailable[peer.name] = prepared
         else:
             found.calls[peer.name] = prepared
-            found.peers.append(peer.name)
     return found
 
 

@@ -21,7 +21,6 @@ Usage: python scripts/bench_selection.py [--quick] [--only NAME ...] [--budget S
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 import autoconv
 from autoconv import functional, workloads
 from autoconv.candidates import enumerate_candidates
+from autoconv.report import geometric_mean
 from autoconv.strategies import all_strategies
 from benchlib import (format_seconds, machine_header, markdown_table, time_interleaved,
                       warm_up)
@@ -114,10 +114,6 @@ def dispatch_overhead(repeats: int = 41) -> tuple[float, float, float]:
             samples.append((time.perf_counter() - start) / inner)
     theirs_s, ours_s = statistics.median(theirs), statistics.median(ours)
     return theirs_s, ours_s, ours_s / theirs_s
-
-
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
 def main(argv: list[str] | None = None) -> int:
