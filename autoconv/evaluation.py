@@ -107,13 +107,19 @@ def judge(group: Sequence[Sample], index: int) -> tuple[float, bool, bool]:
 def learned_fitter(samples: Sequence[Sample]) -> FittedPicker:
     """The learned predictor as a picker."""
     model = LearnedPredictor.fit(samples)
+    last: list = [None, None]  # (signature, candidates list) -> its ranking, for confident()
+
+    def rank(signature: Signature, candidates: Candidates):
+        if last[0] != (signature, id(candidates)):
+            last[:] = [(signature, id(candidates)), model.rank(signature, candidates)]
+        return last[1]
 
     def pick(signature: Signature, candidates: Candidates) -> int | None:
-        ranking = model.rank(signature, candidates)
+        ranking = rank(signature, candidates)
         return None if ranking is None else ranking.best
 
     def confident(signature: Signature, candidates: Candidates) -> bool:
-        ranking = model.rank(signature, candidates)
+        ranking = rank(signature, candidates)
         return ranking is not None and ranking.confident
 
     return FittedPicker(pick, confident)
