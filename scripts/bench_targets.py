@@ -93,17 +93,22 @@ def _error_everywhere(results: list[WorkloadResult]) -> Outcome:
     return Outcome(f"{worst[0]:.1e}", worst[0] <= ERROR_LIMIT, f"worst: {worst[1]}")
 
 
+def ratio_target(label: str, name: str, limit: float, against: str) -> Target:
+    """The target "best strategy on workload ``name`` <= ``limit`` x ``against``"."""
+    return Target(label, name, _ratio_target(name, limit, against))
+
+
 TARGETS: tuple[Target, ...] = (
-    Target("4x64x64 L4096 K65: best <= 0.12x F.conv1d", "many_channel_k65",
-           _ratio_target("many_channel_k65", 0.12, "F.conv1d")),
-    Target("4x64x64 L4096 K511: best <= 0.04x F.conv1d", "many_channel_k511",
-           _ratio_target("many_channel_k511", 0.04, "F.conv1d")),
-    Target("1 ch B8 L16000 K1023: best <= 0.03x F.conv1d", "audio_fir_k1023",
-           _ratio_target("audio_fir_k1023", 0.03, "F.conv1d")),
-    Target("1 ch B2 L96000 K8191: best <= 0.7x scipy.oaconvolve", "long_reverb_k8191",
-           _ratio_target("long_reverb_k8191", 0.7, "scipy.oaconvolve")),
-    Target("depthwise 4x256 L2048 K2048: best <= 0.5x fastest peer", "depthwise_long_k2048",
-           _ratio_target("depthwise_long_k2048", 0.5, "fastest peer")),
+    ratio_target("4x64x64 L4096 K65: best <= 0.12x F.conv1d", "many_channel_k65", 0.12,
+                 "F.conv1d"),
+    ratio_target("4x64x64 L4096 K511: best <= 0.04x F.conv1d", "many_channel_k511", 0.04,
+                 "F.conv1d"),
+    ratio_target("1 ch B8 L16000 K1023: best <= 0.03x F.conv1d", "audio_fir_k1023", 0.03,
+                 "F.conv1d"),
+    ratio_target("1 ch B2 L96000 K8191: best <= 0.7x scipy.oaconvolve", "long_reverb_k8191",
+                 0.7, "scipy.oaconvolve"),
+    ratio_target("depthwise 4x256 L2048 K2048: best <= 0.5x fastest peer",
+                 "depthwise_long_k2048", 0.5, "fastest peer"),
     Target("where an FFT strategy beats F.conv1d: <= 0.5x fastest peer", None, _fft_beats_peers),
     Target(f"float32 error <= {ERROR_LIMIT:g} of max |output| on every shape", None,
            _error_everywhere),
