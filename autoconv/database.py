@@ -44,6 +44,12 @@ def measurement_record(signature: SignatureRecord, outcome: Outcome) -> Measurem
         note=outcome.note, autoconv_version=__version__)
 
 
+def device_key(device: torch.device) -> tuple[str, int | None, int]:
+    """What a device's fingerprint (and so its fitted model) depends on in this process: the
+    device and the current thread count."""
+    return device.type, device.index, torch.get_num_threads()
+
+
 class TuningStore:
     """A lazily opened, fork-aware tuning database for the selector.
 
@@ -71,7 +77,7 @@ class TuningStore:
 
     def device(self, device: torch.device) -> DeviceRecord:
         """The (cached) fingerprint record of ``device`` at the current thread count."""
-        key = (device.type, device.index, torch.get_num_threads())
+        key = device_key(device)
         record = self._devices.get(key)
         if record is None:
             record = self._devices[key] = device_record(device)

@@ -28,7 +28,7 @@ import torch
 
 from autoconv import model_cache
 from autoconv.candidates import Candidate
-from autoconv.database import TuningStore
+from autoconv.database import TuningStore, device_key
 from autoconv.predictor import Decision, LearnedPredictor, Sample
 from autoconv.signature import Signature
 from autoconv.training_data import SAME_KIND_WEIGHT, data_key, load_samples, signatures_of
@@ -94,7 +94,7 @@ class DevicePredictor:
 
     def model(self, device: torch.device) -> LearnedPredictor | None:
         """The current model for ``device`` (loading, fitting or refitting it if due)."""
-        key = (device.type, device.index, torch.get_num_threads())
+        key = device_key(device)
         entry = self._entries.get(key)
         if entry is not None and self.clock() - entry.checked_at < self.recheck_s:
             return entry.predictor
@@ -133,6 +133,5 @@ class DevicePredictor:
         except Exception as error:  # a broken model or database must not break the call
             warnings.warn(f"autoconv: the predictor failed, using the cost model: {error}",
                           RuntimeWarning, stacklevel=2)
-            self._entries[(device.type, device.index, torch.get_num_threads())] = _Entry(
-                None, 0, self.clock())
+            self._entries[device_key(device)] = _Entry(None, 0, self.clock())
             return None
