@@ -1,10 +1,10 @@
 """What the strategies benchmark runs on one workload: F.conv1d, every registered strategy at
 each of its parameter sets, and the peers; plus a cheap cost probe on a reduced problem.
 
-The probe runs a candidate twice (the faster call counts) on the first batch row and about an eighth of the output, and
-scales its time by the size ratio. A candidate whose estimate is hopeless (see
-``bench_strategies``) is reported as skipped instead of spending a minute on one call that
-would only say "much slower than F.conv1d".
+The probe runs a candidate twice (the faster call counts) on the first batch row and about an
+eighth of the output, and scales its time by the size ratio. A candidate whose estimate is
+hopeless (see ``bench_strategies``) is reported as skipped instead of spending a minute on one
+call that would only say "much slower than F.conv1d".
 """
 
 from __future__ import annotations
