@@ -50,3 +50,26 @@ def true_best(s: Signature) -> tuple[str, dict]:
     candidates = enumerate_candidates(all_strategies(), s)
     best = min(candidates, key=lambda c: synthetic_seconds(s, c.name, dict(c.params)))
     return best.name, dict(best.params)
+
+
+def record_synthetic(store, signatures: list[Signature]) -> None:
+    """Store every candidate of each signature on the CPU, timed by :func:`synthetic_seconds`
+    (``store``: an :class:`autoconv.database.TuningStore`)."""
+    import torch
+
+    from autoconv.tuner import Outcome
+
+    for s in signatures:
+        store.record(s, torch.device("cpu"),
+                     [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), 0.0, 5, None, True)
+                      for c in enumerate_candidates(all_strategies(), s)])
+
+
+class ManualClock:
+    """A clock that only moves when a test sets ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

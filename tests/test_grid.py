@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import assert_warm_measures_then_resumes
-from predictor_fakes import random_signatures, synthetic_seconds
+from predictor_fakes import ManualClock, random_signatures, record_synthetic
 
 from autoconv import functional
-from autoconv.candidates import enumerate_candidates
 from autoconv.choice import Choice
 from autoconv.cli import main
 from autoconv.database import TuningStore
 from autoconv.grid import affordable, training_grid
 from autoconv.progress import ProgressLine
 from autoconv.warm import warm
-from autoconv.strategies import all_strategies
-from autoconv.tuner import Outcome
 
 CPU = torch.device("cpu")
 
@@ -62,15 +59,8 @@ class FakeSelector:
         return Choice.make("direct", source=origin)
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_warming_the_grid_stops_at_the_total_budget_and_reports_progress() -> None:
-    clock, grid = Clock(), training_grid(20)
+    clock, grid = ManualClock(), training_grid(20)
     selector = FakeSelector(clock, seconds_each=1.0)
     seen = []
     report = warm(grid, CPU, total_budget_s=5.5, selector=selector, clock=clock,
@@ -98,10 +88,7 @@ def db_url(tmp_path: Path, monkeypatch):
 
 def fill(db_url: str, count: int) -> None:
     store = TuningStore(db_url)
-    for s in random_signatures(count, seed=5):
-        store.record(s, CPU, [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), 0.0, 5,
-                                      None, True)
-                              for c in enumerate_candidates(all_strategies(), s)])
+    record_synthetic(store, random_signatures(count, seed=5))
     store.close()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from predictor_fakes import random_signatures, synthetic_seconds
+from predictor_fakes import ManualClock, random_signatures, record_synthetic
 
 from autoconv import model_cache
 from autoconv.candidates import enumerate_candidates
@@ -24,14 +24,6 @@ SIGNATURES = random_signatures(45, seed=3)
 UNSEEN = random_signatures(5, seed=4)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class NoTimer:
     """A timer that fails the test if anything is timed."""
 
@@ -42,13 +34,6 @@ class NoTimer:
 class FakeCost:
     def predict(self, signature, strategy, params, device):
         return 1.0 if strategy == "direct" else 2.0
-
-
-def record(store: TuningStore, signatures) -> None:
-    for s in signatures:
-        outcomes = [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), 0.0, 5, None, True)
-                    for c in enumerate_candidates(all_strategies(), s)]
-        store.record(s, CPU, outcomes)
 
 
 @pytest.fixture
@@ -73,7 +58,7 @@ def fits(monkeypatch) -> list[int]:
 
 
 def predictor(store, tmp_path, clock=None, **kwargs) -> DevicePredictor:
-    return DevicePredictor(store, cache_dir=tmp_path / "models", clock=clock or Clock(),
+    return DevicePredictor(store, cache_dir=tmp_path / "models", clock=clock or ManualClock(),
                            min_signatures=30, **kwargs)
 
 
@@ -82,7 +67,7 @@ def candidates(s):
 
 
 def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, fits) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     lazy = predictor(store, tmp_path)
     assert fits == [] and lazy.fits == 0
     assert lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU).choice.source == "predicted"
@@ -91,17 +76,17 @@ def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, 
 
 
 def test_too_little_data_means_no_model(store, tmp_path, fits) -> None:
-    record(store, SIGNATURES[:10])
+    record_synthetic(store, SIGNATURES[:10])
     assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
     assert fits == []
 
 
 def test_refits_when_enough_new_measurements_arrive(store, tmp_path, fits) -> None:
-    record(store, SIGNATURES[:35])
-    clock = Clock()
+    record_synthetic(store, SIGNATURES[:35])
+    clock = ManualClock()
     lazy = predictor(store, tmp_path, clock, recheck_s=10.0)
     lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
-    record(store, SIGNATURES[35:])
+    record_synthetic(store, SIGNATURES[35:])
     lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     assert len(fits) == 1  # not rechecked before recheck_s
     clock.now = 11.0
@@ -114,17 +99,17 @@ def test_refits_when_enough_new_measurements_arrive(store, tmp_path, fits) -> No
 
 def test_a_new_process_reuses_the_cached_model_for_the_same_data(store, tmp_path,
                                                                  fits) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     again = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     assert len(fits) == 1 and again.choice == first.choice
-    record(store, random_signatures(10, seed=9))
+    record_synthetic(store, random_signatures(10, seed=9))
     predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     assert len(fits) == 2  # other data, other key: refitted
 
 
 def test_a_damaged_cache_file_warns_and_refits(store, tmp_path, fits) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     (cached,) = (tmp_path / "models").iterdir()
     cached.write_bytes(b"not a model")
@@ -134,7 +119,7 @@ def test_a_damaged_cache_file_warns_and_refits(store, tmp_path, fits) -> None:
 
 
 def test_an_incompatible_cached_model_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     monkeypatch.setattr(model_cache, "FEATURES_VERSION", 999)  # as if the schema changed
     assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
@@ -149,7 +134,7 @@ def test_selector_without_a_model_falls_back_to_the_cost_model(store, tmp_path) 
 
 
 def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     broken = predictor(store, tmp_path)
     monkeypatch.setattr(LearnedPredictor, "decide", lambda *a: 1 / 0)
     with pytest.warns(RuntimeWarning, match="predictor failed"):
@@ -157,7 +142,7 @@ def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) 
 
 
 def test_mode_predict_never_times_anything(store, tmp_path) -> None:
-    record(store, SIGNATURES)
+    record_synthetic(store, SIGNATURES)
     selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
                         predictor=predictor(store, tmp_path),
                         settings=Settings(mode="predict", bucket_lengths=False))
