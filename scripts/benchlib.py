@@ -36,33 +36,24 @@ from typing import Any
 
 import torch
 
+from autoconv.fingerprint import fingerprint_fields
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MEASURE_MMAP_THRESHOLD = 64 * 1024
 _STEADY_MMAP_THRESHOLD = 32 * 1024 * 1024
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from ``/proc/cpuinfo`` on Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_header(device: str) -> str:
     """Markdown lines describing the machine and the software the numbers were measured with."""
     cores = os.cpu_count()
+    fields = fingerprint_fields(torch.device("cpu"))
+    onednn = fields["onednn_version"]
     lines = [
-        f"- CPU: {cpu_model()} ({cores} logical cores, torch threads: "
-        f"{torch.get_num_threads()})",
+        f"- CPU: {fields['cpu_model']} ({cores} logical cores, torch threads: "
+        f"{fields['torch_threads']})",
         f"- torch {torch.__version__}, MKL: {torch.backends.mkl.is_available()}, "
-        f"oneDNN: {torch.backends.mkldnn.is_available()}"
-        + (f" (v{_onednn_version()})" if _onednn_version() else ""),
+        f"oneDNN: {torch.backends.mkldnn.is_available()}" + (f" (v{onednn})" if onednn else ""),
         f"- Python {platform.python_version()}, {platform.system()} {platform.release()}",
     ]
     if hasattr(os, "getloadavg"):
@@ -74,13 +65,6 @@ def machine_header(device: str) -> str:
         lines.append(f"- GPU: {torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda}, "
                      f"cuDNN {torch.backends.cudnn.version()}")
     return "\n".join(lines)
-
-
-def _onednn_version() -> str | None:
-    for line in torch.__config__.show().splitlines():
-        if "MKL-DNN v" in line or "oneDNN v" in line:
-            return line.split(" v", 1)[1].split()[0]
-    return None
 
 
 def synchronize(device: str) -> None:
