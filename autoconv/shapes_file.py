@@ -22,14 +22,16 @@ the safe loader, so a file can hold data only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autoconv.signature import Signature, resolve_padding
+from autoconv.signature import Signature
 
 #: Largest shapes file read (a list of signatures is small; a huge file is a mistake).
 MAX_BYTES = 16 * 1024 * 1024
@@ -64,23 +66,14 @@ class CallEntry(BaseModel):
         Raises:
             ShapesFileError: the shapes and arguments are not a valid conv1d call.
         """
-        shape = self.input_shape if len(self.input_shape) == 3 else [1, *self.input_shape]
-        batch, channels, length = shape
-        out_channels, in_per_group, kernel = self.weight_shape
-        if channels != in_per_group * self.groups or out_channels % self.groups:
-            raise ShapesFileError(
-                f"input {self.input_shape} and weight {self.weight_shape} do not fit "
-                f"groups={self.groups}")
+        meta = {"device": "meta", "dtype": getattr(torch, self.dtype)}
         try:
-            left, right = resolve_padding(self.padding, kernel, self.dilation, self.stride)
+            signature = Signature.of(torch.empty(self.input_shape, **meta),
+                                     torch.empty(self.weight_shape, **meta), None, self.stride,
+                                     self.padding, self.dilation, self.groups)
         except RuntimeError as error:
             raise ShapesFileError(str(error)) from None
-        if length + left + right < self.dilation * (kernel - 1) + 1:
-            raise ShapesFileError(f"kernel {kernel} (dilation {self.dilation}) is longer than "
-                                  f"the padded input ({length + left + right})")
-        return Signature(batch, channels, out_channels, length, kernel, self.stride, left,
-                         right, self.dilation, self.groups, self.dtype, device,
-                         self.requires_grad)
+        return dataclasses.replace(signature, device=device, requires_grad=self.requires_grad)
 
 
 class SignatureEntry(BaseModel):

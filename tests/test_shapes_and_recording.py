@@ -45,8 +45,8 @@ def test_saved_signatures_load_back_identically(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("entry,message", [
-    ({"input_shape": [1, 2, 100], "weight_shape": [1, 3, 5]}, "do not fit"),
-    ({"input_shape": [1, 1, 10], "weight_shape": [1, 1, 50]}, "longer than"),
+    ({"input_shape": [1, 2, 100], "weight_shape": [1, 3, 5]}, "to have 3 channels"),
+    ({"input_shape": [1, 1, 10], "weight_shape": [1, 1, 50]}, "Kernel size can.t be greater"),
     ({"input_shape": [1, 1, 10], "weight_shape": [1, 1, 3], "padding": "full"}, "padding"),
     ({"input_shape": [1, 1, 10], "weight_shape": [1, 1, 3], "stride": 0}, "stride"),
     ({"input_shape": [1, 1, 10], "weight_shape": [1, 1, 3], "colour": "red"}, "colour"),
