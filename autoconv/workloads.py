@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from autoconv.candidates import ConvInputs
 from autoconv.signature import Signature, resolve_padding
 
 Shape3 = tuple[int, int, int]
@@ -76,14 +77,9 @@ class Workload:
         ``nn.Conv1d``'s initialisation) so that outputs stay of order one whatever the kernel
         size; ``bias`` is ``None`` unless the workload has one.
         """
-        generator = torch.Generator().manual_seed(seed)
-        dtype = self.torch_dtype
-        out_channels, in_per_group, kernel = self.weight_shape
-        x = torch.randn(self.input_shape, generator=generator, dtype=dtype)
-        w = torch.randn(self.weight_shape, generator=generator, dtype=dtype)
-        w /= (in_per_group * kernel) ** 0.5
-        b = torch.randn(out_channels, generator=generator, dtype=dtype) if self.bias else None
-        return x.to(device), w.to(device), None if b is None else b.to(device)
+        inputs = ConvInputs.random(self.signature(str(device)), torch.device(device),
+                                   bias=self.bias, seed=seed)
+        return inputs.input, inputs.weight, inputs.bias
 
     def signature(self, device: str = "cpu") -> Signature:
         """The :class:`Signature` of this call (computed from the shapes, allocates nothing)."""
