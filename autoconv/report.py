@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +51,10 @@ class Tuned:
     speedup: float | None
 
 
-def tuned_signatures(db: tuning_db.TuningDB, device_id: str) -> list[Tuned]:
-    """Every signature of ``device_id`` with at least one valid measurement."""
+def tuned_signatures(measurements: Iterable[tuning_db.MeasurementRecord]) -> list[Tuned]:
+    """Every signature with at least one valid measurement among ``measurements``."""
     by_signature: dict[Signature, list[tuning_db.MeasurementRecord]] = {}
-    for _, measurement in db.measurements(device_id):
+    for measurement in measurements:
         if measurement.ok:
             signature = Signature(**measurement.signature.model_dump())
             by_signature.setdefault(signature, []).append(measurement)
@@ -195,14 +196,15 @@ def make_report(out_dir: Path, device: torch.device | str = "cpu",
     """
     from autoconv.evaluation import cross_validate, markdown
     from autoconv.settings import settings
-    from autoconv.training_data import load_samples
+    from autoconv.training_data import sample_of
 
     target = torch.device(device)
     record = device_record(target)
     with tuning_db.connect(settings.db_url) as db:
-        tuned = tuned_signatures(db, record.device_id)
-        failed = sum(not m.ok for _, m in db.measurements(record.device_id))
-        samples = load_samples(db, record)
+        measurements = [m for _, m in db.measurements(record.device_id)]
+    tuned = tuned_signatures(measurements)
+    failed = sum(not m.ok for m in measurements)
+    samples = [sample_of(m) for m in measurements if m.ok]
     if not tuned:
         raise ReportError(f"no measurements for this device ({record.device_id}); run "
                           f"`autoconv warm --suite` or `autoconv warm --grid` first")
