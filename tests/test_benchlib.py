@@ -105,8 +105,10 @@ def test_peer_adapters_match_f_conv1d_or_say_why(peer, shape, kwargs) -> None:
     b = torch.randn(shape[1])
     sig = Signature.of(x, w, b, **kwargs)
     call = peer.prepare(x, w, b, sig)
+    if call == "not installed":
+        pytest.skip(f"{peer.name} is not installed")
     if isinstance(call, str):
-        assert call == "not installed" or call.startswith("n/a: ")
+        assert call.startswith("n/a: ")
         return
     torch.testing.assert_close(call(), F.conv1d(x, w, b, **kwargs), atol=1e-4, rtol=1e-4)
 
