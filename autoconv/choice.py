@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,8 +43,7 @@ class Choice:
     def __post_init__(self) -> None:
         impl = self.strategy_impl or get_strategy(self.strategy)
         object.__setattr__(self, "strategy_impl", impl)
-        run = functools.partial(impl.run, **dict(self.params)) if self.params else impl.run
-        object.__setattr__(self, "run", run)
+        object.__setattr__(self, "run", impl.bound(dict(self.params)))
 
     @classmethod
     def make(cls, strategy: str | Strategy, params: Mapping[str, Any] | None = None, *,

@@ -113,7 +113,11 @@ class CalibratedCostModel:
             return None
         factor = 3.0 if signature.requires_grad else 1.0
         if strategy == "direct":
-            return factor * (c.call_s + _direct_mac_s(signature, c) * direct_macs(signature))
+            seconds = c.call_s + _direct_mac_s(signature, c) * direct_macs(signature)
+            if params.get("pre_pad"):  # one more call, copying the padded input
+                seconds += c.call_s + c.elementwise_s * (
+                    signature.batch * signature.in_channels * signature.padded_length)
+            return factor * seconds
         plan = _plan_for(signature, strategy, params)
         if plan is None:
             return None

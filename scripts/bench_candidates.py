@@ -44,19 +44,12 @@ class Candidates:
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def _direct_is_f_conv1d(sig: Signature) -> bool:
-    """``direct`` with no parameters is ``F.conv1d``: its column is F.conv1d's, timed once."""
-    return DIRECT in strategies.names() and strategies.get(DIRECT).param_grid(sig) == [{}]
-
-
 def build(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
           kwargs: dict[str, Any]) -> Candidates:
     """Every implementation of ``F.conv1d(x, w, b, **kwargs)`` the benchmark compares."""
     sig = Signature.of(x, w, b, **kwargs)
     found = Candidates(calls={F_CONV1D: partial(F.conv1d, x, w, b, **kwargs)})
     for strategy in strategies.all_strategies():
-        if strategy.name == DIRECT and _direct_is_f_conv1d(sig):
-            continue
         if not getattr(strategy, "supports", lambda _: True)(sig):
             found.unavailable[strategy.name] = "n/a: unsupported"
             continue
@@ -68,6 +61,8 @@ def build(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
         if not grid:
             found.unavailable[strategy.name] = "n/a: no parameters for this shape"
         for params in grid:
+            if strategy.name == DIRECT and not params:
+                continue  # ``direct`` with no parameters is F.conv1d: timed once, as F.conv1d
             name = f"{strategy.name}[{format_params(params)}]"
             found.calls[name] = partial(strategy.run, x, w, b, **kwargs, **params)
             found.owners[name] = (strategy.name, params)

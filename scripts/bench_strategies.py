@@ -133,7 +133,7 @@ def _assemble(workload: Workload, cells: dict[str, Cell],
               complete: bool) -> WorkloadResult:
     """Group the cells: F.conv1d, each strategy at its fastest parameters, the peers."""
     result = WorkloadResult(workload, cells.pop(F_CONV1D), reference_complete=complete)
-    if DIRECT in strategies.names() and all(o[0] != DIRECT for o in owners.values()):
+    if DIRECT in strategies.names():  # F.conv1d's cell, unless padding first was faster
         direct = result.direct
         result.strategies[DIRECT] = Cell(DIRECT, direct.status, direct.median_s, direct.samples,
                                          direct.error, direct.peak_bytes, {})

@@ -1,11 +1,11 @@
 """Conv1d strategies: pure functions with ``F.conv1d``'s signature, registered by name.
 
-``direct`` is ``F.conv1d``; ``fft`` convolves with one FFT of the whole signal; ``overlap_add``
-convolves block by block with a tunable FFT block size. Registry order (direct, fft,
-overlap_add) is the tie-break order.
+``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``fft`` convolves with
+one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
+size. Registry order (direct, fft, overlap_add) is the tie-break order.
 """
 
-from autoconv.strategies.direct_conv import direct
+from autoconv.strategies.direct_conv import bind_direct, direct, direct_param_grid
 from autoconv.strategies.fast_sizes import fast_size, fast_sizes, is_fast_size
 from autoconv.strategies.fft_conv import fft, fft_param_grid
 from autoconv.strategies.overlap_add_conv import block_size_grid, default_block_size, overlap_add
@@ -14,7 +14,7 @@ from autoconv.strategies.registry import Strategy, all_strategies, get, names, r
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
-register(Strategy("direct", direct))
+register(Strategy("direct", direct, direct_param_grid, bind=bind_direct))
 register(Strategy("fft", fft, fft_param_grid, supports=spectral_supports))
 register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral_supports))
 

@@ -7,6 +7,7 @@ time within a few percent, the tuner prefers the one registered first (simpler, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +42,25 @@ class Strategy:
             Every dict is plain JSON data (ints, floats, strings).
         supports: whether the strategy can run a signature at all (e.g. the FFT strategies
             take real floating dtypes only); the tuner skips it where this is False.
+        bind: optional ``params -> callable`` equivalent to ``run`` with those parameters,
+            for a strategy with a faster callable for some of them (``direct`` binds ``{}`` to
+            ``F.conv1d`` itself); default: ``run`` with the parameters applied.
     """
 
     name: str
     run: ConvFn
     param_grid: ParamGrid = no_params
     supports: Callable[[Signature], bool] = supports_all
+    bind: Callable[[dict[str, Any]], ConvFn] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.run(*args, **kwargs)
+
+    def bound(self, params: dict[str, Any]) -> ConvFn:
+        """The callable that runs this strategy with ``params`` (F.conv1d's arguments)."""
+        if self.bind is not None:
+            return self.bind(params)
+        return functools.partial(self.run, **params) if params else self.run
 
 
 _REGISTRY: dict[str, Strategy] = {}
