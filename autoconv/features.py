@@ -15,8 +15,12 @@ sums a tree ensemble learns easily). The features fall in three groups:
 * the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`), and
   the same FFT work counts for the candidate's own plan (an ``overlap_add`` block size, its
   frames, the odd part of its FFT length, which FFTs handle more slowly than powers of two),
-  so the model compares candidates by what they do, not only by name; last, log2 of
-  the candidate's total work (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
+  so the model compares candidates by what they do, not only by name; the padding the
+  candidate leaves to ``F.conv1d`` (``direct`` as called: the call's own; padding first or an
+  FFT strategy: none), because oneDNN's fast JIT kernels take only a few samples of it and
+  fall back to a GEMM path up to tens of times slower beyond (see
+  :mod:`autoconv.strategies.direct_conv`); last, log2 of the candidate's total work
+  (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
 
 Only plain ints and strings go in; nothing here touches a tensor.
 """
@@ -36,7 +40,7 @@ from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan, phase
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 4
+FEATURES_VERSION = 5
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -51,7 +55,8 @@ WORK_COLUMNS = (
 )
 CANDIDATE_COLUMNS = (
     "log_plan_length", "log_plan_frames", "log_plan_units", "log_plan_mix",
-    "log_plan_elements", "log_block_per_taps", "log_plan_odd_part", "log_work",
+    "log_plan_elements", "log_block_per_taps", "log_plan_odd_part", "log_conv_padding",
+    "log_work",
 )
 #: The column holding log2 of the candidate's total work (the predictor's baseline).
 WORK_COLUMN = "log_work"
@@ -90,7 +95,7 @@ def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
     return [_log2(plan.fft_length), _log2(plan.frames), _log2(work.fft_units),
             _log2(work.complex_macs), _log2(work.elements),
             math.log2(plan.fft_length / max(plan.taps, 1)),
-            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)),
+            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)), 0.0,
             _log2(work.fft_units + work.complex_macs + work.elements)]
 
 
@@ -101,10 +106,12 @@ def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
     return [_log2(direct_macs(s)), plan[0], plan[2], plan[3], plan[4]]
 
 
-def _direct_vector(s: Signature) -> list[float]:
-    """The candidate columns of a strategy without an FFT plan: its work is the direct work."""
+def _direct_vector(s: Signature, params: Mapping[str, Any]) -> list[float]:
+    """The candidate columns of a strategy without an FFT plan: its work is the direct work,
+    with the call's padding left to ``F.conv1d`` unless the input is padded first."""
     macs = _log2(direct_macs(s))
-    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, macs]
+    padding = 0 if params.get("pre_pad") else max(s.padding_left, s.padding_right)
+    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, _log2(1 + padding), macs]
 
 
 def candidate_plan(s: Signature, strategy: str, params: Mapping[str, Any]) -> ConvPlan | None:
@@ -158,7 +165,7 @@ class FeatureSpace:
                 own = fft
             else:
                 plan = candidate_plan(s, strategy, params)
-                own = _plan_vector(s, plan) if plan is not None else _direct_vector(s)
+                own = _plan_vector(s, plan) if plan is not None else _direct_vector(s, params)
             matrix[i] = base + indicators + own
         return matrix
 

@@ -42,6 +42,15 @@ def test_block_sizes_are_told_apart_by_their_own_plan() -> None:
     assert (small[shared] == large[shared]).all()
 
 
+def test_padding_first_is_told_apart_by_the_padding_left_to_conv1d() -> None:
+    as_called, padded_first, fft = SPACE.rows(SIG, [("direct", {}), ("direct", {"pre_pad": 1}),
+                                                    ("fft", {})])
+    assert as_called[column("log_conv_padding")] == pytest.approx(np.log2(33))
+    assert padded_first[column("log_conv_padding")] == fft[column("log_conv_padding")] == 0
+    differs = np.flatnonzero(as_called != padded_first)
+    assert list(differs) == [column("log_conv_padding")]
+
+
 def test_strided_dilated_depthwise_signatures_are_described() -> None:
     s = Signature(2, 64, 64, 1000, 9, 2, 0, 0, 4, 64, "float64", "cpu", True)
     row = SPACE.rows(s, [("fft", {})])[0]
