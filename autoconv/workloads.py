@@ -221,6 +221,13 @@ def _build_suite() -> tuple[Workload, ...]:
             input_shape=(4, 256, 2048), weight_shape=(256, 1, 2048), padding=2047,
             groups=256, tags=("depthwise", "long_kernel")),
         Workload(
+            name="conformer_dw_k31",
+            description="Conformer convolution module: depthwise, K=31, 'same' padding, "
+                        "d_model 256, 20 s of speech at 40 ms frames",
+            source="Conformer (Gulati et al. 2020), Conformer-M; torchaudio's Conformer",
+            input_shape=(8, 256, 500), weight_shape=(256, 1, 31), padding=15, groups=256,
+            tags=("speech", "depthwise")),
+        Workload(
             name="mamba_causal_dw_k4",
             description="Mamba's causal depthwise conv: d_inner 1536, K=4, padding 3, bias",
             source="Mamba-130m (state-spaces/mamba-130m), sequence 2048",
