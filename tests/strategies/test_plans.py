@@ -90,3 +90,11 @@ def test_registry_order_and_grids_are_json() -> None:
         grid = get(name).param_grid(s)
         assert grid and json.loads(json.dumps(grid)) == grid
         assert get(name).supports(s)
+
+
+def test_block_size_grid_skips_blocks_too_short_to_pay_off() -> None:
+    from autoconv.strategies.overlap_add_conv import MIN_BLOCK
+
+    s = sig(20000, 2, stride=2)  # one tap per phase: blocks of 2 would be "twice the kernel"
+    sizes = [p["block_size"] for p in block_size_grid(s)]
+    assert sizes[0] == MIN_BLOCK and default_block_size(s) == MIN_BLOCK
