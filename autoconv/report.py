@@ -196,7 +196,7 @@ def make_report(out_dir: Path, device: torch.device | str = "cpu",
     """
     from autoconv.evaluation import cross_validate, markdown
     from autoconv.settings import settings
-    from autoconv.training_data import sample_of
+    from autoconv.training_data import offered, sample_of
 
     target = torch.device(device)
     record = device_record(target)
@@ -204,7 +204,7 @@ def make_report(out_dir: Path, device: torch.device | str = "cpu",
         measurements = [m for _, m in db.measurements(record.device_id)]
     tuned = tuned_signatures(measurements)
     failed = sum(not m.ok for m in measurements)
-    samples = [sample_of(m) for m in measurements if m.ok]
+    samples = offered(sample_of(m) for m in measurements if m.ok)
     if not tuned:
         raise ReportError(f"no measurements for this device ({record.device_id}); run "
                           f"`autoconv warm --suite` or `autoconv warm --grid` first")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from autoconv.candidates import enumerate_candidates
+from autoconv.choice import freeze_params
 from autoconv.predictor import Sample
+from autoconv.strategies import all_strategies
 from autoconv.signature import Signature
 from tuning_db import DeviceRecord, MeasurementRecord, TuningDB
 from tuning_db.records import params_key
@@ -33,10 +36,30 @@ def sample_of(measurement: MeasurementRecord, weight: float = 1.0) -> Sample:
                   measurement.median_s, weight)
 
 
+def offered(samples: Iterable[Sample]) -> list[Sample]:
+    """The samples of candidates the registered strategies still offer for their signature.
+
+    A measurement of a parameter set that an older version offered (a block size since
+    dropped from the grid) or of a strategy not registered here is never a choice now: the
+    model neither learns from it nor, in cross-validation, may pick it.
+    """
+    strategies = all_strategies()
+    keys: dict[Signature, set[tuple[str, tuple]]] = {}
+    kept = []
+    for sample in samples:
+        if sample.signature not in keys:
+            keys[sample.signature] = {(c.name, c.params) for c in
+                                      enumerate_candidates(strategies, sample.signature)}
+        if (sample.strategy, freeze_params(dict(sample.params))) in keys[sample.signature]:
+            kept.append(sample)
+    return kept
+
+
 def load_samples(db: TuningDB, device: DeviceRecord, *,
                  same_kind_weight: float = 0.0) -> list[Sample]:
     """The ok measurements of ``device`` (and, when ``same_kind_weight > 0``, of devices of
-    the same kind, at that weight), as training samples."""
+    the same kind, at that weight) of candidates still offered (:func:`offered`), as training
+    samples."""
     weights = {device.device_id: 1.0}
     if same_kind_weight > 0:
         for other in db.devices():
@@ -46,7 +69,7 @@ def load_samples(db: TuningDB, device: DeviceRecord, *,
     for device_id, weight in weights.items():
         samples.extend(sample_of(m, weight) for _, m in db.measurements(device_id)
                        if m.ok)
-    return samples
+    return offered(samples)
 
 
 def data_key(samples: Iterable[Sample]) -> str:

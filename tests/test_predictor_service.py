@@ -167,3 +167,15 @@ def test_devices_of_the_same_kind_count_at_a_lower_weight(store) -> None:
     weights = {x.seconds: x.weight for x in load_samples(store.db, here, same_kind_weight=0.25)}
     assert weights == {1.0: 1.0, 2.0: 0.25}
     assert [x.seconds for x in load_samples(store.db, here)] == [1.0]
+
+
+def test_only_candidates_still_offered_are_learned_from() -> None:
+    from autoconv.predictor import Sample
+    from autoconv.signature import Signature
+    from autoconv.training_data import offered
+
+    s = Signature(4, 8, 8, 4000, 2, 2, 0, 0, 1, 1, "float32", "cpu")  # one tap per phase
+    current = [Sample(s, c.name, dict(c.params), 1e-3) for c in candidates(s)]
+    dropped_block = Sample(s, "overlap_add", {"block_size": 4}, 1e-3)  # under MIN_BLOCK
+    unknown = Sample(s, "winograd", {}, 1e-3)
+    assert offered([*current, dropped_block, unknown]) == current
