@@ -17,9 +17,11 @@ plain arrays (:mod:`autoconv.tree_ensemble`), predicts one signature's candidate
 included) in about half a millisecond, 5x faster than scikit-learn's own ``predict``.
 
 **Confidence.** :meth:`LearnedPredictor.decide` also says whether the prediction is safe to use
-without measuring: the predicted best must beat the best candidate of any *other* strategy by
-``margin`` (block sizes of one strategy are usually close to each other, and picking the
-neighbouring one costs little), and the signature must lie within ``max_distance`` octaves
+without measuring: the predicted best must beat the best candidate of any other *kind* by
+``margin``, where candidates differing only in a size parameter (:data:`SIZE_PARAMS`: block
+sizes of one strategy are usually close to each other, and picking the neighbouring one costs
+little) are of one kind, but ``direct`` as called and ``direct`` padding first are not (they can
+differ tenfold), and the signature must lie within ``max_distance`` octaves
 (Euclidean, over log2 sizes; dtype, gradients and device must match) of a measured signature.
 """
 
@@ -50,6 +52,13 @@ BOOSTING = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31, "max_de
 #: regret of 1.026 instead of 1.012 and a worst pick near 2x.
 DEFAULT_MARGIN = 2.0
 DEFAULT_MAX_DISTANCE = 2.5
+#: Parameters that only size a strategy's work (see the module docstring's confidence rule).
+SIZE_PARAMS = frozenset({"block_size"})
+
+
+def candidate_kind(strategy: str, params: Mapping[str, Any]) -> tuple:
+    """What a candidate is, up to its size parameters (:data:`SIZE_PARAMS`)."""
+    return strategy, tuple(sorted((k, v) for k, v in params.items() if k not in SIZE_PARAMS))
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,8 @@ class Decision:
     Attributes:
         choice: the predicted best candidate (``source="predicted"``).
         confident: whether the tuner may use it without measuring.
-        margin: predicted seconds of the best other-strategy candidate / of the pick
-            (``inf`` when only one strategy can run the signature).
+        margin: predicted seconds of the best candidate of another kind / of the pick
+            (``inf`` when all candidates are of one kind; see :func:`candidate_kind`).
         distance: octaves to the nearest measured signature.
     """
 
@@ -198,8 +207,9 @@ class LearnedPredictor:
         if np.all(np.isnan(seconds)):
             return None
         best = int(np.nanargmin(seconds))
-        others = [t for t, (name, _) in zip(seconds, candidates)
-                  if name != candidates[best][0] and not math.isnan(t)]
+        kind = candidate_kind(*candidates[best])
+        others = [t for t, candidate in zip(seconds, candidates)
+                  if candidate_kind(*candidate) != kind and not math.isnan(t)]
         margin = float(min(others) / seconds[best]) if others else math.inf
         distance = self.distance(signature)
         confident = margin >= self.margin and distance <= self.max_distance

@@ -11,7 +11,7 @@ from predictor_fakes import random_signatures, synthetic_samples, synthetic_seco
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from autoconv.candidates import enumerate_candidates
-from autoconv.predictor import LearnedPredictor, Sample
+from autoconv.predictor import LearnedPredictor, Sample, candidate_kind
 from autoconv.signature import Signature
 from autoconv.strategies import all_strategies
 from autoconv.tree_ensemble import TreeEnsemble
@@ -74,6 +74,17 @@ def test_confidence_needs_a_margin_and_a_nearby_measurement(model: LearnedPredic
     assert not model.decide(far, enumerate_candidates(all_strategies(), far), CPU).confident
     sure = dataclasses.replace(model, margin=1.0, max_distance=float("inf"))
     assert sure.decide(near, candidates, CPU).confident
+
+
+def test_margin_is_over_other_kinds_of_candidate(model: LearnedPredictor) -> None:
+    s = HELD_OUT[0]
+    blocks = [("overlap_add", {"block_size": 256}), ("overlap_add", {"block_size": 512})]
+    assert model.rank(s, blocks).margin == float("inf")  # neighbouring block sizes
+    directs = [("direct", {}), ("direct", {"pre_pad": 1})]
+    ranking = model.rank(s, directs)
+    seconds = sorted(ranking.seconds)
+    assert ranking.margin == pytest.approx(seconds[1] / seconds[0])
+    assert candidate_kind("overlap_add", {"block_size": 64}) == ("overlap_add", ())
 
 
 def test_fit_rejects_empty_or_bad_data() -> None:
