@@ -279,7 +279,9 @@ class Selector:
         An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
         when their interquartile ranges overlap (the difference is within the noise of the
         measurements). A tie goes to the strategy registered first (direct, then fft, then
-        overlap-add): simpler and more accurate, and never slower than doing nothing.
+        overlap-add): simpler and more accurate, and never slower than doing nothing; within
+        one strategy, to its form without parameters (``F.conv1d`` itself rather than padding
+        first), then to the faster median.
         """
         valid = [o for o in outcomes if o.ok]
         if not valid:
@@ -293,7 +295,8 @@ class Selector:
 
         rank = {strategy.name: index for index, strategy in enumerate(self.strategies)}
         best = min((o for o in valid if tied(o)),
-                   key=lambda o: (rank.get(o.candidate.name, len(rank)), o.median_s))
+                   key=lambda o: (rank.get(o.candidate.name, len(rank)),
+                                  bool(o.candidate.params), o.median_s))
         return Choice.make(best.candidate.strategy, dict(best.candidate.params),
                            source=source, median_s=best.median_s)
 

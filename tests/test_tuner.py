@@ -131,6 +131,16 @@ def test_near_tie_goes_to_the_simpler_strategy() -> None:
     assert selector.choose(SIG, CPU).strategy == "fast"
 
 
+@pytest.mark.parametrize("padded_first_s,winner", [(1.0, {}), (0.9, {"pre_pad": 1})])
+def test_within_a_strategy_a_tie_goes_to_its_form_without_parameters(
+        padded_first_s: float, winner: dict) -> None:
+    two_forms = Strategy("direct", direct, lambda s: [{}, {"pre_pad": 1}])
+    timer = FakeTimer({"direct": 1.02, "direct(pre_pad=1)": padded_first_s})
+    selector = Selector(strategies=[two_forms], timer=timer,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
+    assert selector.choose(SIG, CPU).params_dict == winner
+
+
 def test_a_win_within_the_noise_goes_to_the_simpler_strategy() -> None:
     noisy = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.3, "fast": 0.2})
     selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=noisy,
