@@ -25,7 +25,7 @@ single-channel, dense and depthwise families (1 elsewhere); one signature in ten
 gradients (timed forward + backward). Signatures whose cheapest plausible strategy would still
 be huge are redrawn (at most 4M input or output elements and 2^30 multiply-adds or FFT
 butterfly units), so one signature tunes in about a second or less (the default grid took
-1,496 s for 2,000 signatures here). The order is shuffled, so a
+1,440 s for 2,000 signatures here). The order is shuffled, so a
 run stopped by its time budget covers every family evenly; a later run resumes (signatures
 already in the database are skipped).
 """
@@ -45,7 +45,7 @@ from autoconv.strategies.plan import fft_plan
 #: Signatures in the default grid, and the seed that draws them. A larger grid is the same
 #: draw continued, so growing it (``--grid-size``) only measures the new signatures. 2,000
 #: rather than 1,200: held out, the larger grid's model picked within 3 % of the best 77.8 %
-#: of the time instead of 75.9 % (``benchmarks/predictor-cpu.md``); about 25 minutes here.
+#: of the time instead of 75.9 % (features v3); about 25 minutes here.
 DEFAULT_SIZE = 2000
 SEED = 20251123
 #: The most input or output elements, and the most work of the cheaper of direct and FFT.
