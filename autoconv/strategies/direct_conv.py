@@ -10,9 +10,11 @@ no padding: the same sums in the same order. On CPU this can be many times faste
 oneDNN's JIT convolution kernels accept only a few samples of padding (about 3 for dense and
 4 for depthwise layers on this machine's oneDNN 3.12 with AVX2); a call with more padding, such
 as "same" padding of any kernel longer than 9 taps, falls back to an im2col + GEMM path. On
-a 512-channel depthwise layer with 255 taps and "same" padding that fallback was 11.7x
-slower than padding first; on a single-channel 63-tap filter with full padding, 33x. Where
-the padding is small, padding first only adds a copy, so the tuner measures both.
+a 512-channel depthwise layer with 255 taps and "same" padding that fallback was 12-20x
+slower than padding first (two runs), 7.5x on a Conformer-like K=31 depthwise layer and 8-9x
+on a single-channel 63-tap filter with full padding (``scripts/bench_padding.py``,
+``benchmarks/padding-cpu.md``). Where the padding is small, padding first only adds a copy
+(0.6x), so the tuner measures both.
 """
 
 from __future__ import annotations
