@@ -37,6 +37,19 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.delenv("AUTOCONV_DB_URL", raising=False)
 
 
+@pytest.fixture
+def fresh_autoconv(tmp_path: Path) -> Iterator[None]:
+    """autoconv in mode ``tune`` on its own SQLite database, with a small tuning budget, and
+    its in-memory decisions forgotten afterwards (``pytest.mark.usefixtures`` it)."""
+    import autoconv
+    from autoconv import functional
+
+    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
+                                    budget_s=0.2, mode="tune", persist=True):
+        yield
+    functional.reset()
+
+
 def pg_base_url() -> str | None:
     """The PostgreSQL test server's URL, or None when tests against it are off."""
     return os.environ.get(PG_ENV) or None

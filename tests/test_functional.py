@@ -3,8 +3,6 @@ modes, threads, autograd contexts."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from concurrency import run_in_threads
 import torch
@@ -15,13 +13,7 @@ from autoconv import functional
 from autoconv.signature import Signature
 
 
-@pytest.fixture(autouse=True)
-def fresh_autoconv(tmp_path: Path):
-    """Every test gets its own SQLite database and a small tuning budget."""
-    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
-                                    budget_s=0.2, mode="tune", persist=True):
-        yield
-    functional.reset()
+pytestmark = pytest.mark.usefixtures("fresh_autoconv")
 
 
 CASES = [

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import copy
 import io
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import autoconv
-from autoconv import functional
 
-
-@pytest.fixture(autouse=True)
-def fresh_autoconv(tmp_path: Path):
-    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
-                                    budget_s=0.2, mode="tune"):
-        yield
-    functional.reset()
+pytestmark = pytest.mark.usefixtures("fresh_autoconv")
 
 
 class FeatureEncoder(nn.Module):
