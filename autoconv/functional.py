@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from autoconv.choice import Choice
 from autoconv.cost_model import default_cost_model
+from autoconv.custom_op import compiled_conv1d
 from autoconv.database import open_default_store
 from autoconv.device_model import DevicePredictor
 from autoconv.settings import settings
@@ -103,7 +104,8 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     The first call with a new signature (shapes, stride, padding, dilation, groups, dtype,
     device, whether gradients are needed) looks the answer up in the tuning database, or, in
     mode ``tune``, measures the candidate strategies once; later calls run the winner directly.
-    Under ``torch.compile`` the call is opaque to tracing (a graph break) and runs eagerly.
+    Under ``torch.compile`` the call is one custom op in the graph (no graph break): it runs
+    the tuned strategy when the compiled graph runs (:mod:`autoconv.custom_op`).
 
     Args:
         input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.
@@ -115,7 +117,7 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
     if torch.compiler.is_compiling():
-        return _opaque_conv1d(input, weight, bias, stride, padding, dilation, groups, None)
+        return compiled_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run = _runners(input, weight, bias, stride, padding, dilation, groups)[0]
@@ -130,9 +132,8 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                   stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
                   groups: int, spectrum_cache: SpectrumCache) -> torch.Tensor:
     """:func:`conv1d` that lets FFT strategies reuse the weight's spectrum from a cache."""
-    if torch.compiler.is_compiling():
-        return _opaque_conv1d(input, weight, bias, stride, padding, dilation, groups,
-                              spectrum_cache)
+    if torch.compiler.is_compiling():  # the op runs without the cache
+        return compiled_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, run_cached = _runners(input, weight, bias, stride, padding, dilation, groups)
@@ -140,20 +141,6 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         return run_cached(input, weight, bias, stride, padding, dilation, groups,
                           spectrum_cache=spectrum_cache)
     return run(input, weight, bias, stride, padding, dilation, groups)
-
-
-@torch.compiler.disable
-def _opaque_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                   stride, padding, dilation, groups,
-                   spectrum_cache: SpectrumCache | None) -> torch.Tensor:
-    """The dispatch, hidden from ``torch.compile``: it runs eagerly, never while tracing.
-
-    (Only the compiled path pays for ``torch.compiler.disable``'s wrapper; the eager hot path
-    stays a dict lookup.)
-    """
-    if spectrum_cache is None:
-        return conv1d(input, weight, bias, stride, padding, dilation, groups)
-    return conv1d_cached(input, weight, bias, stride, padding, dilation, groups, spectrum_cache)
 
 
 def select(input: torch.Tensor | Signature, weight: torch.Tensor | None = None,

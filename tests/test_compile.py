@@ -1,0 +1,70 @@
+"""``autoconv.conv1d`` under ``torch.compile``: one custom op, no graph break, exact gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import autoconv
+
+pytestmark = pytest.mark.usefixtures("fresh_autoconv")
+
+
+def f64(*shape: int, grad: bool = True) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=grad)
+
+
+@pytest.mark.parametrize("kwargs,bias", [
+    (dict(padding="same", dilation=3, groups=2), True),  # asymmetric: 4 taps span 10
+    (dict(stride=3, padding=5), False),
+    (dict(padding="valid"), True),
+])
+def test_fullgraph_compile_matches_f_conv1d_with_gradients(kwargs: dict, bias: bool) -> None:
+    torch.manual_seed(0)
+    groups = kwargs.get("groups", 1)
+    x, w = f64(2, 4, 90), f64(6, 4 // groups, 4)
+    b = f64(6) if bias else None
+    leaves = [t for t in (x, w, b) if t is not None]
+
+    def layer(x, w, b):
+        return autoconv.conv1d(x, w, b, **kwargs)
+
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")  # a break raises
+    out, expected = compiled(x, w, b), F.conv1d(x, w, b, **kwargs)
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), leaves)
+    expected_grads = torch.autograd.grad(expected.square().sum(), leaves)
+    for mine, theirs in zip(grads, expected_grads):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_the_compiled_call_tunes_when_it_runs_not_while_tracing() -> None:
+    x, w = torch.randn(2, 1, 3000), torch.randn(1, 1, 300)
+    compiled = torch.compile(lambda x, w: autoconv.conv1d(x, w), fullgraph=True,
+                             backend="aot_eager")
+    torch.testing.assert_close(compiled(x, w), F.conv1d(x, w), rtol=1e-4, atol=1e-4)
+    assert autoconv.select(x, w).origin == "measured"
+
+
+def test_the_module_compiles_in_one_graph_under_no_grad() -> None:
+    conv = autoconv.Conv1d(3, 5, 65, padding="same").eval()
+    x = torch.randn(2, 3, 2000)
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), F.conv1d(x, conv.weight, conv.bias,
+                                                         padding="same"),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_bad_arguments_raise_while_tracing() -> None:
+    compiled = torch.compile(lambda x, w: autoconv.conv1d(x, w), fullgraph=True,
+                             backend="aot_eager")
+    with pytest.raises(RuntimeError, match="to have 6 channels"):
+        compiled(torch.randn(1, 4, 50), torch.randn(2, 6, 3))
+
+
+def test_the_ops_pass_torch_library_opcheck() -> None:
+    x, w, b = f64(2, 4, 60), f64(6, 2, 5), f64(6)
+    torch.library.opcheck(torch.ops.autoconv.conv1d.default, (x, w, b, 2, 3, 3, 1, 2))
+    torch.library.opcheck(torch.ops.autoconv.conv1d.default, (x, w, None, 1, 4, 4, 2, 2))
