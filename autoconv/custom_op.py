@@ -54,7 +54,7 @@ def _conv1d_fake(input, weight, bias, stride, padding_left, padding_right, dilat
                                          dilation))
 
 
-def _autograd_restored() -> torch._C._ForceDispatchKeyGuard:
+def _autograd_restored() -> "torch._C._ForceDispatchKeyGuard":
     """Autograd back on inside a custom op's body, for the recomputed forward.
 
     torch runs a custom op's implementation with the autograd dispatch keys excluded (the op
