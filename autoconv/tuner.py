@@ -8,6 +8,7 @@ so its logic is tested with fakes: no GPU, no wall-clock assertions.
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 import warnings
@@ -19,7 +20,7 @@ import torch
 
 from autoconv.buckets import decision_key
 from autoconv.candidates import (DEFAULT_TOLERANCE, REFERENCE_WINDOW, Candidate, ConvInputs,
-                                 enumerate_candidates, relative_error, timed_call)
+                                 Reference, enumerate_candidates, timed_call)
 from autoconv.choice import DIRECT, Choice, freeze_params
 from autoconv.settings import Settings, settings as global_settings
 from autoconv.signature import Signature
@@ -223,13 +224,20 @@ class Selector:
         survivors = self.prune(signature, candidates, device)
         tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
         run_direct = any(c.name == "direct" for c, _ in survivors)
-        reference = None if run_direct else inputs.reference(window=REFERENCE_WINDOW)
+        reference = None if run_direct else Reference.of(
+            inputs.reference(window=REFERENCE_WINDOW))
 
         outcomes: list[Outcome] = []
         timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None, float]] = []
+        # Warm-up seconds / predicted seconds so far: when the cost model proves optimistic on
+        # this signature, later predictions are scaled up by its median error before they are
+        # compared with the time left (never down: the budget errs on the safe side).
+        ratios: list[float] = []
         for candidate, predicted in survivors:
             remaining = deadline - self.clock()
-            if timed and predicted is not None and predicted > remaining:
+            scale = max(1.0, statistics.median(ratios)) if ratios else 1.0
+            expected = None if predicted is None else predicted * scale
+            if timed and expected is not None and expected > remaining:
                 continue  # would overrun the budget, and something valid is already in hand
             if timed and remaining <= 0:
                 break
@@ -243,9 +251,11 @@ class Selector:
                                         f"failed: {type(error).__name__}: {error}"[:200]))
                 continue
             elapsed = max(self.clock() - warm_up_start, 1e-9)
+            if predicted:
+                ratios.append(elapsed / predicted)
             if reference is None and candidate.name == "direct":
-                reference = output
-            error = relative_error(output, reference) if reference is not None else None
+                reference = Reference.of(output)
+            error = reference.error(output) if reference is not None else None
             if error is not None and not error <= tolerance:
                 outcomes.append(Outcome(candidate, elapsed, 0.0, 1, error, False,
                                         f"disqualified: error {error:.3g} > {tolerance:.3g}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import SimpleNamespace
 
@@ -265,6 +266,26 @@ def test_budget_skips_candidates_predicted_not_to_fit() -> None:
     assert ran == ["fast"]  # direct is predicted at 7 s > 2 s budget: never warmed up
 
 
+def test_budget_scales_predictions_by_the_cost_models_error_so_far() -> None:
+    now = [0.0]
+    ran: list[str] = []
+
+    def strategy(name: str) -> Strategy:
+        def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+            ran.append(name)
+            now[0] += 0.7  # predicted 0.1 s, takes 0.7 s: the cost model is 7x optimistic
+            return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return Strategy(name, run)
+
+    selector = Selector(strategies=[strategy("direct"), strategy("fast")],
+                        timer=FakeTimer({"direct": 1.0, "fast": 0.5}), clock=lambda: now[0],
+                        cost_model=FakeCostModel({"direct": 0.1, "fast": 0.1}),
+                        settings=Settings(bucket_lengths=False, budget_s=1.0))
+    selector.choose(SIG, CPU)
+    assert ran == ["direct"]  # fast, expected at 0.7 s, no longer fits in the 0.2 s left
+    assert now[0] <= 1.0
+
+
 def test_length_bucketing_shares_one_decision() -> None:
     timer = FakeTimer({"direct": 2.0, "fast": 1.0})
     selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=timer,
@@ -348,3 +369,16 @@ def test_min_samples_times_candidates_even_when_the_warm_ups_used_the_budget() -
                         settings=Settings(bucket_lengths=False, budget_s=1.0, min_samples=3))
     assert selector.choose(SIG, CPU).strategy == "slow_fast"
     assert timer.timed == [["direct", "slow_fast"]] and asked == [3]
+
+
+def test_reference_error_is_relative_to_the_largest_direct_output() -> None:
+    from autoconv.candidates import Reference
+
+    reference = Reference.of(torch.tensor([[[2.0, -4.0, 1.0]]]))
+    assert reference.scale == 4.0
+    assert reference.error(torch.tensor([[[2.0, -4.0, 1.0, 99.0]]])) == 0.0  # extra ignored
+    assert reference.error(torch.tensor([[[2.0, -3.0, 1.0]]])) == pytest.approx(0.25)
+    assert math.isnan(reference.error(torch.tensor([[[2.0, float("nan"), 1.0]]])))
+    half = Reference.of(torch.tensor([[[60000.0, 1.0]]], dtype=torch.float16))
+    assert half.error(torch.tensor([[[-60000.0, 1.0]]], dtype=torch.float16)) == 2.0
+    assert Reference.of(torch.zeros(1, 1, 3)).error(torch.full((1, 1, 3), 0.5)) == 0.5
