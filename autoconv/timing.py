@@ -1,16 +1,17 @@
 """Measuring how long callables take, on CPU or CUDA, robust to noise.
 
-Candidates are timed interleaved (A B C, B C A, ...) so that drift of the machine (frequency
-scaling, another process waking up) hits all of them alike, and summarised by the median and
-the interquartile spread. The tuner receives a timer as a plain callable, so its tests can use a
-fake one and never depend on wall-clock time.
+Candidates are timed interleaved, in a new shuffled order every round, so that drift of the
+machine (frequency scaling, another process waking up) hits all of them alike, and summarised
+by the median and the interquartile spread. The tuner receives a timer as a plain callable, so
+its tests can use a fake one and never depend on wall-clock time.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,12 +85,28 @@ def time_call(fn: Callable[[], Any], device: torch.device, clock: Clock = time.p
     return _time_one_cpu(fn, clock)
 
 
+def round_orders(count: int, seed: int = 0) -> Iterator[list[int]]:
+    """The order of each timing round over ``count`` candidates: a fresh shuffle per round.
+
+    Neither a fixed order nor a rotation (A B C, B C A, ...) will do on a shared machine: a
+    call's place in the round, and the call that ran just before it (which buffers it freed,
+    which caches it filled), can bias it the same way round after round, and a rotation still
+    keeps each candidate's predecessor. With a rotation, the selection benchmark timed the
+    same ``F.conv1d`` call (Conv-TasNet's dilated depthwise layer) at 29-31 ms in one cell and
+    14.5-15.9 ms in another, in each of four runs. Seeded, so repeatable.
+    """
+    rng = random.Random(seed)
+    order = list(range(count))
+    while True:
+        rng.shuffle(order)
+        yield list(order)
+
+
 def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torch.device,
                         deadline: float, max_samples: int = 25, min_samples: int = 1,
                         clock: Clock = time.perf_counter) -> list[Timing]:
-    """Time each candidate in rounds (A B C, B C A, C A B, ...) until ``deadline`` or
-    ``max_samples``. The order rotates so that no candidate always runs first or last: on a
-    shared machine a call's place in the round can bias it the same way in every round.
+    """Time each candidate in rounds, each in a new shuffled order (:func:`round_orders`),
+    until ``deadline`` or ``max_samples``.
 
     Every candidate gets at least ``min_samples`` samples (default one); a further round
     starts only if the previous round's duration still fits before the deadline, so the
@@ -110,10 +127,9 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     """
     samples: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
-    for round_index in range(max_samples):
+    for round_index, order in zip(range(max_samples), round_orders(len(candidates))):
         round_start = clock()
-        shift = round_index % max(len(candidates), 1)
-        for index in [*range(shift, len(candidates)), *range(shift)]:
+        for index in order:
             fn = candidates[index]
             if failures[index] is not None:
                 continue

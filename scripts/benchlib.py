@@ -1,8 +1,9 @@
 """Shared helpers for the benchmark scripts: machine header, warm-up, interleaved timing with
 medians, peak-memory measurement and markdown tables.
 
-Timing: every candidate is warmed up, then timed in interleaved rounds (A B C A B C ...) so
-that slow drifts of a shared machine hit all candidates alike; each sample times ``inner``
+Timing: every candidate is warmed up, then timed in interleaved rounds, each in a new shuffled
+order (``autoconv.timing.round_orders``), so that slow drifts of a shared machine and the
+calls' neighbours hit all candidates alike; each sample times ``inner``
 back-to-back calls (enough to last ``min_sample_s``) and the reported figure is the median of
 the samples. A per-cell time budget caps the samples: a call that takes longer than the budget
 is sampled once, and one slower than a "slow" threshold (a few budgets) is not repeated at all:
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 
 from autoconv.fingerprint import fingerprint_fields
+from autoconv.timing import round_orders
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -235,8 +237,8 @@ def warm_up(fn: Callable[[], Any], device: str, slow_s: float) -> WarmUp:
 def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
                      warmups: Mapping[str, WarmUp], *, device: str, repeats: int,
                      budget_s: float, min_sample_s: float = 0.005) -> dict[str, Timing]:
-    """Median-ready timings of ``candidates``, sampled in interleaved rounds (A B C, B C A,
-    C A B, ...: the order rotates so that no candidate always runs first or last).
+    """Median-ready timings of ``candidates``, sampled in interleaved rounds, each in a new
+    shuffled order (``autoconv.timing.round_orders``).
 
     Args:
         candidates: name -> zero-argument callable, already warmed up.
@@ -263,11 +265,9 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
         timing.inner = max(1, math.ceil(min_sample_s / estimate))
         wanted[name] = max(1, min(repeats, int(budget_s / (estimate * timing.inner))))
     names = list(candidates)
-    for round_index in range(max(wanted.values(), default=0)):
-        # Each round starts one candidate later: a call's place in the round (what ran just
-        # before it, which buffers it gets) otherwise biases it the same way in every round.
-        shift = round_index % max(len(names), 1)
-        for name in names[shift:] + names[:shift]:
+    rounds = zip(range(max(wanted.values(), default=0)), round_orders(len(names)))
+    for _, order in rounds:  # a new shuffled order each round (see round_orders)
+        for name in (names[i] for i in order):
             fn, timing = candidates[name], timings[name]
             if len(timing.samples) < wanted[name]:
                 seconds, _ = _time_calls(fn, timing.inner, device)

@@ -32,7 +32,8 @@ def test_candidates_are_interleaved_and_summarised() -> None:
     timings = measure_interleaved(
         [clock.candidate(0.001, log, "a"), clock.candidate(0.003, log, "b")],
         device=CPU, deadline=1.0, max_samples=4, clock=clock)
-    assert log == ["a", "b", "b", "a"] * 2  # each round starts one candidate later
+    rounds = [log[i:i + 2] for i in range(0, len(log), 2)]
+    assert all(sorted(r) == ["a", "b"] for r in rounds) and len(rounds) == 4
     assert [t.samples for t in timings] == [4, 4]
     assert math.isclose(timings[0].median_s, 0.001) and math.isclose(timings[1].median_s, 0.003)
     assert all(t.ok for t in timings)
@@ -83,3 +84,16 @@ def test_real_clock_measures_something_positive() -> None:
     timings = measure_interleaved([lambda: x.sum()], device=CPU, deadline=float("inf"),
                                   max_samples=3)
     assert timings[0].samples == 3 and timings[0].median_s > 0
+
+
+def test_round_orders_are_shuffled_permutations_and_repeatable() -> None:
+    from itertools import islice
+
+    from autoconv.timing import round_orders
+
+    orders = list(islice(round_orders(4), 40))
+    assert all(sorted(order) == [0, 1, 2, 3] for order in orders)
+    assert len({tuple(order) for order in orders}) > 10  # not a rotation's 4
+    predecessors_of_0 = {order[order.index(0) - 1] for order in orders if order[0] != 0}
+    assert predecessors_of_0 == {1, 2, 3}
+    assert orders == list(islice(round_orders(4), 40))
