@@ -28,13 +28,6 @@ def _padding_arg(left: int, right: int) -> int | str:
     return left if left == right else "same"
 
 
-def _output_shape(input: torch.Tensor, weight: torch.Tensor, stride: int, padding_left: int,
-                  padding_right: int, dilation: int) -> tuple:
-    length = input.shape[-1] + padding_left + padding_right
-    out = (length - dilation * (weight.shape[-1] - 1) - 1) // stride + 1
-    return (*input.shape[:-2], weight.shape[0], out)
-
-
 @torch.library.custom_op("autoconv::conv1d", mutates_args=())
 def conv1d_op(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
               stride: int, padding_left: int, padding_right: int, dilation: int,
@@ -48,10 +41,10 @@ def conv1d_op(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
 
 @conv1d_op.register_fake
 def _conv1d_fake(input, weight, bias, stride, padding_left, padding_right, dilation, groups):
-    Signature.of(input, weight, bias, stride, _padding_arg(padding_left, padding_right),
-                 dilation, groups)  # F.conv1d's error for bad arguments, while tracing
-    return input.new_empty(_output_shape(input, weight, stride, padding_left, padding_right,
-                                         dilation))
+    # F.conv1d's error for bad arguments, while tracing; else the output's shape
+    s = Signature.of(input, weight, bias, stride, _padding_arg(padding_left, padding_right),
+                     dilation, groups)
+    return input.new_empty((*input.shape[:-2], s.out_channels, s.output_length))
 
 
 def _autograd_restored() -> "torch._C._ForceDispatchKeyGuard":

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoconv.choice import freeze_params
 from autoconv.predictor import LearnedPredictor, Sample
 from autoconv.settings import Settings
 from autoconv.signature import Signature
@@ -38,16 +39,21 @@ TIE = 1 + Settings.model_fields["tie_margin"].default
 Candidates = list[tuple[str, dict[str, Any]]]
 #: Given a signature and its candidates, the index of the pick (None: no opinion).
 Picker = Callable[[Signature, Candidates], int | None]
-#: Fits on training samples, returns a picker (and optionally a confidence function).
+#: Fits on training samples, returns a fitted picker.
 Fitter = Callable[[Sequence[Sample]], "FittedPicker"]
 
 
 @dataclass(frozen=True)
 class FittedPicker:
-    """A fitted picker, and (for the learned model) whether each pick is confident."""
+    """A fitted picker: for a signature's candidates, the index of the pick (None: no opinion)
+    and whether it is confident (only the learned model ever is)."""
 
-    pick: Picker
-    confident: Callable[[Signature, Candidates], bool] | None = None
+    decide: Callable[[Signature, Candidates], tuple[int | None, bool]]
+
+    @classmethod
+    def of(cls, pick: Picker) -> FittedPicker:
+        """A picker that is never confident."""
+        return cls(lambda signature, candidates: (pick(signature, candidates), False))
 
 
 @dataclass(frozen=True)
@@ -81,14 +87,14 @@ class Scores:
                    float(r.max()), float(np.mean(r <= 1.1)), float(np.mean(r <= 1.5)))
 
 
-def candidate_key(sample: Sample) -> tuple[str, str]:
+def candidate_key(sample: Sample) -> tuple[str, tuple]:
     """Which candidate (strategy and parameters) a sample measured, as a hashable key."""
-    return sample.strategy, repr(sorted(dict(sample.params).items()))
+    return sample.strategy, freeze_params(sample.params)
 
 
 def group_by_signature(samples: Sequence[Sample]) -> dict[Signature, list[Sample]]:
     """Samples per signature, keeping the first measurement of each candidate."""
-    groups: dict[Signature, dict[tuple[str, str], Sample]] = {}
+    groups: dict[Signature, dict[tuple[str, tuple], Sample]] = {}
     for s in samples:
         groups.setdefault(s.signature, {}).setdefault(candidate_key(s), s)
     return {signature: list(group.values()) for signature, group in groups.items()}
@@ -107,22 +113,12 @@ def judge(group: Sequence[Sample], index: int) -> tuple[float, bool, bool]:
 def learned_fitter(samples: Sequence[Sample]) -> FittedPicker:
     """The learned predictor as a picker."""
     model = LearnedPredictor.fit(samples)
-    last: list = [None, None]  # (signature, candidates list) -> its ranking, for confident()
 
-    def rank(signature: Signature, candidates: Candidates):
-        if last[0] != (signature, id(candidates)):
-            last[:] = [(signature, id(candidates)), model.rank(signature, candidates)]
-        return last[1]
+    def decide(signature: Signature, candidates: Candidates) -> tuple[int | None, bool]:
+        ranking = model.rank(signature, candidates)
+        return (None, False) if ranking is None else (ranking.best, ranking.confident)
 
-    def pick(signature: Signature, candidates: Candidates) -> int | None:
-        ranking = rank(signature, candidates)
-        return None if ranking is None else ranking.best
-
-    def confident(signature: Signature, candidates: Candidates) -> bool:
-        ranking = rank(signature, candidates)
-        return ranking is not None and ranking.confident
-
-    return FittedPicker(pick, confident)
+    return FittedPicker(decide)
 
 
 def cost_model_picker(device: torch.device | None = None) -> Picker:
@@ -201,15 +197,16 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
         for signature in held:
             group = groups[signature]
             candidates = [(s.strategy, dict(s.params)) for s in group]
-            for name, picker in {"learned": model.pick, **baselines}.items():
-                index = picker(signature, candidates)
-                if index is None:
-                    continue
+            index, confident = model.decide(signature, candidates)
+            if index is not None:
                 entry = (signature, *judge(group, index))
-                regrets.setdefault(name, []).append(entry)
-                if (name == "learned" and model.confident is not None
-                        and model.confident(signature, candidates)):
+                regrets["learned"].append(entry)
+                if confident:
                     regrets["learned_confident"].append(entry)
+            for name, picker in baselines.items():
+                index = picker(signature, candidates)
+                if index is not None:
+                    regrets.setdefault(name, []).append((signature, *judge(group, index)))
 
     def scores(only_single: bool) -> dict[str, Scores]:
         table = {}

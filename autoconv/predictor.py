@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from autoconv.candidates import Candidate
-from autoconv.choice import Choice
+from autoconv.choice import Choice, freeze_params
 from autoconv.features import (FEATURES_VERSION, WORK_COLUMN, FeatureSpace,
                                neighbourhood_vector)
 from autoconv.signature import Signature
@@ -58,7 +58,7 @@ SIZE_PARAMS = frozenset({"block_size"})
 
 def candidate_kind(strategy: str, params: Mapping[str, Any]) -> tuple:
     """What a candidate is, up to its size parameters (:data:`SIZE_PARAMS`)."""
-    return strategy, tuple(sorted((k, v) for k, v in params.items() if k not in SIZE_PARAMS))
+    return strategy, freeze_params({k: v for k, v in params.items() if k not in SIZE_PARAMS})
 
 
 @dataclass(frozen=True)

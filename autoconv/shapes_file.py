@@ -129,8 +129,9 @@ def parse_shapes(data: Any, device: str = "cpu") -> list[Signature]:
         ShapesFileError: the data is not a list of valid entries.
     """
     if isinstance(data, dict):
-        if set(data) - {"version", "signatures"}:
-            raise ShapesFileError(f"unknown top-level fields: {sorted(set(data) - {'version', 'signatures'})}")
+        unknown = set(data) - {"version", "signatures"}
+        if unknown:
+            raise ShapesFileError(f"unknown top-level fields: {sorted(unknown)}")
         if data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ShapesFileError(f"unsupported shapes file version {data.get('version')!r} "
                                   f"(this autoconv reads version {FORMAT_VERSION})")

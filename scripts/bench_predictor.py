@@ -77,7 +77,7 @@ def sklearn_fitter(make: Callable[[], object]) -> Callable[[Sequence[Sample]], F
                 predicted = model.predict(rows) + rows[:, work]  # type: ignore[attr-defined]
             return known[int(np.argmin(predicted))]
 
-        return FittedPicker(pick)
+        return FittedPicker.of(pick)
 
     return fit
 
@@ -169,7 +169,7 @@ def confidence_table(samples: Sequence[Sample], folds: int) -> str:
             seen.append((signature, ranking.best, ranking.margin, ranking.distance))
             return ranking.best
 
-        return FittedPicker(pick)
+        return FittedPicker.of(pick)
 
     cross_validate(samples, folds=folds, fitter=fitter, baselines={})
     groups = group_by_signature(samples)

@@ -193,8 +193,8 @@ def render(results: list[WorkloadResult], device: str, args: argparse.Namespace,
         times_table(results, names, peers),
         "(1 sample): a slow call, timed once, after one warm-up call unless the first call "
         f"took over {SLOW_FACTOR:g}x the per-cell budget, or over the budget and "
-        f"{HOPELESS_FACTOR:g}x F.conv1d's first call (then that call is the sample). n/a: the peer cannot compute "
-        "this call. wrong: the result disagrees with F.conv1d by more than "
+        f"{HOPELESS_FACTOR:g}x F.conv1d's first call (then that call is the sample). n/a: the "
+        "peer cannot compute this call. wrong: the result disagrees with F.conv1d by more than "
         f"{WRONG_TOLERANCE:g} of its max.",
         "## Relative error vs float64 F.conv1d, and peak extra memory",
         accuracy_memory_table(results, names, peers),

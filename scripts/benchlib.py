@@ -32,6 +32,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,8 +266,8 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
         timing.inner = max(1, math.ceil(min_sample_s / estimate))
         wanted[name] = max(1, min(repeats, int(budget_s / (estimate * timing.inner))))
     names = list(candidates)
-    rounds = zip(range(max(wanted.values(), default=0)), round_orders(len(names)))
-    for _, order in rounds:  # a new shuffled order each round (see round_orders)
+    rounds = max(wanted.values(), default=0)
+    for order in islice(round_orders(len(names)), rounds):  # a new shuffled order each round
         for name in (names[i] for i in order):
             fn, timing = candidates[name], timings[name]
             if len(timing.samples) < wanted[name]:

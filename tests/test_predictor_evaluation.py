@@ -38,7 +38,7 @@ def test_method_top1_counts_the_right_strategy_with_a_worse_parameter() -> None:
         return next(i for i, (name, _) in enumerate(candidates) if name == "direct")
 
     evaluation = cross_validate(samples, folds=3,
-                                fitter=lambda train: FittedPicker(pick_block_128),
+                                fitter=lambda train: FittedPicker.of(pick_block_128),
                                 baselines={"direct": pick_direct})
     learned, direct = evaluation.overall["learned"], evaluation.overall["direct"]
     # On s: the block-128 pick is the right method at regret 1.3; direct is the wrong one.
@@ -52,7 +52,7 @@ def test_folds_hold_out_whole_signatures_and_score_every_picker() -> None:
 
     def fitter(train: list[Sample]) -> FittedPicker:
         seen.append({s.signature for s in train})
-        return FittedPicker(lambda signature, candidates: 0)
+        return FittedPicker.of(lambda signature, candidates: 0)
 
     evaluation = cross_validate(samples, folds=3, fitter=fitter,
                                 baselines={"direct": direct_picker})

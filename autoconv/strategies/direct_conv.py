@@ -19,6 +19,7 @@ on a single-channel 63-tap filter with full padding (``scripts/bench_padding.py`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,11 +48,11 @@ def direct(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
            ) -> torch.Tensor:
     """``F.conv1d(input, weight, bias, stride, padding, dilation, groups)``; with
     ``pre_pad=1``, computed on the input padded beforehand (see the module docstring)."""
-    run = padded_first if pre_pad else F.conv1d
-    return run(input, weight, bias, stride, padding, dilation, groups)
+    return bind_direct({"pre_pad": pre_pad})(input, weight, bias, stride, padding, dilation,
+                                             groups)
 
 
-def bind_direct(params: dict[str, Any]) -> Any:
+def bind_direct(params: dict[str, Any]) -> Callable[..., torch.Tensor]:
     """The callable for ``direct`` with ``params``: ``F.conv1d`` itself when not padding
     first."""
     return padded_first if params.get("pre_pad") else F.conv1d
