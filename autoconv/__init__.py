@@ -26,7 +26,7 @@ _LAZY = {
     "patch": "autoconv.nn",
     "Choice": "autoconv.choice",
     "Signature": "autoconv.signature",
-    "record": "autoconv.recording",
+    "record": "autoconv.offline.recording",
     "strategies": "autoconv.strategies",
 }
 

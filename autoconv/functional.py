@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from autoconv.choice import Choice
-from autoconv.cost_model import default_cost_model
-from autoconv.custom_op import compiled_conv1d
-from autoconv.database import open_default_store
-from autoconv.device_model import DevicePredictor
+from autoconv.prediction.service import DevicePredictor
+from autoconv.runtime.custom_op import compiled_conv1d
 from autoconv.settings import settings
 from autoconv.signature import PaddingArg, Signature
+from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
-from autoconv.tuner import Selector
+from autoconv.tuning.cost_model import default_cost_model
+from autoconv.tuning.selector import Selector
 
 Runner = Callable[..., torch.Tensor]
 
@@ -105,7 +105,7 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     device, whether gradients are needed) looks the answer up in the tuning database, or, in
     mode ``tune``, measures the candidate strategies once; later calls run the winner directly.
     Under ``torch.compile`` the call is one custom op in the graph (no graph break): it runs
-    the tuned strategy when the compiled graph runs (:mod:`autoconv.custom_op`).
+    the tuned strategy when the compiled graph runs (:mod:`autoconv.runtime.custom_op`).
 
     Args:
         input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.

@@ -3,7 +3,7 @@
 Reads this device's measurements from a tuning database (fill one with ``autoconv warm --grid``
 and ``autoconv warm --suite``), then, in one process:
 
-1. grouped cross-validation (folds by signature, ``autoconv.evaluation``) of the model
+1. grouped cross-validation (folds by signature, ``autoconv.prediction.evaluation``) of the model
    families considered for the predictor, on the same folds: gradient boosting (the one
    autoconv uses), a random forest, extra trees and k-nearest neighbours, all on the same
    features, against the cost model, always-``direct`` and, on single-channel signatures,
@@ -40,17 +40,32 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tuning_db  # noqa: E402
-from autoconv.database import device_record  # noqa: E402
-from autoconv.evaluation import (Candidates, Evaluation, FittedPicker, Scores,  # noqa: E402
-                                 cross_validate, group_by_signature, learned_fitter,
-                                 markdown, repeatability)
-from autoconv.features import WORK_COLUMN, FeatureSpace  # noqa: E402
-from autoconv.predictor import (BOOSTING, DEFAULT_MARGIN, DEFAULT_MAX_DISTANCE,  # noqa: E402
-                                LearnedPredictor, Sample, design_matrix)
-from autoconv.signature import Signature  # noqa: E402
-from autoconv.training_data import load_samples  # noqa: E402
 from benchlib import machine_header, markdown_table  # noqa: E402
+
+import tuning_db  # noqa: E402
+from autoconv.prediction.evaluation import (  # noqa: E402
+    Candidates,
+    Evaluation,
+    FittedPicker,
+    Scores,
+    cross_validate,
+    group_by_signature,
+    learned_fitter,
+    markdown,
+    repeatability,
+)
+from autoconv.prediction.features import WORK_COLUMN, FeatureSpace  # noqa: E402
+from autoconv.prediction.predictor import (  # noqa: E402
+    BOOSTING,
+    DEFAULT_MARGIN,
+    DEFAULT_MAX_DISTANCE,
+    LearnedPredictor,
+    Sample,
+    design_matrix,
+)
+from autoconv.prediction.training_data import load_samples  # noqa: E402
+from autoconv.signature import Signature  # noqa: E402
+from autoconv.storage.store import device_record  # noqa: E402
 
 
 def sklearn_fitter(make: Callable[[], object]) -> Callable[[Sequence[Sample]], FittedPicker]:

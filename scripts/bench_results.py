@@ -13,7 +13,7 @@ from typing import Any
 
 from benchlib import format_bytes, format_seconds, markdown_table
 
-from autoconv.workloads import Workload
+from autoconv.offline.workloads import Workload
 
 #: A result further than this from float64 F.conv1d (relative to the output's max) is "wrong".
 WRONG_TOLERANCE = 1e-3

@@ -1,6 +1,6 @@
 """How well does autoconv choose? Selection regret, speed-up, dispatch overhead, tuning cost.
 
-For every workload of the suite (``autoconv.workloads``), in one process and into a fresh
+For every workload of the suite (``autoconv.offline.workloads``), in one process and into a fresh
 tuning database:
 
 * the first ``autoconv.conv1d`` call tunes the signature: its wall time is the tuning cost,
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchlib import format_seconds, machine_header, markdown_table, time_interleaved, warm_up
 
 import autoconv
-from autoconv import functional, workloads
-from autoconv.candidates import enumerate_candidates
-from autoconv.report import geometric_mean
+from autoconv import functional
+from autoconv.offline import workloads
+from autoconv.offline.report import geometric_mean
 from autoconv.strategies import all_strategies
-from benchlib import (format_seconds, machine_header, markdown_table, time_interleaved,
-                      warm_up)
+from autoconv.tuning.candidates import enumerate_candidates
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark every registered autoconv strategy against F.conv1d and peer FFT-conv packages.
 
-For each workload of the suite (``autoconv.workloads``) it times ``F.conv1d``, every registered
+For each workload of the suite (``autoconv.offline.workloads``) it times ``F.conv1d``, every registered
 strategy at each of its parameter sets (reporting each strategy at its best), and the peers
 (fft-conv-pytorch, torch-fftconv, julius, ``scipy.signal.oaconvolve``; install them with
 ``pip install -c constraints.txt -e '.[bench]'``), in interleaved rounds, and prints markdown
@@ -29,14 +29,29 @@ import torch
 from bench_accuracy import reference
 from bench_candidates import F_CONV1D, estimate, probe_input
 from bench_peers import PEERS
-from bench_results import (DIRECT, WRONG_TOLERANCE, Cell, WorkloadResult,
-                           accuracy_memory_table, times_table)
+from bench_results import (
+    DIRECT,
+    WRONG_TOLERANCE,
+    Cell,
+    WorkloadResult,
+    accuracy_memory_table,
+    times_table,
+)
 from bench_targets import targets_table
-from benchlib import (WarmUp, format_seconds, limit_address_space, machine_header,
-                      markdown_table, synchronize, time_interleaved, warm_up)
+from benchlib import (
+    WarmUp,
+    format_seconds,
+    limit_address_space,
+    machine_header,
+    markdown_table,
+    synchronize,
+    time_interleaved,
+    warm_up,
+)
 
-from autoconv import strategies, workloads
-from autoconv.workloads import Workload
+from autoconv import strategies
+from autoconv.offline import workloads
+from autoconv.offline.workloads import Workload
 
 Call = Callable[[], torch.Tensor]
 

@@ -2,7 +2,7 @@
 medians, peak-memory measurement and markdown tables.
 
 Timing: every candidate is warmed up, then timed in interleaved rounds, each in a new shuffled
-order (``autoconv.timing.round_orders``), so that slow drifts of a shared machine and the
+order (``autoconv.tuning.timing.round_orders``), so that slow drifts of a shared machine and the
 calls' neighbours hit all candidates alike; each sample times ``inner``
 back-to-back calls (enough to last ``min_sample_s``) and the reported figure is the median of
 the samples. A per-cell time budget caps the samples: a call that takes longer than the budget
@@ -32,14 +32,14 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import torch
 
-from autoconv.fingerprint import fingerprint_fields
-from autoconv.timing import round_orders
+from autoconv.storage.fingerprint import fingerprint_fields
+from autoconv.tuning.timing import round_orders
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -239,7 +239,7 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
                      warmups: Mapping[str, WarmUp], *, device: str, repeats: int,
                      budget_s: float, min_sample_s: float = 0.005) -> dict[str, Timing]:
     """Median-ready timings of ``candidates``, sampled in interleaved rounds, each in a new
-    shuffled order (``autoconv.timing.round_orders``).
+    shuffled order (``autoconv.tuning.timing.round_orders``).
 
     Args:
         candidates: name -> zero-argument callable, already warmed up.

@@ -4,14 +4,13 @@ modes, threads, autograd contexts."""
 from __future__ import annotations
 
 import pytest
-from concurrency import run_in_threads
 import torch
 import torch.nn.functional as F
 
 import autoconv
 from autoconv import functional
 from autoconv.signature import Signature
-
+from tests.concurrency import run_in_threads
 
 pytestmark = pytest.mark.usefixtures("fresh_autoconv")
 

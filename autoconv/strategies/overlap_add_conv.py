@@ -22,7 +22,7 @@ from autoconv.strategies.spectrum_cache import SpectrumCache
 #: Most block sizes :func:`block_size_grid` proposes.
 MAX_GRID = 6
 #: The smallest block worth timing: shorter FFTs cost more per sample in call overhead than
-#: they save. In the 2,000-signature training grid (``autoconv.grid``) blocks of 2-12 samples
+#: they save. In the 2,000-signature training grid (``autoconv.prediction.grid``) blocks of 2-12 samples
 #: never won (0 of 1,967 measured), 16 won 16 times.
 MIN_BLOCK = 16
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_device, make_measurement, make_signature
 
 import tuning_db
+from tests.tuning_db.factories import make_device, make_measurement, make_signature
 from tuning_db import bundle, upsert
 from tuning_db.errors import BundleError
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from factories import make_device, make_measurement, make_signature
 
 import tuning_db
 from autoconv.cli import main
+from tests.tuning_db.factories import make_device, make_measurement, make_signature
 
 REPO = Path(__file__).resolve().parents[2]
 AUTOCONV = Path(sys.executable).parent / "autoconv"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from factories import make_device, make_measurement, make_signature
 
 import tuning_db
+from tests.tuning_db.factories import make_device, make_measurement, make_signature
 from tuning_db import BestChoice, SignatureRecord, upsert
 
 WORKERS = 8

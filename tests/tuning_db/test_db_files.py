@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from factories import make_device, make_measurement, make_signature
 from sqlalchemy import text
 
 import tuning_db
+from tests.tuning_db.factories import make_device, make_measurement, make_signature
 from tuning_db import errors, migrate, sqlite_safety
 from tuning_db.cli import main
 from tuning_db.engine import ORPHAN_AGE_S, make_engine

@@ -8,11 +8,11 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from factories import make_device, make_measurement, make_signature
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.tuning_db.factories import make_device, make_measurement, make_signature
 from tuning_db import DeviceRecord, SignatureRecord
 
 

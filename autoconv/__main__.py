@@ -1,0 +1,7 @@
+"""``python -m autoconv``: the ``autoconv`` command."""
+
+import sys
+
+from autoconv.cli import main
+
+sys.exit(main())

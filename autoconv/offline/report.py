@@ -1,0 +1,220 @@
+"""``autoconv report``: what the tuning database knows about this device, as pictures and text.
+
+Writes three files into a folder:
+
+* ``winners_map.png``: the strategy each (kernel size, length) gets, for a few typical channel
+  counts (one panel each; batch 4, no padding, stride 1), as the selector in mode ``predict``
+  answers it: measured winners where the database has the exact signature (marked with a dot),
+  the learned predictor (or, without enough data, the cost model) elsewhere;
+* ``speedup.png``: the measured speed-up of the winner over ``F.conv1d`` for every tuned
+  signature where ``F.conv1d`` itself was timed, against the kernel size;
+* ``report.md``: the device, what was tuned, winners by strategy, speed-up figures, and the
+  predictor's grouped cross-validation scores.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import tuning_db
+from autoconv.signature import Signature
+from autoconv.storage.store import device_record
+from autoconv.strategies import names as strategy_names
+
+#: Colours of the strategies on both charts (colour-blind-safe Okabe-Ito hues).
+COLOURS = {"direct": "#0072B2", "fft": "#E69F00", "overlap_add": "#009E73"}
+MAP_LENGTHS = [2**k for k in range(8, 19)]
+MAP_KERNELS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+MAP_BATCH = 4
+#: Fewest tuned signatures for which the predictor is cross-validated in the report.
+MIN_SIGNATURES_FOR_EVALUATION = 20
+
+
+class ReportError(ValueError):
+    """The report cannot be made (no data for this device, matplotlib missing)."""
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """One tuned signature: its winner and, if F.conv1d was timed, the speed-up over it."""
+
+    signature: Signature
+    winner: str
+    best_s: float
+    speedup: float | None
+
+
+def tuned_signatures(measurements: Iterable[tuning_db.MeasurementRecord]) -> list[Tuned]:
+    """Every signature with at least one valid measurement among ``measurements``."""
+    by_signature: dict[Signature, list[tuning_db.MeasurementRecord]] = {}
+    for measurement in measurements:
+        if measurement.ok:
+            signature = Signature(**measurement.signature.model_dump())
+            by_signature.setdefault(signature, []).append(measurement)
+    tuned = []
+    for signature, rows in by_signature.items():
+        best = min(rows, key=lambda m: m.median_s)
+        direct = [m.median_s for m in rows if m.strategy == "direct"]
+        speedup = direct[0] / best.median_s if direct else None
+        tuned.append(Tuned(signature, best.strategy, best.median_s, speedup))
+    return tuned
+
+
+def map_signature(channels: int, length: int, kernel: int, device: str) -> Signature:
+    """The signature of one cell of the winners map."""
+    return Signature(MAP_BATCH, channels, channels, length, kernel, 1, 0, 0, 1, 1, "float32",
+                     device, False)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError("the report needs matplotlib: pip install 'autoconv[report]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[str, int]:
+    """Draw the winners map; returns how many cells each source answered."""
+    from matplotlib.colors import ListedColormap
+
+    from autoconv.functional import select
+    from autoconv.settings import settings
+
+    plt = _pyplot()
+    order = strategy_names()
+    colours = ListedColormap([COLOURS.get(name, "#999999") for name in order])
+    sources: Counter[str] = Counter()
+    figure, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 4),
+                                squeeze=False, sharey=True)
+    with settings.override(mode="predict"):
+        for axis, count in zip(axes[0], channels):
+            grid = [[math.nan] * len(MAP_LENGTHS) for _ in MAP_KERNELS]
+            for row, kernel in enumerate(MAP_KERNELS):
+                for column, length in enumerate(MAP_LENGTHS):
+                    if kernel > length:
+                        continue
+                    choice = select(map_signature(count, length, kernel, device.type),
+                                    device=device)
+                    grid[row][column] = order.index(choice.strategy)
+                    sources[choice.origin] += 1
+                    if choice.origin == "database":
+                        axis.plot(column, row, "k.", markersize=3)
+            axis.imshow(grid, origin="lower", cmap=colours, vmin=-0.5,
+                        vmax=len(order) - 0.5, aspect="auto", interpolation="nearest")
+            axis.set_xticks(range(len(MAP_LENGTHS)), [f"2^{int(math.log2(n))}"
+                                                      for n in MAP_LENGTHS], rotation=60)
+            axis.set_yticks(range(len(MAP_KERNELS)), [str(k) for k in MAP_KERNELS])
+            axis.set_title(f"{count} channel{'s' if count > 1 else ''} in and out, batch "
+                           f"{MAP_BATCH}")
+            axis.set_xlabel("input length")
+        axes[0][0].set_ylabel("kernel size")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS.get(n, "#999999")) for n in order]
+    figure.legend(handles, order, loc="upper right", ncol=len(order))
+    figure.suptitle("winning strategy (dots: measured; elsewhere predicted)", x=0.3)
+    figure.tight_layout(rect=(0, 0, 1, 0.92))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return dict(sources)
+
+
+def speedup_chart(path: Path, tuned: list[Tuned]) -> None:
+    """Draw the measured speed-up of each winner over F.conv1d against the kernel size."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name in strategy_names():
+        points = [(t.signature.kernel_size, t.speedup) for t in tuned
+                  if t.winner == name and t.speedup is not None]
+        if points:
+            xs, ys = zip(*points)
+            axis.scatter(xs, ys, s=14, color=COLOURS.get(name, "#999999"), label=name,
+                         alpha=0.8)
+    axis.axhline(1.0, color="black", linewidth=0.8)
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("kernel size")
+    axis.set_ylabel("F.conv1d time / winner time")
+    axis.set_title("measured speed-up over F.conv1d, by winning strategy")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def geometric_mean(values: list[float]) -> float:
+    """exp(mean(log(values))): the average of ratios (speed-ups, regrets)."""
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def summary(device: tuning_db.DeviceRecord, tuned: list[Tuned], failed: int,
+            sources: dict[str, int], evaluation: str | None) -> str:
+    """The markdown summary."""
+    lines = ["# autoconv report", "",
+             f"Device `{device.device_id}`: {device.cpu_model}, {device.torch_threads} torch "
+             f"threads" + (f", GPU {device.gpu_name}" if device.gpu_name else "")
+             + f", torch {device.torch_version}.", "",
+             f"- signatures tuned: {len(tuned)}",
+             f"- candidates failed or disqualified: {failed}", "",
+             "| winner | signatures | share |", "|---|---:|---:|"]
+    wins = Counter(t.winner for t in tuned)
+    for name in strategy_names():
+        lines.append(f"| {name} | {wins.get(name, 0)} | {wins.get(name, 0) / len(tuned):.0%} |")
+    speedups = [t.speedup for t in tuned if t.speedup is not None]
+    lines += ["", "## Speed-up over F.conv1d (measured)", ""]
+    if speedups:
+        lines += [f"- signatures where F.conv1d was timed: {len(speedups)}",
+                  f"- geometric mean: {geometric_mean(speedups):.2f}x; median "
+                  f"{statistics.median(speedups):.2f}x; largest {max(speedups):.1f}x",
+                  f"- signatures where another strategy beats F.conv1d: "
+                  f"{sum(s > 1 for s in speedups)}"]
+    else:
+        lines.append("F.conv1d was not timed for any tuned signature (pruned as hopeless).")
+    lines += ["", "## Winners map", "", "![winners map](winners_map.png)", "",
+              "Cells answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())),
+              "", "![speed-up](speedup.png)", "", "## Predictor", ""]
+    lines.append(evaluation if evaluation is not None else
+                 f"Fewer than {MIN_SIGNATURES_FOR_EVALUATION} tuned signatures: not evaluated "
+                 f"(run `autoconv warm --grid`).")
+    return "\n".join(lines) + "\n"
+
+
+def make_report(out_dir: Path, device: torch.device | str = "cpu",
+                channels: tuple[int, ...] = (1, 16, 64)) -> list[Path]:
+    """Write the report for ``device`` from the configured database into ``out_dir``.
+
+    Raises:
+        ReportError: no valid measurement for this device, or matplotlib is missing.
+    """
+    from autoconv.prediction.evaluation import cross_validate, markdown
+    from autoconv.prediction.training_data import offered, sample_of
+    from autoconv.settings import settings
+
+    target = torch.device(device)
+    record = device_record(target)
+    with tuning_db.connect(settings.db_url) as db:
+        measurements = [m for _, m in db.measurements(record.device_id)]
+    tuned = tuned_signatures(measurements)
+    failed = sum(not m.ok for m in measurements)
+    samples = offered(sample_of(m) for m in measurements if m.ok)
+    if not tuned:
+        raise ReportError(f"no measurements for this device ({record.device_id}); run "
+                          f"`autoconv warm --suite` or `autoconv warm --grid` first")
+    _pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "winners_map.png", out_dir / "speedup.png", out_dir / "report.md"]
+    sources = winners_map(paths[0], list(channels), target)
+    speedup_chart(paths[1], tuned)
+    evaluation = None
+    if len(tuned) >= MIN_SIGNATURES_FOR_EVALUATION:
+        evaluation = markdown(cross_validate(samples, folds=5))
+    paths[2].write_text(summary(record, tuned, failed, sources, evaluation), encoding="utf-8")
+    return paths

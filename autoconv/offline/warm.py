@@ -1,0 +1,119 @@
+"""Pre-warming: tune a list of signatures ahead of time, so that later calls find answers.
+
+Each signature goes through a *measuring* selector (database first, then timing; never the
+learned predictor, whose confident answers would otherwise stand in for measurements), so a
+signature already in the database costs a lookup, and every finished signature is stored in its
+own transaction: an interrupted or budget-limited run keeps what it finished and resumes where
+it stopped when run again.
+
+Sharding: ``shard(signatures, index, count)`` keeps the signatures whose stable hash falls in
+shard ``index`` of ``count``. N machines of one kind, pointed at one shared database, each warm
+their own shard: the shards are disjoint, their union is the whole list, and the split depends
+neither on the order of the list nor on the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from autoconv.settings import settings
+from autoconv.signature import Signature
+from autoconv.storage.store import open_default_store
+from autoconv.tuning.cost_model import default_cost_model
+from autoconv.tuning.selector import Selector
+
+#: Called after each signature with (signatures done, how many of them were measured now).
+Progress = Callable[[int, int], None]
+
+
+def measuring_selector() -> Selector:
+    """A selector on the configured database that measures what it does not know."""
+    return Selector(store=open_default_store(settings), cost_model=default_cost_model)
+
+
+@dataclass
+class WarmReport:
+    """What a warm run did."""
+
+    total: int
+    #: (signature, strategy chosen, where the answer came from) for each visited signature
+    visited: list[tuple[Signature, str, str]] = field(default_factory=list)
+    measured: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether every signature was visited (none left for a later run)."""
+        return len(self.visited) == self.total
+
+
+def shard_of(signature: Signature, count: int) -> int:
+    """The shard (0-based, of ``count``) a signature belongs to: a stable hash of its fields."""
+    text = "|".join(f"{key}={value}" for key, value in sorted(signature.as_dict().items()))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % count
+
+
+def shard(signatures: Iterable[Signature], index: int, count: int) -> list[Signature]:
+    """The signatures of shard ``index`` (0-based) of ``count``.
+
+    Raises:
+        ValueError: ``count < 1`` or ``index`` outside ``0 .. count-1``.
+    """
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index + 1}/{count} does not exist (shards are 1..{count})")
+    return [s for s in signatures if shard_of(s, count) == index]
+
+
+def unique(signatures: Iterable[Signature]) -> list[Signature]:
+    """The signatures without repeats, in first-seen order."""
+    return list(dict.fromkeys(signatures))
+
+
+def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
+         total_budget_s: float | None = None, selector: Selector | None = None,
+         progress: Progress | None = None,
+         clock: Callable[[], float] = time.perf_counter) -> WarmReport:
+    """Tune every signature in order (repeats once; those the database knows are skipped).
+
+    Args:
+        signatures: what to tune.
+        device: where to measure.
+        total_budget_s: no new signature is started after this many seconds (each signature
+            is itself bounded by ``settings.budget_s``).
+        selector: default :func:`measuring_selector` (on the configured database).
+        progress: called with (visited, measured) after each signature.
+        clock: the wall clock (injectable for tests).
+
+    Returns:
+        A :class:`WarmReport`. On Ctrl-C the report so far comes back with
+        ``interrupted=True``; every signature finished before it is stored.
+    """
+    target = torch.device(device)
+    chosen = selector or measuring_selector()
+    todo = unique(signatures)
+    report = WarmReport(len(todo))
+    start = clock()
+    try:
+        for signature in todo:
+            if total_budget_s is not None and clock() - start >= total_budget_s:
+                break
+            try:
+                choice = chosen.choose(signature, target)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                break
+            report.visited.append((signature, choice.strategy, choice.origin))
+            report.measured += choice.origin == "measured"
+            if progress is not None:
+                progress(len(report.visited), report.measured)
+    finally:
+        if selector is None and chosen.store is not None:
+            chosen.store.close()  # the store this call opened
+    report.seconds = clock() - start
+    return report

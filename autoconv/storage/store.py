@@ -1,0 +1,108 @@
+"""The tuner's view of the tuning database: signatures and outcomes in, best choices out.
+
+Translates between autoconv's objects (Signature, torch.device, Outcome) and tuning_db's
+records, opens the database lazily, and reopens it in a forked child (a DataLoader worker must
+never share its parent's connection).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+import tuning_db
+from autoconv import __version__
+from autoconv.settings import Settings
+from autoconv.signature import Signature
+from autoconv.storage.fingerprint import fingerprint_fields
+from tuning_db import DeviceRecord, MeasurementRecord, SignatureRecord
+
+if TYPE_CHECKING:
+    from autoconv.tuning.selector import Outcome
+
+
+def device_record(device: torch.device) -> DeviceRecord:
+    """The fingerprint of ``device`` in this process, as the database stores it."""
+    return DeviceRecord(**fingerprint_fields(device))
+
+
+def signature_record(signature: Signature) -> SignatureRecord:
+    """``signature`` as a tuning_db record."""
+    return SignatureRecord(**signature.as_dict())
+
+
+def measurement_record(signature: SignatureRecord, outcome: Outcome) -> MeasurementRecord:
+    """One tuning outcome as a measurement row."""
+    return MeasurementRecord(
+        signature=signature, strategy=outcome.candidate.name,
+        params=dict(outcome.candidate.params), median_s=outcome.median_s,
+        spread_s=outcome.spread_s, samples=outcome.samples, error=outcome.error, ok=outcome.ok,
+        note=outcome.note, autoconv_version=__version__)
+
+
+def device_key(device: torch.device) -> tuple[str, int | None, int]:
+    """What a device's fingerprint (and so its fitted model) depends on in this process: the
+    device and the current thread count."""
+    return device.type, device.index, torch.get_num_threads()
+
+
+class TuningStore:
+    """A lazily opened, fork-aware tuning database for the selector.
+
+    Args:
+        url: SQLAlchemy URL, or None for ``tuning_db``'s default (``AUTOCONV_DB_URL`` or the
+            SQLite file in the user's cache directory).
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
+        self._db: tuning_db.TuningDB | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._devices: dict[tuple[str, int | None, int], DeviceRecord] = {}
+
+    @property
+    def db(self) -> tuning_db.TuningDB:
+        """The open database (opened on first use, and again in a forked child)."""
+        if self._db is None or self._pid != os.getpid():
+            with self._lock:
+                if self._db is None or self._pid != os.getpid():
+                    self._db = tuning_db.connect(self.url)
+                    self._pid = os.getpid()
+        return self._db
+
+    def device(self, device: torch.device) -> DeviceRecord:
+        """The (cached) fingerprint record of ``device`` at the current thread count."""
+        key = device_key(device)
+        record = self._devices.get(key)
+        if record is None:
+            record = self._devices[key] = device_record(device)
+        return record
+
+    def candidates(self, signature: Signature, device: torch.device
+                   ) -> list[MeasurementRecord]:
+        """This device's ok measurements of ``signature``, fastest first."""
+        return self.db.candidates(self.device(device).device_id, signature_record(signature))
+
+    def record(self, signature: Signature, device: torch.device,
+               outcomes: Sequence[Outcome]) -> None:
+        """Store every outcome of one tuning run in one transaction."""
+        record = signature_record(signature)
+        self.db.record_many(self.device(device),
+                            [measurement_record(record, outcome) for outcome in outcomes])
+
+    def close(self) -> None:
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None
+
+
+def open_default_store(settings: Settings) -> TuningStore | None:
+    """The store the process-wide selector uses, or None when persistence is off."""
+    if not settings.persist:
+        return None
+    return TuningStore(settings.db_url)

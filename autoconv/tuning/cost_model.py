@@ -1,0 +1,188 @@
+"""The cost model: seconds predicted from operation counts and a few measured constants.
+
+It serves the cold start (no measurements for this device yet) and pruning in the tuner: a
+candidate predicted to be many times slower than the predicted best is never run. The work of
+each strategy is counted exactly from its plan (FFT lengths, frames, polyphase split); the
+constants (seconds per direct multiply-add, per FFT butterfly, per complex multiply-add in the
+channel mix, per call) come from a handful of micro-measurements on this device, taken once
+per process and device, in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from autoconv.signature import Signature
+from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan
+
+
+@dataclass(frozen=True)
+class CostConstants:
+    """Seconds per unit of work on one device (see the module docstring)."""
+
+    direct_mac_s: float
+    narrow_mac_s: float
+    depthwise_mac_s: float
+    fft_unit_s: float
+    complex_mac_s: float
+    elementwise_s: float
+    call_s: float
+
+
+def direct_macs(s: Signature) -> int:
+    """Multiply-adds of a direct convolution."""
+    return s.batch * s.out_channels * s.output_length * (s.in_channels // s.groups) * s.kernel_size
+
+
+@dataclass(frozen=True)
+class FFTWork:
+    """Operation counts of an FFT convolution with a given plan."""
+
+    fft_units: float      # sum over transforms of N * log2(N)
+    complex_macs: float   # channel mixing in the frequency domain
+    elements: float       # spectrum / frame elements touched outside FFTs and mixing
+
+
+def fft_work(s: Signature, plan: ConvPlan) -> FFTWork:
+    """Count the work of the FFT pipeline for ``plan`` (weight spectra included)."""
+    n = plan.fft_length
+    per_transform = n * math.log2(max(n, 2))
+    in_per_group = (s.in_channels // s.groups) * plan.phases
+    input_rows = s.batch * s.in_channels * plan.phases * plan.frames
+    weight_rows = s.out_channels * in_per_group
+    output_rows = s.batch * s.out_channels * plan.frames
+    transforms = input_rows + weight_rows + output_rows
+    mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
+    elements = (input_rows + output_rows) * n + weight_rows * plan.bins
+    return FFTWork(transforms * per_transform, mix, elements)
+
+
+def _plan_for(s: Signature, strategy: str, params: dict[str, Any]) -> ConvPlan | None:
+    if strategy == "fft":
+        return fft_plan(s)
+    if strategy == "overlap_add":
+        try:
+            return overlap_add_plan(s, int(params["block_size"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
+
+
+class CalibratedCostModel:
+    """Predicts a candidate's seconds on a device; calibrates itself on first use."""
+
+    def __init__(self, constants: dict[str, CostConstants] | None = None) -> None:
+        self._constants: dict[tuple[str, int, int], CostConstants] = {}
+        self._lock = threading.Lock()
+        for key, value in (constants or {}).items():
+            self._constants[(key, 0, torch.get_num_threads())] = value
+
+    def constants(self, device: torch.device) -> CostConstants | None:
+        """The constants for ``device`` (and the current thread count), measured once.
+
+        None while a CUDA graph is being captured on a device not yet calibrated: nothing
+        may run then, so the model cannot judge (and guesses are never cached).
+        """
+        key = (device.type, device.index or 0, torch.get_num_threads())
+        cached = self._constants.get(key)
+        if cached is None:
+            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                return None
+            with self._lock:
+                cached = self._constants.get(key)
+                if cached is None:
+                    cached = calibrate(device)
+                    self._constants[key] = cached
+        return cached
+
+    def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
+                device: torch.device) -> float | None:
+        """Predicted seconds for one call, or None when the model cannot judge.
+
+        With gradients the call is forward plus backward, and backward computes two
+        convolutions of the forward's size (to the input and to the weight): three in all.
+        """
+        c = self.constants(device)
+        if c is None:
+            return None
+        factor = 3.0 if signature.requires_grad else 1.0
+        if strategy == "direct":
+            seconds = c.call_s + _direct_mac_s(signature, c) * direct_macs(signature)
+            if params.get("pre_pad"):  # one more call, copying the padded input
+                seconds += c.call_s + c.elementwise_s * (
+                    signature.batch * signature.in_channels * signature.padded_length)
+            return factor * seconds
+        plan = _plan_for(signature, strategy, params)
+        if plan is None:
+            return None
+        work = fft_work(signature, plan)
+        in_per_group = (signature.in_channels // signature.groups) * plan.phases
+        mix_s = (c.elementwise_s if in_per_group == 1 else c.complex_mac_s) * work.complex_macs
+        return factor * (4 * c.call_s + c.fft_unit_s * work.fft_units + mix_s
+                         + c.elementwise_s * work.elements)
+
+
+#: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.
+DENSE_CHANNELS = 16
+
+
+def _direct_mac_s(s: Signature, c: CostConstants) -> float:
+    """Seconds per multiply-add of a direct convolution: dense, depthwise or narrow."""
+    in_per_group = s.in_channels // s.groups
+    if in_per_group >= DENSE_CHANNELS:
+        return c.direct_mac_s
+    if in_per_group == 1 and s.groups > 1:
+        return c.depthwise_mac_s
+    return c.narrow_mac_s
+
+
+def _best_time(fn, device: torch.device, repeats: int = 5) -> float:
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def calibrate(device: torch.device) -> CostConstants:
+    """Measure the cost constants on ``device`` with a few small float32 operations.
+
+    The best of a few runs is used (not the median), on shapes where each kernel runs near
+    its peak: the constants describe the machine at its fastest, so that pruning errs on the
+    side of timing a candidate rather than dropping it.
+    """
+    make = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
+    with torch.no_grad():
+        x, w = make(1, 64, 2048), make(64, 64, 31)
+        dense = _best_time(lambda: F.conv1d(x, w), device) / (64 * 64 * 2018 * 31)
+        xn, wn = make(8, 1, 4096), make(1, 1, 255)
+        narrow = _best_time(lambda: F.conv1d(xn, wn), device) / (8 * 3842 * 255)
+        xd, wd = make(1, 64, 4096), make(64, 1, 15)
+        depthwise = _best_time(lambda: F.conv1d(xd, wd, groups=64), device) / (64 * 4082 * 15)
+        signal = make(64, 4096)
+        fft_unit = _best_time(lambda: torch.fft.rfft(signal), device) / (64 * 4096 * 12)
+        a = torch.randn(513, 8, 64, dtype=torch.complex64, device=device)
+        b = torch.randn(513, 64, 64, dtype=torch.complex64, device=device)
+        complex_mac = _best_time(lambda: torch.matmul(a, b), device) / (513 * 8 * 64 * 64)
+        spectra = torch.randn(64, 2049, dtype=torch.complex64, device=device)
+        elementwise = _best_time(lambda: spectra * spectra, device) / spectra.numel()
+        tiny_x, tiny_w = make(1, 1, 64), make(1, 1, 3)
+        call = _best_time(lambda: F.conv1d(tiny_x, tiny_w), device, repeats=20)
+    return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call)
+
+
+#: The process-wide cost model the selector uses by default.
+default_cost_model = CalibratedCostModel()

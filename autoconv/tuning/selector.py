@@ -1,0 +1,329 @@
+"""The selector: memory -> tuning database -> predictor/cost model -> measure.
+
+This is the only module that composes strategies, timing, the database and the predictor.
+Everything it depends on is injected (strategies, timer, clock, store, cost model, predictor),
+so its logic is tested with fakes: no GPU, no wall-clock assertions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from autoconv.buckets import decision_key
+from autoconv.choice import DIRECT, Choice, freeze_params
+from autoconv.settings import Settings
+from autoconv.settings import settings as global_settings
+from autoconv.signature import Signature
+from autoconv.strategies import Strategy, all_strategies
+from autoconv.tuning.candidates import (
+    DEFAULT_TOLERANCE,
+    REFERENCE_WINDOW,
+    Candidate,
+    ConvInputs,
+    Reference,
+    enumerate_candidates,
+    timed_call,
+)
+from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
+from tuning_db import MeasurementRecord
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What tuning learned about one candidate (one row for the tuning database).
+
+    A candidate that failed or was disqualified has ``ok=False``, a ``note`` saying why, and
+    the time of its one (warm-up) call, so it is stored, never measured again, never a winner.
+    """
+
+    candidate: Candidate
+    median_s: float
+    spread_s: float
+    samples: int
+    error: float | None
+    ok: bool
+    note: str | None = None
+
+
+class ChoiceStore(Protocol):
+    """The tuning database as the tuner sees it (see :mod:`autoconv.storage.store`)."""
+
+    def candidates(self, signature: Signature, device: torch.device
+                   ) -> Sequence[MeasurementRecord]:
+        """This device's ok measurements of ``signature`` (the selector picks among them with
+        the same tie rule as when it measured)."""
+        ...
+
+    def record(self, signature: Signature, device: torch.device,
+               outcomes: Sequence[Outcome]) -> None: ...
+
+
+class CostModel(Protocol):
+    """Predicts seconds for a candidate (``None`` when it cannot say)."""
+
+    def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
+                device: torch.device) -> float | None: ...
+
+
+class Prediction(Protocol):
+    """A prediction and whether it may be used without measuring."""
+
+    choice: Choice
+    confident: bool
+
+
+class Predictor(Protocol):
+    """The learned model: a choice without measuring, and whether it is sure of it
+    (see :mod:`autoconv.prediction.service`). ``None`` when it has no answer (no model yet)."""
+
+    def decide(self, signature: Signature, candidates: Sequence[Candidate],
+               device: torch.device) -> Prediction | None: ...
+
+
+def _is_capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+class Selector:
+    """Chooses, remembers and (in mode ``tune``) measures the strategy for each signature.
+
+    Thread-safe: two threads that hit the same untuned signature tune it once; the second
+    waits and then finds the answer in memory.
+    """
+
+    def __init__(self, *, strategies: Sequence[Strategy] | None = None,
+                 timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
+                 store: ChoiceStore | None = None, cost_model: CostModel | None = None,
+                 predictor: Predictor | None = None, settings: Settings | None = None) -> None:
+        self._strategies = list(strategies) if strategies is not None else None
+        self.timer = timer
+        self.clock = clock
+        self.store = store
+        self.cost_model = cost_model
+        self.predictor = predictor
+        self.settings = settings or global_settings
+        self._memory: dict[tuple[Signature, torch.device], Choice] = {}
+        self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        return self._strategies if self._strategies is not None else all_strategies()
+
+    # -- the public entry points ------------------------------------------------------------
+
+    def key_signature(self, signature: Signature) -> Signature:
+        """The signature decisions are stored under (length bucketed when enabled)."""
+        return decision_key(signature, self.settings)
+
+    def choose(self, signature: Signature, device: torch.device) -> Choice:
+        """The strategy for ``signature`` on ``device``, measuring it first in mode ``tune``."""
+        mode = self.settings.mode
+        if mode == "off":
+            return DIRECT
+        signature = self.key_signature(signature)
+        key = (signature, device)
+        remembered = self._memory.get(key)
+        if remembered is not None:
+            return remembered.remembered()
+        with self._lock_for(key):
+            remembered = self._memory.get(key)
+            if remembered is not None:
+                return remembered.remembered()
+            choice = self._lookup_or_decide(signature, device, mode)
+            self._memory[key] = choice
+            return choice
+
+    # -- the slow path --------------------------------------------------------------------
+
+    def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _lookup_or_decide(self, signature: Signature, device: torch.device, mode: str) -> Choice:
+        stored = self._from_store(signature, device)
+        if stored is not None:
+            return stored
+        candidates = enumerate_candidates(self.strategies, signature)
+        may_measure = (mode == "tune" and not _is_capturing(device)
+                       and not torch.compiler.is_compiling())
+        if may_measure:
+            confident = self._confident_prediction(signature, device, candidates)
+            if confident is not None:
+                return confident
+            return self.tune(signature, device, candidates)
+        return self._predict(signature, device, candidates)
+
+    def _confident_prediction(self, signature: Signature, device: torch.device,
+                              candidates: Sequence[Candidate]) -> Choice | None:
+        """In mode ``tune``: a prediction sure enough to skip measuring, else None."""
+        if self.predictor is None:
+            return None
+        prediction = self.predictor.decide(signature, candidates, device)
+        return prediction.choice if prediction is not None and prediction.confident else None
+
+    def _from_store(self, signature: Signature, device: torch.device) -> Choice | None:
+        if self.store is None:
+            return None
+        try:
+            rows = self.store.candidates(signature, device)
+            known = {strategy.name: strategy for strategy in self.strategies}
+            # Rows of a strategy this build lacks (recorded by another version) are skipped.
+            outcomes = [Outcome(Candidate(known[r.strategy], freeze_params(r.params)),
+                                r.median_s, r.spread_s, r.samples, r.error, True)
+                        for r in rows if r.strategy in known]
+            return self.pick_winner(outcomes, source="database") if outcomes else None
+        except Exception as error:  # a broken database must not break the user's model
+            warnings.warn(f"autoconv: tuning database lookup failed, continuing without it: "
+                          f"{error}", RuntimeWarning, stacklevel=4)
+            self.store = None
+            return None
+
+    def _predict(self, signature: Signature, device: torch.device,
+                 candidates: Sequence[Candidate]) -> Choice:
+        if self.predictor is not None:
+            prediction = self.predictor.decide(signature, candidates, device)
+            if prediction is not None:
+                return prediction.choice
+        predicted_times = self._predicted_times(signature, candidates, device)
+        known = [(t, c) for t, c in zip(predicted_times, candidates) if t is not None]
+        if not known:
+            return Choice.make("direct", source="fallback")
+        best_time, best = min(known, key=lambda tc: tc[0])
+        return Choice.make(best.strategy, dict(best.params), source="cost_model",
+                           median_s=best_time)
+
+    def _predicted_times(self, signature: Signature, candidates: Sequence[Candidate],
+                         device: torch.device) -> list[float | None]:
+        if self.cost_model is None:
+            return [None] * len(candidates)
+        return [self.cost_model.predict(signature, c.name, dict(c.params), device)
+                for c in candidates]
+
+    def prune(self, signature: Signature, candidates: Sequence[Candidate],
+              device: torch.device) -> list[tuple[Candidate, float | None]]:
+        """Candidates worth timing, fastest predicted first, with their predicted seconds.
+
+        Those predicted to be more than ``prune_factor`` times slower than the predicted best
+        are dropped (never run); candidates the cost model cannot judge are kept.
+        """
+        predicted = self._predicted_times(signature, candidates, device)
+        known = [t for t in predicted if t is not None]
+        limit = min(known) * self.settings.prune_factor if known else math.inf
+        kept = [(c, t) for c, t in zip(candidates, predicted) if t is None or t <= limit]
+        return sorted(kept, key=lambda ct: math.inf if ct[1] is None else ct[1])
+
+    def tune(self, signature: Signature, device: torch.device,
+             candidates: Sequence[Candidate]) -> Choice:
+        """Measure ``candidates`` for ``signature``, record every outcome, return the winner."""
+        start = self.clock()
+        # A tenth of the budget is kept for what follows the last timing (storing, choosing).
+        deadline = start + 0.9 * self.settings.budget_s
+        inputs = ConvInputs.random(signature, device)
+        survivors = self.prune(signature, candidates, device)
+        tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
+        run_direct = any(c.name == "direct" for c, _ in survivors)
+        reference = None if run_direct else Reference.of(
+            inputs.reference(window=REFERENCE_WINDOW))
+
+        outcomes: list[Outcome] = []
+        timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None, float]] = []
+        # Warm-up seconds / predicted seconds so far: when the cost model proves optimistic on
+        # this signature, later predictions are scaled up by its median error before they are
+        # compared with the time left (never down: the budget errs on the safe side).
+        ratios: list[float] = []
+        for candidate, predicted in survivors:
+            remaining = deadline - self.clock()
+            scale = max(1.0, statistics.median(ratios)) if ratios else 1.0
+            expected = None if predicted is None else predicted * scale
+            if timed and expected is not None and expected > remaining:
+                continue  # would overrun the budget, and something valid is already in hand
+            if timed and remaining <= 0:
+                break
+            call = timed_call(candidate, inputs)
+            warm_up_start = self.clock()
+            try:
+                output = call()  # warm-up, and the output to check
+            except Exception as error:
+                elapsed = max(self.clock() - warm_up_start, 1e-9)
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False,
+                                        f"failed: {type(error).__name__}: {error}"[:200]))
+                continue
+            elapsed = max(self.clock() - warm_up_start, 1e-9)
+            if predicted:
+                ratios.append(elapsed / predicted)
+            if reference is None and candidate.name == "direct":
+                reference = Reference.of(output)
+            error = reference.error(output) if reference is not None else None
+            if error is not None and not error <= tolerance:
+                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, error, False,
+                                        f"disqualified: error {error:.3g} > {tolerance:.3g}"))
+                continue
+            timed.append((candidate, call, error, elapsed))
+
+        min_samples = min(self.settings.min_samples, self.settings.max_samples)
+        if min_samples > 1 or self.clock() + sum(warm for *_, warm in timed) <= deadline:
+            timings = self.timer([call for _, call, _, _ in timed], device=device,
+                                 deadline=deadline, max_samples=self.settings.max_samples,
+                                 min_samples=min_samples)
+        else:  # no time for another round: the warm-up calls are the only samples
+            timings = [Timing(warm, 0.0, 1) for *_, warm in timed]
+        for (candidate, _, error, _), timing in zip(timed, timings):
+            if timing.ok and math.isfinite(timing.median_s) and timing.samples:
+                outcomes.append(Outcome(candidate, max(timing.median_s, 1e-9), timing.spread_s,
+                                        timing.samples, error, True))
+            else:
+                outcomes.append(Outcome(candidate, max(self.clock() - start, 1e-9), 0.0, 1,
+                                        error, False, f"failed: {timing.failure}"[:200]))
+        self._record(signature, device, outcomes)
+        return self.pick_winner(outcomes)
+
+    def pick_winner(self, outcomes: Sequence[Outcome], source: str = "measured") -> Choice:
+        """The fastest valid outcome, unless it is tied with a simpler strategy.
+
+        The same rule picks among fresh measurements and among stored ones (``source``
+        ``"database"``), so a process reading the database chooses what the process that
+        measured chose.
+
+        An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
+        when their interquartile ranges overlap (the difference is within the noise of the
+        measurements). A tie goes to the strategy registered first (direct, then fft, then
+        overlap-add): simpler and more accurate, and never slower than doing nothing; within
+        one strategy, to its form without parameters (``F.conv1d`` itself rather than padding
+        first), then to the faster median.
+        """
+        valid = [o for o in outcomes if o.ok]
+        if not valid:
+            return Choice.make("direct", source="fallback")
+        fastest = min(valid, key=lambda o: o.median_s)
+
+        def tied(o: Outcome) -> bool:
+            if o.median_s <= fastest.median_s * (1 + self.settings.tie_margin):
+                return True
+            return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
+
+        rank = {strategy.name: index for index, strategy in enumerate(self.strategies)}
+        best = min((o for o in valid if tied(o)),
+                   key=lambda o: (rank.get(o.candidate.name, len(rank)),
+                                  bool(o.candidate.params), o.median_s))
+        return Choice.make(best.candidate.strategy, dict(best.candidate.params),
+                           source=source, median_s=best.median_s)
+
+    def _record(self, signature: Signature, device: torch.device,
+                outcomes: Sequence[Outcome]) -> None:
+        if self.store is None or not self.settings.persist or not outcomes:
+            return
+        try:
+            self.store.record(signature, device, outcomes)
+        except Exception as error:
+            warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
+                          f"only: {error}", RuntimeWarning, stacklevel=4)

@@ -1,0 +1,113 @@
+"""The tuning commands: autoconv select and autoconv warm, through the CLI entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tuning_db
+from autoconv import functional
+from autoconv.cli import main
+from tests.cli.helpers import assert_warm_measures_then_resumes
+
+
+@pytest.fixture
+def db_url(tmp_path: Path):
+    yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
+    functional.reset()
+
+
+def test_select_predicts_without_measuring(db_url: str, capsys) -> None:
+    assert main(["select", "--input-shape", "2,1,96000", "--weight-shape", "1,1,8191",
+                 "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "from cost_model" in out or "from predicted" in out
+    with tuning_db.connect(db_url) as db:
+        assert list(db.measurements()) == []
+
+
+def test_select_tune_measures_and_stores(db_url: str, capsys) -> None:
+    args = ["select", "--input-shape", "1,2,3000", "--weight-shape", "2,2,101", "--db", db_url,
+            "--budget", "0.3"]
+    assert main([*args, "--mode", "tune"]) == 0
+    assert "from measured" in capsys.readouterr().out
+    functional.reset()
+    assert main(args) == 0
+    assert "from database" in capsys.readouterr().out
+
+
+def test_select_reports_bad_arguments_in_one_line(db_url: str, capsys) -> None:
+    status = main(["select", "--input-shape", "1,2,100", "--weight-shape", "1,3,5",
+                   "--db", db_url])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("autoconv: error:") and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["select", "--input-shape", "1,x,100", "--weight-shape", "1,1,5"])
+
+
+def test_warm_tunes_the_suite_and_resumes(db_url: str, capsys) -> None:
+    assert_warm_measures_then_resumes(
+        ["warm", "--suite", "--only", "tiny_many_batch", "--db", db_url, "--budget", "0.3"], 1,
+        capsys)
+
+
+def test_warm_unknown_workload_is_a_one_line_error(db_url: str, capsys) -> None:
+    assert main(["warm", "--suite", "--only", "no_such_workload", "--db", db_url]) == 2
+    assert "no_such_workload" in capsys.readouterr().err
+
+
+def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys) -> None:
+    shapes = tmp_path / "shapes.json"
+    shapes.write_text('[{"input_shape": [1, 1, 2000], "weight_shape": [1, 1, 301]},'
+                      ' {"input_shape": [2, 4, 500], "weight_shape": [4, 4, 5], "padding": 2}]')
+    assert_warm_measures_then_resumes(
+        ["warm", "--shapes", str(shapes), "--db", db_url, "--budget", "0.3"], 2, capsys)
+
+
+def test_warm_stores_at_least_three_timed_calls_per_candidate(db_url: str, capsys) -> None:
+    # a budget far too small for a timing round: warming still times every candidate 3 times
+    args = ["warm", "--suite", "--only", "audio_fir_k1023", "--db", db_url, "--budget", "0.001"]
+    assert main(args) == 0
+    with tuning_db.connect(db_url) as db:
+        rows = [m for _, m in db.measurements() if m.ok]
+    assert rows and all(m.samples >= 3 for m in rows)
+
+
+def test_warm_from_a_model_records_and_saves_its_shapes(db_url: str, tmp_path: Path,
+                                                         capsys) -> None:
+    saved = tmp_path / "recorded.yaml"
+    assert main(["warm", "--model", "tests.offline.test_shapes_and_recording:make_mixed",
+                 "--input-shape", "1,1,600", "--train", "--save-shapes", str(saved),
+                 "--db", db_url, "--budget", "0.2"]) == 0
+    assert "warmed 4/4 signatures" in capsys.readouterr().out
+    from autoconv.offline.shapes_file import load_shapes
+    recorded = load_shapes(saved)
+    assert [s.kernel_size for s in recorded] == [9, 33, 3, 5]
+    assert recorded[0].requires_grad
+
+
+def test_warm_shards_split_the_work(db_url: str, tmp_path: Path, capsys) -> None:
+    shapes = tmp_path / "shapes.json"
+    entries = [f'{{"input_shape": [1, 1, {100 + 7 * i}], "weight_shape": [1, 1, 3]}}'
+               for i in range(6)]
+    shapes.write_text("[" + ",".join(entries) + "]")
+    totals = []
+    for index in (1, 2):
+        assert main(["warm", "--shapes", str(shapes), "--shard", f"{index}/2", "--db", db_url,
+                     "--budget", "0.1"]) == 0
+        out = capsys.readouterr().out
+        totals.append(int(out.split("/")[1].split()[0]))
+    assert sum(totals) == 6
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--shapes", "missing.json"], "missing.json"),
+    (["--model", "no_such_module_xyz:make", "--input-shape", "1,1,100"], "no_such_module_xyz"),
+    (["--model", "tests.offline.test_shapes_and_recording:make_mixed"], "--input-shape"),
+    (["--suite", "--total-budget", "0"], "--total-budget"),
+])
+def test_warm_mistakes_are_one_line_errors(db_url: str, capsys, args, message: str) -> None:
+    assert main(["warm", *args, "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,75 @@
+"""autoconv report: the PNG charts and the markdown summary, from a database we fill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import tuning_db
+from autoconv import functional
+from autoconv.cli import main
+from autoconv.storage.store import device_record
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fill(db_url: str, count: int) -> None:
+    """``count`` signatures, each with direct and fft timed; fft wins on long kernels."""
+    rows = []
+    for index in range(count):
+        kernel = 2 ** (1 + index % 12)
+        signature = tuning_db.SignatureRecord(
+            batch=4, in_channels=1 + index % 3, out_channels=1 + index % 3,
+            length=8192 + index, kernel_size=kernel, stride=1, padding_left=0,
+            padding_right=0, dilation=1, groups=1, dtype="float32", device="cpu")
+        direct_s = 1e-6 * kernel
+        fft_s = 1e-4
+        for strategy, seconds in (("direct", direct_s), ("fft", fft_s)):
+            rows.append(tuning_db.MeasurementRecord(
+                signature=signature, strategy=strategy, median_s=seconds, samples=5,
+                autoconv_version="test"))
+    with tuning_db.connect(db_url) as db:
+        db.record_many(device_record(torch.device("cpu")), rows)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
+    yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
+    functional.reset()
+
+
+def test_report_writes_valid_pngs_and_a_summary(db_url: str, tmp_path: Path, capsys) -> None:
+    fill(db_url, 30)
+    out = tmp_path / "report"
+    assert main(["report", "--out", str(out), "--db", db_url, "--channels", "1,4"]) == 0
+    for name in ("winners_map.png", "speedup.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    text = (out / "report.md").read_text()
+    assert "signatures tuned: 30" in text
+    assert "| fft | " in text and "| direct | " in text
+    assert "![winners map](winners_map.png)" in text
+    assert "held-out signatures" in text  # the predictor was cross-validated
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / n) for n in ("winners_map.png", "speedup.png", "report.md")]
+
+
+def test_report_speedups_come_from_the_measurements(db_url: str, tmp_path: Path) -> None:
+    fill(db_url, 12)
+    main(["report", "--out", str(tmp_path), "--db", db_url, "--channels", "1"])
+    text = (tmp_path / "report.md").read_text()
+    # kernels 2..4096: fft (1e-4 s) beats direct (1e-6 * K s) from K=128 up: 6 of 12
+    assert "another strategy beats F.conv1d: 6" in text
+    assert "largest 41.0x" in text  # 4096e-6 / 1e-4
+    assert "not evaluated" in text  # fewer than 20 signatures
+
+
+def test_report_without_measurements_is_a_one_line_error(db_url: str, tmp_path: Path,
+                                                          capsys) -> None:
+    with tuning_db.connect(db_url):
+        pass
+    assert main(["report", "--out", str(tmp_path), "--db", db_url]) == 2
+    assert "no measurements for this device" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""The training grid, its budgeted runner, and the predictor's commands (train, evaluate)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoconv import functional
+from autoconv.choice import Choice
+from autoconv.cli import main
+from autoconv.offline.progress import ProgressLine
+from autoconv.offline.warm import warm
+from autoconv.prediction.grid import affordable, training_grid
+from autoconv.storage.store import TuningStore
+from tests.cli.helpers import assert_warm_measures_then_resumes
+from tests.prediction.fakes import ManualClock, random_signatures, record_synthetic
+
+CPU = torch.device("cpu")
+
+
+def test_the_grid_is_deterministic_distinct_valid_and_affordable() -> None:
+    grid = training_grid(150)
+    assert grid == training_grid(150) and len(set(grid)) == 150
+    assert training_grid(150, seed=1) != grid
+    for s in grid:
+        assert s.padded_length >= s.span and s.output_length >= 1 and affordable(s)
+        assert s.in_channels % s.groups == 0 and s.out_channels % s.groups == 0
+        if s.padding_left != s.padding_right:
+            assert s.stride == 1  # 'same' padding exists only without stride
+
+
+def test_a_larger_grid_continues_the_smaller_one() -> None:
+    # so that raising --grid-size on a measured database only measures the new signatures
+    assert training_grid(200)[:120] == training_grid(120)
+
+
+def test_the_grid_covers_every_axis() -> None:
+    grid = training_grid(300)
+    assert {s.stride for s in grid} == {1, 2, 4, 8}
+    assert {s.dilation for s in grid} == {1, 2, 4, 16}
+    assert any(s.is_depthwise for s in grid) and any(1 < s.groups < s.in_channels for s in grid)
+    assert any(s.in_channels == 1 == s.out_channels for s in grid)
+    assert any(s.requires_grad for s in grid) and not all(s.requires_grad for s in grid)
+    lengths = [s.length for s in grid]
+    assert min(lengths) < 128 and max(lengths) > 30_000
+
+
+class FakeSelector:
+    def __init__(self, clock, seconds_each: float) -> None:
+        self.clock, self.seconds_each, self.seen = clock, seconds_each, []
+
+    def choose(self, signature, device):
+        self.seen.append(signature)
+        self.clock.now += self.seconds_each
+        origin = "database" if len(self.seen) % 2 else "measured"
+        return Choice.make("direct", source=origin)
+
+
+def test_warming_the_grid_stops_at_the_total_budget_and_reports_progress() -> None:
+    clock, grid = ManualClock(), training_grid(20)
+    selector = FakeSelector(clock, seconds_each=1.0)
+    seen = []
+    report = warm(grid, CPU, total_budget_s=5.5, selector=selector, clock=clock,
+                  progress=lambda done, measured: seen.append((done, measured)))
+    assert len(report.visited) == 6 and not report.complete and selector.seen == grid[:6]
+    assert seen[-1] == (6, 3) and report.measured == 3
+
+
+def test_progress_line_shows_counts_and_eta() -> None:
+    stream = io.StringIO()
+    bar = ProgressLine(50, budget_s=100.0, stream=stream)
+    bar.update(25, 10)
+    bar.update(26, 10)
+    bar.close()
+    text = stream.getvalue()
+    assert "25/50 (10 measured)" in text and "ETA" in text and "26/50" not in text
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
+    yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
+    functional.reset()
+
+
+def fill(db_url: str, count: int) -> None:
+    store = TuningStore(db_url)
+    record_synthetic(store, random_signatures(count, seed=5))
+    store.close()
+
+
+def test_warm_grid_measures_and_resumes(db_url: str, capsys) -> None:
+    assert_warm_measures_then_resumes(
+        ["warm", "--grid", "--grid-size", "2", "--budget", "0.05", "--db", db_url], 2, capsys)
+
+
+def test_warm_needs_exactly_one_of_suite_and_grid(db_url: str, capsys) -> None:
+    assert main(["warm", "--db", db_url]) == 2
+    assert "exactly one of --suite, --grid, --shapes and --model" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:
+    assert main(["train", "--db", db_url]) == 2
+    assert "autoconv warm --grid" in capsys.readouterr().err
+    fill(db_url, 40)
+    assert main(["train", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "fitted on" in out and "40 signatures" in out and "cached at" in out
+    report = tmp_path / "report.md"
+    assert main(["evaluate", "--db", db_url, "--folds", "4", "--markdown", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "| learned | 40 |" in out and "| cost_model | 40 |" in out and "| direct |" in out
+    assert report.read_text().startswith("40 held-out signatures")

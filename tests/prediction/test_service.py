@@ -1,0 +1,181 @@
+"""The process-wide predictor: lazy fitting from the database, refits, the local model cache,
+fallbacks to the cost model, and the selector's use of it (fake timers, no wall clock)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoconv.prediction import model_cache
+from autoconv.prediction.predictor import LearnedPredictor
+from autoconv.prediction.service import DevicePredictor
+from autoconv.settings import Settings
+from autoconv.storage.store import TuningStore
+from autoconv.strategies import all_strategies
+from autoconv.tuning.candidates import enumerate_candidates
+from autoconv.tuning.selector import Outcome, Selector
+from tests.prediction.fakes import ManualClock, random_signatures, record_synthetic
+
+CPU = torch.device("cpu")
+SIGNATURES = random_signatures(45, seed=3)
+UNSEEN = random_signatures(5, seed=4)
+
+
+class NoTimer:
+    """A timer that fails the test if anything is timed."""
+
+    def __call__(self, candidates, **kwargs):
+        raise AssertionError("mode predict must never time anything")
+
+
+class FakeCost:
+    def predict(self, signature, strategy, params, device):
+        return 1.0 if strategy == "direct" else 2.0
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = TuningStore(f"sqlite:///{tmp_path / 'tuning.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list[int]:
+    """Counts real fits (cache hits do not fit)."""
+    calls: list[int] = []
+    original = LearnedPredictor.fit.__func__
+
+    def counting(cls, samples, **kwargs):
+        calls.append(len(list(samples)))
+        return original(cls, samples, **kwargs)
+
+    monkeypatch.setattr(LearnedPredictor, "fit", classmethod(counting))
+    return calls
+
+
+def predictor(store, tmp_path, clock=None, **kwargs) -> DevicePredictor:
+    return DevicePredictor(store, cache_dir=tmp_path / "models", clock=clock or ManualClock(),
+                           min_signatures=30, **kwargs)
+
+
+def candidates(s):
+    return enumerate_candidates(all_strategies(), s)
+
+
+def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, fits) -> None:
+    record_synthetic(store, SIGNATURES)
+    lazy = predictor(store, tmp_path)
+    assert fits == [] and lazy.fits == 0
+    assert lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU).choice.source == "predicted"
+    lazy.decide(UNSEEN[1], candidates(UNSEEN[1]), CPU)
+    assert len(fits) == 1
+
+
+def test_too_little_data_means_no_model(store, tmp_path, fits) -> None:
+    record_synthetic(store, SIGNATURES[:10])
+    assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
+    assert fits == []
+
+
+def test_refits_when_enough_new_measurements_arrive(store, tmp_path, fits) -> None:
+    record_synthetic(store, SIGNATURES[:35])
+    clock = ManualClock()
+    lazy = predictor(store, tmp_path, clock, recheck_s=10.0)
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    record_synthetic(store, SIGNATURES[35:])
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 1  # not rechecked before recheck_s
+    clock.now = 11.0
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2 and fits[1] > fits[0]
+    clock.now = 22.0
+    lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2  # nothing new: no refit
+
+
+def test_a_new_process_reuses_the_cached_model_for_the_same_data(store, tmp_path,
+                                                                 fits) -> None:
+    record_synthetic(store, SIGNATURES)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    again = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 1 and again.choice == first.choice
+    record_synthetic(store, random_signatures(10, seed=9))
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2  # other data, other key: refitted
+
+
+def test_a_damaged_cache_file_warns_and_refits(store, tmp_path, fits) -> None:
+    record_synthetic(store, SIGNATURES)
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    (cached,) = (tmp_path / "models").iterdir()
+    cached.write_bytes(b"not a model")
+    with pytest.warns(RuntimeWarning, match="ignoring the cached predictor"):
+        decision = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert decision is not None and len(fits) == 2
+
+
+def test_an_incompatible_cached_model_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
+    record_synthetic(store, SIGNATURES)
+    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    monkeypatch.setattr(model_cache, "FEATURES_VERSION", 999)  # as if the schema changed
+    assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2
+
+
+def test_selector_without_a_model_falls_back_to_the_cost_model(store, tmp_path) -> None:
+    selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
+                        predictor=predictor(store, tmp_path),
+                        settings=Settings(mode="predict", bucket_lengths=False))
+    assert selector.choose(UNSEEN[0], CPU).source == "cost_model"
+
+
+def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) -> None:
+    record_synthetic(store, SIGNATURES)
+    broken = predictor(store, tmp_path)
+    monkeypatch.setattr(LearnedPredictor, "decide", lambda *a: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="predictor failed"):
+        assert broken.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
+
+
+def test_mode_predict_never_times_anything(store, tmp_path) -> None:
+    record_synthetic(store, SIGNATURES)
+    selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
+                        predictor=predictor(store, tmp_path),
+                        settings=Settings(mode="predict", bucket_lengths=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sources = {selector.choose(s, CPU).source for s in UNSEEN}
+    assert sources == {"predicted"}
+
+
+def test_devices_of_the_same_kind_count_at_a_lower_weight(store) -> None:
+    from autoconv.prediction.training_data import load_samples
+    from autoconv.storage.store import measurement_record, signature_record
+
+    here = store.device(CPU)
+    sibling = here.model_copy(update={"torch_threads": here.torch_threads + 7})
+    stranger = here.model_copy(update={"cpu_model": "another CPU"})
+    s = SIGNATURES[0]
+    (candidate, *_) = candidates(s)
+    for device, seconds in ((here, 1.0), (sibling, 2.0), (stranger, 3.0)):
+        outcome = Outcome(candidate, seconds, 0.0, 5, None, True)
+        store.db.record(device, measurement_record(signature_record(s), outcome))
+    weights = {x.seconds: x.weight for x in load_samples(store.db, here, same_kind_weight=0.25)}
+    assert weights == {1.0: 1.0, 2.0: 0.25}
+    assert [x.seconds for x in load_samples(store.db, here)] == [1.0]
+
+
+def test_only_candidates_still_offered_are_learned_from() -> None:
+    from autoconv.prediction.predictor import Sample
+    from autoconv.prediction.training_data import offered
+    from autoconv.signature import Signature
+
+    s = Signature(4, 8, 8, 4000, 2, 2, 0, 0, 1, 1, "float32", "cpu")  # one tap per phase
+    current = [Sample(s, c.name, dict(c.params), 1e-3) for c in candidates(s)]
+    dropped_block = Sample(s, "overlap_add", {"block_size": 4}, 1e-3)  # under MIN_BLOCK
+    unknown = Sample(s, "winograd", {}, 1e-3)
+    assert offered([*current, dropped_block, unknown]) == current

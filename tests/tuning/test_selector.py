@@ -1,0 +1,384 @@
+"""Tuner logic with fake strategies, a fake timer and a fake store: no wall-clock assertions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autoconv.settings import Settings
+from autoconv.signature import Signature
+from autoconv.strategies import Strategy, direct
+from autoconv.tuning.selector import Outcome, Selector
+from autoconv.tuning.timing import Timing
+from tests.concurrency import run_in_threads
+
+CPU = torch.device("cpu")
+SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
+
+
+def correct(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, **params):
+    return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def wrong(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, **params):
+    return F.conv1d(input, weight, bias, stride, padding, dilation, groups) + 0.5
+
+
+def exploding(*args, **params):
+    raise RuntimeError("kaboom")
+
+
+def blocks(signature: Signature) -> list[dict]:
+    return [{"block": 64}, {"block": 128}]
+
+
+def spying(ran: list[str]):
+    """A factory of correct strategies that log their name to ``ran`` when called."""
+    def spy(name: str) -> Strategy:
+        def run(*args, **params):
+            ran.append(name)
+            return correct(*args, **params)
+        return Strategy(name, run)
+    return spy
+
+
+STRATEGIES = {
+    "direct": Strategy("direct", direct),
+    "fast": Strategy("fast", correct),
+    "blocky": Strategy("blocky", correct, blocks),
+    "wrong": Strategy("wrong", wrong),
+    "exploding": Strategy("exploding", exploding),
+}
+
+
+class FakeTimer:
+    """Returns preset medians (and spreads) by candidate label; records what it timed."""
+
+    def __init__(self, times: dict[str, float], spreads: dict[str, float] | None = None) -> None:
+        self.times = times
+        self.spreads = spreads or {}
+        self.timed: list[list[str]] = []
+
+    def __call__(self, candidates, *, device, deadline, max_samples,
+                 min_samples=1) -> list[Timing]:
+        labels = [c.candidate.label for c in candidates]
+        self.timed.append(labels)
+        return [Timing(self.times[label], self.spreads.get(label, 0.0), 5) for label in labels]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Signature, torch.device], list[Outcome]] = {}
+        self.lookups = 0
+
+    def candidates(self, signature: Signature, device: torch.device) -> list[SimpleNamespace]:
+        self.lookups += 1
+        return [SimpleNamespace(strategy=o.candidate.name, params=dict(o.candidate.params),
+                                median_s=o.median_s, spread_s=o.spread_s, samples=o.samples,
+                                error=o.error)
+                for o in self.rows.get((signature, device), []) if o.ok]
+
+    def record(self, signature, device, outcomes: Sequence[Outcome]) -> None:
+        self.rows.setdefault((signature, device), []).extend(outcomes)
+
+
+class FakeCostModel:
+    def __init__(self, times: dict[str, float]) -> None:
+        self.times = times
+
+    def predict(self, signature, strategy, params, device):
+        return self.times.get(strategy)
+
+
+def make_selector(names: list[str], times: dict[str, float], *, store=None, cost=None,
+                  **settings_values) -> tuple[Selector, FakeTimer]:
+    timer = FakeTimer(times)
+    settings = Settings(bucket_lengths=False, **settings_values)
+    selector = Selector(strategies=[STRATEGIES[n] for n in names], timer=timer,
+                        store=store, cost_model=cost, settings=settings)
+    return selector, timer
+
+
+def test_the_fastest_candidate_wins_and_params_are_kept() -> None:
+    selector, timer = make_selector(
+        ["direct", "fast", "blocky"],
+        {"direct": 3.0, "fast": 2.0, "blocky(block=64)": 1.5, "blocky(block=128)": 1.0})
+    choice = selector.choose(SIG, CPU)
+    assert (choice.strategy, choice.params_dict, choice.source) == ("blocky", {"block": 128},
+                                                                    "measured")
+    assert sorted(timer.timed[0]) == sorted(
+        ["direct", "fast", "blocky(block=64)", "blocky(block=128)"])
+
+
+def test_second_call_is_served_from_memory_without_timing() -> None:
+    selector, timer = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0})
+    selector.choose(SIG, CPU)
+    again = selector.choose(SIG, CPU)
+    assert again.source == "memory" and again.origin == "measured" and again.strategy == "fast"
+    assert len(timer.timed) == 1
+
+
+def test_near_tie_goes_to_the_simpler_strategy() -> None:
+    selector, _ = make_selector(["direct", "fast"], {"direct": 1.02, "fast": 1.0},
+                                tie_margin=0.03)
+    assert selector.choose(SIG, CPU).strategy == "direct"
+    selector, _ = make_selector(["direct", "fast"], {"direct": 1.10, "fast": 1.0},
+                                tie_margin=0.03)
+    assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+@pytest.mark.parametrize("padded_first_s,winner", [(1.0, {}), (0.9, {"pre_pad": 1})])
+def test_within_a_strategy_a_tie_goes_to_its_form_without_parameters(
+        padded_first_s: float, winner: dict) -> None:
+    two_forms = Strategy("direct", direct, lambda s: [{}, {"pre_pad": 1}])
+    timer = FakeTimer({"direct": 1.02, "direct(pre_pad=1)": padded_first_s})
+    selector = Selector(strategies=[two_forms], timer=timer,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
+    assert selector.choose(SIG, CPU).params_dict == winner
+
+
+def test_a_win_within_the_noise_goes_to_the_simpler_strategy() -> None:
+    noisy = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.3, "fast": 0.2})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=noisy,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
+    assert selector.choose(SIG, CPU).strategy == "direct"  # the IQRs overlap
+    clear = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.02, "fast": 0.02})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=clear,
+                        settings=Settings(bucket_lengths=False, tie_margin=0.03))
+    assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+def test_a_process_reading_the_database_applies_the_same_tie_rule(tmp_path) -> None:
+    from autoconv.storage.store import TuningStore
+
+    store = TuningStore(f"sqlite:///{tmp_path / 'tuning.sqlite3'}")
+    noisy = FakeTimer({"direct": 1.20, "fast": 1.0}, spreads={"direct": 0.3, "fast": 0.2})
+    names = [STRATEGIES["direct"], STRATEGIES["fast"]]
+    config = Settings(bucket_lengths=False, tie_margin=0.03)
+    measuring = Selector(strategies=names, timer=noisy, store=store, settings=config)
+    assert measuring.choose(SIG, CPU).strategy == "direct"  # fast's win is within the noise
+    never = FakeTimer({})  # any timing would raise KeyError
+    reading = Selector(strategies=names, timer=never, store=store, settings=config)
+    again = reading.choose(SIG, CPU)
+    assert (again.strategy, again.source) == ("direct", "database") and never.timed == []
+    store.close()
+
+
+def test_wrong_results_are_disqualified_and_recorded() -> None:
+    store = FakeStore()
+    selector, timer = make_selector(["direct", "wrong"], {"direct": 2.0, "wrong": 0.1},
+                                    store=store)
+    assert selector.choose(SIG, CPU).strategy == "direct"
+    assert timer.timed == [["direct"]]
+    wrong_rows = [o for o in store.rows[(SIG, CPU)] if o.candidate.name == "wrong"]
+    assert len(wrong_rows) == 1 and not wrong_rows[0].ok
+    assert wrong_rows[0].error is not None and wrong_rows[0].error > 1e-2
+    assert "disqualified" in (wrong_rows[0].note or "")
+
+
+def test_a_failing_candidate_loses_without_aborting() -> None:
+    store = FakeStore()
+    selector, _ = make_selector(["direct", "exploding"], {"direct": 1.0}, store=store)
+    assert selector.choose(SIG, CPU).strategy == "direct"
+    failed = [o for o in store.rows[(SIG, CPU)] if o.candidate.name == "exploding"]
+    assert failed and not failed[0].ok and "kaboom" in (failed[0].note or "")
+
+
+def test_cost_model_prunes_hopeless_candidates_before_they_run() -> None:
+    ran: list[str] = []
+    spy = spying(ran)
+    timer = FakeTimer({"direct": 5.0, "fast": 1.0})
+    selector = Selector(strategies=[spy("direct"), spy("fast")], timer=timer,
+                        cost_model=FakeCostModel({"direct": 100.0, "fast": 1.0}),
+                        settings=Settings(bucket_lengths=False, prune_factor=8.0))
+    choice = selector.choose(SIG, CPU)
+    assert choice.strategy == "fast"
+    assert "direct" not in ran  # never run, not even as the correctness reference
+    assert timer.timed == [["fast"]]
+
+
+def test_reference_without_direct_still_catches_wrong_results() -> None:
+    selector, timer = make_selector(
+        ["direct", "fast", "wrong"], {"fast": 1.0, "wrong": 0.5},
+        cost=FakeCostModel({"direct": 100.0, "fast": 1.0, "wrong": 1.0}))
+    assert selector.choose(SIG, CPU).strategy == "fast"
+    assert timer.timed == [["fast"]]
+
+
+def test_measurements_round_trip_through_the_store() -> None:
+    store = FakeStore()
+    first, _ = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0}, store=store)
+    first.choose(SIG, CPU)
+    assert {o.candidate.name for o in store.rows[(SIG, CPU)]} == {"direct", "fast"}
+    second, timer = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0}, store=store)
+    choice = second.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == ("fast", "database")
+    assert timer.timed == []
+
+
+def test_persist_false_keeps_the_store_untouched() -> None:
+    store = FakeStore()
+    selector, _ = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0}, store=store,
+                                persist=False)
+    selector.choose(SIG, CPU)
+    assert store.rows == {}
+
+
+def test_mode_predict_never_times() -> None:
+    selector, timer = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},
+                                    cost=FakeCostModel({"direct": 1.0, "fast": 3.0}),
+                                    mode="predict")
+    choice = selector.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == ("direct", "cost_model")
+    assert timer.timed == []
+
+
+def test_mode_predict_without_any_model_falls_back_to_direct() -> None:
+    selector, timer = make_selector(["direct", "fast"], {}, mode="predict")
+    assert selector.choose(SIG, CPU).strategy == "direct"
+    assert timer.timed == []
+
+
+def test_mode_off_is_always_direct() -> None:
+    store = FakeStore()
+    selector, timer = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},
+                                    store=store, mode="off")
+    choice = selector.choose(SIG, CPU)
+    assert choice.strategy == "direct" and choice.source == "off"
+    assert timer.timed == [] and store.lookups == 0
+
+
+def test_budget_skips_candidates_predicted_not_to_fit() -> None:
+    ran: list[str] = []
+    spy = spying(ran)
+    now = [0.0]
+    timer = FakeTimer({"direct": 1.0, "fast": 0.5})
+    selector = Selector(strategies=[spy("direct"), spy("fast")], timer=timer,
+                        clock=lambda: now[0],
+                        cost_model=FakeCostModel({"direct": 7.0, "fast": 1.0}),
+                        settings=Settings(bucket_lengths=False, budget_s=2.0, prune_factor=8))
+    selector.choose(SIG, CPU)
+    assert ran == ["fast"]  # direct is predicted at 7 s > 2 s budget: never warmed up
+
+
+def test_budget_scales_predictions_by_the_cost_models_error_so_far() -> None:
+    now = [0.0]
+    ran: list[str] = []
+
+    def strategy(name: str) -> Strategy:
+        def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+            ran.append(name)
+            now[0] += 0.7  # predicted 0.1 s, takes 0.7 s: the cost model is 7x optimistic
+            return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return Strategy(name, run)
+
+    selector = Selector(strategies=[strategy("direct"), strategy("fast")],
+                        timer=FakeTimer({"direct": 1.0, "fast": 0.5}), clock=lambda: now[0],
+                        cost_model=FakeCostModel({"direct": 0.1, "fast": 0.1}),
+                        settings=Settings(bucket_lengths=False, budget_s=1.0))
+    selector.choose(SIG, CPU)
+    assert ran == ["direct"]  # fast, expected at 0.7 s, no longer fits in the 0.2 s left
+    assert now[0] <= 1.0
+
+
+def test_length_bucketing_shares_one_decision() -> None:
+    timer = FakeTimer({"direct": 2.0, "fast": 1.0})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=timer,
+                        settings=Settings(bucket_lengths=True, bucket_ratio=1.25,
+                                          bucket_min_length=256))
+    lengths = range(1000, 1200)
+    for length in lengths:
+        sig = Signature(1, 1, 1, length, 3, 1, 0, 0, 1, 1, "float32", "cpu", False)
+        selector.choose(sig, CPU)
+    assert len(timer.timed) <= 2
+
+
+def test_requires_grad_signatures_time_forward_and_backward() -> None:
+    calls: list[bool] = []
+
+    def grad_aware(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        calls.append(torch.is_grad_enabled() and input.requires_grad)
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    sig = Signature(1, 2, 2, 50, 3, 1, 0, 0, 1, 1, "float32", "cpu", True)
+    selector = Selector(strategies=[Strategy("direct", grad_aware)],
+                        timer=FakeTimer({"direct": 1.0}), settings=Settings(bucket_lengths=False))
+    selector.choose(sig, CPU)
+    assert calls and all(calls)
+
+
+def test_two_threads_tune_a_signature_once() -> None:
+    timer = FakeTimer({"direct": 2.0, "fast": 1.0})
+    selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=timer,
+                        settings=Settings(bucket_lengths=False))
+    results = run_in_threads(lambda: selector.choose(SIG, CPU))
+    assert len(timer.timed) == 1
+    assert {r.strategy for r in results} == {"fast"}
+
+
+def test_broken_store_warns_and_tuning_goes_on() -> None:
+    class BrokenStore(FakeStore):
+        def candidates(self, signature, device):
+            raise OSError("disk on fire")
+
+    selector, _ = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},
+                                store=BrokenStore())
+    with pytest.warns(RuntimeWarning, match="disk on fire"):
+        assert selector.choose(SIG, CPU).strategy == "fast"
+
+
+def test_no_timing_round_when_the_warm_ups_used_the_budget() -> None:
+    now = [0.0]
+
+    def slow(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        now[0] += 0.8  # each call 'takes' 0.8 s of the 1 s budget
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    timer = FakeTimer({"direct": 1.0, "slow_fast": 0.5})
+    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+                        timer=timer, clock=lambda: now[0],
+                        settings=Settings(bucket_lengths=False, budget_s=1.0))
+    selector.choose(SIG, CPU)
+    assert timer.timed == []  # the warm-ups were the samples
+    assert now[0] <= 1.0 + 0.8 * 2  # warm-ups only: the budget overrun is bounded
+
+
+def test_min_samples_times_candidates_even_when_the_warm_ups_used_the_budget() -> None:
+    now = [0.0]
+
+    def slow(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        now[0] += 0.8
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    asked = []
+
+    class RecordingTimer(FakeTimer):
+        def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1):
+            asked.append(min_samples)
+            return super().__call__(candidates, device=device, deadline=deadline,
+                                    max_samples=max_samples, min_samples=min_samples)
+
+    timer = RecordingTimer({"direct": 1.0, "slow_fast": 0.5})
+    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+                        timer=timer, clock=lambda: now[0],
+                        settings=Settings(bucket_lengths=False, budget_s=1.0, min_samples=3))
+    assert selector.choose(SIG, CPU).strategy == "slow_fast"
+    assert timer.timed == [["direct", "slow_fast"]] and asked == [3]
+
+
+def test_reference_error_is_relative_to_the_largest_direct_output() -> None:
+    from autoconv.tuning.candidates import Reference
+
+    reference = Reference.of(torch.tensor([[[2.0, -4.0, 1.0]]]))
+    assert reference.scale == 4.0
+    assert reference.error(torch.tensor([[[2.0, -4.0, 1.0, 99.0]]])) == 0.0  # extra ignored
+    assert reference.error(torch.tensor([[[2.0, -3.0, 1.0]]])) == pytest.approx(0.25)
+    assert math.isnan(reference.error(torch.tensor([[[2.0, float("nan"), 1.0]]])))
+    half = Reference.of(torch.tensor([[[60000.0, 1.0]]], dtype=torch.float16))
+    assert half.error(torch.tensor([[[-60000.0, 1.0]]], dtype=torch.float16)) == 2.0
+    assert Reference.of(torch.zeros(1, 1, 3)).error(torch.full((1, 1, 3), 0.5)) == 0.5
