@@ -8,16 +8,12 @@ from typing import Any, Literal
 
 import torch
 
-from autoconv.strategies import Strategy, get as get_strategy
+from autoconv.strategies import FrozenParams, Strategy, freeze_params, reference
+from autoconv.strategies import get as get_strategy
 
 #: Where a choice came from. "memory" is reported by lookups that hit the in-process cache;
 #: the entry itself remembers its ``origin`` (one of the others).
 Source = Literal["memory", "database", "measured", "predicted", "cost_model", "off", "fallback"]
-
-
-def freeze_params(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """A hashable, order-independent form of a parameter dict."""
-    return tuple(sorted(params.items()))
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,7 @@ class Choice:
     """
 
     strategy: str
-    params: tuple[tuple[str, Any], ...] = ()
+    params: FrozenParams = ()
     source: Source = "measured"
     origin: Source = "measured"
     median_s: float | None = None
@@ -67,5 +63,6 @@ class Choice:
                       self.strategy_impl)
 
 
-DIRECT = Choice.make("direct", source="off")
+#: ``F.conv1d`` itself, as mode ``off`` answers.
+PLAIN_CONV1D = Choice.make(reference(), source="off")
 

@@ -7,7 +7,6 @@ gradients are needed), look it up in a dict, run the remembered strategy. Everyt
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable
 
@@ -60,20 +59,12 @@ def reset() -> None:
         store.close()
 
 
-def _accepts_spectrum_cache(choice: Choice) -> bool:
-    impl = choice.strategy_impl
-    try:
-        return "spectrum_cache" in inspect.signature(impl.run).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _resolve(key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
              bias: torch.Tensor | None, stride, padding, dilation, groups
              ) -> tuple[Runner, Runner | None]:
     signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
     choice = get_selector().choose(signature, input.device)
-    entry = (choice.run, choice.run if _accepts_spectrum_cache(choice) else None)
+    entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)
     if key is not None:
         if len(_fast) >= _FAST_LIMIT:
             _fast.clear()

@@ -14,11 +14,13 @@ from typing import Any
 from benchlib import format_bytes, format_seconds, markdown_table
 
 from autoconv.offline.workloads import Workload
+from autoconv.strategies import reference
 
 #: A result further than this from float64 F.conv1d (relative to the output's max) is "wrong".
 WRONG_TOLERANCE = 1e-3
 
-DIRECT = "direct"
+#: The strategy that is F.conv1d itself (its cell is the baseline of every ratio).
+DIRECT = reference().name
 
 
 def format_params(params: dict[str, Any] | None) -> str:

@@ -26,10 +26,8 @@ import torch
 import tuning_db
 from autoconv.signature import Signature
 from autoconv.storage.store import device_record
-from autoconv.strategies import names as strategy_names
+from autoconv.strategies import all_strategies, is_plain_conv1d
 
-#: Colours of the strategies on both charts (colour-blind-safe Okabe-Ito hues).
-COLOURS = {"direct": "#0072B2", "fft": "#E69F00", "overlap_add": "#009E73"}
 MAP_LENGTHS = [2**k for k in range(8, 19)]
 MAP_KERNELS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 MAP_BATCH = 4
@@ -61,8 +59,8 @@ def tuned_signatures(measurements: Iterable[tuning_db.MeasurementRecord]) -> lis
     tuned = []
     for signature, rows in by_signature.items():
         best = min(rows, key=lambda m: m.median_s)
-        direct = [m.median_s for m in rows if m.strategy == "direct"]
-        speedup = direct[0] / best.median_s if direct else None
+        plain = [m.median_s for m in rows if is_plain_conv1d(m.strategy, m.params)]
+        speedup = plain[0] / best.median_s if plain else None
         tuned.append(Tuned(signature, best.strategy, best.median_s, speedup))
     return tuned
 
@@ -91,8 +89,9 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
     from autoconv.settings import settings
 
     plt = _pyplot()
-    order = strategy_names()
-    colours = ListedColormap([COLOURS.get(name, "#999999") for name in order])
+    strategies = all_strategies()
+    order = [strategy.name for strategy in strategies]
+    colours = ListedColormap([strategy.colour for strategy in strategies])
     sources: Counter[str] = Counter()
     figure, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 4),
                                 squeeze=False, sharey=True)
@@ -118,7 +117,7 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
                            f"{MAP_BATCH}")
             axis.set_xlabel("input length")
         axes[0][0].set_ylabel("kernel size")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS.get(n, "#999999")) for n in order]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=strategy.colour) for strategy in strategies]
     figure.legend(handles, order, loc="upper right", ncol=len(order))
     figure.suptitle("winning strategy (dots: measured; elsewhere predicted)", x=0.3)
     figure.tight_layout(rect=(0, 0, 1, 0.92))
@@ -131,13 +130,12 @@ def speedup_chart(path: Path, tuned: list[Tuned]) -> None:
     """Draw the measured speed-up of each winner over F.conv1d against the kernel size."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name in strategy_names():
+    for strategy in all_strategies():
         points = [(t.signature.kernel_size, t.speedup) for t in tuned
-                  if t.winner == name and t.speedup is not None]
+                  if t.winner == strategy.name and t.speedup is not None]
         if points:
             xs, ys = zip(*points)
-            axis.scatter(xs, ys, s=14, color=COLOURS.get(name, "#999999"), label=name,
-                         alpha=0.8)
+            axis.scatter(xs, ys, s=14, color=strategy.colour, label=strategy.name, alpha=0.8)
     axis.axhline(1.0, color="black", linewidth=0.8)
     axis.set_xscale("log", base=2)
     axis.set_yscale("log")
@@ -166,7 +164,7 @@ def summary(device: tuning_db.DeviceRecord, tuned: list[Tuned], failed: int,
              f"- candidates failed or disqualified: {failed}", "",
              "| winner | signatures | share |", "|---|---:|---:|"]
     wins = Counter(t.winner for t in tuned)
-    for name in strategy_names():
+    for name in (strategy.name for strategy in all_strategies()):
         lines.append(f"| {name} | {wins.get(name, 0)} | {wins.get(name, 0) / len(tuned):.0%} |")
     speedups = [t.speedup for t in tuned if t.speedup is not None]
     lines += ["", "## Speed-up over F.conv1d (measured)", ""]

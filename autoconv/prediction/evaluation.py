@@ -13,7 +13,7 @@ time over the best measured time (1.0 = the best). Reported per picker:
 * ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.1x and 1.5x of the best.
 
 Pickers compared on the same signatures: the learned model, the cost model (calibrated on this
-machine), always ``direct``, and, on single-channel signatures (1 -> 1 channel, stride 1, no
+machine), always ``F.conv1d`` as called, and, on single-channel signatures (1 -> 1 channel, stride 1, no
 groups), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The learned model's
 confident picks (see :mod:`autoconv.prediction.predictor`) are also summarised separately.
 """
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from autoconv.choice import freeze_params
 from autoconv.prediction.predictor import LearnedPredictor, Sample
 from autoconv.settings import Settings
 from autoconv.signature import Signature
+from autoconv.strategies import freeze_params, get, is_plain_conv1d
 
 #: Picks within this factor of the best count as top-1 (the tuner's default tie margin).
 TIE = 1 + Settings.model_fields["tie_margin"].default
@@ -128,7 +128,7 @@ def cost_model_picker(device: torch.device | None = None) -> Picker:
     target = device or torch.device("cpu")
 
     def pick(signature: Signature, candidates: Candidates) -> int | None:
-        times = [default_cost_model.predict(signature, name, params, target)
+        times = [default_cost_model.predict(signature, get(name), params, target)
                  for name, params in candidates]
         known = [(t, i) for i, t in enumerate(times) if t is not None]
         return min(known)[1] if known else None
@@ -136,9 +136,10 @@ def cost_model_picker(device: torch.device | None = None) -> Picker:
     return pick
 
 
-def direct_picker(signature: Signature, candidates: Candidates) -> int | None:
-    """Always ``direct`` (plain ``F.conv1d``)."""
-    return next((i for i, (name, _) in enumerate(candidates) if name == "direct"), None)
+def plain_conv1d_picker(signature: Signature, candidates: Candidates) -> int | None:
+    """Always ``F.conv1d`` as called (no opinion where it was not measured)."""
+    return next((i for i, (name, params) in enumerate(candidates)
+                 if is_plain_conv1d(name, params)), None)
 
 
 def scipy_applies(s: Signature) -> bool:
@@ -149,8 +150,9 @@ def scipy_applies(s: Signature) -> bool:
 def scipy_picker(signature: Signature, candidates: Candidates) -> int | None:
     """scipy.signal.choose_conv_method(measure=False) on a single-channel signature.
 
-    The padded input and the dilated kernel are passed with mode ``'valid'``; scipy's
-    ``'fft'`` maps to our ``fft`` strategy (one transform of the whole signal).
+    The padded input and the dilated kernel are passed with mode ``'valid'``. scipy's method
+    names are registry names here (``'direct'``: ``F.conv1d`` as called; ``'fft'``: one
+    transform of the whole signal), in their form without parameters.
     """
     if not scipy_applies(signature):
         return None
@@ -159,7 +161,8 @@ def scipy_picker(signature: Signature, candidates: Candidates) -> int | None:
     x = np.zeros(signature.padded_length, dtype=np.float32)
     w = np.zeros(signature.span, dtype=np.float32)
     method = choose_conv_method(x, w, mode="valid", measure=False)
-    return next((i for i, (name, _) in enumerate(candidates) if name == method), None)
+    return next((i for i, (name, params) in enumerate(candidates)
+                 if name == method and not params), None)
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
         raise ValueError(f"need at least {folds} measured signatures, got {len(signatures)}")
     order = np.random.default_rng(seed).permutation(len(signatures))
     if baselines is None:
-        baselines = {"cost_model": cost_model_picker(), "direct": direct_picker,
+        baselines = {"cost_model": cost_model_picker(), "F.conv1d": plain_conv1d_picker,
                      "scipy": scipy_picker}
     #: per picker: (signature, regret, pick is the arg-min, pick's strategy is the best)
     regrets: dict[str, list[tuple[Signature, float, bool, bool]]] = {"learned": [],

@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from autoconv.signature import Signature
-from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan, phase_taps
-from autoconv.tuning.cost_model import direct_macs, fft_work
+from autoconv.strategies import ConvPlan, Work, fft_plan, get
+from autoconv.strategies.plan import phase_taps
+from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
@@ -91,12 +92,12 @@ def signature_vector(s: Signature) -> list[float]:
 
 
 def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
-    work = fft_work(s, plan)
-    return [_log2(plan.fft_length), _log2(plan.frames), _log2(work.fft_units),
-            _log2(work.complex_macs), _log2(work.elements),
+    counts = fft_counts(s, plan)
+    return [_log2(plan.fft_length), _log2(plan.frames), _log2(counts.fft_units),
+            _log2(counts.complex_macs), _log2(counts.elements),
             math.log2(plan.fft_length / max(plan.taps, 1)),
             _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)), 0.0,
-            _log2(work.fft_units + work.complex_macs + work.elements)]
+            _log2(counts.fft_units + counts.complex_macs + counts.elements)]
 
 
 def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
@@ -106,24 +107,31 @@ def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
     return [_log2(direct_macs(s)), plan[0], plan[2], plan[3], plan[4]]
 
 
-def _direct_vector(s: Signature, params: Mapping[str, Any]) -> list[float]:
-    """The candidate columns of a strategy without an FFT plan: its work is the direct work,
-    with the call's padding left to ``F.conv1d`` unless the input is padded first."""
+def _time_domain_vector(s: Signature, work: Work) -> list[float]:
+    """The candidate columns of a call without an FFT plan: its work is the direct work,
+    with the padding it leaves to ``F.conv1d``."""
     macs = _log2(direct_macs(s))
-    padding = 0 if params.get("pre_pad") else max(s.padding_left, s.padding_right)
-    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, _log2(1 + padding), macs]
+    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, _log2(1 + work.conv_padding), macs]
 
 
-def candidate_plan(s: Signature, strategy: str, params: Mapping[str, Any]) -> ConvPlan | None:
-    """The FFT plan a candidate runs (None for strategies without one, or bad parameters)."""
-    if strategy == "fft":
-        return fft_plan(s)
-    if "block_size" in params:
-        try:
-            return overlap_add_plan(s, params["block_size"])
-        except ValueError:
-            return None
-    return None
+def candidate_vector(s: Signature, strategy: str, params: Mapping[str, Any],
+                     fft: tuple[ConvPlan, list[float]] | None = None) -> list[float]:
+    """The candidate columns (:data:`CANDIDATE_COLUMNS`) of one candidate of ``s``: its FFT
+    plan's counts, or the time-domain work (the strategy's own :attr:`Strategy.work`).
+
+    Args:
+        fft: the single-FFT plan of ``s`` and its columns, when already computed.
+
+    Raises:
+        KeyError: ``strategy`` is not registered.
+        ValueError, TypeError: parameters the strategy cannot run.
+    """
+    work = get(strategy).work(s, params)
+    if work.plan is None:
+        return _time_domain_vector(s, work)
+    if fft is not None and work.plan == fft[0]:
+        return fft[1]
+    return _plan_vector(s, work.plan)
 
 
 @dataclass(frozen=True)
@@ -153,20 +161,16 @@ class FeatureSpace:
         Raises:
             KeyError: a candidate's strategy is not in :attr:`strategies`.
         """
-        fft = _plan_vector(s, fft_plan(s))  # the signature's, and the fft candidate's own
-        base = signature_vector(s) + work_vector(s, fft)
+        plan = fft_plan(s)
+        fft = (plan, _plan_vector(s, plan))  # the signature's, and the fft candidate's own
+        base = signature_vector(s) + work_vector(s, fft[1])
         matrix = np.empty((len(candidates), len(self.columns)), dtype=np.float64)
         for i, (strategy, params) in enumerate(candidates):
             if strategy not in self.strategies:
                 raise KeyError(f"the model does not know strategy {strategy!r}")
             indicators = [0.0] * len(self.strategies)
             indicators[self.strategies.index(strategy)] = 1.0
-            if strategy == "fft":
-                own = fft
-            else:
-                plan = candidate_plan(s, strategy, params)
-                own = _plan_vector(s, plan) if plan is not None else _direct_vector(s, params)
-            matrix[i] = base + indicators + own
+            matrix[i] = base + indicators + candidate_vector(s, strategy, params, fft)
         return matrix
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from autoconv.signature import Signature
 from autoconv.strategies.plan import fft_plan
-from autoconv.tuning.cost_model import direct_macs, fft_work
+from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 #: Signatures in the default grid, and the seed that draws them. A larger grid is the same
 #: draw continued, so growing it (``--grid-size``) only measures the new signatures. 2,000
@@ -140,7 +140,7 @@ def affordable(s: Signature) -> bool:
         return False
     if s.batch * s.out_channels * s.output_length > MAX_ELEMENTS:
         return False
-    work = fft_work(s, fft_plan(s))
+    work = fft_counts(s, fft_plan(s))
     return min(direct_macs(s), work.fft_units + work.complex_macs) <= MAX_WORK
 
 

@@ -18,7 +18,7 @@ included) in about half a millisecond, 5x faster than scikit-learn's own ``predi
 
 **Confidence.** :meth:`LearnedPredictor.decide` also says whether the prediction is safe to use
 without measuring: the predicted best must beat the best candidate of any other *kind* by
-``margin``, where candidates differing only in a size parameter (:data:`SIZE_PARAMS`: block
+``margin``, where candidates differing only in a size parameter (``Strategy.size_params``: block
 sizes of one strategy are usually close to each other, and picking the neighbouring one costs
 little) are of one kind, but ``direct`` as called and ``direct`` padding first are not (they can
 differ tenfold), and the signature must lie within ``max_distance`` octaves
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autoconv.choice import Choice, freeze_params
+from autoconv.choice import Choice
 from autoconv.prediction.features import (
     FEATURES_VERSION,
     WORK_COLUMN,
@@ -44,6 +44,7 @@ from autoconv.prediction.features import (
 )
 from autoconv.prediction.tree_ensemble import TreeEnsemble
 from autoconv.signature import Signature
+from autoconv.strategies import get
 from autoconv.tuning.candidates import Candidate
 
 #: Hyper-parameters of the gradient boosting (chosen by grouped cross-validation).
@@ -56,13 +57,12 @@ BOOSTING = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31, "max_de
 #: trust more (margin 1.1: 68 %) at a geometric-mean regret of 1.024 and 81.7 % within 3 %.
 DEFAULT_MARGIN = 2.0
 DEFAULT_MAX_DISTANCE = 2.5
-#: Parameters that only size a strategy's work (see the module docstring's confidence rule).
-SIZE_PARAMS = frozenset({"block_size"})
 
 
 def candidate_kind(strategy: str, params: Mapping[str, Any]) -> tuple:
-    """What a candidate is, up to its size parameters (:data:`SIZE_PARAMS`)."""
-    return strategy, freeze_params({k: v for k, v in params.items() if k not in SIZE_PARAMS})
+    """What a candidate is, up to its size parameters (:meth:`Strategy.kind
+    <autoconv.strategies.Strategy.kind>`)."""
+    return get(strategy).kind(params)
 
 
 @dataclass(frozen=True)

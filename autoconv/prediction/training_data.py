@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from autoconv.choice import freeze_params
 from autoconv.prediction.predictor import Sample
 from autoconv.signature import Signature
-from autoconv.strategies import all_strategies
+from autoconv.strategies import all_strategies, freeze_params
 from autoconv.tuning.candidates import enumerate_candidates
 from tuning_db import DeviceRecord, MeasurementRecord, TuningDB
 from tuning_db.records import params_key

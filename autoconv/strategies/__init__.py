@@ -2,25 +2,58 @@
 
 ``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``fft`` convolves with
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
-size. Registry order (direct, fft, overlap_add) is the tie-break order.
+size. Registry order (direct, fft, overlap_add) is the tie-break order. Each registry entry
+(:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
 
-from autoconv.strategies.direct_conv import bind_direct, direct, direct_param_grid
+from autoconv.strategies.direct_conv import (
+                                             bind_direct,
+                                             check_direct_params,
+                                             direct,
+                                             direct_param_grid,
+                                             direct_work,
+)
 from autoconv.strategies.fast_sizes import fast_size, fast_sizes, is_fast_size
-from autoconv.strategies.fft_conv import fft, fft_param_grid
-from autoconv.strategies.overlap_add_conv import block_size_grid, default_block_size, overlap_add
+from autoconv.strategies.fft_conv import fft, fft_param_grid, fft_work
+from autoconv.strategies.overlap_add_conv import (
+                                             block_size_grid,
+                                             check_overlap_add_params,
+                                             default_block_size,
+                                             overlap_add,
+                                             overlap_add_work,
+)
 from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan
-from autoconv.strategies.registry import Strategy, all_strategies, get, names, register
+from autoconv.strategies.registry import (
+                                             FrozenParams,
+                                             Strategy,
+                                             Work,
+                                             all_strategies,
+                                             freeze_params,
+                                             get,
+                                             is_plain_conv1d,
+                                             names,
+                                             reference,
+                                             register,
+                                             unregister,
+)
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
-register(Strategy("direct", direct, direct_param_grid, bind=bind_direct))
-register(Strategy("fft", fft, fft_param_grid, supports=spectral_supports))
-register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral_supports))
+# Okabe-Ito hues: distinct for colour-blind readers.
+register(Strategy("direct", direct, direct_param_grid, bind=bind_direct, work=direct_work,
+                  check=check_direct_params, reference=True, colour="#0072B2"))
+register(Strategy("fft", fft, fft_param_grid, supports=spectral_supports, work=fft_work,
+                  takes_spectrum_cache=True, colour="#E69F00"))
+register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral_supports,
+                  work=overlap_add_work, check=check_overlap_add_params,
+                  size_params=frozenset({"block_size"}), takes_spectrum_cache=True,
+                  colour="#009E73"))
 
 __all__ = [
-    "ConvPlan", "SpectrumCache", "Strategy", "all_strategies", "block_size_grid",
-    "default_block_size", "direct", "fast_size", "fast_sizes", "fft", "fft_param_grid",
-    "fft_plan", "get", "is_fast_size", "names", "overlap_add", "overlap_add_plan", "register",
-    "spectral_supports",
+    "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work", "all_strategies",
+    "block_size_grid", "default_block_size", "direct", "fast_size", "fast_sizes", "fft",
+    "fft_param_grid", "fft_plan", "freeze_params", "get", "is_fast_size", "is_plain_conv1d",
+    "names",
+    "overlap_add", "overlap_add_plan", "reference", "register", "spectral_supports",
+    "unregister",
 ]

@@ -19,13 +19,14 @@ on a single-channel 63-tap filter with full padding (``scripts/bench_padding.py`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.registry import Work, check_int, check_names, time_domain_work
 
 
 def padded_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -63,3 +64,20 @@ def direct_param_grid(signature: Signature) -> list[dict[str, Any]]:
     if signature.padding_left or signature.padding_right:
         return [{}, {"pre_pad": 1}]
     return [{}]
+
+
+def direct_work(signature: Signature, params: Mapping[str, Any]) -> Work:
+    """``F.conv1d``'s work; padding first leaves it no padding and copies the input once."""
+    if params.get("pre_pad"):
+        return Work(None, 0, signature.batch * signature.in_channels * signature.padded_length)
+    return time_domain_work(signature, params)
+
+
+def check_direct_params(signature: Signature, params: Mapping[str, Any]) -> None:
+    """Only ``pre_pad``, 0 or 1.
+
+    Raises:
+        ValueError, TypeError: any other parameter or value.
+    """
+    check_names(params, {"pre_pad"}, "direct")
+    check_int(params, "pre_pad", 0, 1)

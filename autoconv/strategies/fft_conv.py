@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.plan import fft_plan
+from autoconv.strategies.registry import Work
 from autoconv.strategies.spectral import spectral_conv1d
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
@@ -38,3 +40,8 @@ def fft(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
 def fft_param_grid(signature: Signature) -> list[dict[str, Any]]:
     """The ``fft`` strategy has no parameter worth tuning: its length is fixed by the signal."""
     return [{}]
+
+
+def fft_work(signature: Signature, params: Mapping[str, Any]) -> Work:
+    """The work of one ``fft`` call: its single-frame plan."""
+    return Work(fft_plan(signature))

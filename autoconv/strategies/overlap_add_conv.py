@@ -9,13 +9,15 @@ turn a few long transforms into many short ones with a better-shaped channel mix
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.fast_sizes import fast_size
-from autoconv.strategies.plan import needed_length, overlap_add_plan, phase_taps
+from autoconv.strategies.plan import ConvPlan, needed_length, overlap_add_plan, phase_taps
+from autoconv.strategies.registry import Work, check_int, check_names
 from autoconv.strategies.spectral import spectral_conv1d
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
@@ -35,7 +37,13 @@ def default_block_size(signature: Signature) -> int:
     """A block size that is good without tuning: about four times the kernel, a power of two
     (at least :data:`MIN_BLOCK`), never longer than the whole signal needs."""
     return min(_next_pow2(max(4 * phase_taps(signature), MIN_BLOCK)),
-               fast_size(needed_length(signature)))
+               largest_block_size(signature))
+
+
+def largest_block_size(signature: Signature) -> int:
+    """The longest block worth running: one that covers the whole signal (longer ones only
+    transform more zeros)."""
+    return fast_size(needed_length(signature))
 
 
 def block_size_grid(signature: Signature) -> list[dict[str, Any]]:
@@ -48,7 +56,7 @@ def block_size_grid(signature: Signature) -> list[dict[str, Any]]:
     When the signal is too short for two blocks, the one block that covers it.
     """
     taps = phase_taps(signature)
-    whole = fast_size(needed_length(signature))
+    whole = largest_block_size(signature)
     low = max(2 * taps, MIN_BLOCK)
     sizes: list[int] = []
     n = _next_pow2(low) // 2
@@ -79,7 +87,31 @@ def overlap_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         NotImplementedError: a non-floating or complex dtype.
     """
     signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
-    if block_size is None:
-        block_size = default_block_size(signature)
-    plan = overlap_add_plan(signature, block_size)
+    plan = _plan(signature, block_size)
     return spectral_conv1d(input, weight, bias, signature, plan, spectrum_cache)
+
+
+def _plan(signature: Signature, block_size: int | None) -> ConvPlan:
+    return overlap_add_plan(signature, default_block_size(signature) if block_size is None
+                            else block_size)
+
+
+def overlap_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
+    """The work of one ``overlap_add`` call: the plan of its block size (default when none).
+
+    Raises:
+        ValueError, TypeError: a block size the strategy cannot run (see
+            :func:`~autoconv.strategies.plan.overlap_add_plan`).
+    """
+    return Work(_plan(signature, params.get("block_size")))
+
+
+def check_overlap_add_params(signature: Signature, params: Mapping[str, Any]) -> None:
+    """Only ``block_size``: an int from the kernel's taps per phase to
+    :func:`largest_block_size`.
+
+    Raises:
+        ValueError, TypeError: any other parameter or value.
+    """
+    check_names(params, {"block_size"}, "overlap_add")
+    check_int(params, "block_size", phase_taps(signature), largest_block_size(signature))

@@ -1,23 +1,54 @@
 """The registry of strategies: every way autoconv knows to compute a conv1d, by name.
 
-Adding a strategy means writing one module with a function of ``F.conv1d``'s signature and
-registering it here, nothing else. Registry order is the tie-break order: when two strategies
-time within a few percent, the tuner prefers the one registered first (simpler, more accurate).
+A :class:`Strategy` entry is everything the rest of autoconv knows about a strategy: how to
+run it, which parameter sets are worth timing, what work a call does (its FFT plan, for the
+cost model and the predictor's features), which parameters only size that work, how to check
+a parameter dict read from a database, whether it reuses a cached weight spectrum, and its
+colour on charts. Outside ``autoconv/strategies/`` no code compares a strategy's or a
+parameter's name with a string, so adding a strategy means one module with a function of
+``F.conv1d``'s signature and one :func:`register` call, nothing else.
+
+Registry order is the tie-break order: when two strategies time within a few percent, the
+tuner prefers the one registered first (simpler, more accurate).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from autoconv.signature import Signature
+from autoconv.strategies.plan import ConvPlan
 
 ConvFn = Callable[..., torch.Tensor]
 ParamGrid = Callable[[Signature], list[dict[str, Any]]]
+FrozenParams = tuple[tuple[str, Any], ...]
+
+
+def freeze_params(params: Mapping[str, Any]) -> FrozenParams:
+    """A hashable, order-independent form of a parameter dict."""
+    return tuple(sorted(params.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one call of a candidate computes, in the counts a cost model and the predictor's
+    features price.
+
+    Attributes:
+        plan: the FFT plan the call runs; None for a time-domain convolution (``F.conv1d``).
+        conv_padding: zero padding (the larger side) left to ``F.conv1d``, whose fast kernels
+            take only a few samples of it.
+        copied: input elements copied before the convolution (an input padded first).
+    """
+
+    plan: ConvPlan | None = None
+    conv_padding: int = 0
+    copied: int = 0
 
 
 def no_params(signature: Signature) -> list[dict[str, Any]]:
@@ -30,9 +61,47 @@ def supports_all(signature: Signature) -> bool:
     return True
 
 
+def check_names(params: Mapping[str, Any], allowed: frozenset[str] | set[str], strategy: str
+                ) -> None:
+    """Raise ``ValueError`` unless every key of ``params`` is in ``allowed``."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"strategy {strategy!r} has no parameter {', '.join(map(repr, unknown))}"
+                         f" (its parameters: {known})")
+
+
+def check_int(params: Mapping[str, Any], name: str, low: int, high: int) -> None:
+    """Raise unless ``params[name]`` (when present) is an int in ``[low, high]``.
+
+    Raises:
+        TypeError: not an int (a bool, a float or a string is refused).
+        ValueError: out of range.
+    """
+    if name not in params:
+        return
+    value = params[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is outside {low}..{high} for this signature")
+
+
+def accepts_nothing(name: str) -> Callable[[Signature, Mapping[str, Any]], None]:
+    """The parameter check of a strategy without parameters: the dict must be empty."""
+    def check(signature: Signature, params: Mapping[str, Any]) -> None:
+        check_names(params, frozenset(), name)
+    return check
+
+
+def time_domain_work(signature: Signature, params: Mapping[str, Any]) -> Work:
+    """The work of a strategy without an FFT plan: ``F.conv1d`` with the call's padding."""
+    return Work(None, max(signature.padding_left, signature.padding_right))
+
+
 @dataclass(frozen=True)
 class Strategy:
-    """A named conv1d implementation.
+    """A named conv1d implementation and what the rest of autoconv needs to know of it.
 
     Attributes:
         name: registry key, stored in the tuning database.
@@ -45,6 +114,21 @@ class Strategy:
         bind: optional ``params -> callable`` equivalent to ``run`` with those parameters,
             for a strategy with a faster callable for some of them (``direct`` binds ``{}`` to
             ``F.conv1d`` itself); default: ``run`` with the parameters applied.
+        work: ``(signature, params) -> Work``: its FFT plan, or the padding and copies of a
+            time-domain call (default: ``F.conv1d`` with the call's padding). Raises
+            ``ValueError`` or ``TypeError`` for parameters it cannot run.
+        check: ``(signature, params) -> None``, raising ``ValueError`` or ``TypeError`` unless
+            ``params`` is a parameter set the strategy runs correctly, and within reason, for
+            ``signature`` (stored data is checked with it before it is trusted). Default: no
+            parameters at all.
+        size_params: the parameters that only size the work (a block length), not its kind:
+            candidates that differ only in them are close rivals.
+        takes_spectrum_cache: ``run`` accepts ``spectrum_cache=`` (a
+            :class:`~autoconv.strategies.spectrum_cache.SpectrumCache`).
+        reference: ``run`` is ``F.conv1d`` itself without parameters, and computes its very
+            sums with any: its output is the reference other candidates are checked against,
+            and it is the fallback when nothing else is known.
+        colour: its colour on charts.
     """
 
     name: str
@@ -52,15 +136,36 @@ class Strategy:
     param_grid: ParamGrid = no_params
     supports: Callable[[Signature], bool] = supports_all
     bind: Callable[[dict[str, Any]], ConvFn] | None = None
+    work: Callable[[Signature, Mapping[str, Any]], Work] = time_domain_work
+    check: Callable[[Signature, Mapping[str, Any]], None] | None = None
+    size_params: frozenset[str] = field(default_factory=frozenset)
+    takes_spectrum_cache: bool = False
+    reference: bool = False
+    colour: str = "#999999"
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.run(*args, **kwargs)
 
-    def bound(self, params: dict[str, Any]) -> ConvFn:
+    def bound(self, params: Mapping[str, Any]) -> ConvFn:
         """The callable that runs this strategy with ``params`` (F.conv1d's arguments)."""
+        params = dict(params)
         if self.bind is not None:
             return self.bind(params)
         return functools.partial(self.run, **params) if params else self.run
+
+    def validate(self, signature: Signature, params: Mapping[str, Any]) -> None:
+        """Check ``params`` for ``signature`` (see :attr:`check`).
+
+        Raises:
+            ValueError, TypeError: parameters this strategy does not take or cannot run.
+        """
+        (self.check or accepts_nothing(self.name))(signature, params)
+
+    def kind(self, params: Mapping[str, Any]) -> tuple[str, FrozenParams]:
+        """What a candidate of this strategy is, up to its :attr:`size_params`."""
+        return self.name, freeze_params({k: v for k, v in params.items()
+                                         if k not in self.size_params})
+
 
 
 _REGISTRY: dict[str, Strategy] = {}
@@ -69,6 +174,17 @@ _REGISTRY: dict[str, Strategy] = {}
 def register(strategy: Strategy) -> Strategy:
     """Add ``strategy`` to the registry (replacing one of the same name) and return it."""
     _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def unregister(name: str) -> Strategy:
+    """Remove the strategy called ``name`` from the registry and return it.
+
+    Raises:
+        KeyError: no strategy has that name.
+    """
+    strategy = get(name)
+    del _REGISTRY[name]
     return strategy
 
 
@@ -92,3 +208,22 @@ def names() -> list[str]:
 def all_strategies() -> list[Strategy]:
     """All registered strategies, in tie-break order."""
     return list(_REGISTRY.values())
+
+
+def reference() -> Strategy:
+    """The registered strategy that is ``F.conv1d`` itself (:attr:`Strategy.reference`).
+
+    Raises:
+        LookupError: none is registered.
+    """
+    for strategy in _REGISTRY.values():
+        if strategy.reference:
+            return strategy
+    raise LookupError("no reference strategy (F.conv1d itself) is registered")
+
+
+def is_plain_conv1d(name: str, params: Mapping[str, Any]) -> bool:
+    """Whether the candidate ``name`` with ``params`` is ``F.conv1d`` exactly as called: the
+    reference strategy without parameters (False for a name not registered)."""
+    strategy = _REGISTRY.get(name)
+    return strategy is not None and strategy.reference and not params

@@ -14,9 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from autoconv.choice import freeze_params
 from autoconv.signature import Signature
-from autoconv.strategies import Strategy
+from autoconv.strategies import Strategy, freeze_params
 
 #: Largest error, relative to the largest magnitude of the direct output, that a candidate may
 #: show before it is disqualified, per dtype.

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from autoconv.signature import Signature
-from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan
+from autoconv.strategies import ConvPlan, Strategy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def direct_macs(s: Signature) -> int:
 
 
 @dataclass(frozen=True)
-class FFTWork:
+class FFTCounts:
     """Operation counts of an FFT convolution with a given plan."""
 
     fft_units: float      # sum over transforms of N * log2(N)
@@ -50,7 +50,7 @@ class FFTWork:
     elements: float       # spectrum / frame elements touched outside FFTs and mixing
 
 
-def fft_work(s: Signature, plan: ConvPlan) -> FFTWork:
+def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
     """Count the work of the FFT pipeline for ``plan`` (weight spectra included)."""
     n = plan.fft_length
     per_transform = n * math.log2(max(n, 2))
@@ -61,18 +61,7 @@ def fft_work(s: Signature, plan: ConvPlan) -> FFTWork:
     transforms = input_rows + weight_rows + output_rows
     mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
     elements = (input_rows + output_rows) * n + weight_rows * plan.bins
-    return FFTWork(transforms * per_transform, mix, elements)
-
-
-def _plan_for(s: Signature, strategy: str, params: dict[str, Any]) -> ConvPlan | None:
-    if strategy == "fft":
-        return fft_plan(s)
-    if strategy == "overlap_add":
-        try:
-            return overlap_add_plan(s, int(params["block_size"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-    return None
+    return FFTCounts(transforms * per_transform, mix, elements)
 
 
 class CalibratedCostModel:
@@ -102,31 +91,36 @@ class CalibratedCostModel:
                     self._constants[key] = cached
         return cached
 
-    def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
+    def predict(self, signature: Signature, strategy: Strategy, params: dict[str, Any],
                 device: torch.device) -> float | None:
-        """Predicted seconds for one call, or None when the model cannot judge.
+        """Predicted seconds for one call of ``strategy`` with ``params``, or None when the
+        model cannot judge (no constants yet, or parameters the strategy cannot run).
 
-        With gradients the call is forward plus backward, and backward computes two
-        convolutions of the forward's size (to the input and to the weight): three in all.
+        The work is the strategy's own account of it (:attr:`Strategy.work`): an FFT plan,
+        or a time-domain ``F.conv1d`` call and the input it copies first. With gradients the
+        call is forward plus backward, and backward computes two convolutions of the
+        forward's size (to the input and to the weight): three in all.
         """
         c = self.constants(device)
         if c is None:
             return None
-        factor = 3.0 if signature.requires_grad else 1.0
-        if strategy == "direct":
-            seconds = c.call_s + _direct_mac_s(signature, c) * direct_macs(signature)
-            if params.get("pre_pad"):  # one more call, copying the padded input
-                seconds += c.call_s + c.elementwise_s * (
-                    signature.batch * signature.in_channels * signature.padded_length)
-            return factor * seconds
-        plan = _plan_for(signature, strategy, params)
-        if plan is None:
+        try:
+            strategy.validate(signature, params)
+            work = strategy.work(signature, params)
+        except (TypeError, ValueError):
             return None
-        work = fft_work(signature, plan)
+        factor = 3.0 if signature.requires_grad else 1.0
+        if work.plan is None:
+            seconds = c.call_s + _direct_mac_s(signature, c) * direct_macs(signature)
+            if work.copied:  # one more call, copying the input
+                seconds += c.call_s + c.elementwise_s * work.copied
+            return factor * seconds
+        plan = work.plan
+        counts = fft_counts(signature, plan)
         in_per_group = (signature.in_channels // signature.groups) * plan.phases
-        mix_s = (c.elementwise_s if in_per_group == 1 else c.complex_mac_s) * work.complex_macs
-        return factor * (4 * c.call_s + c.fft_unit_s * work.fft_units + mix_s
-                         + c.elementwise_s * work.elements)
+        mix_s = (c.elementwise_s if in_per_group == 1 else c.complex_mac_s) * counts.complex_macs
+        return factor * (4 * c.call_s + c.fft_unit_s * counts.fft_units + mix_s
+                         + c.elementwise_s * counts.elements)
 
 
 #: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.

@@ -19,11 +19,12 @@ from typing import Any, Protocol
 import torch
 
 from autoconv.buckets import decision_key
-from autoconv.choice import DIRECT, Choice, freeze_params
+from autoconv.choice import PLAIN_CONV1D, Choice
 from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
-from autoconv.strategies import Strategy, all_strategies
+from autoconv.strategies import Strategy, all_strategies, freeze_params
+from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import (
     DEFAULT_TOLERANCE,
     REFERENCE_WINDOW,
@@ -70,7 +71,7 @@ class ChoiceStore(Protocol):
 class CostModel(Protocol):
     """Predicts seconds for a candidate (``None`` when it cannot say)."""
 
-    def predict(self, signature: Signature, strategy: str, params: dict[str, Any],
+    def predict(self, signature: Signature, strategy: Strategy, params: dict[str, Any],
                 device: torch.device) -> float | None: ...
 
 
@@ -129,7 +130,7 @@ class Selector:
         """The strategy for ``signature`` on ``device``, measuring it first in mode ``tune``."""
         mode = self.settings.mode
         if mode == "off":
-            return DIRECT
+            return PLAIN_CONV1D
         signature = self.key_signature(signature)
         key = (signature, device)
         remembered = self._memory.get(key)
@@ -197,7 +198,7 @@ class Selector:
         predicted_times = self._predicted_times(signature, candidates, device)
         known = [(t, c) for t, c in zip(predicted_times, candidates) if t is not None]
         if not known:
-            return Choice.make("direct", source="fallback")
+            return Choice.make(reference_strategy(), source="fallback")
         best_time, best = min(known, key=lambda tc: tc[0])
         return Choice.make(best.strategy, dict(best.params), source="cost_model",
                            median_s=best_time)
@@ -206,7 +207,7 @@ class Selector:
                          device: torch.device) -> list[float | None]:
         if self.cost_model is None:
             return [None] * len(candidates)
-        return [self.cost_model.predict(signature, c.name, dict(c.params), device)
+        return [self.cost_model.predict(signature, c.strategy, dict(c.params), device)
                 for c in candidates]
 
     def prune(self, signature: Signature, candidates: Sequence[Candidate],
@@ -231,8 +232,8 @@ class Selector:
         inputs = ConvInputs.random(signature, device)
         survivors = self.prune(signature, candidates, device)
         tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
-        run_direct = any(c.name == "direct" for c, _ in survivors)
-        reference = None if run_direct else Reference.of(
+        runs_reference = any(c.strategy.reference for c, _ in survivors)
+        reference = None if runs_reference else Reference.of(
             inputs.reference(window=REFERENCE_WINDOW))
 
         outcomes: list[Outcome] = []
@@ -261,7 +262,7 @@ class Selector:
             elapsed = max(self.clock() - warm_up_start, 1e-9)
             if predicted:
                 ratios.append(elapsed / predicted)
-            if reference is None and candidate.name == "direct":
+            if reference is None and candidate.strategy.reference:
                 reference = Reference.of(output)
             error = reference.error(output) if reference is not None else None
             if error is not None and not error <= tolerance:
@@ -303,7 +304,7 @@ class Selector:
         """
         valid = [o for o in outcomes if o.ok]
         if not valid:
-            return Choice.make("direct", source="fallback")
+            return Choice.make(reference_strategy(), source="fallback")
         fastest = min(valid, key=lambda o: o.median_s)
 
         def tied(o: Outcome) -> bool:

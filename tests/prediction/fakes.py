@@ -6,20 +6,20 @@ import math
 
 import numpy as np
 
-from autoconv.prediction.features import candidate_plan
 from autoconv.prediction.predictor import Sample
 from autoconv.signature import Signature
-from autoconv.strategies import all_strategies
+from autoconv.strategies import all_strategies, get
 from autoconv.tuning.candidates import enumerate_candidates
-from autoconv.tuning.cost_model import direct_macs, fft_work
+from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 
 def synthetic_seconds(s: Signature, strategy: str, params: dict) -> float:
     """A made-up but deterministic machine: op counts times constants, per strategy."""
-    if strategy == "direct":
+    plan = get(strategy).work(s, params).plan
+    if plan is None:
         return 2e-6 + 1e-10 * direct_macs(s)
-    work = fft_work(s, candidate_plan(s, strategy, params))
-    return 8e-6 + 3e-10 * work.fft_units + 2e-10 * work.complex_macs + 1e-10 * work.elements
+    counts = fft_counts(s, plan)
+    return 8e-6 + 3e-10 * counts.fft_units + 2e-10 * counts.complex_macs + 1e-10 * counts.elements
 
 
 def random_signatures(count: int, seed: int = 0) -> list[Signature]:

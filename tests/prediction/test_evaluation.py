@@ -10,9 +10,9 @@ from autoconv.prediction.evaluation import (
     FittedPicker,
     Scores,
     cross_validate,
-    direct_picker,
     group_by_signature,
     markdown,
+    plain_conv1d_picker,
     repeatability,
     scipy_picker,
 )
@@ -63,7 +63,7 @@ def test_folds_hold_out_whole_signatures_and_score_every_picker() -> None:
         return FittedPicker.of(lambda signature, candidates: 0)
 
     evaluation = cross_validate(samples, folds=3, fitter=fitter,
-                                baselines={"direct": direct_picker})
+                                baselines={"direct": plain_conv1d_picker})
     everything = {s.signature for s in samples}
     assert len(seen) == 3 and all(len(everything - train) == 10 for train in seen)
     assert evaluation.signatures == 30 and evaluation.overall["learned"].count == 30
@@ -73,7 +73,7 @@ def test_folds_hold_out_whole_signatures_and_score_every_picker() -> None:
 
 def test_the_learned_model_beats_always_direct_on_held_out_signatures() -> None:
     samples = synthetic_samples(random_signatures(90, seed=12))
-    evaluation = cross_validate(samples, folds=3, baselines={"direct": direct_picker})
+    evaluation = cross_validate(samples, folds=3, baselines={"direct": plain_conv1d_picker})
     learned, direct = evaluation.overall["learned"], evaluation.overall["direct"]
     assert learned.geomean < direct.geomean and learned.top1 > direct.top1
 

@@ -33,7 +33,7 @@ class NoTimer:
 
 class FakeCost:
     def predict(self, signature, strategy, params, device):
-        return 1.0 if strategy == "direct" else 2.0
+        return 1.0 if strategy.reference else 2.0
 
 
 @pytest.fixture

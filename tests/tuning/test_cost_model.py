@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from autoconv.signature import Signature
-from autoconv.strategies import fft_plan
-from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants, direct_macs, fft_work
+from autoconv.strategies import fft_plan, get
+from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants, direct_macs, fft_counts
 
 CPU = torch.device("cpu")
 CONSTANTS = CostConstants(direct_mac_s=3e-11, narrow_mac_s=1e-9, depthwise_mac_s=2e-10,
@@ -28,10 +28,10 @@ def test_direct_macs_counts_every_multiply_add() -> None:
     assert direct_macs(s) == 2 * 6 * 96 * 2 * 5
 
 
-def test_fft_work_counts_transforms_and_mixing() -> None:
+def test_fft_counts_count_transforms_and_mixing() -> None:
     s = sig(2, 3, 1000, 11, out=5)
     plan = fft_plan(s)
-    work = fft_work(s, plan)
+    work = fft_counts(s, plan)
     transforms = 2 * 3 + 5 * 3 + 2 * 5
     assert work.complex_macs == 2 * plan.bins * 5 * 3
     assert work.fft_units > transforms * plan.fft_length  # N log2 N with N > 2
@@ -41,17 +41,17 @@ def test_long_kernels_favour_fft_and_short_kernels_favour_direct() -> None:
     m = model()
     long = sig(2, 1, 96000, 8191)
     short = sig(1, 1, 64, 3)
-    assert m.predict(long, "fft", {}, CPU) * 8 < m.predict(long, "direct", {}, CPU)
-    assert m.predict(short, "direct", {}, CPU) < m.predict(short, "fft", {}, CPU)
+    assert m.predict(long, get("fft"), {}, CPU) * 8 < m.predict(long, get("direct"), {}, CPU)
+    assert m.predict(short, get("direct"), {}, CPU) < m.predict(short, get("fft"), {}, CPU)
 
 
-def test_gradients_cost_more_and_unknown_strategies_are_unjudged() -> None:
+def test_gradients_cost_more_and_parameters_a_strategy_cannot_run_are_unjudged() -> None:
     m = model()
     s = sig(1, 4, 1000, 9)
     with_grad = Signature(**{**s.as_dict(), "requires_grad": True})
-    assert m.predict(with_grad, "direct", {}, CPU) > m.predict(s, "direct", {}, CPU)
-    assert m.predict(s, "mystery", {}, CPU) is None
-    assert m.predict(s, "overlap_add", {"block_size": 4}, CPU) is None  # block < kernel
+    assert m.predict(with_grad, get("direct"), {}, CPU) > m.predict(s, get("direct"), {}, CPU)
+    assert m.predict(s, get("fft"), {"mystery": 1}, CPU) is None  # not a parameter of fft
+    assert m.predict(s, get("overlap_add"), {"block_size": 4}, CPU) is None  # block < kernel
 
 
 def test_calibration_measures_positive_constants() -> None:

@@ -48,7 +48,7 @@ def spying(ran: list[str]):
 
 
 STRATEGIES = {
-    "direct": Strategy("direct", direct),
+    "direct": Strategy("direct", direct, reference=True),
     "fast": Strategy("fast", correct),
     "blocky": Strategy("blocky", correct, blocks),
     "wrong": Strategy("wrong", wrong),
@@ -92,7 +92,7 @@ class FakeCostModel:
         self.times = times
 
     def predict(self, signature, strategy, params, device):
-        return self.times.get(strategy)
+        return self.times.get(strategy.name)
 
 
 def make_selector(names: list[str], times: dict[str, float], *, store=None, cost=None,
@@ -135,7 +135,7 @@ def test_near_tie_goes_to_the_simpler_strategy() -> None:
 @pytest.mark.parametrize("padded_first_s,winner", [(1.0, {}), (0.9, {"pre_pad": 1})])
 def test_within_a_strategy_a_tie_goes_to_its_form_without_parameters(
         padded_first_s: float, winner: dict) -> None:
-    two_forms = Strategy("direct", direct, lambda s: [{}, {"pre_pad": 1}])
+    two_forms = Strategy("direct", direct, lambda s: [{}, {"pre_pad": 1}], reference=True)
     timer = FakeTimer({"direct": 1.02, "direct(pre_pad=1)": padded_first_s})
     selector = Selector(strategies=[two_forms], timer=timer,
                         settings=Settings(bucket_lengths=False, tie_margin=0.03))
@@ -306,7 +306,7 @@ def test_requires_grad_signatures_time_forward_and_backward() -> None:
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
 
     sig = Signature(1, 2, 2, 50, 3, 1, 0, 0, 1, 1, "float32", "cpu", True)
-    selector = Selector(strategies=[Strategy("direct", grad_aware)],
+    selector = Selector(strategies=[Strategy("direct", grad_aware, reference=True)],
                         timer=FakeTimer({"direct": 1.0}), settings=Settings(bucket_lengths=False))
     selector.choose(sig, CPU)
     assert calls and all(calls)
@@ -340,7 +340,8 @@ def test_no_timing_round_when_the_warm_ups_used_the_budget() -> None:
         return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
 
     timer = FakeTimer({"direct": 1.0, "slow_fast": 0.5})
-    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+    selector = Selector(strategies=[Strategy("direct", slow, reference=True),
+                                    Strategy("slow_fast", slow)],
                         timer=timer, clock=lambda: now[0],
                         settings=Settings(bucket_lengths=False, budget_s=1.0))
     selector.choose(SIG, CPU)
@@ -364,7 +365,8 @@ def test_min_samples_times_candidates_even_when_the_warm_ups_used_the_budget() -
                                     max_samples=max_samples, min_samples=min_samples)
 
     timer = RecordingTimer({"direct": 1.0, "slow_fast": 0.5})
-    selector = Selector(strategies=[Strategy("direct", slow), Strategy("slow_fast", slow)],
+    selector = Selector(strategies=[Strategy("direct", slow, reference=True),
+                                    Strategy("slow_fast", slow)],
                         timer=timer, clock=lambda: now[0],
                         settings=Settings(bucket_lengths=False, budget_s=1.0, min_samples=3))
     assert selector.choose(SIG, CPU).strategy == "slow_fast"

@@ -1,0 +1,156 @@
+"""Adding a strategy takes one module and one registration: a toy fourth one
+(:mod:`tests.strategies.toy_strategy`) is parity-tested, tuned, pruned, featurized and drawn
+with no other file touched.
+
+The parity, gradient and error tests are the ones every registered strategy runs, imported
+here and pointed at the toy by this module's ``strategy`` fixture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tuning_db
+from autoconv.offline.report import make_report
+from autoconv.prediction.features import FeatureSpace
+from autoconv.prediction.predictor import LearnedPredictor
+from autoconv.settings import Settings
+from autoconv.signature import Signature
+from autoconv.storage.store import device_record
+from autoconv.strategies import Strategy, all_strategies, get, register, unregister
+from autoconv.tuning.candidates import enumerate_candidates
+from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants
+from autoconv.tuning.selector import Selector
+from autoconv.tuning.timing import Timing
+from tests.prediction.fakes import random_signatures, synthetic_samples
+
+from .test_errors import test_same_exception_type_as_conv1d  # noqa: F401  (run for the toy)
+from .test_gradients import (  # noqa: F401  (run for the toy)
+    test_float32_gradients_match_direct,
+    test_gradcheck_float64,
+)
+from .test_parity import TestParity  # noqa: F401  (run for the toy)
+from .toy_strategy import TOY, pow2_plan
+
+CPU = torch.device("cpu")
+#: A long kernel (FFT territory) and a short one (F.conv1d's).
+LONG = Signature(1, 1, 1, 9000, 4095, 1, 0, 0, 1, 1, "float32", "cpu", False)
+SHORT = Signature(1, 1, 1, 4096, 2, 1, 0, 0, 1, 1, "float32", "cpu", False)
+CONSTANTS = CostConstants(direct_mac_s=3e-11, narrow_mac_s=1e-9, depthwise_mac_s=2e-10,
+                          fft_unit_s=1e-10, complex_mac_s=1e-10, elementwise_s=4e-10,
+                          call_s=1e-5)
+
+
+@pytest.fixture(scope="module")
+def strategy() -> Strategy:
+    """The strategy the imported parity, gradient and error tests run: the toy."""
+    return TOY
+
+
+@pytest.fixture
+def registered() -> Iterator[Strategy]:
+    """The toy in the registry for one test (the one line a real strategy would add)."""
+    register(TOY)
+    yield TOY
+    unregister(TOY.name)
+
+
+class ToyFastest:
+    """A fake timer under which the toy is ten times faster than anything else."""
+
+    def __init__(self) -> None:
+        self.timed: list[str] = []
+
+    def __call__(self, calls, *, device, deadline, max_samples, min_samples=1):
+        names = [call.candidate.name for call in calls]
+        self.timed += names
+        return [Timing(1e-4 if name == TOY.name else 1e-3, 0.0, 5) for name in names]
+
+
+def test_the_tuner_times_the_toy_and_runs_it_when_it_wins(registered) -> None:
+    timer = ToyFastest()
+    selector = Selector(timer=timer, settings=Settings(bucket_lengths=False))
+    signature = Signature(2, 3, 4, 300, 9, 1, 4, 4, 1, 1, "float32", "cpu", False)
+    choice = selector.choose(signature, CPU)
+    assert TOY.name in timer.timed
+    assert (choice.strategy, choice.source) == (TOY.name, "measured")
+    x, w = torch.randn(2, 3, 300), torch.randn(4, 3, 9)
+    torch.testing.assert_close(choice.run(x, w, None, 1, 4, 1, 1), F.conv1d(x, w, None, 1, 4),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_the_cost_model_prunes_the_toy_where_it_is_hopeless_and_keeps_it_where_not(
+        registered) -> None:
+    selector = Selector(cost_model=CalibratedCostModel({"cpu": CONSTANTS}),
+                        settings=Settings(bucket_lengths=False, prune_factor=2.0))
+
+    def kept(signature: Signature) -> set[str]:
+        candidates = enumerate_candidates(all_strategies(), signature)
+        return {candidate.name for candidate, _ in selector.prune(signature, candidates, CPU)}
+
+    assert TOY.name not in kept(SHORT) and "direct" in kept(SHORT)
+    assert TOY.name in kept(LONG) and "direct" not in kept(LONG)
+
+
+def test_the_features_describe_the_toy_by_its_own_plan(registered) -> None:
+    space = FeatureSpace(tuple(strategy.name for strategy in all_strategies()))
+    toy_row, fft_row = space.rows(LONG, [(TOY.name, {}), ("fft", {})])
+    columns = space.columns
+    assert toy_row[columns.index(f"is_{TOY.name}")] == 1.0
+    assert fft_row[columns.index(f"is_{TOY.name}")] == 0.0
+    assert toy_row[columns.index("log_plan_length")] == math.log2(pow2_plan(LONG).fft_length)
+    assert toy_row[columns.index("log_plan_length")] != fft_row[columns.index("log_plan_length")]
+    # and the learned model takes it in like any other strategy
+    model = LearnedPredictor.fit(synthetic_samples(random_signatures(40)))
+    assert TOY.name in model.space.strategies
+    candidates = [(c.name, dict(c.params)) for c in enumerate_candidates(all_strategies(), LONG)]
+    seconds = model.predict_seconds(LONG, candidates)
+    assert np.all(np.isfinite(seconds)) and len(seconds) == len(candidates)
+
+
+def _pixels_near(path: Path, colour: str, alpha: float = 1.0) -> int:
+    """How many pixels of a PNG have ``colour`` (drawn at ``alpha`` over white)."""
+    import matplotlib.pyplot as plt
+
+    image = plt.imread(path)[..., :3]
+    rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    expected = alpha * rgb + (1 - alpha)
+    return int(np.sum(np.all(np.abs(image - expected) < 0.02, axis=-1)))
+
+
+def test_the_report_draws_and_counts_the_toy(registered, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
+    url = f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
+    rows = []
+    for index in range(30):  # the toy beats F.conv1d from 128 taps on: 12 of 30
+        kernel = 2 ** (1 + index % 12)
+        signature = tuning_db.SignatureRecord(
+            batch=4, in_channels=1, out_channels=1, length=8192 + index, kernel_size=kernel,
+            stride=1, padding_left=0, padding_right=0, dilation=1, groups=1, dtype="float32",
+            device="cpu")
+        for name, seconds in (("direct", 1e-6 * kernel), (TOY.name, 1e-4)):
+            rows.append(tuning_db.MeasurementRecord(signature=signature, strategy=name,
+                                                    median_s=seconds, samples=5,
+                                                    autoconv_version="test"))
+    with tuning_db.connect(url) as db:
+        db.record_many(device_record(CPU), rows)
+    from autoconv import functional, settings
+
+    try:
+        with settings.override(db_url=url):
+            winners_map, speedup, summary = make_report(tmp_path / "report", "cpu", (1,))
+    finally:
+        functional.reset()
+    assert f"| {TOY.name} | 12 | 40% |" in summary.read_text()
+    assert _pixels_near(winners_map, TOY.colour) > 100
+    assert _pixels_near(speedup, TOY.colour, alpha=0.8) > 10  # its points and legend marker
+    assert _pixels_near(speedup, get("fft").colour, alpha=0.8) == 0  # fft never won here
+    assert get(TOY.name) is TOY
