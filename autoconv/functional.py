@@ -1,137 +1,22 @@
-"""``autoconv.conv1d``: a drop-in for ``F.conv1d`` that runs the fastest strategy.
+"""``autoconv.conv1d`` and ``autoconv.select``: the functional drop-in for ``F.conv1d``.
 
-The hot path is tiny: build a key from the call (shapes, arguments, dtype, device, whether
-gradients are needed), look it up in a dict, run the remembered strategy. Everything else
-(signature, database, measuring) happens once per key, in :func:`_resolve`.
+Thin on purpose: outside ``torch.compile`` a call goes to the process-wide dispatch
+(:mod:`autoconv.runtime.dispatch`: a key, one dict lookup, the strategy); while
+``torch.compile`` traces, it becomes one custom op (:mod:`autoconv.runtime.custom_op`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 
 from autoconv.choice import Choice
-from autoconv.prediction.service import DevicePredictor
-from autoconv.runtime.custom_op import compiled_conv1d
-from autoconv.settings import settings
+from autoconv.runtime import dispatch
 from autoconv.signature import PaddingArg, Signature
-from autoconv.storage.store import open_default_store
-from autoconv.strategies import SpectrumCache
-from autoconv.tuning.cost_model import default_cost_model
-from autoconv.tuning.selector import Selector
 
-Runner = Callable[..., torch.Tensor]
-
-_selector: Selector | None = None
-_selector_lock = threading.Lock()
-#: call key -> (runner without cache, runner taking spectrum_cache or None)
-_fast: dict[tuple, tuple[Runner, Runner | None]] = {}
-_FAST_LIMIT = 100_000
-
-
-def get_selector() -> Selector:
-    """The process-wide selector (created on first use, with the default database)."""
-    global _selector
-    if _selector is None:
-        with _selector_lock:
-            if _selector is None:
-                store = open_default_store(settings)
-                _selector = Selector(store=store, cost_model=default_cost_model,
-                                     predictor=DevicePredictor(store))
-    return _selector
-
-
-def reset() -> None:
-    """Forget every in-memory decision and reopen the database on next use.
-
-    Called automatically when a setting changes, so that e.g. a new ``db_url`` or mode takes
-    effect on the next call.
-    """
-    global _selector
-    with _selector_lock:
-        _fast.clear()
-        store = _selector.store if _selector is not None else None
-        _selector = None
-    if store is not None:
-        store.close()
-
-
-def _resolve(key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
-             bias: torch.Tensor | None, stride, padding, dilation, groups
-             ) -> tuple[Runner, Runner | None]:
-    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
-    choice = get_selector().choose(signature, input.device)
-    entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)
-    if key is not None:
-        if len(_fast) >= _FAST_LIMIT:
-            _fast.clear()
-        _fast[key] = entry
-    return entry
-
-
-def _runners(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-             stride, padding, dilation, groups) -> tuple[Runner, Runner | None]:
-    """The hot path: build the call's key, one dict lookup (resolving on a miss)."""
-    key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
-           input.device, torch.is_grad_enabled() and (
-               input.requires_grad or weight.requires_grad
-               or (bias is not None and bias.requires_grad)))
-    try:
-        return _fast[key]
-    except KeyError:
-        return _resolve(key, input, weight, bias, stride, padding, dilation, groups)
-    except TypeError:  # an unhashable argument (a list as padding): resolve every time
-        return _resolve(None, input, weight, bias, stride, padding, dilation, groups)
-
-
-def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-           stride: int | tuple[int] = 1, padding: PaddingArg = 0,
-           dilation: int | tuple[int] = 1, groups: int = 1) -> torch.Tensor:
-    """Apply a 1-D convolution exactly as ``torch.nn.functional.conv1d`` does, faster.
-
-    The first call with a new signature (shapes, stride, padding, dilation, groups, dtype,
-    device, whether gradients are needed) looks the answer up in the tuning database, or, in
-    mode ``tune``, measures the candidate strategies once; later calls run the winner directly.
-    Under ``torch.compile`` the call is one custom op in the graph (no graph break): it runs
-    the tuned strategy when the compiled graph runs (:mod:`autoconv.runtime.custom_op`).
-
-    Args:
-        input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.
-
-    Returns:
-        The same tensor ``F.conv1d`` returns (within floating-point tolerance).
-
-    Raises:
-        RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
-    """
-    if torch.compiler.is_compiling():
-        return compiled_conv1d(input, weight, bias, stride, padding, dilation, groups)
-    if settings.mode == "off":
-        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
-    run = _runners(input, weight, bias, stride, padding, dilation, groups)[0]
-    if bias is None and stride == 1 and padding == 0 and dilation == 1 and groups == 1:
-        # torch parses two arguments faster than seven: 6.89 us for this branch and the
-        # two-argument call vs 7.37 us for the seven-argument call (1x1x64, K=16, median)
-        return run(input, weight)
-    return run(input, weight, bias, stride, padding, dilation, groups)
-
-
-def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                  stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
-                  groups: int, spectrum_cache: SpectrumCache) -> torch.Tensor:
-    """:func:`conv1d` that lets FFT strategies reuse the weight's spectrum from a cache."""
-    if torch.compiler.is_compiling():  # the op runs without the cache
-        return compiled_conv1d(input, weight, bias, stride, padding, dilation, groups)
-    if settings.mode == "off":
-        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
-    run, run_cached = _runners(input, weight, bias, stride, padding, dilation, groups)
-    if run_cached is not None:
-        return run_cached(input, weight, bias, stride, padding, dilation, groups,
-                          spectrum_cache=spectrum_cache)
-    return run(input, weight, bias, stride, padding, dilation, groups)
+#: ``F.conv1d``'s drop-in (defined with the dispatch it runs, so a call is one Python frame).
+conv1d = dispatch.conv1d
+#: :func:`conv1d` reusing an FFT weight spectrum from a cache (``autoconv.Conv1d``'s forward).
+conv1d_cached = dispatch.conv1d_cached
 
 
 def select(input: torch.Tensor | Signature, weight: torch.Tensor | None = None,
@@ -157,7 +42,4 @@ def select(input: torch.Tensor | Signature, weight: torch.Tensor | None = None,
             raise TypeError("select() needs a weight tensor (or a Signature)")
         signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
         target = input.device
-    return get_selector().choose(signature, target)
-
-
-settings.on_change(reset)
+    return dispatch.dispatcher.choose(signature, target)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["tune", "predict", "off"]
@@ -64,16 +64,28 @@ class Settings(BaseSettings):
     bucket_min_length: int = Field(256, ge=1, description=(
         "Lengths up to this are never bucketed (tiny calls differ a lot between lengths)."))
 
+    _listeners: list[Callable[[], None]] = PrivateAttr(default_factory=list)
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)
+
     def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+            return
         changed = getattr(self, name, _MISSING) != value
         super().__setattr__(name, value)
         if changed:
-            for listener in list(_listeners):
+            for listener in list(self._listeners):
                 listener()
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after any setting changes value (e.g. to drop cached choices)."""
-        _listeners.append(listener)
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after any setting *of this object* changes value (e.g. to drop
+        cached choices).
+
+        Returns:
+            A function that unregisters ``listener``.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     @contextmanager
     def override(self, **values: Any) -> Iterator[Settings]:
@@ -82,7 +94,7 @@ class Settings(BaseSettings):
         Raises:
             pydantic.ValidationError: an unknown name or an invalid value (nothing is changed).
         """
-        with _override_lock:
+        with self._lock:
             Settings.model_validate({**self.model_dump(), **values})  # all or nothing
             previous = {name: getattr(self, name) for name in values}
             for name, value in values.items():
@@ -90,21 +102,19 @@ class Settings(BaseSettings):
         try:
             yield self
         finally:
-            with _override_lock:
+            with self._lock:
                 for name, value in previous.items():
                     setattr(self, name, value)
 
     def reload_from_environment(self) -> Settings:
         """Re-read every setting from the ``AUTOCONV_*`` environment variables."""
         fresh = Settings()
-        with _override_lock:
+        with self._lock:
             for name in Settings.model_fields:
                 setattr(self, name, getattr(fresh, name))
         return self
 
 
-_override_lock = threading.RLock()
-_listeners: list[Callable[[], None]] = []
 _MISSING = object()
 
 #: The process-wide settings object (``autoconv.settings``).

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from benchlib import format_seconds, machine_header, markdown_table, time_interleaved, warm_up
 
 import autoconv
-from autoconv import functional
 from autoconv.offline import workloads
 from autoconv.offline.report import geometric_mean
+from autoconv.runtime.dispatch import dispatcher
 from autoconv.strategies import all_strategies
 from autoconv.tuning.candidates import enumerate_candidates
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"... {workload.name}", file=sys.stderr, flush=True)
             results.append(bench_workload(workload, args))
         direct_s, ours_s, overhead = dispatch_overhead()
-        functional.reset()
+        dispatcher.reset()
 
     rows = [[r["workload"], f"{r['choice'].strategy} {r['choice'].params_dict or ''}".strip(),
              format_seconds(r["autoconv_s"]), format_seconds(r["direct_s"]),

@@ -42,12 +42,12 @@ def fresh_autoconv(tmp_path: Path) -> Iterator[None]:
     """autoconv in mode ``tune`` on its own SQLite database, with a small tuning budget, and
     its in-memory decisions forgotten afterwards (``pytest.mark.usefixtures`` it)."""
     import autoconv
-    from autoconv import functional
+    from autoconv.runtime.dispatch import dispatcher
 
     with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
                                     budget_s=0.2, mode="tune", persist=True):
         yield
-    functional.reset()
+    dispatcher.reset()
 
 
 def pg_base_url() -> str | None:

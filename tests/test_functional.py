@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import autoconv
-from autoconv import functional
+from autoconv.runtime.dispatch import dispatcher
 from autoconv.signature import Signature
 from tests.concurrency import run_in_threads
 
@@ -65,7 +65,7 @@ def test_select_reports_where_the_answer_came_from() -> None:
     assert first.source == "measured"
     again = autoconv.select(x, w)
     assert again.source == "memory" and again.strategy == first.strategy
-    functional.reset()  # a new process, in effect: the answer now comes from the database
+    dispatcher.reset()  # a new process, in effect: the answer now comes from the database
     assert autoconv.select(x, w).source == "database"
 
 
@@ -105,7 +105,7 @@ def test_threads_share_one_tuning_run() -> None:
     assert len(outputs) == 4
     for output in outputs:
         torch.testing.assert_close(output, F.conv1d(x, w), rtol=1e-4, atol=1e-4)
-    store = functional.get_selector().store
+    store = dispatcher.selector.store
     rows = list(store.db.measurements())
     signatures = {m.signature for _, m in rows}
     assert len(signatures) == 1  # tuned once, not four times

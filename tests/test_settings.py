@@ -59,3 +59,29 @@ def test_reload_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("AUTOCONV_TIE_MARGIN")
         settings.reload_from_environment()
         assert settings.tie_margin == Settings.model_fields["tie_margin"].default
+
+
+def test_listeners_belong_to_the_object_they_were_registered_on() -> None:
+    local, other = Settings(), Settings()
+    heard: list[str] = []
+    forget = local.on_change(lambda: heard.append("local"))
+    other.mode = "off"
+    assert heard == []
+    local.mode = "off"
+    local.mode = "off"  # the same value again: no change, no call
+    assert heard == ["local"]
+    forget()
+    local.mode = "tune"
+    assert heard == ["local"]
+
+
+@pytest.mark.usefixtures("fresh_autoconv")
+def test_a_local_settings_object_leaves_the_process_dispatch_alone() -> None:
+    from autoconv.runtime import dispatcher
+
+    selector = dispatcher.selector
+    local = Settings(mode="off")
+    local.mode = "predict"
+    assert dispatcher.selector is selector  # not reset by someone else's settings
+    settings.budget_s = 0.3  # the process-wide settings do reset it
+    assert dispatcher.selector is not selector

@@ -85,7 +85,7 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
     """Draw the winners map; returns how many cells each source answered."""
     from matplotlib.colors import ListedColormap
 
-    from autoconv.functional import select
+    from autoconv.runtime.dispatch import dispatcher
     from autoconv.settings import settings
 
     plt = _pyplot()
@@ -102,8 +102,8 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
                 for column, length in enumerate(MAP_LENGTHS):
                     if kernel > length:
                         continue
-                    choice = select(map_signature(count, length, kernel, device.type),
-                                    device=device)
+                    choice = dispatcher.choose(
+                        map_signature(count, length, kernel, device.type), device)
                     grid[row][column] = order.index(choice.strategy)
                     sources[choice.origin] += 1
                     if choice.origin == "database":

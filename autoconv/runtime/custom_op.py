@@ -1,10 +1,11 @@
 """``autoconv.conv1d`` under ``torch.compile``: one custom op, so the graph never breaks.
 
-While tracing, :func:`autoconv.conv1d` calls :func:`compiled_conv1d`, which puts a single
-``torch.ops.autoconv.conv1d`` node into the graph (``fullgraph=True`` works). When the compiled
-graph runs, that op runs autoconv's ordinary eager dispatch: the tuned strategy for the
-signature, looked up (or tuned) at run time, never while tracing. Its shape function (the
-"fake" implementation) also checks the arguments, raising the error ``F.conv1d`` would.
+While tracing, :func:`autoconv.conv1d` puts a single ``torch.ops.autoconv.conv1d`` node into
+the graph (:func:`~autoconv.runtime.dispatch.traced_conv1d`; ``fullgraph=True`` works). When
+the compiled graph runs, that op runs autoconv's ordinary eager dispatch (:mod:`autoconv.runtime.dispatch`):
+the tuned strategy for the signature, looked up (or tuned) at run time, never while tracing.
+Its shape function (the "fake" implementation) also checks the arguments, raising the error
+``F.conv1d`` would.
 
 Gradients go through a second op, ``torch.ops.autoconv.conv1d_backward``: it runs the forward
 again with autograd on, through the strategy tuned for the signature *with* gradients (an FFT
@@ -20,7 +21,8 @@ from typing import Optional
 
 import torch
 
-from autoconv.signature import Signature, _single, resolve_padding
+from autoconv.runtime import dispatch
+from autoconv.signature import Signature
 
 
 def _padding_arg(left: int, right: int) -> int | str:
@@ -33,10 +35,8 @@ def conv1d_op(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
               stride: int, padding_left: int, padding_right: int, dilation: int,
               groups: int) -> torch.Tensor:
     """``F.conv1d`` by autoconv's tuned strategy, as one opaque graph node."""
-    from autoconv.functional import conv1d
-
-    return conv1d(input, weight, bias, stride, _padding_arg(padding_left, padding_right),
-                  dilation, groups).contiguous()
+    padding = _padding_arg(padding_left, padding_right)
+    return dispatch.conv1d(input, weight, bias, stride, padding, dilation, groups).contiguous()
 
 
 @conv1d_op.register_fake
@@ -66,14 +66,12 @@ def conv1d_backward_op(grad_output: torch.Tensor, input: torch.Tensor, weight: t
                        need_weight: bool, need_bias: bool
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`conv1d_op` (an empty tensor for each one not asked for)."""
-    from autoconv.functional import conv1d
-
     with _autograd_restored(), torch.enable_grad():
         x = input.detach().requires_grad_(need_input)
         w = weight.detach().requires_grad_(need_weight)
         b = None if bias is None else bias.detach().requires_grad_(need_bias)
-        out = conv1d(x, w, b, stride, _padding_arg(padding_left, padding_right), dilation,
-                     groups)
+        out = dispatch.conv1d(x, w, b, stride, _padding_arg(padding_left, padding_right),
+                              dilation, groups)
         wanted = [t for t, need in ((x, need_input), (w, need_weight), (b, need_bias)) if need]
         grads = iter(torch.autograd.grad(out, wanted, grad_output))
     return tuple(next(grads).contiguous() if need else input.new_empty(0)
@@ -106,11 +104,3 @@ def _backward(ctx, grad_output):
 
 conv1d_op.register_autograd(_backward, setup_context=_setup_context)
 
-
-def compiled_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                    stride, padding, dilation, groups: int) -> torch.Tensor:
-    """What :func:`autoconv.conv1d` does while ``torch.compile`` traces it: one op node."""
-    stride_, dilation_ = _single(stride, "stride"), _single(dilation, "dilation")
-    left, right = resolve_padding(padding, weight.shape[-1], dilation_, stride_)
-    return torch.ops.autoconv.conv1d(input, weight, bias, stride_, left, right, dilation_,
-                                     groups)

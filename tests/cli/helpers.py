@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autoconv import functional
 from autoconv.cli import main
+from autoconv.runtime.dispatch import dispatcher
 
 
 def assert_warm_measures_then_resumes(args: list[str], count: int, capsys) -> None:
@@ -11,6 +11,6 @@ def assert_warm_measures_then_resumes(args: list[str], count: int, capsys) -> No
     state (memory forgotten), it finds all of them in the database and measures none."""
     assert main(args) == 0
     assert f"warmed {count}/{count} signatures ({count} measured" in capsys.readouterr().out
-    functional.reset()
+    dispatcher.reset()
     assert main(args) == 0
     assert f"(0 measured, {count} already known)" in capsys.readouterr().out

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 import tuning_db
-from autoconv import functional
 from autoconv.cli import main
+from autoconv.runtime.dispatch import dispatcher
 from tests.cli.helpers import assert_warm_measures_then_resumes
 
 
 @pytest.fixture
 def db_url(tmp_path: Path):
     yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
-    functional.reset()
+    dispatcher.reset()
 
 
 def test_select_predicts_without_measuring(db_url: str, capsys) -> None:
@@ -32,7 +32,7 @@ def test_select_tune_measures_and_stores(db_url: str, capsys) -> None:
             "--budget", "0.3"]
     assert main([*args, "--mode", "tune"]) == 0
     assert "from measured" in capsys.readouterr().out
-    functional.reset()
+    dispatcher.reset()
     assert main(args) == 0
     assert "from database" in capsys.readouterr().out
 

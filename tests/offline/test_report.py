@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import tuning_db
-from autoconv import functional
 from autoconv.cli import main
+from autoconv.runtime.dispatch import dispatcher
 from autoconv.storage.store import device_record
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -38,7 +38,7 @@ def fill(db_url: str, count: int) -> None:
 def db_url(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
     yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
-    functional.reset()
+    dispatcher.reset()
 
 
 def test_report_writes_valid_pngs_and_a_summary(db_url: str, tmp_path: Path, capsys) -> None:

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import tuning_db
-from autoconv import functional
 from autoconv.buckets import decision_key
 from autoconv.cli import main
 from autoconv.offline.shapes_file import load_shapes
 from autoconv.offline.warm import measuring_selector, warm
+from autoconv.runtime.dispatch import dispatcher
 from autoconv.settings import settings
 from autoconv.storage.store import device_record, signature_record
 
@@ -41,7 +41,7 @@ def stored_signatures(url: str) -> set:
 @pytest.fixture(autouse=True)
 def fresh_selector():
     yield
-    functional.reset()
+    dispatcher.reset()
 
 
 def test_warm_from_a_file_and_a_model_into_each_backend(backend_url: str, tmp_path: Path,
@@ -52,7 +52,7 @@ def test_warm_from_a_file_and_a_model_into_each_backend(backend_url: str, tmp_pa
                  "--input-shape", "1,1,500", "--db", backend_url, "--budget", "0.1"]) == 0
     capsys.readouterr()
     assert len(stored_signatures(backend_url)) == 3 + 4
-    functional.reset()
+    dispatcher.reset()
     assert main(["warm", "--shapes", str(shapes), "--db", backend_url]) == 0
     assert "(0 measured, 3 already known)" in capsys.readouterr().out
 
@@ -113,7 +113,7 @@ def test_export_then_import_gives_the_same_winners(backend_url: str, tmp_path: P
             record = signature_record(decision_key(signature, settings))
             assert a.best(device_id, record) == b.best(device_id, record) is not None
     capsys.readouterr()
-    functional.reset()
+    dispatcher.reset()
     first = load_shapes(shapes)[0]
     assert main(["select", "--input-shape", f"{first.batch},{first.in_channels},{first.length}",
                  "--weight-shape", f"{first.out_channels},{first.in_channels},"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoconv import functional
 from autoconv.choice import Choice
 from autoconv.cli import main
 from autoconv.offline.progress import ProgressLine
 from autoconv.offline.warm import warm
 from autoconv.prediction.grid import affordable, training_grid
+from autoconv.runtime.dispatch import dispatcher
 from autoconv.storage.store import TuningStore
 from tests.cli.helpers import assert_warm_measures_then_resumes
 from tests.prediction.fakes import ManualClock, random_signatures, record_synthetic
@@ -83,7 +83,7 @@ def test_progress_line_shows_counts_and_eta() -> None:
 def db_url(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
     yield f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
-    functional.reset()
+    dispatcher.reset()
 
 
 def fill(db_url: str, count: int) -> None:

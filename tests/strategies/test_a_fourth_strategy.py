@@ -21,7 +21,8 @@ import tuning_db
 from autoconv.offline.report import make_report
 from autoconv.prediction.features import FeatureSpace
 from autoconv.prediction.predictor import LearnedPredictor
-from autoconv.settings import Settings
+from autoconv.runtime.dispatch import dispatcher
+from autoconv.settings import Settings, settings
 from autoconv.signature import Signature
 from autoconv.storage.store import device_record
 from autoconv.strategies import Strategy, all_strategies, get, register, unregister
@@ -142,13 +143,11 @@ def test_the_report_draws_and_counts_the_toy(registered, tmp_path: Path, monkeyp
                                                     autoconv_version="test"))
     with tuning_db.connect(url) as db:
         db.record_many(device_record(CPU), rows)
-    from autoconv import functional, settings
-
     try:
         with settings.override(db_url=url):
             winners_map, speedup, summary = make_report(tmp_path / "report", "cpu", (1,))
     finally:
-        functional.reset()
+        dispatcher.reset()
     assert f"| {TOY.name} | 12 | 40% |" in summary.read_text()
     assert _pixels_near(winners_map, TOY.colour) > 100
     assert _pixels_near(speedup, TOY.colour, alpha=0.8) > 10  # its points and legend marker

@@ -1,0 +1,174 @@
+"""The process-wide dispatch: which strategy each call runs, remembered per call key.
+
+One :class:`Dispatcher` (:data:`dispatcher`) holds all of it: the selector (created on first
+use, on the configured database) and the hot-path dict from a call's key to the strategy it
+runs. The hot path is tiny: build a key from the call (shapes, arguments, dtype, device,
+whether gradients are needed), one dict lookup, run the remembered strategy. Everything else
+(signature, database, measuring) happens once per key, on a miss.
+
+:meth:`Dispatcher.reset` forgets it all; it runs whenever a setting of ``autoconv.settings``
+changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from autoconv.choice import Choice
+from autoconv.prediction.service import DevicePredictor
+from autoconv.settings import Settings, settings
+from autoconv.signature import PaddingArg, Signature, _single, resolve_padding
+from autoconv.storage.store import open_default_store
+from autoconv.strategies import SpectrumCache
+from autoconv.tuning.cost_model import default_cost_model
+from autoconv.tuning.selector import Selector
+
+Runner = Callable[..., torch.Tensor]
+#: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None).
+Runners = tuple[Runner, Runner | None]
+
+
+def default_selector(settings: Settings) -> Selector:
+    """The selector a process uses: the configured database (unless persistence is off), the
+    calibrated cost model and the predictor fitted on this device's measurements."""
+    store = open_default_store(settings)
+    return Selector(store=store, cost_model=default_cost_model,
+                    predictor=DevicePredictor(store), settings=settings)
+
+
+class Dispatcher:
+    """The selector and the hot-path dict of one process (see the module docstring).
+
+    Args:
+        settings: what the selector obeys.
+        make_selector: builds the selector on first use (and again after :meth:`reset`).
+        fast_limit: most call keys remembered; the dict is cleared when it is full.
+    """
+
+    def __init__(self, settings: Settings,
+                 make_selector: Callable[[Settings], Selector] = default_selector,
+                 fast_limit: int = 100_000) -> None:
+        self.settings = settings
+        self.make_selector = make_selector
+        self.fast_limit = fast_limit
+        self._selector: Selector | None = None
+        self._lock = threading.Lock()
+        self._fast: dict[tuple, Runners] = {}
+
+    @property
+    def selector(self) -> Selector:
+        """The selector (created on first use)."""
+        selector = self._selector
+        if selector is None:
+            with self._lock:
+                if self._selector is None:
+                    self._selector = self.make_selector(self.settings)
+                selector = self._selector
+        return selector
+
+    def reset(self) -> None:
+        """Forget every in-memory decision and close the database (reopened on next use)."""
+        with self._lock:
+            self._fast.clear()
+            store = self._selector.store if self._selector is not None else None
+            self._selector = None
+        if store is not None:
+            store.close()
+
+    def choose(self, signature: Signature, device: torch.device) -> Choice:
+        """The selector's choice for ``signature`` on ``device``."""
+        return self.selector.choose(signature, device)
+
+    def runners(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride, padding, dilation, groups) -> Runners:
+        """The hot path: build the call's key, one dict lookup (resolving on a miss)."""
+        key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
+               input.device, torch.is_grad_enabled() and (
+                   input.requires_grad or weight.requires_grad
+                   or (bias is not None and bias.requires_grad)))
+        try:
+            return self._fast[key]
+        except KeyError:
+            return self._resolve(key, input, weight, bias, stride, padding, dilation, groups)
+        except TypeError:  # an unhashable argument (a list as padding): resolve every time
+            return self._resolve(None, input, weight, bias, stride, padding, dilation, groups)
+
+    def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None, stride, padding, dilation, groups) -> Runners:
+        signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+        choice = self.choose(signature, input.device)
+        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)
+        if key is not None:
+            if len(self._fast) >= self.fast_limit:
+                self._fast.clear()
+            self._fast[key] = entry
+        return entry
+
+
+#: The dispatcher of this process, on ``autoconv.settings``.
+dispatcher = Dispatcher(settings)
+settings.on_change(dispatcher.reset)
+
+
+def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+           dilation: int | tuple[int] = 1, groups: int = 1) -> torch.Tensor:
+    """Apply a 1-D convolution exactly as ``torch.nn.functional.conv1d`` does, faster.
+
+    The first call with a new signature (shapes, stride, padding, dilation, groups, dtype,
+    device, whether gradients are needed) looks the answer up in the tuning database, or, in
+    mode ``tune``, measures the candidate strategies once; later calls run the winner directly.
+    Under ``torch.compile`` the call is one custom op in the graph (no graph break): it runs
+    the tuned strategy when the compiled graph runs (:mod:`autoconv.runtime.custom_op`).
+
+    This is ``autoconv.conv1d`` itself (one Python frame on the hot path), and what the
+    custom op runs.
+
+    Args:
+        input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.
+
+    Returns:
+        The same tensor ``F.conv1d`` returns (within floating-point tolerance).
+
+    Raises:
+        RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
+    """
+    if torch.compiler.is_compiling():
+        return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
+    if settings.mode == "off":
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+    run = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)[0]
+    if bias is None and stride == 1 and padding == 0 and dilation == 1 and groups == 1:
+        return run(input, weight)  # torch parses two arguments faster than seven
+    return run(input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
+                  groups: int, spectrum_cache: SpectrumCache) -> torch.Tensor:
+    """:func:`conv1d` that lets FFT strategies reuse the weight's spectrum from a cache
+    (what ``autoconv.Conv1d`` runs)."""
+    if torch.compiler.is_compiling():  # the op runs without the cache
+        return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
+    if settings.mode == "off":
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+    run, run_cached = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)
+    if run_cached is not None:
+        return run_cached(input, weight, bias, stride, padding, dilation, groups,
+                          spectrum_cache=spectrum_cache)
+    return run(input, weight, bias, stride, padding, dilation, groups)
+
+
+def traced_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  stride, padding, dilation, groups: int) -> torch.Tensor:
+    """What :func:`conv1d` does while ``torch.compile`` traces it: one
+    ``torch.ops.autoconv.conv1d`` node (registered by :mod:`autoconv.runtime.custom_op`,
+    which importing :mod:`autoconv.runtime` loads), with the padding made explicit."""
+    stride_, dilation_ = _single(stride, "stride"), _single(dilation, "dilation")
+    left, right = resolve_padding(padding, weight.shape[-1], dilation_, stride_)
+    return torch.ops.autoconv.conv1d(input, weight, bias, stride_, left, right, dilation_,
+                                     groups)
