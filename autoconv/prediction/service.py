@@ -2,8 +2,9 @@
 
 Nothing happens at import or construction. The first time the selector asks for a prediction
 on a device (a signature missing from memory and from the database), the device's ok
-measurements are read, and a model is loaded from the local cache (:mod:`autoconv.prediction.model_cache`)
-if one was fitted on exactly that data, else fitted and cached. Later requests reuse it; at most
+measurements are read, and a model is loaded from the local cache
+(:mod:`autoconv.prediction.model_cache`) if one was fitted on exactly that data, else fitted and
+cached. Later requests reuse it; at most
 every ``recheck_s`` seconds a request counts this device's ok measurements and refits when
 their number changed by ``refit_fraction`` (or ``refit_rows``), so tuning in this process or
 another improves the model. Only that count is watched: new rows of a device of the same kind,
@@ -35,7 +36,8 @@ from autoconv.prediction.training_data import (
     signatures_of,
 )
 from autoconv.signature import Signature
-from autoconv.storage.store import TuningStore, device_key
+from autoconv.storage.fingerprint import device_key
+from autoconv.storage.store import TuningStore
 from autoconv.tuning.candidates import Candidate
 
 #: Fewest measured signatures worth fitting a model on.

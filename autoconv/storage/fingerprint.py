@@ -80,3 +80,9 @@ def fingerprint_fields(device: torch.device) -> dict[str, Any]:
                       cuda_version=torch.version.cuda,
                       cudnn_version=str(cudnn) if cudnn is not None else None)
     return fields
+
+
+def device_key(device: torch.device) -> tuple[str, int | None, int]:
+    """What a device's fingerprint (and so its fitted model) depends on in this process: the
+    device and the current thread count."""
+    return device.type, device.index, torch.get_num_threads()

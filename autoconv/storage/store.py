@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,11 +17,9 @@ import tuning_db
 from autoconv import __version__
 from autoconv.settings import Settings
 from autoconv.signature import Signature
-from autoconv.storage.fingerprint import fingerprint_fields
+from autoconv.storage.fingerprint import device_key, fingerprint_fields
+from autoconv.tuning.outcome import Outcome
 from tuning_db import DeviceRecord, MeasurementRecord, SignatureRecord
-
-if TYPE_CHECKING:
-    from autoconv.tuning.selector import Outcome
 
 
 def device_record(device: torch.device) -> DeviceRecord:
@@ -42,12 +39,6 @@ def measurement_record(signature: SignatureRecord, outcome: Outcome) -> Measurem
         params=dict(outcome.candidate.params), median_s=outcome.median_s,
         spread_s=outcome.spread_s, samples=outcome.samples, error=outcome.error, ok=outcome.ok,
         note=outcome.note, autoconv_version=__version__)
-
-
-def device_key(device: torch.device) -> tuple[str, int | None, int]:
-    """What a device's fingerprint (and so its fitted model) depends on in this process: the
-    device and the current thread count."""
-    return device.type, device.index, torch.get_num_threads()
 
 
 class TuningStore:

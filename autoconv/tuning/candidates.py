@@ -136,9 +136,26 @@ def _widened(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
-def timed_call(candidate: Candidate, inputs: ConvInputs) -> Callable[[], torch.Tensor]:
-    """A zero-argument callable running the candidate: forward, plus backward when the
-    signature needs gradients (the time that decides is then forward + backward)."""
+class CandidateCall:
+    """One candidate bound to the tuning inputs, as the timer sees it: calling it runs the
+    convolution once (forward, plus backward when the signature needs gradients: the time
+    that decides is then forward + backward) and returns the output.
+
+    Attributes:
+        candidate: what it runs (a fake timer in a test tells calls apart by it).
+    """
+
+    __slots__ = ("_run", "candidate")
+
+    def __init__(self, candidate: Candidate, inputs: ConvInputs) -> None:
+        self.candidate = candidate
+        self._run = _bind(candidate, inputs)
+
+    def __call__(self) -> torch.Tensor:
+        return self._run()
+
+
+def _bind(candidate: Candidate, inputs: ConvInputs) -> Callable[[], torch.Tensor]:
     fn = candidate.strategy.run
     params = dict(candidate.params)
 
@@ -149,13 +166,12 @@ def timed_call(candidate: Candidate, inputs: ConvInputs) -> Callable[[], torch.T
         def call() -> torch.Tensor:
             with torch.no_grad():
                 return forward()
-    else:
-        leaves = [t for t in (inputs.input, inputs.weight, inputs.bias) if t is not None]
+        return call
+    leaves = [t for t in (inputs.input, inputs.weight, inputs.bias) if t is not None]
 
-        def call() -> torch.Tensor:
-            output = forward()
-            torch.autograd.grad(output, leaves, torch.ones_like(output))
-            return output.detach()
+    def call_with_backward() -> torch.Tensor:
+        output = forward()
+        torch.autograd.grad(output, leaves, torch.ones_like(output))
+        return output.detach()
 
-    call.candidate = candidate  # type: ignore[attr-defined]  # lets a fake timer tell them apart
-    return call
+    return call_with_backward

@@ -8,13 +8,10 @@ so its logic is tested with fakes: no GPU, no wall-clock assertions.
 from __future__ import annotations
 
 import math
-import statistics
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 import torch
 
@@ -25,69 +22,11 @@ from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies, freeze_params
 from autoconv.strategies import reference as reference_strategy
-from autoconv.tuning.candidates import (
-    DEFAULT_TOLERANCE,
-    REFERENCE_WINDOW,
-    Candidate,
-    ConvInputs,
-    Reference,
-    enumerate_candidates,
-    timed_call,
-)
+from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
+from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
-from tuning_db import MeasurementRecord
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What tuning learned about one candidate (one row for the tuning database).
-
-    A candidate that failed or was disqualified has ``ok=False``, a ``note`` saying why, and
-    the time of its one (warm-up) call, so it is stored, never measured again, never a winner.
-    """
-
-    candidate: Candidate
-    median_s: float
-    spread_s: float
-    samples: int
-    error: float | None
-    ok: bool
-    note: str | None = None
-
-
-class ChoiceStore(Protocol):
-    """The tuning database as the tuner sees it (see :mod:`autoconv.storage.store`)."""
-
-    def candidates(self, signature: Signature, device: torch.device
-                   ) -> Sequence[MeasurementRecord]:
-        """This device's ok measurements of ``signature`` (the selector picks among them with
-        the same tie rule as when it measured)."""
-        ...
-
-    def record(self, signature: Signature, device: torch.device,
-               outcomes: Sequence[Outcome]) -> None: ...
-
-
-class CostModel(Protocol):
-    """Predicts seconds for a candidate (``None`` when it cannot say)."""
-
-    def predict(self, signature: Signature, strategy: Strategy, params: dict[str, Any],
-                device: torch.device) -> float | None: ...
-
-
-class Prediction(Protocol):
-    """A prediction and whether it may be used without measuring."""
-
-    choice: Choice
-    confident: bool
-
-
-class Predictor(Protocol):
-    """The learned model: a choice without measuring, and whether it is sure of it
-    (see :mod:`autoconv.prediction.service`). ``None`` when it has no answer (no model yet)."""
-
-    def decide(self, signature: Signature, candidates: Sequence[Candidate],
-               device: torch.device) -> Prediction | None: ...
+from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
 
 
 def _is_capturing(device: torch.device) -> bool:
@@ -180,7 +119,7 @@ class Selector:
             known = {strategy.name: strategy for strategy in self.strategies}
             # Rows of a strategy this build lacks (recorded by another version) are skipped.
             outcomes = [Outcome(Candidate(known[r.strategy], freeze_params(r.params)),
-                                r.median_s, r.spread_s, r.samples, r.error, True)
+                                r.median_s, r.spread_s, r.samples, r.error)
                         for r in rows if r.strategy in known]
             return self.pick_winner(outcomes, source="database") if outcomes else None
         except Exception as error:  # a broken database must not break the user's model
@@ -225,68 +164,43 @@ class Selector:
 
     def tune(self, signature: Signature, device: torch.device,
              candidates: Sequence[Candidate]) -> Choice:
-        """Measure ``candidates`` for ``signature``, record every outcome, return the winner."""
-        start = self.clock()
-        # A tenth of the budget is kept for what follows the last timing (storing, choosing).
-        deadline = start + 0.9 * self.settings.budget_s
+        """Measure ``candidates`` for ``signature``, record every outcome, return the winner.
+
+        Within ``budget_s``: the candidates the cost model does not rule out are warmed up
+        (called once and checked against ``F.conv1d``) while the budget allows, those that
+        passed are timed (:meth:`time_warmed`), and every outcome is stored.
+        """
+        budget = Budget.of(self.clock, self.settings.budget_s)
         inputs = ConvInputs.random(signature, device)
         survivors = self.prune(signature, candidates, device)
-        tolerance = self.settings.tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
-        runs_reference = any(c.strategy.reference for c, _ in survivors)
-        reference = None if runs_reference else Reference.of(
-            inputs.reference(window=REFERENCE_WINDOW))
-
-        outcomes: list[Outcome] = []
-        timed: list[tuple[Candidate, Callable[[], torch.Tensor], float | None, float]] = []
-        # Warm-up seconds / predicted seconds so far: when the cost model proves optimistic on
-        # this signature, later predictions are scaled up by its median error before they are
-        # compared with the time left (never down: the budget errs on the safe side).
-        ratios: list[float] = []
-        for candidate, predicted in survivors:
-            remaining = deadline - self.clock()
-            scale = max(1.0, statistics.median(ratios)) if ratios else 1.0
-            expected = None if predicted is None else predicted * scale
-            if timed and expected is not None and expected > remaining:
-                continue  # would overrun the budget, and something valid is already in hand
-            if timed and remaining <= 0:
-                break
-            call = timed_call(candidate, inputs)
-            warm_up_start = self.clock()
-            try:
-                output = call()  # warm-up, and the output to check
-            except Exception as error:
-                elapsed = max(self.clock() - warm_up_start, 1e-9)
-                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, None, False,
-                                        f"failed: {type(error).__name__}: {error}"[:200]))
-                continue
-            elapsed = max(self.clock() - warm_up_start, 1e-9)
-            if predicted:
-                ratios.append(elapsed / predicted)
-            if reference is None and candidate.strategy.reference:
-                reference = Reference.of(output)
-            error = reference.error(output) if reference is not None else None
-            if error is not None and not error <= tolerance:
-                outcomes.append(Outcome(candidate, elapsed, 0.0, 1, error, False,
-                                        f"disqualified: error {error:.3g} > {tolerance:.3g}"))
-                continue
-            timed.append((candidate, call, error, elapsed))
-
-        min_samples = min(self.settings.min_samples, self.settings.max_samples)
-        if min_samples > 1 or self.clock() + sum(warm for *_, warm in timed) <= deadline:
-            timings = self.timer([call for _, call, _, _ in timed], device=device,
-                                 deadline=deadline, max_samples=self.settings.max_samples,
-                                 min_samples=min_samples)
-        else:  # no time for another round: the warm-up calls are the only samples
-            timings = [Timing(warm, 0.0, 1) for *_, warm in timed]
-        for (candidate, _, error, _), timing in zip(timed, timings):
-            if timing.ok and math.isfinite(timing.median_s) and timing.samples:
-                outcomes.append(Outcome(candidate, max(timing.median_s, 1e-9), timing.spread_s,
-                                        timing.samples, error, True))
-            else:
-                outcomes.append(Outcome(candidate, max(self.clock() - start, 1e-9), 0.0, 1,
-                                        error, False, f"failed: {timing.failure}"[:200]))
+        check = OutputCheck(inputs, OutputCheck.tolerance_for(signature, self.settings.tolerance),
+                            reference_runs=any(c.strategy.reference for c, _ in survivors))
+        warmed, outcomes = warm_up(survivors, inputs, budget, check)
+        outcomes += self.time_warmed(warmed, device, budget)
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
+
+    def time_warmed(self, warmed: Sequence[WarmedUp], device: torch.device,
+                    budget: Budget) -> list[Outcome]:
+        """Time the warmed-up candidates interleaved with the injected timer, and turn the
+        timings into outcomes.
+
+        When another round would not fit in the budget (and ``min_samples`` asks for no more
+        than one), the warm-up calls are the only samples.
+        """
+        if not warmed:
+            return []
+        min_samples = min(self.settings.min_samples, self.settings.max_samples)
+        if min_samples > 1 or budget.fits_a_round(sum(w.warm_up_s for w in warmed)):
+            timings = self.timer([w.call for w in warmed], device=device,
+                                 deadline=budget.deadline, max_samples=self.settings.max_samples,
+                                 min_samples=min_samples)
+        else:
+            timings = [Timing(w.warm_up_s, 0.0, 1) for w in warmed]
+        return [Outcome.timed(w.call.candidate, timing, w.error)
+                if timing.ok and math.isfinite(timing.median_s) and timing.samples
+                else Outcome.failed(w.call.candidate, w.warm_up_s, str(timing.failure), w.error)
+                for w, timing in zip(warmed, timings)]
 
     def pick_winner(self, outcomes: Sequence[Outcome], source: str = "measured") -> Choice:
         """The fastest valid outcome, unless it is tied with a simpler strategy.

@@ -57,11 +57,11 @@ def record_synthetic(store, signatures: list[Signature]) -> None:
     (``store``: an :class:`autoconv.storage.store.TuningStore`)."""
     import torch
 
-    from autoconv.tuning.selector import Outcome
+    from autoconv.tuning.outcome import Outcome
 
     for s in signatures:
         store.record(s, torch.device("cpu"),
-                     [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), 0.0, 5, None, True)
+                     [Outcome(c, synthetic_seconds(s, c.name, dict(c.params)), samples=5)
                       for c in enumerate_candidates(all_strategies(), s)])
 
 

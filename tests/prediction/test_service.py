@@ -16,7 +16,8 @@ from autoconv.settings import Settings
 from autoconv.storage.store import TuningStore
 from autoconv.strategies import all_strategies
 from autoconv.tuning.candidates import enumerate_candidates
-from autoconv.tuning.selector import Outcome, Selector
+from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.selector import Selector
 from tests.prediction.fakes import ManualClock, random_signatures, record_synthetic
 
 CPU = torch.device("cpu")
@@ -162,7 +163,7 @@ def test_devices_of_the_same_kind_count_at_a_lower_weight(store) -> None:
     s = SIGNATURES[0]
     (candidate, *_) = candidates(s)
     for device, seconds in ((here, 1.0), (sibling, 2.0), (stranger, 3.0)):
-        outcome = Outcome(candidate, seconds, 0.0, 5, None, True)
+        outcome = Outcome(candidate, seconds, samples=5)
         store.db.record(device, measurement_record(signature_record(s), outcome))
     weights = {x.seconds: x.weight for x in load_samples(store.db, here, same_kind_weight=0.25)}
     assert weights == {1.0: 1.0, 2.0: 0.25}

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from autoconv.settings import Settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, direct
-from autoconv.tuning.selector import Outcome, Selector
+from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.selector import Selector
 from autoconv.tuning.timing import Timing
 from tests.concurrency import run_in_threads
 
@@ -291,11 +292,11 @@ def test_length_bucketing_shares_one_decision() -> None:
     selector = Selector(strategies=[STRATEGIES["direct"], STRATEGIES["fast"]], timer=timer,
                         settings=Settings(bucket_lengths=True, bucket_ratio=1.25,
                                           bucket_min_length=256))
-    lengths = range(1000, 1200)
-    for length in lengths:
-        sig = Signature(1, 1, 1, length, 3, 1, 0, 0, 1, 1, "float32", "cpu", False)
-        selector.choose(sig, CPU)
-    assert len(timer.timed) <= 2
+    lengths = range(1000, 1200)  # all in the bucket up to ceil(256 * 1.25**7) = 1221
+    choices = [selector.choose(Signature(1, 1, 1, length, 3, 1, 0, 0, 1, 1, "float32", "cpu",
+                                         False), CPU) for length in lengths]
+    assert len(timer.timed) == 1
+    assert {c.source for c in choices[1:]} == {"memory"}
 
 
 def test_requires_grad_signatures_time_forward_and_backward() -> None:

@@ -1,0 +1,158 @@
+"""The steps of one tuning run, each with one concern: the budget, the check against
+``F.conv1d``, and the warm-up call that captures failures.
+
+The selector (:meth:`autoconv.tuning.selector.Selector.tune`) strings them together: prune,
+warm up what fits the budget (:func:`warm_up`), time what passed (its injected timer), and
+turn all of it into :class:`~autoconv.tuning.outcome.Outcome` rows.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autoconv.signature import Signature
+from autoconv.tuning.candidates import (
+    DEFAULT_TOLERANCE,
+    REFERENCE_WINDOW,
+    Candidate,
+    CandidateCall,
+    ConvInputs,
+    Reference,
+)
+from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.timing import Clock
+
+#: Share of the budget spent on warm-ups and timing; the rest is kept for what follows the
+#: last timing (storing, choosing).
+TIMING_SHARE = 0.9
+
+
+@dataclass
+class Budget:
+    """When one signature's tuning must stop, and how far the cost model can be trusted.
+
+    Warm-up seconds over predicted seconds are collected as candidates run: when the cost
+    model proves optimistic on this signature, later predictions are scaled up by its median
+    error before they are compared with the time left (never down: the budget errs on the
+    safe side).
+    """
+
+    clock: Clock
+    deadline: float
+    _ratios: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, clock: Clock, budget_s: float) -> Budget:
+        """A budget of ``budget_s`` seconds from now."""
+        return cls(clock, clock() + TIMING_SHARE * budget_s)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once past it)."""
+        return self.deadline - self.clock()
+
+    def observe(self, predicted_s: float | None, took_s: float) -> None:
+        """Note that a call predicted to take ``predicted_s`` took ``took_s``."""
+        if predicted_s:
+            self._ratios.append(took_s / predicted_s)
+
+    def expected(self, predicted_s: float | None) -> float | None:
+        """A prediction scaled by the cost model's median error so far (never down)."""
+        if predicted_s is None:
+            return None
+        return predicted_s * (max(1.0, statistics.median(self._ratios)) if self._ratios else 1.0)
+
+    def fits(self, predicted_s: float | None) -> bool:
+        """Whether a call predicted at ``predicted_s`` is expected to end before the deadline
+        (a call the cost model cannot judge fits while any time is left)."""
+        expected, remaining = self.expected(predicted_s), self.remaining()
+        return remaining > 0 if expected is None else expected <= remaining
+
+    def fits_a_round(self, round_s: float) -> bool:
+        """Whether one more round of calls taking ``round_s`` in all ends before the deadline."""
+        return self.clock() + round_s <= self.deadline
+
+
+class OutputCheck:
+    """Each candidate's output against ``F.conv1d``'s, within a tolerance.
+
+    The reference output is the first output of a reference candidate (``F.conv1d`` itself,
+    which runs anyway) when one is to run; otherwise ``F.conv1d`` on the first
+    :data:`~autoconv.tuning.candidates.REFERENCE_WINDOW` outputs, computed up front (cheap
+    even for a kernel too long to run in full).
+    """
+
+    def __init__(self, inputs: ConvInputs, tolerance: float, reference_runs: bool) -> None:
+        self.tolerance = tolerance
+        self.reference = None if reference_runs else Reference.of(
+            inputs.reference(window=REFERENCE_WINDOW))
+
+    @staticmethod
+    def tolerance_for(signature: Signature, tolerance: float | None) -> float:
+        """The tolerance to use: ``tolerance`` when set, else the default of the dtype."""
+        return tolerance or DEFAULT_TOLERANCE.get(signature.dtype, 1e-4)
+
+    def error(self, candidate: Candidate, output) -> float | None:
+        """The candidate's error relative to the reference (None before there is one)."""
+        if self.reference is None and candidate.strategy.reference:
+            self.reference = Reference.of(output)
+        return self.reference.error(output) if self.reference is not None else None
+
+    def passes(self, error: float | None) -> bool:
+        """Whether an error is within the tolerance (an unchecked output passes; NaN fails)."""
+        return error is None or error <= self.tolerance
+
+
+@dataclass(frozen=True)
+class WarmedUp:
+    """A candidate that ran once, correctly: ready to be timed.
+
+    Attributes:
+        call: what the timer calls.
+        error: its checked error (None if unchecked).
+        warm_up_s: how long its warm-up call took.
+    """
+
+    call: CandidateCall
+    error: float | None
+    warm_up_s: float
+
+
+def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInputs,
+            budget: Budget, check: OutputCheck) -> tuple[list[WarmedUp], list[Outcome]]:
+    """Call each candidate once, in order, while the budget allows, and check its output.
+
+    The first candidate always runs; a later one is skipped when it is not expected to fit
+    in what is left of the budget. A candidate that raises or fails the check becomes an
+    ``ok=False`` outcome (it never aborts tuning).
+
+    Args:
+        survivors: candidates with their predicted seconds, fastest predicted first.
+
+    Returns:
+        (the candidates ready to be timed, the outcomes of those that failed).
+    """
+    warmed: list[WarmedUp] = []
+    rejected: list[Outcome] = []
+    for candidate, predicted in survivors:
+        if warmed and budget.remaining() <= 0:
+            break
+        if warmed and not budget.fits(predicted):
+            continue  # would overrun the budget, and something valid is already in hand
+        call = CandidateCall(candidate, inputs)
+        start = budget.clock()
+        try:
+            output = call()
+        except Exception as error:
+            rejected.append(Outcome.failed(candidate, budget.clock() - start,
+                                           f"{type(error).__name__}: {error}"))
+            continue
+        took = budget.clock() - start
+        budget.observe(predicted, took)
+        error = check.error(candidate, output)
+        if not check.passes(error):
+            rejected.append(Outcome.disqualified(candidate, took, error, check.tolerance))
+            continue
+        warmed.append(WarmedUp(call, error, took))
+    return warmed, rejected

@@ -1,0 +1,129 @@
+"""The steps of one tuning run: budget, output check, warm-up and the outcome records."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autoconv.signature import Signature
+from autoconv.strategies import Strategy, get
+from autoconv.tuning.candidates import REFERENCE_WINDOW, Candidate, ConvInputs
+from autoconv.tuning.outcome import NOTE_LENGTH, Outcome
+from autoconv.tuning.timing import Timing
+from autoconv.tuning.trial import Budget, OutputCheck, warm_up
+
+CPU = torch.device("cpu")
+SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def candidate(name: str, run, *, reference: bool = False) -> Candidate:
+    return Candidate(Strategy(name, run, reference=reference), ())
+
+
+def taking(clock: Clock, seconds: float, offset: float = 0.0):
+    """A strategy that advances ``clock`` by ``seconds`` and returns F.conv1d (+ ``offset``)."""
+    def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        clock.now += seconds
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups) + offset
+    return run
+
+
+def test_the_budget_keeps_a_tenth_and_scales_predictions_only_up() -> None:
+    clock = Clock()
+    budget = Budget.of(clock, 2.0)
+    assert budget.deadline == pytest.approx(1.8)
+    assert budget.fits(1.8) and not budget.fits(1.81) and budget.fits(None)
+    budget.observe(0.1, 0.05)  # the cost model was pessimistic: predictions stay as they are
+    assert budget.expected(1.0) == 1.0
+    budget.observe(0.1, 0.5)
+    budget.observe(0.1, 0.4)  # median error 4x: a 0.5 s prediction is now expected at 2 s
+    assert budget.expected(0.5) == pytest.approx(2.0) and not budget.fits(0.5)
+    clock.now = 1.0
+    assert budget.fits_a_round(0.8) and not budget.fits_a_round(0.81)
+    clock.now = 1.8
+    assert not budget.fits(None) and budget.remaining() == pytest.approx(0.0)
+
+
+def test_the_check_uses_the_reference_candidates_own_output_when_it_runs() -> None:
+    inputs = ConvInputs.random(SIG, CPU)
+    check = OutputCheck(inputs, 1e-4, reference_runs=True)
+    assert check.reference is None
+    plain = inputs.reference()
+    other = candidate("other", taking(Clock(), 0.0))
+    assert check.error(other, plain + 1.0) is None  # nothing to compare with yet
+    assert check.error(Candidate(get("direct"), ()), plain) == 0.0
+    assert check.error(other, plain * 1.5) == pytest.approx(0.5, rel=1e-5)
+    assert not check.passes(0.5) and check.passes(None) and not check.passes(math.nan)
+
+
+def test_the_check_computes_a_windowed_reference_when_f_conv1d_does_not_run() -> None:
+    long = Signature(1, 1, 1, 4000, 3, 1, 1, 1, 1, 1, "float32", "cpu", False)
+    inputs = ConvInputs.random(long, CPU)
+    check = OutputCheck(inputs, 1e-4, reference_runs=False)
+    assert check.reference is not None
+    assert check.reference.output.shape[-1] == REFERENCE_WINDOW < long.output_length
+    assert check.error(candidate("x", taking(Clock(), 0.0)), inputs.reference()) == 0.0
+
+
+def test_the_tolerance_defaults_per_dtype() -> None:
+    half = Signature(**{**SIG.as_dict(), "dtype": "float16"})
+    assert OutputCheck.tolerance_for(SIG, None) == 1e-4
+    assert OutputCheck.tolerance_for(half, None) == 1e-2
+    assert OutputCheck.tolerance_for(half, 0.5) == 0.5
+
+
+def test_warm_up_captures_failures_and_disqualifies_wrong_outputs() -> None:
+    clock = Clock()
+
+    def exploding(*args, **kwargs):
+        clock.now += 0.25
+        raise MemoryError("no room")
+
+    inputs = ConvInputs.random(SIG, CPU)
+    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), None),
+                 (candidate("exploding", exploding), None),
+                 (candidate("wrong", taking(clock, 0.1, offset=0.5)), None),
+                 (candidate("right", taking(clock, 0.2)), None)]
+    warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 100.0),
+                               OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.name for w in warmed] == ["direct", "right"]
+    assert [w.warm_up_s for w in warmed] == pytest.approx([0.1, 0.2])
+    failed, disqualified = rejected
+    assert (failed.candidate.name, failed.ok, failed.median_s) == ("exploding", False,
+                                                                   pytest.approx(0.25))
+    assert failed.note == "failed: MemoryError: no room"
+    assert disqualified.candidate.name == "wrong" and not disqualified.ok
+    assert disqualified.note.startswith("disqualified: error ") and disqualified.error > 1e-4
+
+
+def test_warm_up_runs_the_first_candidate_whatever_its_prediction_then_keeps_to_the_budget(
+        ) -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+    survivors = [(candidate("a", taking(clock, 0.5)), 5.0),  # over the budget, runs anyway
+                 (candidate("b", taking(clock, 0.1)), 0.6),  # 0.6 s > 0.4 s left: skipped
+                 (candidate("c", taking(clock, 0.1)), 0.3)]  # fits
+    warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 1.0),
+                               OutputCheck(inputs, 1e-4, reference_runs=False))
+    assert [w.call.candidate.name for w in warmed] == ["a", "c"] and rejected == []
+
+
+def test_outcome_records_keep_their_fields_and_a_short_note() -> None:
+    c = candidate("x", taking(Clock(), 0.0))
+    timed = Outcome.timed(c, Timing(0.0, 0.1, 7), 1e-6)
+    assert (timed.median_s, timed.spread_s, timed.samples, timed.error, timed.ok) == (
+        1e-9, 0.1, 7, 1e-6, True)  # a clock's zero is stored as the shortest time
+    failed = Outcome.failed(c, 0.5, "x" * 500)
+    assert (failed.ok, failed.samples, len(failed.note)) == (False, 1, NOTE_LENGTH)
+    assert Outcome.disqualified(c, 0.5, 0.02, 1e-4).note == "disqualified: error 0.02 > 0.0001"
