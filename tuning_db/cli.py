@@ -21,7 +21,9 @@ from tuning_db.store import connect, open_engine
 from tuning_db.urls import default_url, parse_url, sqlite_file
 
 
-def _db_option() -> argparse.ArgumentParser:
+def db_option() -> argparse.ArgumentParser:
+    """A parent parser with the ``--db URL`` option every command shares (``autoconv``'s own
+    commands take it from here too)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--db", metavar="URL", default=None, help=(
         "SQLAlchemy URL of the tuning database (default: $AUTOCONV_DB_URL, else the SQLite "
@@ -36,20 +38,20 @@ _MAX_MB: dict[str, Any] = dict(
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register the tuning-database commands on an argparse ``subparsers`` object."""
-    db_option = _db_option()
+    shared = db_option()
     db = subparsers.add_parser("db", help="inspect, upgrade or reset the tuning database")
     db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
-    db_commands.add_parser("info", parents=[db_option], help="where the database is and what it "
+    db_commands.add_parser("info", parents=[shared], help="where the database is and what it "
                            "holds").set_defaults(handler=cmd_info)
-    db_commands.add_parser("upgrade", parents=[db_option], help="bring an older database to "
+    db_commands.add_parser("upgrade", parents=[shared], help="bring an older database to "
                            "this autoconv's schema").set_defaults(handler=cmd_upgrade)
-    reset = db_commands.add_parser("reset", parents=[db_option], help="move a damaged or "
+    reset = db_commands.add_parser("reset", parents=[shared], help="move a damaged or "
                                    "unwanted SQLite file aside (never deletes it)")
     reset.add_argument("--backup", action="store_true", help="required: the file is renamed "
                        "to NAME.YYYYmmdd-HHMMSS.bak, and a new one is made on next use")
     reset.set_defaults(handler=cmd_reset)
 
-    export = subparsers.add_parser("export", parents=[db_option],
+    export = subparsers.add_parser("export", parents=[shared],
                                    help="write measurements to a JSON bundle")
     export.add_argument("file", metavar="FILE")
     export.add_argument("--device", metavar="ID", help="only this device's measurements")
@@ -57,20 +59,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
                         help="only the winner of each (device, signature)")
     export.set_defaults(handler=cmd_export)
 
-    importer = subparsers.add_parser("import", parents=[db_option],
+    importer = subparsers.add_parser("import", parents=[shared],
                                      help="validate a JSON bundle, then add it in one transaction")
     importer.add_argument("file", metavar="FILE")
     importer.add_argument("--max-mb", **_MAX_MB)
     importer.set_defaults(handler=cmd_import)
 
-    merge = subparsers.add_parser("merge", parents=[db_option], help=(
+    merge = subparsers.add_parser("merge", parents=[shared], help=(
         "merge bundles and databases; the better-supported measurement wins"))
     merge.add_argument("sources", metavar="SRC", nargs="+", help="bundle file or database URL")
     merge.add_argument("--into", metavar="URL", help="target database (default: --db)")
     merge.add_argument("--max-mb", **_MAX_MB)
     merge.set_defaults(handler=cmd_merge)
 
-    subparsers.add_parser("stats", parents=[db_option], help=(
+    subparsers.add_parser("stats", parents=[shared], help=(
         "measurements, signatures and wins per device")).set_defaults(handler=cmd_stats)
 
 

@@ -1,8 +1,9 @@
-"""The ``autoconv`` command.
+"""The ``autoconv`` command: the parser, and the one place user mistakes become one line.
 
-Each command group lives in the module that owns it and adds itself to the parser here;
-user mistakes raise :class:`UsageError`, which ``main`` prints as one line (exit status 2).
-Nothing imports this module.
+Each command group lives in a module of its own and adds itself to the parser here; a
+mistake the user can fix raises :class:`~autoconv.cli.errors.CommandError` (or a
+:class:`tuning_db.TuningDBError`), which :func:`main` prints as one line (exit status 2).
+Nothing imports this package.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from collections.abc import Sequence
 
 import tuning_db.cli
 from autoconv import __version__
-from autoconv.cli import tuning_commands as commands
+from autoconv.cli import predictor_commands, report_command, tuning_commands
+from autoconv.cli.errors import CommandError
 from tuning_db.errors import TuningDBError
-
-
-class UsageError(Exception):
-    """A mistake the user can fix (bad path, bad URL, malformed file): printed, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
     parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_commands(sub)
+    tuning_commands.add_commands(sub)
+    predictor_commands.add_commands(sub)
+    report_command.add_command(sub)
     tuning_db.cli.add_commands(sub)
     return parser
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (UsageError, TuningDBError) as error:
+    except (CommandError, TuningDBError) as error:
         print(f"autoconv: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

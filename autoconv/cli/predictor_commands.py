@@ -1,9 +1,9 @@
 """The predictor's commands: ``warm --grid`` (measure the training grid), ``train`` and
 ``evaluate``.
 
-``add_commands(subparsers)`` registers ``train`` and ``evaluate``; ``warm --grid`` is an option
-of ``warm`` (see :mod:`autoconv.cli.tuning_commands`) chosen by :func:`grid_signatures`. Torch, numpy and
-scikit-learn are imported only when a command runs.
+``add_commands(subparsers)`` registers ``train`` and ``evaluate``; ``warm --grid`` is an
+option of ``warm`` (see :mod:`autoconv.cli.tuning_commands`) chosen by
+:func:`grid_signatures`. Torch, numpy and scikit-learn are imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from autoconv.cli import options
+from autoconv.cli.errors import CommandError
 
 if TYPE_CHECKING:
     from autoconv.prediction.predictor import Sample
@@ -27,19 +30,18 @@ GRID_PRUNE_FACTOR = 1000.0
 def add_grid_options(warm: argparse.ArgumentParser) -> None:
     """The ``warm`` options of the training grid."""
     warm.add_argument("--grid", action="store_true", help=(
-        "the built-in training grid for the predictor (autoconv.prediction.grid): a bounded, resumable "
-        f"run (default {GRID_TOTAL_BUDGET_S:g} s in all, {GRID_SIGNATURE_BUDGET_S:g} s per "
+        "the built-in training grid for the predictor (autoconv.prediction.grid): a bounded, "
+        f"resumable run (default {GRID_TOTAL_BUDGET_S:g} s in all, {GRID_SIGNATURE_BUDGET_S:g} s per "
         "signature)"))
     warm.add_argument("--grid-size", type=int, default=None, metavar="N",
-                      help="signatures in the grid (default: autoconv.prediction.grid.DEFAULT_SIZE)")
+                      help="signatures in the grid "
+                           "(default: autoconv.prediction.grid.DEFAULT_SIZE)")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``train`` and ``evaluate``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="URL", help="tuning database URL (default: "
-                        "$AUTOCONV_DB_URL, else the SQLite file in the user cache directory)")
-    common.add_argument("--device", default="cpu", help="the device whose measurements to use")
+    common = argparse.ArgumentParser(add_help=False, parents=[
+        options.db_option(), options.device_option("the device whose measurements to use")])
     common.add_argument("--same-kind-weight", type=float, default=None, metavar="W", help=(
         "also learn from devices of the same kind at this weight (default: "
         "autoconv.prediction.training_data.SAME_KIND_WEIGHT; 0: this device only)"))
@@ -58,7 +60,6 @@ def _load(args: argparse.Namespace) -> tuple[list[Sample], str]:
     import torch
 
     import tuning_db
-    from autoconv.cli.tuning_commands import CommandError
     from autoconv.prediction.training_data import SAME_KIND_WEIGHT, load_samples
     from autoconv.storage.store import device_record
 
@@ -104,7 +105,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Grouped cross-validation report (printed as markdown, optionally saved)."""
-    from autoconv.cli.tuning_commands import CommandError
     from autoconv.prediction.evaluation import cross_validate, markdown
 
     samples, _ = _load(args)
@@ -118,13 +118,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def grid_signatures(args: argparse.Namespace, overrides: dict) -> list:
+def grid_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> list:
     """The training grid's signatures for ``warm --grid``, and its defaults in ``overrides``
     (a short per-signature budget, and almost no pruning: the model must see slow candidates
     too, to learn that they are slow)."""
     import torch
 
-    from autoconv.cli.tuning_commands import CommandError
     from autoconv.prediction.grid import DEFAULT_SIZE, training_grid
 
     size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
