@@ -31,8 +31,8 @@ def add_grid_options(warm: argparse.ArgumentParser) -> None:
     """The ``warm`` options of the training grid."""
     warm.add_argument("--grid", action="store_true", help=(
         "the built-in training grid for the predictor (autoconv.prediction.grid): a bounded, "
-        f"resumable run (default {GRID_TOTAL_BUDGET_S:g} s in all, {GRID_SIGNATURE_BUDGET_S:g} s per "
-        "signature)"))
+        f"resumable run (default {GRID_TOTAL_BUDGET_S:g} s in all, "
+        f"{GRID_SIGNATURE_BUDGET_S:g} s per signature)"))
     warm.add_argument("--grid-size", type=int, default=None, metavar="N",
                       help="signatures in the grid "
                            "(default: autoconv.prediction.grid.DEFAULT_SIZE)")
