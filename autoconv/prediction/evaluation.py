@@ -13,9 +13,10 @@ time over the best measured time (1.0 = the best). Reported per picker:
 * ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.1x and 1.5x of the best.
 
 Pickers compared on the same signatures: the learned model, the cost model (calibrated on this
-machine), always ``F.conv1d`` as called, and, on single-channel signatures (1 -> 1 channel, stride 1, no
-groups), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The learned model's
-confident picks (see :mod:`autoconv.prediction.predictor`) are also summarised separately.
+machine), always ``F.conv1d`` as called, and, on single-channel signatures (1 -> 1 channel,
+stride 1, no groups), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The
+learned model's confident picks (see :mod:`autoconv.prediction.predictor`) are also summarised
+separately.
 """
 
 from __future__ import annotations

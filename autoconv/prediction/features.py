@@ -7,11 +7,11 @@ sums a tree ensemble learns easily). The features fall in three groups:
   stride, dilation, groups), the kernel/length ratio, flags (depthwise, gradients, device
   type), the dtype's width, the channels' alignment (how many times 2 divides them: the
   direct kernels vectorise over channels) and the total padding (the direct kernels' speed
-  per multiply-add varies up to tenfold on depthwise layers, partly with the padding; held
-  out, this column alone cut the worst pick from 3.6-4.2x to 2.3-2.7x on two fold splits);
+  per multiply-add varies several-fold on depthwise layers, partly with the padding; held
+  out, this column markedly cut the worst pick);
 * the work, counted exactly from the strategies' plans as the cost model counts it
-  (:mod:`autoconv.tuning.cost_model`): direct multiply-adds, and for the single-FFT plan its length,
-  butterfly units, frequency-domain multiply-adds and elements touched;
+  (:mod:`autoconv.tuning.cost_model`): direct multiply-adds, and for the single-FFT plan its
+  length, butterfly units, frequency-domain multiply-adds and elements touched;
 * the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`), and
   the same FFT work counts for the candidate's own plan (an ``overlap_add`` block size, its
   frames, the odd part of its FFT length, which FFTs handle more slowly than powers of two),

@@ -1,8 +1,8 @@
 """The training grid: signatures measured once so that a new machine can predict the rest.
 
 ``autoconv warm --grid`` measures these signatures into the tuning database, so the predictor
-(:mod:`autoconv.prediction.predictor`) has data covering the space where the three strategies trade places.
-The grid is the same on every machine: a fixed-seed draw from five families of real conv1d
+(:mod:`autoconv.prediction.predictor`) has data covering the space where the strategies trade
+places. The grid is the same on every machine: a fixed-seed draw from five families of real conv1d
 uses, each size drawn log-uniformly (every octave equally likely), because which strategy wins
 depends on ratios of sizes:
 
@@ -24,9 +24,8 @@ Across families: strides 1 (most), 2, 4 or 8; dilations 1 (most), 2, 4 or 16 in 
 single-channel, dense and depthwise families (1 elsewhere); one signature in ten needs
 gradients (timed forward + backward). Signatures whose cheapest plausible strategy would still
 be huge are redrawn (at most 4M input or output elements and 2^30 multiply-adds or FFT
-butterfly units), so one signature tunes in about a second or less (the default grid took
-1,440 s for 2,000 signatures here). The order is shuffled, so a
-run stopped by its time budget covers every family evenly; a later run resumes (signatures
+butterfly units), so one signature tunes in about a second or less. The order is shuffled, so
+a run stopped by its time budget covers every family evenly; a later run resumes (signatures
 already in the database are skipped).
 """
 
@@ -43,9 +42,9 @@ from autoconv.strategies.plan import fft_plan
 from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 #: Signatures in the default grid, and the seed that draws them. A larger grid is the same
-#: draw continued, so growing it (``--grid-size``) only measures the new signatures. 2,000
-#: rather than 1,200: held out, the larger grid's model picked within 3 % of the best 77.8 %
-#: of the time instead of 75.9 % (features v3); about 25 minutes here.
+#: draw continued, so growing it (``--grid-size``) only measures the new signatures. The size
+#: trades the time to measure it for the model's held-out accuracy
+#: (``scripts/bench_predictor.py``, ``benchmarks/predictor-cpu.md``).
 DEFAULT_SIZE = 2000
 SEED = 20251123
 #: The most input or output elements, and the most work of the cheaper of direct and FFT.

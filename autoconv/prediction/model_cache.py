@@ -2,11 +2,11 @@
 
 One file per device fingerprint, ``<user cache dir>/autoconv/models/<device_id>.npz``, written
 only by this process' own code from a model it fitted itself on this machine. The file holds
-plain numeric and text arrays (the tree ensemble of :mod:`autoconv.prediction.tree_ensemble` plus the
-feature schema, the strategies and the measured signatures) and is read with
+plain numeric and text arrays (the tree ensemble of :mod:`autoconv.prediction.tree_ensemble`
+plus the feature schema, the strategies and the measured signatures) and is read with
 ``allow_pickle=False``: loading it never executes code. It is keyed by the hash of the
-training data (:func:`autoconv.prediction.training_data.data_key`): a model fitted on other data, with
-another feature version or other strategies is ignored, and a missing, damaged or
+training data (:func:`autoconv.prediction.training_data.data_key`): a model fitted on other
+data, with another feature version or other strategies is ignored, and a missing, damaged or
 incompatible file falls back (with a warning for the damaged ones) to refitting.
 
 Models never travel: nothing here reads a shared database's blobs or a bundle.

@@ -1,20 +1,21 @@
 """The learned predictor: the best strategy for signatures that were never measured.
 
-A gradient-boosted tree ensemble (scikit-learn's ``HistGradientBoostingRegressor``) predicts
-the log2 of the seconds each (strategy, parameters) candidate takes on a signature, from the
-features of :mod:`autoconv.prediction.features` (log sizes, kernel/length ratio, exact operation counts of
-the direct and FFT work, groups, stride, dilation, dtype, device). It learns the residual over
-the candidate's operation count, log2(seconds / work): the seconds per unit of work vary far
-less than the seconds themselves and level off for large problems, so the trees (which cannot
-extrapolate) stay sensible beyond the sizes they were fitted on. The predicted best is the
-arg-min over the candidates the tuner enumerated, so the model can only ever pick a strategy
-that supports the signature.
+A gradient-boosted tree ensemble (scikit-learn's ``HistGradientBoostingRegressor``) predicts the
+log2 of the seconds each (strategy, parameters) candidate takes on a signature, from the
+features of :mod:`autoconv.prediction.features` (log sizes, kernel/length ratio, exact operation
+counts of the direct and FFT work, groups, stride, dilation, dtype, device). It learns the
+residual over the candidate's operation count, log2(seconds / work): the seconds per unit of
+work vary far less than the seconds themselves and level off for large problems, so the trees
+(which cannot extrapolate) stay sensible beyond the sizes they were fitted on. The predicted
+best is the arg-min over the candidates the tuner enumerated, so the model can only ever pick a
+strategy that supports the signature.
 
 Gradient boosting was chosen by grouped cross-validation against random forests, extra trees
-and nearest neighbours (``scripts/bench_predictor.py``, ``benchmarks/predictor-cpu.md``): it
-ranks candidates best, fits 20,000 measurements in about 5 s on one core, and, copied into
-plain arrays (:mod:`autoconv.prediction.tree_ensemble`), predicts one signature's candidates (features
-included) in about half a millisecond, 5x faster than scikit-learn's own ``predict``.
+and nearest neighbours (``scripts/bench_predictor.py``; figures in
+``benchmarks/predictor-cpu.md``): it ranks candidates best, fits a grid's measurements in
+seconds on one core, and, copied into plain arrays (:mod:`autoconv.prediction.tree_ensemble`),
+predicts one signature's candidates (features included) well under a millisecond, several
+times faster than scikit-learn's own ``predict``.
 
 **Confidence.** :meth:`LearnedPredictor.decide` also says whether the prediction is safe to use
 without measuring: the predicted best must beat the best candidate of any other *kind* by
@@ -52,9 +53,8 @@ BOOSTING = {"max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31, "max_de
             "min_samples_leaf": 4, "l2_regularization": 0.0, "early_stopping": False}
 #: Defaults of the confidence rule (see the module docstring), chosen from the held-out
 #: table of ``scripts/bench_predictor.py``: the rule whose trusted picks come closest to being
-#: within 3 % of the best 90 % of the time (on the 2,028-signature grid: 24.1 % of unseen
-#: signatures trusted, 89.3 % of them within 3 %, geometric-mean regret 1.014). Looser rules
-#: trust more (margin 1.1: 68 %) at a geometric-mean regret of 1.024 and 81.7 % within 3 %.
+#: within 3 % of the best 90 % of the time; looser rules trust more signatures at a higher
+#: regret (the table is in ``benchmarks/predictor-cpu.md``).
 DEFAULT_MARGIN = 2.0
 DEFAULT_MAX_DISTANCE = 2.5
 

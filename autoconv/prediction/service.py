@@ -1,16 +1,14 @@
 """The process-wide predictor: fitted lazily from the tuning database, for this device.
 
-Nothing happens at import or construction. The first time the selector asks for a prediction
-on a device (a signature missing from memory and from the database), the device's ok
-measurements are read, and a model is loaded from the local cache
-(:mod:`autoconv.prediction.model_cache`) if one was fitted on exactly that data, else fitted and
-cached. Later requests reuse it; at most
-every ``recheck_s`` seconds a request counts this device's ok measurements and refits when
-their number changed by ``refit_fraction`` (or ``refit_rows``), so tuning in this process or
-another improves the model. Only that count is watched: new rows of a device of the same kind,
-or a row re-measured in place, wait for the next refit (or a new process) to be learned.
-All of this is on the selector's slow path: a call whose signature is already remembered
-never reaches it.
+Nothing happens at import or construction. The first time the selector asks for a prediction on
+a device (a signature missing from memory and from the database), the device's ok measurements
+are read, and a model is loaded from the local cache (:mod:`autoconv.prediction.model_cache`) if
+one was fitted on exactly that data, else fitted and cached. Later requests reuse it; at most
+every ``recheck_s`` seconds a request counts this device's ok measurements and refits when their
+number changed by ``refit_fraction`` (or ``refit_rows``), so tuning in this process or another
+improves the model. Only that count is watched: new rows of a device of the same kind, or a row
+re-measured in place, wait for the next refit (or a new process) to be learned. All of this is
+on the selector's slow path: a call whose signature is already remembered never reaches it.
 
 With too little data (fewer than ``min_signatures`` measured signatures), or if anything goes
 wrong, it answers None and the selector falls back to the cost model.

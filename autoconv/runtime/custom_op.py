@@ -2,8 +2,9 @@
 
 While tracing, :func:`autoconv.conv1d` puts a single ``torch.ops.autoconv.conv1d`` node into
 the graph (:func:`~autoconv.runtime.dispatch.traced_conv1d`; ``fullgraph=True`` works). When
-the compiled graph runs, that op runs autoconv's ordinary eager dispatch (:mod:`autoconv.runtime.dispatch`):
-the tuned strategy for the signature, looked up (or tuned) at run time, never while tracing.
+the compiled graph runs, that op runs autoconv's ordinary eager dispatch
+(:mod:`autoconv.runtime.dispatch`): the tuned strategy for the signature, looked up (or tuned)
+at run time, never while tracing.
 Its shape function (the "fake" implementation) also checks the arguments, raising the error
 ``F.conv1d`` would.
 

@@ -7,14 +7,12 @@ no extra Python frame (:func:`bind_direct`).
 
 With ``pre_pad=1`` it pads the input with zeros first (``F.pad``) and calls ``F.conv1d`` with
 no padding: the same sums in the same order. On CPU this can be many times faster, because
-oneDNN's JIT convolution kernels accept only a few samples of padding (about 3 for dense and
-4 for depthwise layers on this machine's oneDNN 3.12 with AVX2); a call with more padding, such
-as "same" padding of any kernel longer than 9 taps, falls back to an im2col + GEMM path. On
-a 512-channel depthwise layer with 255 taps and "same" padding that fallback was 12-20x
-slower than padding first (two runs), 7.5x on a Conformer-like K=31 depthwise layer and 8-9x
-on a single-channel 63-tap filter with full padding (``scripts/bench_padding.py``,
+oneDNN's JIT convolution kernels accept only a few samples of padding (a handful, on the
+oneDNN builds seen so far); a call with more padding, such as "same" padding of any kernel
+longer than about 9 taps, falls back to an im2col + GEMM path, many times slower on
+depthwise and single-channel layers (``scripts/bench_padding.py``; figures in
 ``benchmarks/padding-cpu.md``). Where the padding is small, padding first only adds a copy
-(0.6x), so the tuner measures both.
+and loses, so the tuner measures both.
 """
 
 from __future__ import annotations

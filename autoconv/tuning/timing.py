@@ -91,9 +91,9 @@ def round_orders(count: int, seed: int = 0) -> Iterator[list[int]]:
     Neither a fixed order nor a rotation (A B C, B C A, ...) will do on a shared machine: a
     call's place in the round, and the call that ran just before it (which buffers it freed,
     which caches it filled), can bias it the same way round after round, and a rotation still
-    keeps each candidate's predecessor. With a rotation, the selection benchmark timed the
-    same ``F.conv1d`` call (Conv-TasNet's dilated depthwise layer) at 29-31 ms in one cell and
-    14.5-15.9 ms in another, in each of four runs. Seeded, so repeatable.
+    keeps each candidate's predecessor (with a rotation, the selection benchmark timed one and
+    the same ``F.conv1d`` call about twice as slow in one cell as in another, run after run).
+    Seeded, so repeatable.
     """
     rng = random.Random(seed)
     order = list(range(count))
