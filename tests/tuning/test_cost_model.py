@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from autoconv.signature import Signature
@@ -33,8 +36,11 @@ def test_fft_counts_count_transforms_and_mixing() -> None:
     plan = fft_plan(s)
     work = fft_counts(s, plan)
     transforms = 2 * 3 + 5 * 3 + 2 * 5
+    # one frame: 990 outputs + 10 taps - 1 = 1000 samples, and 1000 = 2^3 * 5^3 is 7-smooth
+    assert (plan.fft_length, plan.frames, plan.bins) == (1000, 1, 501)
     assert work.complex_macs == 2 * plan.bins * 5 * 3
-    assert work.fft_units > transforms * plan.fft_length  # N log2 N with N > 2
+    assert work.fft_units == pytest.approx(transforms * 1000 * math.log2(1000))  # N log2 N each
+    assert work.elements == (2 * 3 + 2 * 5) * 1000 + 5 * 3 * plan.bins
 
 
 def test_long_kernels_favour_fft_and_short_kernels_favour_direct() -> None:
@@ -49,7 +55,10 @@ def test_gradients_cost_more_and_parameters_a_strategy_cannot_run_are_unjudged()
     m = model()
     s = sig(1, 4, 1000, 9)
     with_grad = Signature(**{**s.as_dict(), "requires_grad": True})
-    assert m.predict(with_grad, get("direct"), {}, CPU) > m.predict(s, get("direct"), {}, CPU)
+    # forward plus backward: the backward is two convolutions of the forward's size
+    for name in ("direct", "fft"):
+        assert m.predict(with_grad, get(name), {}, CPU) == pytest.approx(
+            3 * m.predict(s, get(name), {}, CPU))
     assert m.predict(s, get("fft"), {"mystery": 1}, CPU) is None  # not a parameter of fft
     assert m.predict(s, get("overlap_add"), {"block_size": 4}, CPU) is None  # block < kernel
 
