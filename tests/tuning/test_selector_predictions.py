@@ -71,10 +71,11 @@ def selector(predictor, mode="tune"):
 
 
 def test_a_confident_prediction_is_used_without_measuring() -> None:
-    chosen, timer, store = selector(FakePredictor(confident=True))
+    predictor = FakePredictor(confident=True)
+    chosen, timer, store = selector(predictor)
     choice = chosen.choose(SIG, CPU)
     assert (choice.strategy, choice.source) == ("other", "predicted")
-    assert timer.timed == 0 and store.recorded == []
+    assert timer.timed == 0 and store.recorded == [] and predictor.asked == 1
 
 
 def test_an_unsure_prediction_is_measured_and_recorded() -> None:
@@ -86,12 +87,17 @@ def test_an_unsure_prediction_is_measured_and_recorded() -> None:
 
 
 def test_no_prediction_means_measuring() -> None:
-    chosen, timer, _ = selector(FakePredictor(confident=None))
-    assert chosen.choose(SIG, CPU).source == "measured" and timer.timed == 1
+    predictor = FakePredictor(confident=None)
+    chosen, timer, store = selector(predictor)
+    choice = chosen.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == ("direct", "measured")  # timed 1 s against 2 s
+    assert timer.timed == 1 and predictor.asked == 1
+    assert {o.candidate.name for o in store.recorded} == {"direct", "other"}
 
 
 def test_mode_predict_uses_even_an_unsure_prediction() -> None:
     predictor = FakePredictor(confident=False)
     chosen, timer, store = selector(predictor, mode="predict")
-    assert chosen.choose(SIG, CPU).source == "predicted"
+    choice = chosen.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == ("other", "predicted")
     assert timer.timed == 0 and store.recorded == [] and predictor.asked == 1

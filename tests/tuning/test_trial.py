@@ -104,7 +104,11 @@ def test_warm_up_captures_failures_and_disqualifies_wrong_outputs() -> None:
                                                                    pytest.approx(0.25))
     assert failed.note == "failed: MemoryError: no room"
     assert disqualified.candidate.name == "wrong" and not disqualified.ok
-    assert disqualified.note.startswith("disqualified: error ") and disqualified.error > 1e-4
+    # off by 0.5 everywhere, relative to the largest output of the reference (direct's own)
+    scale = inputs.reference().abs().max().item()
+    assert disqualified.error == pytest.approx(0.5 / scale)
+    assert disqualified.median_s == pytest.approx(0.1)  # its warm-up call
+    assert disqualified.note == f"disqualified: error {disqualified.error:.3g} > 0.0001"
 
 
 def test_warm_up_runs_the_first_candidate_whatever_its_prediction_then_keeps_to_the_budget(
@@ -117,6 +121,7 @@ def test_warm_up_runs_the_first_candidate_whatever_its_prediction_then_keeps_to_
     warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 1.0),
                                OutputCheck(inputs, 1e-4, reference_runs=False))
     assert [w.call.candidate.name for w in warmed] == ["a", "c"] and rejected == []
+    assert clock.now == pytest.approx(0.6)  # a and c ran; b was never called
 
 
 def test_outcome_records_keep_their_fields_and_a_short_note() -> None:
