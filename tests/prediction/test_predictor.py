@@ -39,8 +39,11 @@ def regret(s: Signature, strategy: str, params: dict) -> float:
 def test_recovers_the_known_best_on_unseen_signatures(model: LearnedPredictor) -> None:
     regrets = []
     for s in HELD_OUT:
-        choice = model.decide(s, enumerate_candidates(all_strategies(), s), CPU).choice
-        assert choice is not None and choice.source == "predicted" and choice.median_s > 0
+        candidates = enumerate_candidates(all_strategies(), s)
+        choice = model.decide(s, candidates, CPU).choice
+        predicted = model.predict_seconds(s, [(c.name, dict(c.params)) for c in candidates])
+        # the pick is the candidate predicted fastest, with that prediction as its time
+        assert choice.source == "predicted" and choice.median_s == np.nanmin(predicted)
         regrets.append(regret(s, choice.strategy, choice.params_dict))
     regrets = np.array(regrets)
     assert np.mean(regrets <= 1.1) >= 0.85
@@ -72,11 +75,18 @@ def test_confidence_needs_a_margin_and_a_nearby_measurement(model: LearnedPredic
     near = dataclasses.replace(TRAIN[0], length=TRAIN[0].length + 1)
     candidates = enumerate_candidates(all_strategies(), near)
     decision = model.decide(near, candidates, CPU)
-    assert decision.distance < 0.1
+    # one sample longer than TRAIN[0] (no padding): log2 of the padded lengths' ratio away
+    assert decision.distance == pytest.approx(np.log2(near.length / TRAIN[0].length))
     assert decision.confident == (decision.margin >= model.margin)
     far = Signature(512, 1024, 1024, 50, 3, 1, 0, 0, 1, 1, "float32", "cpu")
     assert model.distance(far) > model.max_distance
-    assert not model.decide(far, enumerate_candidates(all_strategies(), far), CPU).confident
+    far_candidates = enumerate_candidates(all_strategies(), far)
+    assert not model.decide(far, far_candidates, CPU).confident
+    # a margin of 1 is always met (the pick is the fastest): far fails on distance alone
+    any_margin = dataclasses.replace(model, margin=1.0)
+    assert not any_margin.decide(far, far_candidates, CPU).confident
+    assert dataclasses.replace(any_margin, max_distance=float("inf")).decide(
+        far, far_candidates, CPU).confident
     sure = dataclasses.replace(model, margin=1.0, max_distance=float("inf"))
     assert sure.decide(near, candidates, CPU).confident
 
@@ -93,9 +103,9 @@ def test_margin_is_over_other_kinds_of_candidate(model: LearnedPredictor) -> Non
 
 
 def test_fit_rejects_empty_or_bad_data() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot fit a predictor without measurements"):
         LearnedPredictor.fit([])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every measurement needs a positive time"):
         LearnedPredictor.fit([Sample(TRAIN[0], "direct", {}, 0.0)])
 
 

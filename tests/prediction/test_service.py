@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoconv.prediction import model_cache
+from autoconv.prediction import model_cache, service
 from autoconv.prediction.predictor import LearnedPredictor
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings
@@ -67,13 +67,29 @@ def candidates(s):
     return enumerate_candidates(all_strategies(), s)
 
 
-def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, fits) -> None:
+def rows_of(signatures) -> int:
+    """Measurements :func:`record_synthetic` stores for ``signatures``: one per candidate."""
+    return sum(len(candidates(s)) for s in signatures)
+
+
+def test_nothing_is_read_or_fitted_before_the_first_prediction(store, tmp_path, fits,
+                                                               monkeypatch) -> None:
     record_synthetic(store, SIGNATURES)
+    reads: list[int] = []
+    original = service.load_samples
+
+    def counting(*args, **kwargs):
+        samples = original(*args, **kwargs)
+        reads.append(len(samples))
+        return samples
+
+    monkeypatch.setattr(service, "load_samples", counting)
     lazy = predictor(store, tmp_path)
-    assert fits == [] and lazy.fits == 0
+    assert fits == [] and lazy.fits == 0 and reads == []
     assert lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU).choice.source == "predicted"
     lazy.decide(UNSEEN[1], candidates(UNSEEN[1]), CPU)
-    assert len(fits) == 1
+    # read once, fitted once on every stored row, reused for the second signature
+    assert reads == [rows_of(SIGNATURES)] and fits == [rows_of(SIGNATURES)] and lazy.fits == 1
 
 
 def test_too_little_data_means_no_model(store, tmp_path, fits) -> None:
@@ -92,7 +108,7 @@ def test_refits_when_enough_new_measurements_arrive(store, tmp_path, fits) -> No
     assert len(fits) == 1  # not rechecked before recheck_s
     clock.now = 11.0
     lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
-    assert len(fits) == 2 and fits[1] > fits[0]
+    assert fits == [rows_of(SIGNATURES[:35]), rows_of(SIGNATURES)]  # refitted on all rows
     clock.now = 22.0
     lazy.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     assert len(fits) == 2  # nothing new: no refit
@@ -111,34 +127,37 @@ def test_a_new_process_reuses_the_cached_model_for_the_same_data(store, tmp_path
 
 def test_a_damaged_cache_file_warns_and_refits(store, tmp_path, fits) -> None:
     record_synthetic(store, SIGNATURES)
-    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     (cached,) = (tmp_path / "models").iterdir()
     cached.write_bytes(b"not a model")
     with pytest.warns(RuntimeWarning, match="ignoring the cached predictor"):
         decision = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
-    assert decision is not None and len(fits) == 2
+    # refitted on the same data (a fit is deterministic): the same prediction
+    assert len(fits) == 2 and decision == first
 
 
 def test_an_incompatible_cached_model_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
     record_synthetic(store, SIGNATURES)
-    predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     monkeypatch.setattr(model_cache, "FEATURES_VERSION", 999)  # as if the schema changed
-    assert predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
-    assert len(fits) == 2
+    again = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2 and again == first  # refitted, not loaded; the same data
 
 
 def test_selector_without_a_model_falls_back_to_the_cost_model(store, tmp_path) -> None:
     selector = Selector(timer=NoTimer(), store=store, cost_model=FakeCost(),
                         predictor=predictor(store, tmp_path),
                         settings=Settings(mode="predict", bucket_lengths=False))
-    assert selector.choose(UNSEEN[0], CPU).source == "cost_model"
+    choice = selector.choose(UNSEEN[0], CPU)
+    assert (choice.source, choice.strategy, choice.median_s) == ("cost_model", "direct", 1.0)
 
 
 def test_a_failing_predictor_warns_and_falls_back(store, tmp_path, monkeypatch) -> None:
     record_synthetic(store, SIGNATURES)
     broken = predictor(store, tmp_path)
     monkeypatch.setattr(LearnedPredictor, "decide", lambda *a: 1 / 0)
-    with pytest.warns(RuntimeWarning, match="predictor failed"):
+    with pytest.warns(RuntimeWarning, match="the predictor failed, using the cost model: "
+                                            "division by zero"):
         assert broken.decide(UNSEEN[0], candidates(UNSEEN[0]), CPU) is None
 
 
