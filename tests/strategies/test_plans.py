@@ -50,7 +50,7 @@ def sig(length: int, kernel: int, stride: int = 1, padding=0, dilation: int = 1)
 def test_fft_plan_is_no_longer_than_the_output_needs() -> None:
     plan = fft_plan(sig(4096, 65, padding="same"))
     assert plan.fft_length == 4200  # 4096 + 64 = 4160 needed; 4200 = 2^3 * 3 * 5^2 * 7
-    assert plan.frames == 1 and plan.step >= plan.output_length == 4096
+    assert plan.frames == 1 and plan.step == plan.output_length == 4096  # one frame: all
     assert fft_plan(sig(16000, 1023)).fft_length == 16000
 
 
@@ -71,11 +71,13 @@ def test_block_size_grid_is_a_few_fast_sizes_between_kernel_and_signal() -> None
     s = sig(4096, 65)
     grid = block_size_grid(s)
     sizes = [p["block_size"] for p in grid]
-    assert 3 <= len(sizes) <= 6
-    assert sizes == sorted(sizes) and all(is_fast_size(n) for n in sizes)
+    # 2^k and 3 * 2^(k-1) from twice the 65 taps (130) up; the 6 smallest; the whole signal
+    # (4096) is the fft strategy's single block
+    assert sizes == [192, 256, 384, 512, 768, 1024]
+    assert all(is_fast_size(n) for n in sizes)
     assert sizes[0] >= 2 * 65 and sizes[-1] < fft_plan(s).fft_length
     assert json.loads(json.dumps(grid)) == grid
-    assert default_block_size(s) in sizes
+    assert default_block_size(s) == 512  # 4 x 65 taps, rounded up to a power of two
 
 
 def test_block_size_grid_for_a_short_signal_is_one_block() -> None:

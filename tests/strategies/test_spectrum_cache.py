@@ -37,7 +37,8 @@ def test_in_place_update_invalidates(conv) -> None:
     with torch.no_grad():
         call.w.mul_(-2.0)
     out = conv(*call.args, spectrum_cache=cache)
-    assert cache.hits == 0
+    # recomputed, and the stale entry replaced rather than kept beside the new one
+    assert (cache.hits, cache.misses, len(cache)) == (0, 2, 1)
     assert_close(out, F.conv1d(*call.args), 1e-10)
 
 
@@ -52,7 +53,7 @@ def test_optimizer_step_invalidates(conv) -> None:
     with torch.no_grad():
         out = conv(call.x, weight, spectrum_cache=cache)
         assert_close(out, F.conv1d(call.x, weight), 1e-10)
-    assert cache.hits == 0
+    assert (cache.hits, cache.misses, len(cache)) == (0, 2, 1)
 
 
 def test_layouts_do_not_collide(conv) -> None:
@@ -86,7 +87,11 @@ def test_inference_mode_entries_stay_in_inference_mode(conv) -> None:
     x = call.x.clone().requires_grad_(True)
     out = conv(x, call.w, call.b, spectrum_cache=cache)
     out.sum().backward()  # an inference-mode spectrum here would fail to save for backward
-    assert x.grad is not None and cache.hits == 0
+    expected = call.x.clone().requires_grad_(True)
+    F.conv1d(expected, call.w, call.b).sum().backward()
+    torch.testing.assert_close(x.grad, expected.grad)
+    # a second entry, outside inference mode, beside the first
+    assert (cache.hits, cache.misses, len(cache)) == (0, 2, 2)
 
 
 def test_dead_weight_frees_its_spectrum(conv) -> None:
@@ -108,8 +113,15 @@ def test_bounded_size(conv) -> None:
     assert len(cache) == 3
     conv(x, weights[-1], spectrum_cache=cache)
     assert cache.hits == 1
+    # weights 2, 3, 4 are kept; using 2 again leaves 3 the least recently used
+    conv(x, weights[2], spectrum_cache=cache)
+    conv(x, weights[0], spectrum_cache=cache)  # a miss that drops weights[3]
+    conv(x, weights[2], spectrum_cache=cache)  # still there
+    assert (cache.hits, cache.misses, len(cache)) == (3, 6, 3)
+    conv(x, weights[3], spectrum_cache=cache)  # dropped: recomputed
+    assert (cache.hits, cache.misses, len(cache)) == (3, 7, 3)
 
 
 def test_rejects_empty_cache() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_entries must be >= 1, got 0"):
         SpectrumCache(max_entries=0)
