@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def test_merge_writes_nothing_when_one_source_is_bad(tmp_path: Path) -> None:
         _fill(a)
     (tmp_path / "bad.json").write_text("{}")
     with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as target:
-        with pytest.raises(BundleError):
+        with pytest.raises(BundleError, match=re.escape(str(tmp_path / "bad.json"))):
             bundle.merge([f"sqlite:///{tmp_path / 'a.sqlite3'}", str(tmp_path / "bad.json")],
                          target)
         assert _snapshot(target) == []
@@ -107,7 +108,7 @@ def test_import_is_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as target:
         monkeypatch.setattr(upsert, "upsert_measurements", fail)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="disk full, say"):
             bundle.import_bundle(target, tmp_path / "a.json")
         assert target.devices() == []  # the device rows written first were rolled back
 
@@ -149,6 +150,17 @@ HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
     "future version": _set("version", 2),
     "missing groups": lambda document: document.pop("groups"),
 }
+
+
+def test_the_unchanged_bundle_is_accepted(tmp_path: Path) -> None:
+    # the control for the rejections below: without the hostile change, the same document
+    # imports, so each rejection is the change's doing
+    path = tmp_path / "valid.json"
+    path.write_text(json.dumps(_valid_bundle()))
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as db:
+        assert bundle.import_bundle(db, path) == 1
+        [(device_id, stored)] = list(db.measurements())
+    assert device_id == make_device().device_id and stored.params == {"block": 512}
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))

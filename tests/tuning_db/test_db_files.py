@@ -127,7 +127,7 @@ def test_an_older_schema_names_the_upgrade_command_and_upgrades_keeping_rows(
     assert "from schema 0001 to 0002" in capsys.readouterr().out
     with tuning_db.connect(db_url) as db:
         best = db.best(device.device_id, make_signature())
-        assert best is not None and (best.strategy, best.samples) == ("fft", 7)
+        assert best == tuning_db.BestChoice(strategy="fft", params={}, median_s=0.002, samples=7)
     assert main(["db", "upgrade", "--db", db_url]) == 0
     assert "already at schema 0002" in capsys.readouterr().out
 
@@ -165,7 +165,8 @@ def test_a_held_lock_is_waited_for_not_raised(tmp_path: Path) -> None:
     releaser.start()
     db.record(make_device(), make_measurement())  # waits for the lock, then writes
     releaser.join()
-    assert db.best(make_device().device_id, make_signature()) is not None
+    assert db.best(make_device().device_id, make_signature()) == tuning_db.BestChoice(
+        strategy="direct", params={}, median_s=1e-3, samples=10)
     db.close()
     blocker.close()
 

@@ -73,21 +73,31 @@ def test_measured_at_is_stored_in_utc() -> None:
     {"strategy": "Not A Name"}, {"params": {"block": [1]}}, {"params": {"1bad": 1}},
     {"note": "x" * 201}, {"unexpected": 1}])
 def test_bad_measurements_are_refused(changes: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as raised:
         make_measurement(**changes)
+    assert _fields(raised.value) == set(changes)  # refused for the bad field, and it alone
 
 
 @pytest.mark.parametrize("changes", [
     {"batch": 0}, {"length": -1}, {"padding_left": -1}, {"kernel_size": 2**31},
     {"dtype": "float 32"}, {"device": ""}])
 def test_bad_signatures_are_refused(changes: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as raised:
         make_signature(**changes)
+    assert _fields(raised.value) == set(changes)
+
+
+def _fields(error: ValidationError) -> set[object]:
+    """The top-level fields a validation error is about."""
+    return {detail["loc"][0] for detail in error.errors()}
 
 
 def test_records_are_frozen() -> None:
-    with pytest.raises(ValidationError):
-        make_signature().batch = 2  # type: ignore[misc]
-    with pytest.raises(ValidationError):
+    signature = make_signature()
+    with pytest.raises(ValidationError, match="Instance is frozen"):
+        signature.batch = 2  # type: ignore[misc]
+    assert signature.batch == 4
+    with pytest.raises(ValidationError) as raised:
         DeviceRecord(cpu_model="x", cpu_cores=0, torch_threads=1, torch_version="2",
                      autoconv_version="0")
+    assert _fields(raised.value) == {"cpu_cores"}
