@@ -50,7 +50,10 @@ def test_report_writes_valid_pngs_and_a_summary(db_url: str, tmp_path: Path, cap
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
     text = (out / "report.md").read_text()
     assert "signatures tuned: 30" in text
-    assert "| fft | " in text and "| direct | " in text
+    # kernels 2^(1 + i % 12): fft (1e-4 s) wins from 128 taps on, 6 of each 12 (i % 12 >= 6),
+    # so 12 of 30 (i = 0..29 holds two whole cycles and then i % 12 = 0..5)
+    assert "| direct | 18 | 60% |" in text and "| fft | 12 | 40% |" in text
+    assert "| overlap_add | 0 | 0% |" in text
     assert "![winners map](winners_map.png)" in text
     assert "held-out signatures" in text  # the predictor was cross-validated
     printed = capsys.readouterr().out.split()
@@ -59,7 +62,7 @@ def test_report_writes_valid_pngs_and_a_summary(db_url: str, tmp_path: Path, cap
 
 def test_report_speedups_come_from_the_measurements(db_url: str, tmp_path: Path) -> None:
     fill(db_url, 12)
-    main(["report", "--out", str(tmp_path), "--db", db_url, "--channels", "1"])
+    assert main(["report", "--out", str(tmp_path), "--db", db_url, "--channels", "1"]) == 0
     text = (tmp_path / "report.md").read_text()
     # kernels 2..4096: fft (1e-4 s) beats direct (1e-6 * K s) from K=128 up: 6 of 12
     assert "another strategy beats F.conv1d: 6" in text
