@@ -48,10 +48,13 @@ def test_gradients_match_f_conv1d() -> None:
 
 def test_errors_are_those_of_f_conv1d() -> None:
     x, w = torch.randn(1, 2, 10), torch.randn(1, 3, 3)
-    with pytest.raises(RuntimeError, match="channels"):
-        autoconv.conv1d(x, w)
-    with pytest.raises(RuntimeError, match="stride"):
-        autoconv.conv1d(torch.randn(1, 3, 10), w, stride=0)
+    for args, kwargs in [((x, w), {}), ((torch.randn(1, 3, 10), w), {"stride": 0})]:
+        with pytest.raises(RuntimeError) as theirs:
+            F.conv1d(*args, **kwargs)
+        with pytest.raises(RuntimeError) as ours:
+            autoconv.conv1d(*args, **kwargs)
+        assert type(ours.value) is type(theirs.value)
+        assert str(ours.value) == str(theirs.value)  # e.g. "... to have 3 channels, but got 2"
 
 
 def test_list_padding_is_accepted() -> None:
@@ -70,16 +73,31 @@ def test_select_reports_where_the_answer_came_from() -> None:
 
 
 def test_select_takes_a_signature() -> None:
+    from autoconv.strategies import all_strategies
+    from autoconv.tuning.candidates import enumerate_candidates
+    from autoconv.tuning.cost_model import default_cost_model
+
     sig = Signature(1, 1, 1, 3000, 700, 1, 0, 0, 1, 1, "float32", "cpu", False)
     with autoconv.settings.override(mode="predict"):
         choice = autoconv.select(sig)
-    assert choice.source in {"cost_model", "predicted"}
-    assert choice.strategy in autoconv.strategies.names()
+    # an empty database: too little data for the predictor, so the cost model's fastest
+    # predicted candidate for the signature's length bucket, at its predicted time
+    key = dispatcher.selector.key_signature(sig)
+    predicted = [(default_cost_model.predict(key, c.strategy, dict(c.params),
+                                             torch.device("cpu")), c)
+                 for c in enumerate_candidates(all_strategies(), key)]
+    best_s, best = min(((t, c) for t, c in predicted if t is not None), key=lambda tc: tc[0])
+    assert choice.source == "cost_model"
+    assert (choice.strategy, choice.params_dict, choice.median_s) == (
+        best.name, dict(best.params), best_s)
 
 
 def test_long_kernel_is_not_run_directly_while_tuning() -> None:
     choice = autoconv.select(torch.randn(1, 1, 48000), torch.randn(1, 1, 8191))
-    assert choice.strategy != "direct"
+    assert choice.source == "measured" and choice.strategy != "direct"
+    # pruned before it ran: a candidate that ran (even one that failed) leaves a row
+    stored = {m.strategy for _, m in dispatcher.selector.store.db.measurements()}
+    assert stored and "direct" not in stored
 
 
 def test_mode_off_is_plain_f_conv1d_and_tunes_nothing() -> None:
@@ -99,8 +117,17 @@ def test_works_under_no_grad_and_inference_mode() -> None:
         torch.testing.assert_close(autoconv.conv1d(xi, wi), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_threads_share_one_tuning_run() -> None:
+def test_threads_share_one_tuning_run(monkeypatch: pytest.MonkeyPatch) -> None:
     x, w = torch.randn(1, 4, 700), torch.randn(4, 4, 31)
+    selector = dispatcher.selector
+    tunings: list[Signature] = []
+    original = selector.tune
+
+    def counting_tune(signature, device, candidates):
+        tunings.append(signature)
+        return original(signature, device, candidates)
+
+    monkeypatch.setattr(selector, "tune", counting_tune)
     outputs = run_in_threads(lambda: autoconv.conv1d(x, w))
     assert len(outputs) == 4
     for output in outputs:
@@ -108,7 +135,10 @@ def test_threads_share_one_tuning_run() -> None:
     store = dispatcher.selector.store
     rows = list(store.db.measurements())
     signatures = {m.signature for _, m in rows}
-    assert len(signatures) == 1  # tuned once, not four times
+    assert len(signatures) == 1
+    # tuned once, not four times (the rows alone cannot tell: a second tuning run of the
+    # same signature overwrites them in place)
+    assert tunings == [selector.key_signature(Signature.of(x, w))]  # its length bucket
 
 
 def test_changing_a_setting_drops_cached_choices() -> None:
