@@ -62,7 +62,11 @@ def test_patched_model_matches_the_original(factory, length: int) -> None:
     x = torch.randn(2, 1, length, dtype=torch.float64)
     patched = autoconv.patch(model)
     assert patched is model
-    assert all(type(m) is autoconv.Conv1d for m in model.modules() if isinstance(m, nn.Conv1d))
+    # every conv replaced (8 in each model), and none lost on the way
+    convs = sum(isinstance(m, nn.Conv1d) for m in reference.modules())
+    assert convs == 8
+    assert [type(m) for m in model.modules() if isinstance(m, nn.Conv1d)] == [
+        autoconv.Conv1d] * convs
     torch.testing.assert_close(model(x), reference(x))
     # and training: gradients match too
     model(x).square().mean().backward()
@@ -78,10 +82,14 @@ def test_patch_shares_parameters_and_keeps_hooks() -> None:
     seen: list[int] = []
     model[0].register_forward_hook(lambda module, args, output: seen.append(1))
     autoconv.patch(model)
+    assert type(model[0]) is autoconv.Conv1d
     assert model[0].weight is weight
+    before = weight.detach().clone()
     model(torch.randn(1, 2, 20)).sum().backward()
-    optimizer.step()
+    optimizer.step()  # built before the patch: it must still update the module's weight
     assert seen == [1]
+    assert model[0].weight is weight and weight.grad is not None
+    torch.testing.assert_close(model[0].weight.detach(), before - 0.1 * weight.grad)
 
 
 def test_patch_leaves_subclasses_alone() -> None:
@@ -119,9 +127,11 @@ def test_weight_spectrum_is_reused_until_the_weight_changes() -> None:
         assert autoconv.select(x, conv.weight, padding=512).strategy != "direct"
         first = conv(x)
         conv(x)
-        assert conv._spectrum_cache.hits >= 1
+        cache = conv._spectrum_cache
+        assert (cache.hits, cache.misses) == (1, 1)  # transformed once, then reused
         conv.weight.mul_(2)  # an in-place update, as optimizer.step() does
         torch.testing.assert_close(conv(x), 2 * first, rtol=1e-4, atol=1e-3)
+        assert (cache.hits, cache.misses) == (1, 2)  # the stale spectrum was not used
 
 
 def test_module_pickles_and_deep_copies() -> None:

@@ -18,7 +18,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_bad_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOCONV_MODE", "fastest")
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(pydantic.ValidationError, match="mode\n  Input should be 'tune', "
+                       "'predict' or 'off'"):
         Settings()
 
 
@@ -39,16 +40,20 @@ def test_override_restores_after_an_exception() -> None:
 
 def test_override_is_all_or_nothing() -> None:
     before = settings.model_dump()
-    with pytest.raises(pydantic.ValidationError), settings.override(mode="off", budget_s=-1):
+    with pytest.raises(pydantic.ValidationError, match="budget_s"), settings.override(
+            mode="off", budget_s=-1):
         pass
-    with pytest.raises(pydantic.ValidationError), settings.override(no_such_setting=1):
+    with pytest.raises(pydantic.ValidationError, match="no_such_setting"), settings.override(
+            no_such_setting=1):
         pass
     assert settings.model_dump() == before
 
 
 def test_assignment_is_validated() -> None:
-    with pytest.raises(pydantic.ValidationError):
+    before = settings.mode
+    with pytest.raises(pydantic.ValidationError, match="'tune', 'predict' or 'off'"):
         settings.mode = "sometimes"  # type: ignore[assignment]
+    assert settings.mode == before
 
 
 def test_reload_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

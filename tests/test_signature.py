@@ -20,7 +20,7 @@ def test_batched_signature_fields() -> None:
 
 def test_unbatched_is_batch_one() -> None:
     sig = Signature.of(torch.randn(3, 50), torch.randn(2, 3, 4))
-    assert sig.batch == 1 and sig.in_channels == 3 and sig.length == 50
+    assert sig == Signature(1, 3, 2, 50, 4, 1, 0, 0, 1, 1, "float32", "cpu", False)
 
 
 @pytest.mark.parametrize("kernel,dilation", [(4, 1), (5, 1), (4, 3), (6, 2), (1, 1)])
