@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from autoconv import plain
+
 #: Padding as accepted by ``F.conv1d``: an int, a 1-tuple, ``'same'`` or ``'valid'``.
 PaddingArg = int | tuple[int] | str
 
@@ -90,6 +92,12 @@ class Signature:
         return (self.padded_length - self.span) // self.stride + 1
 
     @property
+    def is_degenerate(self) -> bool:
+        """No batch rows or no input channels: nothing to compute, and nothing to tune
+        (``F.conv1d`` answers such a call itself)."""
+        return self.batch == 0 or self.in_channels == 0
+
+    @property
     def is_depthwise(self) -> bool:
         """One input channel per group (the output may still have a multiplier per channel)."""
         return self.groups == self.in_channels and self.groups > 1
@@ -125,6 +133,10 @@ class Signature:
             raise RuntimeError("non-positive groups is not supported")
         batch, channels, length = (1, *input.shape) if input.dim() == 2 else input.shape
         out_channels, in_per_group, kernel = weight.shape
+        if out_channels < groups:
+            raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} "
+                               f"at dimension 0, but got weight of size {list(weight.shape)} "
+                               f"instead")
         if out_channels % groups != 0:
             raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by "
                                f"{groups} at dimension 0, but got weight of size "
@@ -144,6 +156,12 @@ class Signature:
         if input.device != weight.device:
             raise RuntimeError(f"Input ({input.device}) and weight ({weight.device}) should be "
                                "on the same device")
+        if length == 0:
+            raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got "
+                               f"input shape: {list(input.shape)}")
+        if kernel <= 0:
+            raise RuntimeError(f"kernel size should be greater than zero, but got "
+                               f"[{int(weight.shape[0])}, {int(kernel)}]")
         left, right = resolve_padding(padding, kernel, dilation_, stride_)
         span = dilation_ * (kernel - 1) + 1
         if length + left + right < span:
@@ -156,3 +174,29 @@ class Signature:
         return cls(int(batch), int(channels), int(out_channels), int(length), int(kernel),
                    stride_, left, right, dilation_, groups,
                    str(input.dtype).removeprefix("torch."), input.device.type, bool(needs_grad))
+
+
+def signature_or_answer(input: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor | None = None, stride: int | tuple[int] = 1,
+                        padding: PaddingArg = 0, dilation: int | tuple[int] = 1,
+                        groups: int = 1) -> Signature | torch.Tensor:
+    """The signature of a call a strategy computes itself, or ``F.conv1d``'s own answer.
+
+    A degenerate call (no batch rows or no input channels), or one :meth:`Signature.of`
+    refuses, is answered by ``F.conv1d``: its result where it accepts the call, its exception
+    (type and message) where it does not. So every strategy accepts exactly what ``F.conv1d``
+    accepts and fails exactly as it fails.
+
+    Returns:
+        The signature, or the tensor ``F.conv1d`` returned.
+
+    Raises:
+        Whatever ``F.conv1d`` raises for the call.
+    """
+    try:
+        signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    except (RuntimeError, TypeError, ValueError, IndexError):
+        signature = None
+    if signature is None or signature.is_degenerate:
+        return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
+    return signature

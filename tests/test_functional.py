@@ -146,3 +146,28 @@ def test_changing_a_setting_drops_cached_choices() -> None:
     autoconv.select(x, w)
     with autoconv.settings.override(mode="predict"):
         assert autoconv.select(x, w).source == "database"
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((0, 4, 10), (5, 4, 3)), ((2, 0, 10), (5, 0, 3)),
+                                             ((0, 10), (5, 0, 3))])
+def test_degenerate_calls_are_f_conv1d_untuned_and_leave_the_database_alone(x_shape,
+                                                                             w_shape) -> None:
+    x, w = torch.randn(x_shape), torch.randn(w_shape)
+    expected = F.conv1d(x, w)
+    out = autoconv.conv1d(x, w)
+    assert (out.shape, out.dtype) == (expected.shape, expected.dtype)
+    assert autoconv.select(x, w).source == "fallback"
+    store = dispatcher.selector.store
+    assert list(store.db.measurements()) == []
+    autoconv.conv1d(torch.randn(1, 4, 50), torch.randn(5, 4, 3))  # storage still on
+    assert {m.signature.length for _, m in store.db.measurements()} == {50}
+
+
+def test_a_call_f_conv1d_refuses_raises_its_own_error_every_time() -> None:
+    x, w = torch.randn(2, 4, 0), torch.randn(5, 4, 3)
+    for _ in range(2):
+        with pytest.raises(RuntimeError) as theirs:
+            F.conv1d(x, w, padding=2)
+        with pytest.raises(RuntimeError) as ours:
+            autoconv.conv1d(x, w, padding=2)
+        assert str(ours.value) == str(theirs.value)

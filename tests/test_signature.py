@@ -59,3 +59,16 @@ def test_errors_match_f_conv1d(kwargs: dict, x_shape: tuple, w_shape: tuple) -> 
     with pytest.raises(RuntimeError) as ours:
         Signature.of(x, w, **kwargs)
     assert type(ours.value) is type(torch_error.value)
+
+
+def test_degenerate_calls_are_answered_by_f_conv1d_itself() -> None:
+    from autoconv.signature import signature_or_answer
+
+    x, w = torch.randn(0, 4, 10), torch.randn(5, 4, 3)
+    assert Signature.of(x, w).is_degenerate
+    answer = signature_or_answer(x, w)
+    assert isinstance(answer, torch.Tensor) and answer.shape == (0, 5, 8)
+    assert not Signature.of(torch.randn(1, 4, 10), w).is_degenerate
+    assert isinstance(signature_or_answer(torch.randn(1, 4, 10), w), Signature)
+    with pytest.raises(RuntimeError, match="expected weight to be at least 1 at dimension 0"):
+        signature_or_answer(torch.randn(1, 4, 10), torch.randn(0, 4, 3))

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
+from autoconv import plain
 from autoconv.choice import Choice
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings, settings
@@ -99,7 +99,12 @@ class Dispatcher:
 
     def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None, stride, padding, dilation, groups) -> Runners:
-        signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+        try:
+            signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+        except (RuntimeError, TypeError, ValueError, IndexError):
+            # F.conv1d answers a call autoconv refuses: with its own error, or with its
+            # result where it accepts more. Not remembered: the next call is checked again.
+            return _PLAIN
         choice = self.choose(signature, input.device)
         entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)
         if key is not None:
@@ -108,6 +113,11 @@ class Dispatcher:
             self._fast[key] = entry
         return entry
 
+
+_PLAIN: Runners = (plain.conv1d, None)
+# The defaults, compared by identity: ``is`` holds for the int 0 or 1 alone (CPython keeps one
+# object of each small int), not for 1.0 or True, which F.conv1d refuses and must see.
+_ZERO, _ONE = 0, 1
 
 #: The dispatcher of this process, on ``autoconv.settings``.
 dispatcher = Dispatcher(settings)
@@ -140,9 +150,9 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     if torch.compiler.is_compiling():
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
-        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)[0]
-    if bias is None and stride == 1 and padding == 0 and dilation == 1 and groups == 1:
+    if bias is None and stride is _ONE and padding is _ZERO and dilation is _ONE and groups is _ONE:
         return run(input, weight)  # torch parses two arguments faster than seven
     return run(input, weight, bias, stride, padding, dilation, groups)
 
@@ -155,7 +165,7 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     if torch.compiler.is_compiling():  # the op runs without the cache
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
-        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, run_cached = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)
     if run_cached is not None:
         return run_cached(input, weight, bias, stride, padding, dilation, groups,

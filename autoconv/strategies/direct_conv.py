@@ -23,7 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from autoconv.signature import PaddingArg, Signature
+from autoconv import plain
+from autoconv.signature import PaddingArg, Signature, signature_or_answer
 from autoconv.strategies.registry import Work, check_int, check_names, time_domain_work
 
 
@@ -35,10 +36,12 @@ def padded_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     Raises:
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
-    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
+        return signature
     if signature.padding_left or signature.padding_right:
         input = F.pad(input, (signature.padding_left, signature.padding_right))
-    return F.conv1d(input, weight, bias, signature.stride, 0, signature.dilation, groups)
+    return plain.conv1d(input, weight, bias, signature.stride, 0, signature.dilation, groups)
 
 
 def direct(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -54,7 +57,7 @@ def direct(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
 def bind_direct(params: dict[str, Any]) -> Callable[..., torch.Tensor]:
     """The callable for ``direct`` with ``params``: ``F.conv1d`` itself when not padding
     first."""
-    return padded_first if params.get("pre_pad") else F.conv1d
+    return padded_first if params.get("pre_pad") else plain.conv1d
 
 
 def direct_param_grid(signature: Signature) -> list[dict[str, Any]]:

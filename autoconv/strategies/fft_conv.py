@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature
+from autoconv.signature import PaddingArg, Signature, signature_or_answer
 from autoconv.strategies.plan import fft_plan
 from autoconv.strategies.registry import Work
 from autoconv.strategies.spectral import spectral_conv1d
@@ -33,7 +33,9 @@ def fft(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
         RuntimeError: bad arguments, as ``F.conv1d`` raises them.
         NotImplementedError: a non-floating or complex dtype.
     """
-    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
+        return signature
     return spectral_conv1d(input, weight, bias, signature, fft_plan(signature), spectrum_cache)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature
+from autoconv.signature import PaddingArg, Signature, signature_or_answer
 from autoconv.strategies.fast_sizes import fast_size
 from autoconv.strategies.plan import ConvPlan, needed_length, overlap_add_plan, phase_taps
 from autoconv.strategies.registry import Work, check_int, check_names
@@ -86,7 +86,9 @@ def overlap_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         TypeError: a ``block_size`` that is not an int.
         NotImplementedError: a non-floating or complex dtype.
     """
-    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
+        return signature
     plan = _plan(signature, block_size)
     return spectral_conv1d(input, weight, bias, signature, plan, spectrum_cache)
 

@@ -106,7 +106,9 @@ class Strategy:
     Attributes:
         name: registry key, stored in the tuning database.
         run: ``(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-            **params)``, returning exactly what ``F.conv1d`` returns.
+            **params)``, returning exactly what ``F.conv1d`` returns. It starts with
+            :func:`~autoconv.signature.signature_or_answer`, which hands degenerate calls and
+            calls ``F.conv1d`` refuses to ``F.conv1d`` itself.
         param_grid: the parameter sets worth timing for a signature (``[{}]`` if none).
             Every dict is plain JSON data (ints, floats, strings).
         supports: whether the strategy can run a signature at all (e.g. the FFT strategies

@@ -70,6 +70,8 @@ class Selector:
         mode = self.settings.mode
         if mode == "off":
             return PLAIN_CONV1D
+        if signature.is_degenerate:  # nothing to compute, nothing to tune or store
+            return Choice.make(reference_strategy(), source="fallback")
         signature = self.key_signature(signature)
         key = (signature, device)
         remembered = self._memory.get(key)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature
+from autoconv.signature import PaddingArg, Signature, signature_or_answer
 from autoconv.strategies import (
     ConvPlan,
     SpectrumCache,
@@ -35,7 +35,9 @@ def fft_pow2(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
              dilation: int | tuple[int] = 1, groups: int = 1, *,
              spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
     """``F.conv1d`` through one power-of-two FFT."""
-    signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
+        return signature
     return spectral_conv1d(input, weight, bias, signature, pow2_plan(signature), spectrum_cache)
 
 
