@@ -19,10 +19,11 @@ PaddingArg = int | tuple[int] | str
 
 
 def _single(value: Any, name: str) -> int:
-    """Return the int in ``value`` (an int or a 1-sequence), as ``torch.nn.modules.utils._single``."""
+    """The int in ``value`` (an int or a 1-sequence), as ``torch.nn.modules.utils._single``."""
     if isinstance(value, (tuple, list)):
         if len(value) != 1:
-            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 values")
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 "
+                               f"values")
         value = value[0]
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"conv1d(): argument '{name}' must be an int or a tuple of one int, "
@@ -110,7 +111,7 @@ class Signature:
     def of(cls, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            stride: int | tuple[int] = 1, padding: PaddingArg = 0,
            dilation: int | tuple[int] = 1, groups: int = 1) -> Signature:
-        """Build the signature of ``F.conv1d(input, weight, bias, stride, padding, dilation, groups)``.
+        """The signature of ``F.conv1d(input, weight, bias, stride, padding, dilation, groups)``.
 
         Raises:
             RuntimeError: the error ``F.conv1d`` would raise for the same bad arguments.
@@ -165,7 +166,8 @@ class Signature:
         left, right = resolve_padding(padding, kernel, dilation_, stride_)
         span = dilation_ * (kernel - 1) + 1
         if length + left + right < span:
-            raise RuntimeError(f"Calculated padded input size per channel: ({length + left + right})."
+            raise RuntimeError(f"Calculated padded input size per channel: "
+                               f"({length + left + right})."
                                f" Kernel size: ({span}). Kernel size can't be greater than actual "
                                "input size")
         needs_grad = torch.is_grad_enabled() and (
