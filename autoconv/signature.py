@@ -7,12 +7,13 @@ error messages, so that every strategy can rely on well-formed arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from autoconv import plain
+from autoconv import contexts, plain
 
 #: Padding as accepted by ``F.conv1d``: an int, a 1-tuple, ``'same'`` or ``'valid'``.
 PaddingArg = int | tuple[int] | str
@@ -178,16 +179,34 @@ class Signature:
                    str(input.dtype).removeprefix("torch."), input.device.type, bool(needs_grad))
 
 
+def under_autocast(signature: Signature, input: torch.Tensor, weight: torch.Tensor,
+                   bias: torch.Tensor | None) -> Signature | None:
+    """``signature`` as ``F.conv1d`` runs the call under the current autocast: in the
+    autocast dtype when autocast casts the tensors (``signature`` itself when autocast is off
+    for the input's device), or None when autocast leaves them of different dtypes (a call
+    ``F.conv1d`` refuses)."""
+    device_type = input.device.type
+    dtype = contexts.autocast_dtype(device_type)
+    if dtype is None:
+        return signature
+    dtypes = {contexts.cast_dtype(t, dtype, device_type) for t in (input, weight, bias)
+              if t is not None}
+    if len(dtypes) != 1:
+        return None
+    return dataclasses.replace(signature, dtype=str(dtypes.pop()).removeprefix("torch."))
+
+
 def signature_or_answer(input: torch.Tensor, weight: torch.Tensor,
                         bias: torch.Tensor | None = None, stride: int | tuple[int] = 1,
                         padding: PaddingArg = 0, dilation: int | tuple[int] = 1,
                         groups: int = 1) -> Signature | torch.Tensor:
     """The signature of a call a strategy computes itself, or ``F.conv1d``'s own answer.
 
-    A degenerate call (no batch rows or no input channels), or one :meth:`Signature.of`
-    refuses, is answered by ``F.conv1d``: its result where it accepts the call, its exception
-    (type and message) where it does not. So every strategy accepts exactly what ``F.conv1d``
-    accepts and fails exactly as it fails.
+    A degenerate call (no batch rows or no input channels), one :meth:`Signature.of` refuses,
+    or one in a context where only ``F.conv1d`` may answer (a torch.func transform; see
+    :func:`autoconv.contexts.wants_plain`) is answered by ``F.conv1d``: its result where it
+    accepts the call, its exception (type and message) where it does not. So every strategy
+    accepts exactly what ``F.conv1d`` accepts and fails exactly as it fails.
 
     Returns:
         The signature, or the tensor ``F.conv1d`` returned.
@@ -195,10 +214,12 @@ def signature_or_answer(input: torch.Tensor, weight: torch.Tensor,
     Raises:
         Whatever ``F.conv1d`` raises for the call.
     """
-    try:
-        signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
-    except (RuntimeError, TypeError, ValueError, IndexError):
-        signature = None
+    signature = None
+    if not (isinstance(input, torch.Tensor) and contexts.wants_plain(input)):
+        try:
+            signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+        except (RuntimeError, TypeError, ValueError, IndexError):
+            pass
     if signature is None or signature.is_degenerate:
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     return signature

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "autoconv"
 
 #: Each part of autoconv, lowest first: a part may import its own layer and those below it.
 LAYERS: list[set[str]] = [
-    {"__init__", "plain", "settings", "signature", "buckets"},
+    {"__init__", "plain", "contexts", "settings", "signature", "buckets"},
     {"strategies"},
     {"choice"},
     {"tuning"},

@@ -17,11 +17,12 @@ from collections.abc import Callable
 
 import torch
 
-from autoconv import plain
+from autoconv import contexts, plain
 from autoconv.choice import Choice
+from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings, settings
-from autoconv.signature import PaddingArg, Signature, _single, resolve_padding
+from autoconv.signature import PaddingArg, Signature, _single, resolve_padding, under_autocast
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
 from autoconv.tuning.cost_model import default_cost_model
@@ -80,8 +81,10 @@ class Dispatcher:
             store.close()
 
     def choose(self, signature: Signature, device: torch.device) -> Choice:
-        """The selector's choice for ``signature`` on ``device``."""
-        return self.selector.choose(signature, device)
+        """The selector's choice for ``signature`` on ``device`` (tuned, when it must be,
+        with autocast off: the signature already says the dtype the call runs in)."""
+        with contexts.autocast_off(device.type if contexts.any_autocast() else None):
+            return self.selector.choose(signature, device)
 
     def runners(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 stride, padding, dilation, groups) -> Runners:
@@ -89,7 +92,7 @@ class Dispatcher:
         key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
                input.device, torch.is_grad_enabled() and (
                    input.requires_grad or weight.requires_grad
-                   or (bias is not None and bias.requires_grad)))
+                   or (bias is not None and bias.requires_grad)), any_autocast())
         try:
             return self._fast[key]
         except KeyError:
@@ -99,11 +102,18 @@ class Dispatcher:
 
     def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None, stride, padding, dilation, groups) -> Runners:
+        if contexts.in_transform() or contexts.is_tracing():
+            # Nothing may be measured, and F.conv1d works in every transform and traces as
+            # itself. Not remembered: the same call outside the transform is tuned as usual.
+            return _PLAIN
         try:
             signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
         except (RuntimeError, TypeError, ValueError, IndexError):
             # F.conv1d answers a call autoconv refuses: with its own error, or with its
             # result where it accepts more. Not remembered: the next call is checked again.
+            return _PLAIN
+        signature = under_autocast(signature, input, weight, bias)
+        if signature is None:  # autocast gives the tensors different dtypes: F.conv1d refuses
             return _PLAIN
         choice = self.choose(signature, input.device)
         entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature, signature_or_answer
+from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.plan import fft_plan
 from autoconv.strategies.registry import Work
-from autoconv.strategies.spectral import spectral_conv1d
+from autoconv.strategies.spectral import spectral_call
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
 
@@ -33,10 +33,8 @@ def fft(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
         RuntimeError: bad arguments, as ``F.conv1d`` raises them.
         NotImplementedError: a non-floating or complex dtype.
     """
-    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
-    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
-        return signature
-    return spectral_conv1d(input, weight, bias, signature, fft_plan(signature), spectrum_cache)
+    return spectral_call(input, weight, bias, stride, padding, dilation, groups, fft_plan,
+                         spectrum_cache)
 
 
 def fft_param_grid(signature: Signature) -> list[dict[str, Any]]:

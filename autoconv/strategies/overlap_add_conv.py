@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature, signature_or_answer
+from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.fast_sizes import fast_size
 from autoconv.strategies.plan import ConvPlan, needed_length, overlap_add_plan, phase_taps
 from autoconv.strategies.registry import Work, check_int, check_names
-from autoconv.strategies.spectral import spectral_conv1d
+from autoconv.strategies.spectral import spectral_call
 from autoconv.strategies.spectrum_cache import SpectrumCache
 
 #: Most block sizes :func:`block_size_grid` proposes.
@@ -86,11 +86,8 @@ def overlap_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         TypeError: a ``block_size`` that is not an int.
         NotImplementedError: a non-floating or complex dtype.
     """
-    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
-    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
-        return signature
-    plan = _plan(signature, block_size)
-    return spectral_conv1d(input, weight, bias, signature, plan, spectrum_cache)
+    return spectral_call(input, weight, bias, stride, padding, dilation, groups,
+                         lambda signature: _plan(signature, block_size), spectrum_cache)
 
 
 def _plan(signature: Signature, block_size: int | None) -> ConvPlan:

@@ -22,10 +22,12 @@ for many channels and long signals).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 
-from autoconv.signature import Signature
+from autoconv import contexts
+from autoconv.signature import Signature, signature_or_answer
 from autoconv.strategies.layout import join_frames, rotate, split_input, split_weight
 from autoconv.strategies.plan import ConvPlan
 from autoconv.strategies.spectrum_cache import SpectrumCache
@@ -184,3 +186,24 @@ def _chunked(spectra: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         y = join_frames(y, plan, b)
         out[:, :, start:stop].copy_(y.view(batch, groups, stop - start, -1))
     return out.view(batch, out_channels, plan.output_length)
+
+
+def spectral_call(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  stride, padding, dilation, groups: int,
+                  plan_of: Callable[[Signature], ConvPlan],
+                  spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
+    """A strategy on the FFT pipeline, as it must behave everywhere ``F.conv1d`` is called.
+
+    Under autocast the tensors get autocast's casts (the output has its dtype, as
+    ``F.conv1d``'s has) and the pipeline runs with autocast off; the call is validated and
+    degenerate, refused and transformed calls go to ``F.conv1d``
+    (:func:`~autoconv.signature.signature_or_answer`); the rest is convolved along
+    ``plan_of(signature)``.
+    """
+    input, weight, bias, autocast_device = contexts.autocast_inputs(input, weight, bias)
+    with contexts.autocast_off(autocast_device):
+        signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+        if isinstance(signature, torch.Tensor):  # F.conv1d's answer
+            return signature
+        return spectral_conv1d(input, weight, bias, signature, plan_of(signature),
+                               spectrum_cache)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from autoconv.contexts import may_measure
 from autoconv.signature import Signature
 from autoconv.strategies import ConvPlan, Strategy
 
@@ -76,13 +77,14 @@ class CalibratedCostModel:
     def constants(self, device: torch.device) -> CostConstants | None:
         """The constants for ``device`` (and the current thread count), measured once.
 
-        None while a CUDA graph is being captured on a device not yet calibrated: nothing
-        may run then, so the model cannot judge (and guesses are never cached).
+        None on a device not yet calibrated where nothing may run (a CUDA graph captured, a
+        trace or torch.func transform active: :func:`autoconv.contexts.may_measure`): the
+        model cannot judge then (and guesses are never cached).
         """
         key = (device.type, device.index or 0, torch.get_num_threads())
         cached = self._constants.get(key)
         if cached is None:
-            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            if not may_measure(device):
                 return None
             with self._lock:
                 cached = self._constants.get(key)
@@ -158,7 +160,11 @@ def calibrate(device: torch.device) -> CostConstants:
     its peak: the constants describe the machine at its fastest, so that pruning errs on the
     side of timing a candidate rather than dropping it.
     """
-    make = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
+    generator = torch.Generator().manual_seed(0)  # the caller's random stream stays untouched
+
+    def make(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=dtype).to(device)
+
     with torch.no_grad():
         x, w = make(1, 64, 2048), make(64, 64, 31)
         dense = _best_time(lambda: F.conv1d(x, w), device) / (64 * 64 * 2018 * 31)
@@ -168,10 +174,10 @@ def calibrate(device: torch.device) -> CostConstants:
         depthwise = _best_time(lambda: F.conv1d(xd, wd, groups=64), device) / (64 * 4082 * 15)
         signal = make(64, 4096)
         fft_unit = _best_time(lambda: torch.fft.rfft(signal), device) / (64 * 4096 * 12)
-        a = torch.randn(513, 8, 64, dtype=torch.complex64, device=device)
-        b = torch.randn(513, 64, 64, dtype=torch.complex64, device=device)
+        a = make(513, 8, 64, dtype=torch.complex64)
+        b = make(513, 64, 64, dtype=torch.complex64)
         complex_mac = _best_time(lambda: torch.matmul(a, b), device) / (513 * 8 * 64 * 64)
-        spectra = torch.randn(64, 2049, dtype=torch.complex64, device=device)
+        spectra = make(64, 2049, dtype=torch.complex64)
         elementwise = _best_time(lambda: spectra * spectra, device) / spectra.numel()
         tiny_x, tiny_w = make(1, 1, 64), make(1, 1, 3)
         call = _best_time(lambda: F.conv1d(tiny_x, tiny_w), device, repeats=20)

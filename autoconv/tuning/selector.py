@@ -17,6 +17,7 @@ import torch
 
 from autoconv.buckets import decision_key
 from autoconv.choice import PLAIN_CONV1D, Choice
+from autoconv.contexts import may_measure
 from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
@@ -27,10 +28,6 @@ from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
 from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
-
-
-def _is_capturing(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
 class Selector:
@@ -81,8 +78,12 @@ class Selector:
             remembered = self._memory.get(key)
             if remembered is not None:
                 return remembered.remembered()
-            choice = self._lookup_or_decide(signature, device, mode)
-            self._memory[key] = choice
+            measurable = mode == "tune" and may_measure(device)
+            choice = self._lookup_or_decide(signature, device, measurable)
+            # In mode tune, an answer given only because nothing could be measured here is
+            # not kept: the next call where measuring is allowed tunes the signature.
+            if measurable or mode != "tune" or choice.source == "database":
+                self._memory[key] = choice
             return choice
 
     # -- the slow path --------------------------------------------------------------------
@@ -91,14 +92,13 @@ class Selector:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _lookup_or_decide(self, signature: Signature, device: torch.device, mode: str) -> Choice:
+    def _lookup_or_decide(self, signature: Signature, device: torch.device,
+                          measurable: bool) -> Choice:
         stored = self._from_store(signature, device)
         if stored is not None:
             return stored
         candidates = enumerate_candidates(self.strategies, signature)
-        may_measure = (mode == "tune" and not _is_capturing(device)
-                       and not torch.compiler.is_compiling())
-        if may_measure:
+        if measurable:
             confident = self._confident_prediction(signature, device, candidates)
             if confident is not None:
                 return confident

@@ -8,9 +8,12 @@ turn all of it into :class:`~autoconv.tuning.outcome.Outcome` rows.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import torch
 
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import (
@@ -104,6 +107,17 @@ class OutputCheck:
         return error is None or error <= self.tolerance
 
 
+@functools.cache
+def _first_autograd_grad() -> None:
+    """Pay, once per process and outside any timing, what the first ``torch.autograd.grad``
+    with explicit output gradients costs: it imports torch's symbolic-shapes machinery (sympy
+    included), most of a second, which would otherwise be charged to the first candidate
+    timed with gradients (and make it look many times slower than it is)."""
+    leaf = torch.zeros(1, requires_grad=True)
+    output = leaf * 2
+    torch.autograd.grad(output, leaf, torch.ones_like(output))
+
+
 @dataclass(frozen=True)
 class WarmedUp:
     """A candidate that ran once, correctly: ready to be timed.
@@ -135,6 +149,8 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     """
     warmed: list[WarmedUp] = []
     rejected: list[Outcome] = []
+    if inputs.signature.requires_grad:
+        _first_autograd_grad()
     for candidate, predicted in survivors:
         if warmed and budget.remaining() <= 0:
             break

@@ -45,6 +45,18 @@ class TestParity:
         for out in run_all_params(strategy, call):
             assert_close(out, ref, RTOL[dtype])
 
+    @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+    def test_under_cpu_autocast_returns_what_f_conv1d_returns(self, strategy: Strategy,
+                                                             dtype: torch.dtype) -> None:
+        call = make_call(2, 2, 3, 2, 80, 7, stride=2, padding=3, dilation=2,
+                         dtype=torch.float32)
+        with torch.autocast("cpu", dtype=dtype):
+            ref = reference(call)
+            outs = run_all_params(strategy, call)
+        assert ref.dtype == dtype
+        for out in outs:
+            assert_close(out, ref, RTOL[dtype])
+
     @pytest.mark.parametrize("padding", ["same", "valid", 0, 5, (2,)])
     @pytest.mark.parametrize("kernel,dilation", [(4, 1), (5, 2), (6, 3), (1, 1)])
     def test_padding_forms(self, strategy: Strategy, padding, kernel: int,

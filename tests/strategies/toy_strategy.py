@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from autoconv.signature import PaddingArg, Signature, signature_or_answer
+from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies import (
     ConvPlan,
     SpectrumCache,
@@ -22,7 +22,7 @@ from autoconv.strategies import (
     spectral_supports,
 )
 from autoconv.strategies.plan import needed_length
-from autoconv.strategies.spectral import spectral_conv1d
+from autoconv.strategies.spectral import spectral_call
 
 
 def pow2_plan(signature: Signature) -> ConvPlan:
@@ -35,10 +35,8 @@ def fft_pow2(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
              dilation: int | tuple[int] = 1, groups: int = 1, *,
              spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
     """``F.conv1d`` through one power-of-two FFT."""
-    signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
-    if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
-        return signature
-    return spectral_conv1d(input, weight, bias, signature, pow2_plan(signature), spectrum_cache)
+    return spectral_call(input, weight, bias, stride, padding, dilation, groups, pow2_plan,
+                         spectrum_cache)
 
 
 def pow2_work(signature: Signature, params: Mapping[str, Any]) -> Work:

@@ -132,3 +132,34 @@ def test_outcome_records_keep_their_fields_and_a_short_note() -> None:
     failed = Outcome.failed(c, 0.5, "x" * 500)
     assert (failed.ok, failed.samples, len(failed.note)) == (False, 1, NOTE_LENGTH)
     assert Outcome.disqualified(c, 0.5, 0.02, 1e-4).note == "disqualified: error 0.02 > 0.0001"
+
+
+def test_autograds_first_call_costs_are_paid_before_any_candidate_is_timed() -> None:
+    # The first torch.autograd.grad with output gradients in a process imports torch's
+    # symbolic-shapes machinery (most of a second): it must not be charged to a candidate.
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import sys, torch, torch.nn.functional as F
+        from autoconv.signature import Signature
+        from autoconv.strategies import Strategy
+        from autoconv.tuning.candidates import Candidate, ConvInputs
+        from autoconv.tuning.trial import Budget, OutputCheck, warm_up
+        seen = []
+        def run(*args, **kwargs):
+            seen.append("torch.fx.experimental.symbolic_shapes" in sys.modules)
+            return F.conv1d(*args)
+        assert "torch.fx.experimental.symbolic_shapes" not in sys.modules
+        sig = Signature(1, 2, 2, 50, 3, 1, 0, 0, 1, 1, "float32", "cpu", True)
+        inputs = ConvInputs.random(sig, torch.device("cpu"))
+        warm_up([(Candidate(Strategy("x", run), ()), None)], inputs,
+                Budget.of(lambda: 0.0, 1.0), OutputCheck(inputs, 1e-4, reference_runs=False))
+        print(seen)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True]"
