@@ -1,7 +1,8 @@
 """autoconv: the fastest correct conv1d for each call signature, measured on this machine.
 
-Use ``autoconv.conv1d`` as ``F.conv1d``, ``autoconv.Conv1d`` as ``nn.Conv1d``, or
-``autoconv.patch(model)`` to convert a whole model; ``autoconv.settings`` controls the mode
+Use ``autoconv.conv1d`` as ``F.conv1d``, ``autoconv.Conv1d`` as ``nn.Conv1d``,
+``autoconv.patch(model)`` to convert a whole model, or ``autoconv.enable()`` to route every
+conv1d call in the process through autoconv; ``autoconv.settings`` controls the mode
 (``tune``, ``predict``, ``off``), the database and the budgets; ``autoconv.select`` tells which
 strategy a call gets and why.
 
@@ -24,6 +25,11 @@ _LAZY = {
     "select": "autoconv.functional",
     "Conv1d": "autoconv.nn",
     "patch": "autoconv.nn",
+    "enable": "autoconv.runtime.switch",
+    "disable": "autoconv.runtime.switch",
+    "enabled": "autoconv.runtime.switch",
+    "is_enabled": "autoconv.runtime.switch",
+    "unpatch": "autoconv.nn",
     "Choice": "autoconv.choice",
     "Signature": "autoconv.signature",
     "record": "autoconv.offline.recording",

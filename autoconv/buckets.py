@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from typing import TYPE_CHECKING
 
 from autoconv.signature import Signature

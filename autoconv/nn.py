@@ -3,7 +3,8 @@
 ``Conv1d`` is a ``torch.nn.Conv1d`` (same constructor, same parameters, interchangeable
 ``state_dict``) whose forward runs the strategy autoconv chose for each call signature, and
 which keeps its weight's spectrum between calls while the weight is unchanged (FFT strategies,
-inference). ``patch(model)`` turns every plain ``nn.Conv1d`` inside a model into one, in place.
+inference). ``patch(model)`` turns every ``nn.Conv1d`` inside a model into one, in place
+(parametrized ones included); ``unpatch(model)`` turns them back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from autoconv.functional import conv1d_cached
 from autoconv.strategies import SpectrumCache
@@ -54,30 +56,79 @@ class Conv1d(nn.Conv1d):
 
     @classmethod
     def convert(cls, conv: nn.Conv1d) -> Conv1d:
-        """Turn a plain ``nn.Conv1d`` into an autoconv ``Conv1d`` in place and return it.
+        """Turn an ``nn.Conv1d`` into an autoconv ``Conv1d`` in place and return it.
 
         The module keeps its identity, parameters (the same ``Parameter`` objects, so an
-        optimizer that holds them is unaffected), buffers, hooks and training mode.
+        optimizer that holds them is unaffected), buffers, hooks, training mode and
+        ``state_dict`` keys. A parametrized convolution (``torch.nn.utils.parametrizations.
+        weight_norm``, ``spectral_norm`` or any ``torch.nn.utils.parametrize`` one) stays
+        parametrized: its weight is computed by its parametrizations on every call, as
+        before. The older ``torch.nn.utils.weight_norm`` keeps working too (it is a hook on
+        a plain ``nn.Conv1d``). :func:`revert` undoes the conversion.
 
         Raises:
-            TypeError: ``conv`` is not exactly ``nn.Conv1d`` (a subclass may override forward).
+            TypeError: ``conv`` is a subclass of ``nn.Conv1d`` of another kind (its own
+                ``forward`` may do something else).
         """
-        if type(conv) is cls:
+        if isinstance(conv, cls):
             return conv
-        if type(conv) is not nn.Conv1d:
-            raise TypeError(f"can only convert torch.nn.Conv1d, not {type(conv).__name__}")
-        conv.__class__ = cls
+        conv.__class__ = _on_top_of(conv, nn.Conv1d, cls)
         conv._spectrum_cache = SpectrumCache(max_entries=_SPECTRA_PER_MODULE)
         return conv  # type: ignore[return-value]
 
 
+def _on_top_of(module: nn.Module, old: type[nn.Module], new: type[nn.Module]) -> type:
+    """``module``'s class with ``old`` replaced by ``new``: ``new`` itself for an instance of
+    exactly ``old``, and for a parametrized one (torch makes its class a subclass holding the
+    parametrized properties), a copy of that subclass on top of ``new``.
+
+    Raises:
+        TypeError: ``module`` is of any other class.
+    """
+    kind = type(module)
+    if kind is old:
+        return new
+    if parametrize.is_parametrized(module) and kind.__bases__ == (old,):
+        namespace = {k: v for k, v in vars(kind).items() if k not in ("__dict__", "__weakref__")}
+        return type(kind.__name__, (new,), namespace)
+    raise TypeError(f"can only convert {old.__module__}.{old.__name__} (parametrized or "
+                    f"not), not {kind.__module__}.{kind.__name__}")
+
+
+def revert(conv: Conv1d) -> nn.Conv1d:
+    """Turn an autoconv ``Conv1d`` back into the ``nn.Conv1d`` it was, in place, and return
+    it (a parametrized one stays parametrized).
+
+    Raises:
+        TypeError: ``conv`` is not an autoconv ``Conv1d``.
+    """
+    conv.__class__ = _on_top_of(conv, Conv1d, nn.Conv1d)
+    conv.__dict__.pop("_spectrum_cache", None)
+    return conv  # type: ignore[return-value]
+
+
+def _convertible(module: nn.Module) -> bool:
+    kind = type(module)
+    return kind is nn.Conv1d or (parametrize.is_parametrized(module)
+                                 and kind.__bases__ == (nn.Conv1d,))
+
+
 def patch(module: nn.Module) -> nn.Module:
-    """Make every plain ``nn.Conv1d`` in ``module`` (itself included) an autoconv ``Conv1d``.
+    """Make every ``nn.Conv1d`` in ``module`` (itself included), parametrized or not, an
+    autoconv ``Conv1d`` (see :meth:`Conv1d.convert`).
 
     Works in place and returns ``module``. Parameters are shared, not copied; subclasses of
-    ``nn.Conv1d`` (which may override ``forward``) are left alone.
+    ``nn.Conv1d`` (which may override ``forward``) are left alone. :func:`unpatch` undoes it.
     """
     for submodule in module.modules():
-        if type(submodule) is nn.Conv1d:
+        if _convertible(submodule):
             Conv1d.convert(submodule)
+    return module
+
+
+def unpatch(module: nn.Module) -> nn.Module:
+    """Turn every autoconv ``Conv1d`` in ``module`` back into an ``nn.Conv1d``, in place."""
+    for submodule in module.modules():
+        if isinstance(submodule, Conv1d):
+            revert(submodule)
     return module

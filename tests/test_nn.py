@@ -157,3 +157,71 @@ def test_torch_compile_of_a_patched_model() -> None:
     compiled = torch.compile(model, backend="aot_eager")
     x = torch.randn(2, 1, 500)
     torch.testing.assert_close(compiled(x), reference(x), rtol=1e-4, atol=1e-4)
+
+
+class Symmetric(nn.Module):
+    """A user parametrization: the kernel made symmetric (a linear-phase filter)."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return (weight + weight.flip(-1)) / 2
+
+
+PARAMETRIZE = {
+    "weight_norm": lambda conv: nn.utils.parametrizations.weight_norm(conv),
+    "spectral_norm": lambda conv: nn.utils.parametrizations.spectral_norm(conv),
+    "user parametrization": lambda conv: nn.utils.parametrize.register_parametrization(
+        conv, "weight", Symmetric()),
+    "old weight_norm hook": lambda conv: nn.utils.weight_norm(conv),
+}
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", list(PARAMETRIZE))
+def test_parametrized_convolutions_are_converted_and_keep_working(name: str) -> None:
+    def build() -> nn.Module:  # twice the same (deepcopy refuses the old weight_norm hook)
+        torch.manual_seed(0)
+        return nn.Sequential(PARAMETRIZE[name](nn.Conv1d(4, 6, 65, padding=32)), nn.GELU())
+
+    reference, model = build(), build()
+    keys, parameters = list(model.state_dict()), [id(p) for p in model.parameters()]
+    autoconv.patch(model)
+    conv = model[0]
+    assert isinstance(conv, autoconv.Conv1d)
+    assert list(model.state_dict()) == keys and [id(p) for p in model.parameters()] == parameters
+    x = torch.randn(2, 4, 700)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (reference, model)]
+    for _ in range(2):  # train a step, so the parametrized weight changes under both
+        for m, optimizer in zip((reference, model), optimizers):
+            optimizer.zero_grad()
+            m(x).square().mean().backward()
+            optimizer.step()
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    model.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+        first = next(model.parameters())
+        first.mul_(1.5)  # an in-place change of what the weight is computed from
+        next(reference.parameters()).mul_(1.5)
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+    try:  # whatever torch's own module does when deep-copied, ours does too
+        copy.deepcopy(reference)
+    except RuntimeError:  # the old weight_norm hook, once it has run: torch refuses
+        with pytest.raises(RuntimeError, match="deepcopy"):
+            copy.deepcopy(model)
+    else:
+        copy.deepcopy(model)
+    autoconv.unpatch(model)
+    assert type(conv) is type(reference[0]) or (type(conv).__bases__ == (nn.Conv1d,)
+                                               and type(conv).__name__ == "ParametrizedConv1d")
+    assert not isinstance(conv, autoconv.Conv1d) and list(model.state_dict()) == keys
+
+
+def test_convert_refuses_other_subclasses_and_revert_refuses_plain_modules() -> None:
+    class Custom(nn.Conv1d):
+        pass
+
+    with pytest.raises(TypeError, match="can only convert torch.nn.modules.conv.Conv1d"):
+        autoconv.Conv1d.convert(Custom(2, 2, 3))
+    with pytest.raises(TypeError, match="can only convert autoconv.nn.Conv1d"):
+        autoconv.nn.revert(nn.Conv1d(2, 2, 3))

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from autoconv import plain
 from autoconv.offline.shapes_file import dump_shapes
 from autoconv.settings import settings
 from autoconv.signature import Signature
 
-_CONV1D = {torch.conv1d, F.conv1d}
+#: torch's conv1d (``torch.conv1d`` and ``F.conv1d`` are the same builtin until
+#: ``autoconv.enable()`` replaces both names; the builtin is what reaches this mode).
+_CONV1D = {plain.conv1d}
 _PARAMETERS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 
 

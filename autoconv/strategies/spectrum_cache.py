@@ -52,6 +52,13 @@ class SpectrumCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __deepcopy__(self, memo: dict) -> SpectrumCache:
+        # Spectra are derived from live tensors: a copy (of a module, say) starts empty.
+        return SpectrumCache(self.max_entries)
+
+    def __reduce__(self) -> tuple:
+        return SpectrumCache, (self.max_entries,)
+
     def clear(self) -> None:
         """Drop every cached spectrum and reset the counters."""
         self._entries.clear()

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from autoconv import plain
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, freeze_params
 
@@ -101,10 +102,11 @@ class ConvInputs:
         stride, padding, dilation, groups = self.args
         with torch.no_grad():
             if window is None or window >= self.signature.output_length:
-                return F.conv1d(x, self.weight, self.bias, stride, padding, dilation, groups)
+                return plain.conv1d(x, self.weight, self.bias, stride, padding, dilation, groups)
             x = F.pad(x, (padding, padding))
             needed = (window - 1) * stride + self.signature.span
-            return F.conv1d(x[..., :needed], self.weight, self.bias, stride, 0, dilation, groups)
+            return plain.conv1d(x[..., :needed], self.weight, self.bias, stride, 0, dilation,
+                                groups)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from autoconv import plain
 from autoconv.contexts import may_measure
 from autoconv.signature import Signature
 from autoconv.strategies import ConvPlan, Strategy
@@ -167,11 +167,11 @@ def calibrate(device: torch.device) -> CostConstants:
 
     with torch.no_grad():
         x, w = make(1, 64, 2048), make(64, 64, 31)
-        dense = _best_time(lambda: F.conv1d(x, w), device) / (64 * 64 * 2018 * 31)
+        dense = _best_time(lambda: plain.conv1d(x, w), device) / (64 * 64 * 2018 * 31)
         xn, wn = make(8, 1, 4096), make(1, 1, 255)
-        narrow = _best_time(lambda: F.conv1d(xn, wn), device) / (8 * 3842 * 255)
+        narrow = _best_time(lambda: plain.conv1d(xn, wn), device) / (8 * 3842 * 255)
         xd, wd = make(1, 64, 4096), make(64, 1, 15)
-        depthwise = _best_time(lambda: F.conv1d(xd, wd, groups=64), device) / (64 * 4082 * 15)
+        depthwise = _best_time(lambda: plain.conv1d(xd, wd, groups=64), device) / (64 * 4082 * 15)
         signal = make(64, 4096)
         fft_unit = _best_time(lambda: torch.fft.rfft(signal), device) / (64 * 4096 * 12)
         a = make(513, 8, 64, dtype=torch.complex64)
@@ -180,7 +180,7 @@ def calibrate(device: torch.device) -> CostConstants:
         spectra = make(64, 2049, dtype=torch.complex64)
         elementwise = _best_time(lambda: spectra * spectra, device) / spectra.numel()
         tiny_x, tiny_w = make(1, 1, 64), make(1, 1, 3)
-        call = _best_time(lambda: F.conv1d(tiny_x, tiny_w), device, repeats=20)
+        call = _best_time(lambda: plain.conv1d(tiny_x, tiny_w), device, repeats=20)
     return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call)
 
 
