@@ -11,7 +11,7 @@ import torch
 
 from autoconv.choice import Choice
 from autoconv.runtime import dispatch
-from autoconv.signature import PaddingArg, Signature, under_autocast
+from autoconv.signature import PaddingArg, Signature, call_signature
 
 #: ``F.conv1d``'s drop-in (defined with the dispatch it runs, so a call is one Python frame).
 conv1d = dispatch.conv1d
@@ -40,7 +40,6 @@ def select(input: torch.Tensor | Signature, weight: torch.Tensor | None = None,
     else:
         if weight is None:
             raise TypeError("select() needs a weight tensor (or a Signature)")
-        signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
-        signature = under_autocast(signature, input, weight, bias) or signature
+        signature = call_signature(input, weight, bias, stride, padding, dilation, groups)
         target = input.device
     return dispatch.dispatcher.choose(signature, target)

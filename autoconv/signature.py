@@ -179,21 +179,27 @@ class Signature:
                    str(input.dtype).removeprefix("torch."), input.device.type, bool(needs_grad))
 
 
-def under_autocast(signature: Signature, input: torch.Tensor, weight: torch.Tensor,
-                   bias: torch.Tensor | None) -> Signature | None:
-    """``signature`` as ``F.conv1d`` runs the call under the current autocast: in the
-    autocast dtype when autocast casts the tensors (``signature`` itself when autocast is off
-    for the input's device), or None when autocast leaves them of different dtypes (a call
-    ``F.conv1d`` refuses)."""
+def call_signature(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                   stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+                   dilation: int | tuple[int] = 1, groups: int = 1) -> Signature:
+    """The signature of the call as ``F.conv1d`` runs it in the current context: under
+    autocast, that of the tensors autocast hands it (its dtype; a mix of dtypes autocast
+    reconciles is valid), otherwise :meth:`Signature.of`'s.
+
+    Raises:
+        RuntimeError, TypeError: what :meth:`Signature.of` raises for the call as run.
+    """
     device_type = input.device.type
     dtype = contexts.autocast_dtype(device_type)
-    if dtype is None:
-        return signature
-    dtypes = {contexts.cast_dtype(t, dtype, device_type) for t in (input, weight, bias)
-              if t is not None}
-    if len(dtypes) != 1:
-        return None
-    return dataclasses.replace(signature, dtype=str(dtypes.pop()).removeprefix("torch."))
+    tensors = [t for t in (input, weight, bias) if t is not None]
+    if dtype is None or len({t.device for t in tensors}) != 1:
+        return Signature.of(input, weight, bias, stride, padding, dilation, groups)
+    meta = [None if t is None else t.detach().to(
+        device="meta", dtype=contexts.cast_dtype(t, dtype, device_type))
+        for t in (input, weight, bias)]
+    signature = Signature.of(*meta, stride, padding, dilation, groups)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    return dataclasses.replace(signature, device=device_type, requires_grad=needs_grad)
 
 
 def signature_or_answer(input: torch.Tensor, weight: torch.Tensor,

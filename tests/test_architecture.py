@@ -86,9 +86,10 @@ def test_no_strategy_or_parameter_name_is_a_string_outside_strategies() -> None:
 
 def test_autoconv_calls_torchs_conv1d_only_through_plain() -> None:
     # Under autoconv.enable(), F.conv1d and torch.conv1d are autoconv's own: code inside
-    # autoconv that called them would call itself.
+    # autoconv that called them would call itself. (The zoo's models are user code: one
+    # calls F.conv1d as the published architecture does.)
     calls = [f"{path.relative_to(PACKAGE)}:{node.lineno}"
-             for _, path in _modules()
+             for _, path in _modules() if path != PACKAGE / "offline" / "zoo.py"
              for node in ast.walk(ast.parse(path.read_text()))
              if isinstance(node, ast.Attribute) and node.attr == "conv1d"
              and isinstance(node.value, ast.Name) and node.value.id in ("F", "torch")]

@@ -22,7 +22,7 @@ from autoconv.choice import Choice
 from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings, settings
-from autoconv.signature import PaddingArg, Signature, _single, resolve_padding, under_autocast
+from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
 from autoconv.tuning.cost_model import default_cost_model
@@ -107,13 +107,10 @@ class Dispatcher:
             # itself. Not remembered: the same call outside the transform is tuned as usual.
             return _PLAIN
         try:
-            signature = Signature.of(input, weight, bias, stride, padding, dilation, groups)
+            signature = call_signature(input, weight, bias, stride, padding, dilation, groups)
         except (RuntimeError, TypeError, ValueError, IndexError):
             # F.conv1d answers a call autoconv refuses: with its own error, or with its
             # result where it accepts more. Not remembered: the next call is checked again.
-            return _PLAIN
-        signature = under_autocast(signature, input, weight, bias)
-        if signature is None:  # autocast gives the tensors different dtypes: F.conv1d refuses
             return _PLAIN
         choice = self.choose(signature, input.device)
         entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)

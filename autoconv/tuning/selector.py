@@ -86,6 +86,10 @@ class Selector:
                 self._memory[key] = choice
             return choice
 
+    def remembered(self) -> dict[tuple[Signature, torch.device], Choice]:
+        """What this selector remembers: (signature, device) -> its choice."""
+        return dict(self._memory)
+
     # -- the slow path --------------------------------------------------------------------
 
     def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:

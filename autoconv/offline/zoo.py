@@ -1,0 +1,226 @@
+"""Real architectures with conv1d layers, built from their published configurations.
+
+Random weights, nothing downloaded: the layers' shapes, paddings, strides, dilations, groups
+and weight normalisation are those of the published models, so that autoconv's drop-ins can
+be checked (``tests/offline/test_zoo.py``) and timed (``scripts/bench_models.py``) on what
+people run. Each factory takes no argument, so it also serves ``autoconv warm --model
+autoconv.offline.zoo:hifigan_v1 --input-shape 1,80,200``; :data:`EXAMPLE_INPUTS` gives an
+input shape for each.
+
+* :func:`wav2vec2_base`: wav2vec2 / HuBERT base's convolutional feature encoder (7 layers of
+  512 filters, group norm on the first), feature projection, and the weight-normed grouped
+  positional convolution (768 channels, 128 taps, 16 groups).
+* :func:`encodec_24khz_encoder`: EnCodec 24 kHz's SEANet encoder (32 filters, ratios
+  8, 5, 4, 2, residual units, 2-layer LSTM, weight-normed convolutions, reflect padding).
+* :func:`hifigan_v1`: HiFi-GAN V1's generator (upsampling 8, 8, 2, 2 from 512 channels,
+  multi-receptive-field residual blocks of kernels 3, 7, 11 and dilations 1, 3, 5, all
+  weight-normed).
+* :func:`mamba_130m_mixer`: the convolution path of a Mamba-130m block (d_model 768, inner
+  1536, causal depthwise conv of 4 taps called through ``F.conv1d`` on the module's weight,
+  as Mamba implementations do; the selective scan, which autoconv does not touch, is left
+  out and the SiLU-gated product stands for it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+#: An input shape (batch, channels, length) for each factory: about a second of audio.
+EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
+    "wav2vec2_base": (1, 1, 16000),
+    "encodec_24khz_encoder": (1, 1, 24000),
+    "hifigan_v1": (1, 80, 64),
+    "mamba_130m_mixer": (1, 768, 1024),
+}
+
+
+class _Wav2Vec2PositionalConv(nn.Module):
+    def __init__(self, hidden: int = 768, kernel: int = 128, groups: int = 16) -> None:
+        super().__init__()
+        self.conv = weight_norm(nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2,
+                                          groups=groups), dim=2)
+        self.trim = 1 if kernel % 2 == 0 else 0  # "SamePad": drop the extra frame
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        x = self.conv(hidden)
+        return F.gelu(x[..., :-self.trim] if self.trim else x)
+
+
+class Wav2Vec2Base(nn.Module):
+    """wav2vec2 base: feature encoder, projection and positional convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for index, (kernel, stride) in enumerate(zip((10, 3, 3, 3, 3, 2, 2),
+                                                     (5, 2, 2, 2, 2, 2, 2))):
+            layers.append(nn.Conv1d(in_channels, 512, kernel, stride, bias=False))
+            if index == 0:
+                layers.append(nn.GroupNorm(512, 512))
+            layers.append(nn.GELU())
+            in_channels = 512
+        self.feature_encoder = nn.Sequential(*layers)
+        self.projection = nn.Sequential(nn.LayerNorm(512), nn.Linear(512, 768))
+        self.positional = _Wav2Vec2PositionalConv()
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        features = self.feature_encoder(audio).transpose(1, 2)
+        hidden = self.projection(features).transpose(1, 2)
+        return hidden + self.positional(hidden)
+
+
+class _SConv1d(nn.Module):
+    """EnCodec's weight-normed conv with non-causal reflect padding that keeps the length
+    a multiple of the stride."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1,
+                 dilation: int = 1) -> None:
+        super().__init__()
+        self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, kernel, stride,
+                                          dilation=dilation))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        effective = (kernel - 1) * self.conv.dilation[0] + 1
+        total = effective - stride
+        frames = (x.shape[-1] - effective + total) / stride + 1
+        extra = (math.ceil(frames) - 1) * stride + (effective - total) - x.shape[-1]
+        right = total // 2
+        return self.conv(F.pad(x, (total - right, right + extra), mode="reflect"))
+
+
+class _SEANetResidual(nn.Module):
+    def __init__(self, dim: int, dilation: int, kernel: int = 3, compress: int = 2) -> None:
+        super().__init__()
+        hidden = dim // compress
+        self.block = nn.Sequential(nn.ELU(), _SConv1d(dim, hidden, kernel, dilation=dilation),
+                                   nn.ELU(), _SConv1d(hidden, dim, 1))
+        self.shortcut = _SConv1d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class _SLSTM(nn.Module):
+    def __init__(self, dim: int, layers: int = 2) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(dim, dim, layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence = x.permute(2, 0, 1)
+        return (self.lstm(sequence)[0] + sequence).permute(1, 2, 0)
+
+
+class EncodecEncoder(nn.Module):
+    """EnCodec 24 kHz's SEANet encoder: 1 channel in, 128-dimensional frames out (75 Hz)."""
+
+    def __init__(self, filters: int = 32, ratios: tuple[int, ...] = (8, 5, 4, 2),
+                 dimension: int = 128) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_SConv1d(1, filters, 7)]
+        mult = 1
+        for ratio in reversed(ratios):
+            layers += [_SEANetResidual(mult * filters, dilation=1), nn.ELU(),
+                       _SConv1d(mult * filters, 2 * mult * filters, 2 * ratio, stride=ratio)]
+            mult *= 2
+        layers += [_SLSTM(mult * filters), nn.ELU(), _SConv1d(mult * filters, dimension, 7)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model(audio)
+
+
+def _hifigan_padding(kernel: int, dilation: int) -> int:
+    return (kernel * dilation - dilation) // 2
+
+
+class _ResBlock1(nn.Module):
+    def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs1 = nn.ModuleList(weight_norm(nn.Conv1d(
+            channels, channels, kernel, dilation=d, padding=_hifigan_padding(kernel, d)))
+            for d in dilations)
+        self.convs2 = nn.ModuleList(weight_norm(nn.Conv1d(
+            channels, channels, kernel, padding=_hifigan_padding(kernel, 1)))
+            for _ in dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for first, second in zip(self.convs1, self.convs2):
+            x = x + second(F.leaky_relu(first(F.leaky_relu(x, 0.1)), 0.1))
+        return x
+
+
+class HiFiGANGenerator(nn.Module):
+    """HiFi-GAN V1: 80 mel bins in, 256 samples out per frame."""
+
+    def __init__(self, mels: int = 80, channels: int = 512,
+                 rates: tuple[int, ...] = (8, 8, 2, 2), kernels: tuple[int, ...] = (16, 16, 4, 4),
+                 resblock_kernels: tuple[int, ...] = (3, 7, 11),
+                 dilations: tuple[int, ...] = (1, 3, 5)) -> None:
+        super().__init__()
+        self.conv_pre = weight_norm(nn.Conv1d(mels, channels, 7, padding=3))
+        self.ups = nn.ModuleList(weight_norm(nn.ConvTranspose1d(
+            channels // 2**i, channels // 2**(i + 1), k, u, padding=(k - u) // 2))
+            for i, (u, k) in enumerate(zip(rates, kernels)))
+        self.resblocks = nn.ModuleList(_ResBlock1(channels // 2**(i + 1), k, dilations)
+                                       for i in range(len(rates)) for k in resblock_kernels)
+        self.per_stage = len(resblock_kernels)
+        self.conv_post = weight_norm(nn.Conv1d(channels // 2**len(rates), 1, 7, padding=3))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, 0.1))
+            blocks = self.resblocks[i * self.per_stage:(i + 1) * self.per_stage]
+            x = sum(block(x) for block in blocks) / self.per_stage
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+
+
+class MambaMixer(nn.Module):
+    """A Mamba-130m block's convolution path (see the module docstring)."""
+
+    def __init__(self, model: int = 768, expand: int = 2, kernel: int = 4) -> None:
+        super().__init__()
+        inner = expand * model
+        self.in_proj = nn.Linear(model, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, kernel, groups=inner, padding=kernel - 1)
+        self.out_proj = nn.Linear(inner, model, bias=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        length = hidden.shape[-1]
+        x, z = self.in_proj(hidden.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)
+        x = F.conv1d(x, self.conv1d.weight, self.conv1d.bias, padding=self.conv1d.padding,
+                     groups=self.conv1d.groups)[..., :length]
+        y = F.silu(x) * F.silu(z)
+        return self.out_proj(y.transpose(1, 2)).transpose(1, 2)
+
+
+def wav2vec2_base() -> nn.Module:
+    """wav2vec2 / HuBERT base (facebook/wav2vec2-base)'s convolutional layers."""
+    return Wav2Vec2Base()
+
+
+def encodec_24khz_encoder() -> nn.Module:
+    """EnCodec 24 kHz (facebook/encodec_24khz)'s SEANet encoder."""
+    return EncodecEncoder()
+
+
+def hifigan_v1() -> nn.Module:
+    """HiFi-GAN V1's generator (jik876/hifi-gan, config_v1)."""
+    return HiFiGANGenerator()
+
+
+def mamba_130m_mixer() -> nn.Module:
+    """The convolution path of a Mamba-130m block (state-spaces/mamba-130m)."""
+    return MambaMixer()
+
+
+#: The factories by name, in :data:`EXAMPLE_INPUTS`' order.
+FACTORIES = {"wav2vec2_base": wav2vec2_base, "encodec_24khz_encoder": encodec_24khz_encoder,
+             "hifigan_v1": hifigan_v1, "mamba_130m_mixer": mamba_130m_mixer}

@@ -1,0 +1,118 @@
+"""Real architectures (autoconv.offline.zoo), patched or under the global switch, against the
+same models unpatched: outputs and gradients in float32 and under CPU autocast."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import autoconv
+from autoconv.offline import zoo
+from autoconv.runtime import dispatcher
+
+#: Short inputs: a few tenths of a second of audio keep the test quick on two cores.
+INPUTS = {"wav2vec2_base": (2, 1, 4000), "encodec_24khz_encoder": (1, 1, 4800),
+          "hifigan_v1": (1, 80, 12), "mamba_130m_mixer": (2, 768, 300)}
+#: How many conv1d modules patch() converts in each (the Mamba mixer calls F.conv1d on its
+#: module's weight, so only the global switch reaches its convolution).
+CONVERTED = {"wav2vec2_base": 8, "encodec_24khz_encoder": 18, "hifigan_v1": 74,
+             "mamba_130m_mixer": 1}
+
+
+@pytest.fixture
+def quick_tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AUTOCONV_MODEL_DIR", str(tmp_path / "models"))
+    with autoconv.settings.override(db_url=f"sqlite:///{tmp_path / 'tuning.sqlite3'}",
+                                    budget_s=0.05, mode="tune", persist=True):
+        yield
+    dispatcher.reset()
+
+
+def _pair(name: str) -> tuple[nn.Module, nn.Module]:
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(zoo.FACTORIES[name]())
+    return models[0], models[1]
+
+
+def _run(model: nn.Module, x: torch.Tensor, autocast: bool
+         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    x = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = model(x)
+    grads = torch.autograd.grad(out.float().square().mean(), [x, *model.parameters()],
+                                allow_unused=True)
+    return out, [g for g in grads if g is not None]
+
+
+def _assert_close(ours: torch.Tensor, theirs: torch.Tensor, tolerance: float) -> None:
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    scale = theirs.float().abs().max().item() or 1.0
+    error = (ours.float() - theirs.float()).abs().max().item() / scale
+    assert error <= tolerance, f"error {error:.3g} of the largest value, > {tolerance:g}"
+
+
+@pytest.mark.usefixtures("quick_tuning")
+@pytest.mark.parametrize("autocast", [False, True], ids=["float32", "autocast_bf16"])
+@pytest.mark.parametrize("name", list(zoo.FACTORIES))
+def test_the_model_through_autoconv_matches_the_model_without(name: str, autocast: bool) -> None:
+    reference, model = _pair(name)
+    autoconv.patch(model)
+    assert sum(isinstance(m, autoconv.Conv1d) for m in model.modules()) == CONVERTED[name]
+    x = torch.randn(INPUTS[name])
+    expected, expected_grads = _run(reference, x, autocast)
+    with autoconv.enabled(name == "mamba_130m_mixer"):  # it calls F.conv1d itself
+        out, grads = _run(model, x, autocast)
+    tolerance = 5e-2 if autocast else 1e-4
+    _assert_close(out, expected, tolerance)
+    assert len(grads) == len(expected_grads)
+    for ours, theirs in zip(grads, expected_grads):
+        _assert_close(ours, theirs, 2 * tolerance)
+    rows = [m for _, m in dispatcher.selector.store.db.measurements()]
+    assert rows, "nothing was tuned"
+    assert {row.signature.dtype for row in rows} == {"bfloat16" if autocast else "float32"}
+
+
+@pytest.mark.usefixtures("quick_tuning")
+def test_patch_alone_does_not_reach_a_direct_f_conv1d_call_and_the_switch_does() -> None:
+    _, model = _pair("mamba_130m_mixer")
+    autoconv.patch(model)
+    x = torch.randn(1, 768, 100)
+    model(x)
+    assert list(dispatcher.selector.store.db.measurements()) == []
+    with autoconv.enabled():
+        model(x)
+    assert len(list(dispatcher.selector.store.db.measurements())) > 0
+
+
+def test_every_factory_has_an_example_input_that_runs() -> None:
+    assert set(zoo.EXAMPLE_INPUTS) == set(zoo.FACTORIES) == set(INPUTS)
+    for name, factory in zoo.FACTORIES.items():
+        batch, channels, _ = zoo.EXAMPLE_INPUTS[name]
+        with torch.no_grad():
+            out = factory()(torch.randn(batch, channels, INPUTS[name][-1]))
+        assert out.dim() == 3 and out.shape[0] == batch and torch.isfinite(out).all()
+
+
+def test_bench_models_smoke(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_models.py"
+    env = {**os.environ, "AUTOCONV_BUDGET_S": "0.1",
+           "AUTOCONV_MODEL_DIR": str(tmp_path / "models")}
+    result = subprocess.run([sys.executable, "-W", "ignore", str(script), "--only",
+                             "mamba_130m_mixer", "--repeats", "1", "--db",
+                             f"sqlite:///{tmp_path / 'tuning.sqlite3'}"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines()
+               if line.startswith("| mamba_130m_mixer |"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[1] == "1"  # one conv1d module converted
+    assert set(cells[-1].split(", ")) <= set(autoconv.strategies.names())  # what it ran
+    assert "| transformer encoder layer 4x256x512 |" in result.stdout
