@@ -52,32 +52,48 @@ def _run(model: nn.Module, x: torch.Tensor, autocast: bool
     return out, [g for g in grads if g is not None]
 
 
-def _assert_close(ours: torch.Tensor, theirs: torch.Tensor, tolerance: float) -> None:
-    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+def _error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    assert ours.shape == theirs.shape
     scale = theirs.float().abs().max().item() or 1.0
-    error = (ours.float() - theirs.float()).abs().max().item() / scale
-    assert error <= tolerance, f"error {error:.3g} of the largest value, > {tolerance:g}"
+    return (ours.float() - theirs.float()).abs().max().item() / scale
 
 
 @pytest.mark.usefixtures("quick_tuning")
-@pytest.mark.parametrize("autocast", [False, True], ids=["float32", "autocast_bf16"])
 @pytest.mark.parametrize("name", list(zoo.FACTORIES))
-def test_the_model_through_autoconv_matches_the_model_without(name: str, autocast: bool) -> None:
+def test_the_model_through_autoconv_matches_the_model_without(name: str) -> None:
     reference, model = _pair(name)
     autoconv.patch(model)
     assert sum(isinstance(m, autoconv.Conv1d) for m in model.modules()) == CONVERTED[name]
     x = torch.randn(INPUTS[name])
-    expected, expected_grads = _run(reference, x, autocast)
+    expected, expected_grads = _run(reference, x, autocast=False)
     with autoconv.enabled(name == "mamba_130m_mixer"):  # it calls F.conv1d itself
-        out, grads = _run(model, x, autocast)
-    tolerance = 5e-2 if autocast else 1e-4
-    _assert_close(out, expected, tolerance)
-    assert len(grads) == len(expected_grads)
-    for ours, theirs in zip(grads, expected_grads):
-        _assert_close(ours, theirs, 2 * tolerance)
+        out, grads = _run(model, x, autocast=False)
+    assert out.dtype == expected.dtype and len(grads) == len(expected_grads)
+    assert _error(out, expected) <= 1e-4
+    assert max(_error(a, b) for a, b in zip(grads, expected_grads)) <= 2e-4
     rows = [m for _, m in dispatcher.selector.store.db.measurements()]
-    assert rows, "nothing was tuned"
-    assert {row.signature.dtype for row in rows} == {"bfloat16" if autocast else "float32"}
+    assert rows and {row.signature.dtype for row in rows} == {"float32"}
+
+
+@pytest.mark.usefixtures("quick_tuning")
+@pytest.mark.parametrize("name", list(zoo.FACTORIES))
+def test_under_autocast_the_model_is_as_accurate_as_without_autoconv(name: str) -> None:
+    # Both runs are bfloat16: each is compared with the float32 model, and autoconv's
+    # error may not exceed F.conv1d's own by more than a little (its FFTs run in float32).
+    reference, model = _pair(name)
+    autoconv.patch(model)
+    x = torch.randn(INPUTS[name])
+    truth, truth_grads = _run(reference, x, autocast=False)
+    expected, expected_grads = _run(reference, x, autocast=True)
+    with autoconv.enabled(name == "mamba_130m_mixer"):
+        out, grads = _run(model, x, autocast=True)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    assert _error(out, truth) <= 2 * _error(expected, truth) + 1e-2
+    for ours, theirs, true in zip(grads, expected_grads, truth_grads, strict=True):
+        assert ours.dtype == theirs.dtype
+        assert _error(ours, true) <= 2 * _error(theirs, true) + 1e-2
+    rows = [m for _, m in dispatcher.selector.store.db.measurements()]
+    assert rows and {row.signature.dtype for row in rows} == {"bfloat16"}
 
 
 @pytest.mark.usefixtures("quick_tuning")
