@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         "SQLAlchemy URL of the tuning database; None = the default SQLite file in the user's "
         "cache directory. The same variable, AUTOCONV_DB_URL, is read by tuning_db.connect."))
     persist: bool = Field(True, description="Store measurements in the tuning database.")
+    db_retry_s: float = Field(30.0, gt=0, description=(
+        "After a tuning-database operation fails, seconds autoconv runs without the database "
+        "before it tries it again (the failed operation alone is lost)."))
     budget_s: float = Field(2.0, gt=0, description=(
         "Wall-clock budget for tuning one signature, warm-up calls included."))
     max_samples: int = Field(25, ge=1, description="Timed calls per candidate at most.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +32,23 @@ from sqlalchemy.engine import Connection, Engine
 from tuning_db import migrate, sqlite_safety, upsert
 from tuning_db.engine import create_sqlite_file, make_engine, translated
 from tuning_db.errors import DatabaseMissingError
-from tuning_db.records import (BestChoice, DeviceRecord, DeviceStats, MeasurementRecord,
-                               SignatureRecord, Stats)
-from tuning_db.rows import (as_utc, best_from_row, device_from_row, device_row,
-                            measurement_from_row, measurement_row, signature_from_row)
+from tuning_db.records import (
+    BestChoice,
+    DeviceRecord,
+    DeviceStats,
+    MeasurementRecord,
+    SignatureRecord,
+    Stats,
+)
+from tuning_db.rows import (
+    as_utc,
+    best_from_row,
+    device_from_row,
+    device_row,
+    measurement_from_row,
+    measurement_row,
+    signature_from_row,
+)
 from tuning_db.schema import SCHEMA_VERSION, devices, measurements
 from tuning_db.urls import default_url, masked, parse_url, sqlite_file
 
@@ -185,7 +199,8 @@ class TuningDB:
         values = {"device_id": device_id, "sig_key": signature.key}
         rows = self._read(lambda connection: connection.execute(_OK_ROWS, values).mappings()
                           .all())
-        return [measurement_from_row(row) for row in rows]
+        return [measurement for _, measurement in self._valid(
+            ((device_id, row) for row in rows), f"{signature.key} on device {device_id}")]
 
     def best_many(self, device_id: str) -> dict[SignatureRecord, BestChoice]:
         """The winner of every signature measured on ``device_id`` (to preload a cache)."""
@@ -232,12 +247,32 @@ class TuningDB:
             query = query.where(_m.ok)
         with translated(self.where), self._fresh_engine().connect() as connection:
             last = None
-            for row in connection.execution_options(yield_per=2000).execute(query).mappings():
+            rows = connection.execution_options(yield_per=2000).execute(query).mappings()
+            for device, measurement in self._valid(((row["device_id"], row) for row in rows),
+                                                   "the measurements"):
+                key = (device, measurement.signature.key)
                 if winners_only:
-                    if (row["device_id"], row["sig_key"]) == last:
+                    if key == last:
                         continue
-                    last = (row["device_id"], row["sig_key"])
-                yield row["device_id"], measurement_from_row(row)
+                    last = key
+                yield device, measurement
+
+    def _valid(self, rows: Iterable[tuple[str, Any]], what: str
+               ) -> Iterator[tuple[str, MeasurementRecord]]:
+        """The rows that validate, as records; the others (written by a faulty or hostile
+        writer into a shared database) are skipped, with one warning saying how many."""
+        skipped, first = 0, ""
+        for device, row in rows:
+            try:
+                measurement = measurement_from_row(row)
+            except (ValueError, TypeError, OverflowError) as error:
+                skipped += 1
+                first = first or str(error).strip().splitlines()[0]
+                continue
+            yield device, measurement
+        if skipped:
+            warnings.warn(f"tuning_db: {self.where}: skipped {skipped} invalid stored row(s) "
+                          f"of {what} ({first[:200]})", RuntimeWarning, stacklevel=3)
 
     def devices(self) -> list[DeviceRecord]:
         """Every device with rows in the database, ordered by device id."""

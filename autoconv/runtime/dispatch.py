@@ -13,6 +13,7 @@ changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -23,6 +24,7 @@ from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings, settings
 from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
+from autoconv.storage.guarded import GuardedStore
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
 from autoconv.tuning.cost_model import default_cost_model
@@ -37,7 +39,8 @@ def default_selector(settings: Settings) -> Selector:
     """The selector a process uses: the configured database (unless persistence is off), the
     calibrated cost model and the predictor fitted on this device's measurements."""
     store = open_default_store(settings)
-    return Selector(store=store, cost_model=default_cost_model,
+    guarded = None if store is None else GuardedStore(store, settings.db_retry_s)
+    return Selector(store=guarded, cost_model=default_cost_model,
                     predictor=DevicePredictor(store), settings=settings)
 
 
@@ -79,6 +82,29 @@ class Dispatcher:
             self._selector = None
         if store is not None:
             store.close()
+
+    def recover(self, error: Exception, input: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, stride, padding, dilation, groups) -> torch.Tensor:
+        """A remembered strategy raised ``error`` on this call: ``F.conv1d`` answers it (with
+        its own exception, if it refuses the call too), and where ``F.conv1d`` succeeds the
+        strategy was at fault: it is discarded for the call's signature (never chosen again
+        in this process) and the next call decides anew. The caller never sees ``error``.
+        """
+        result = plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        with self._lock:
+            self._fast.clear()  # rare: every key is looked up again once
+        try:
+            signature = call_signature(input, weight, bias, stride, padding, dilation, groups)
+        except (RuntimeError, TypeError, ValueError):
+            return result
+        discarded = self.selector.discard(signature, input.device)
+        if discarded is not None:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(f"autoconv: {discarded.strategy} {discarded.params_dict} raised "
+                          f"{type(error).__name__}: {message[:200]} on {signature}; F.conv1d "
+                          f"answered, and the signature is decided again without it",
+                          RuntimeWarning, stacklevel=3)
+        return result
 
     def choose(self, signature: Signature, device: torch.device) -> Choice:
         """The selector's choice for ``signature`` on ``device`` (tuned, when it must be,
@@ -159,9 +185,16 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)[0]
-    if bias is None and stride is _ONE and padding is _ZERO and dilation is _ONE and groups is _ONE:
-        return run(input, weight)  # torch parses two arguments faster than seven
-    return run(input, weight, bias, stride, padding, dilation, groups)
+    try:
+        if (bias is None and stride is _ONE and padding is _ZERO and dilation is _ONE
+                and groups is _ONE):
+            return run(input, weight)  # torch parses two arguments faster than seven
+        return run(input, weight, bias, stride, padding, dilation, groups)
+    except Exception as error:
+        if run is plain.conv1d:  # F.conv1d's own error: the call itself is wrong
+            raise
+        return dispatcher.recover(error, input, weight, bias, stride, padding, dilation,
+                                  groups)
 
 
 def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -174,10 +207,16 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, run_cached = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)
-    if run_cached is not None:
-        return run_cached(input, weight, bias, stride, padding, dilation, groups,
-                          spectrum_cache=spectrum_cache)
-    return run(input, weight, bias, stride, padding, dilation, groups)
+    try:
+        if run_cached is not None:
+            return run_cached(input, weight, bias, stride, padding, dilation, groups,
+                              spectrum_cache=spectrum_cache)
+        return run(input, weight, bias, stride, padding, dilation, groups)
+    except Exception as error:
+        if run is plain.conv1d:
+            raise
+        return dispatcher.recover(error, input, weight, bias, stride, padding, dilation,
+                                  groups)
 
 
 def traced_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

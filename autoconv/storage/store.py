@@ -20,6 +20,7 @@ from autoconv.signature import Signature
 from autoconv.storage.fingerprint import device_key, fingerprint_fields
 from autoconv.tuning.outcome import Outcome
 from tuning_db import DeviceRecord, MeasurementRecord, SignatureRecord
+from tuning_db.urls import default_url, masked
 
 
 def device_record(device: torch.device) -> DeviceRecord:
@@ -65,6 +66,13 @@ class TuningStore:
                     self._db = tuning_db.connect(self.url)
                     self._pid = os.getpid()
         return self._db
+
+    @property
+    def where(self) -> str:
+        """The database's location, for messages (password masked)."""
+        if self._db is not None:
+            return self._db.where
+        return masked(self.url or default_url())
 
     def device(self, device: torch.device) -> DeviceRecord:
         """The (cached) fingerprint record of ``device`` at the current thread count."""

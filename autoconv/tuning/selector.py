@@ -21,11 +21,12 @@ from autoconv.contexts import may_measure
 from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
-from autoconv.strategies import Strategy, all_strategies, freeze_params
+from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
 from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
+from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
 from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
 
@@ -49,6 +50,8 @@ class Selector:
         self.predictor = predictor
         self.settings = settings or global_settings
         self._memory: dict[tuple[Signature, torch.device], Choice] = {}
+        #: candidates that raised when they ran a call, per (signature, device): never again
+        self._failed: dict[tuple[Signature, torch.device], set[Candidate]] = {}
         self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -86,6 +89,21 @@ class Selector:
                 self._memory[key] = choice
             return choice
 
+    def discard(self, signature: Signature, device: torch.device) -> Choice | None:
+        """Forget the choice for ``signature`` on ``device`` because it raised when it ran a
+        call: it is never chosen again in this process, and the next call decides anew.
+
+        Returns:
+            The discarded choice (None if none was remembered).
+        """
+        key = (self.key_signature(signature), device)
+        with self._lock_for(key):
+            choice = self._memory.pop(key, None)
+            if choice is not None:
+                self._failed.setdefault(key, set()).add(
+                    Candidate(choice.strategy_impl, choice.params))
+        return choice
+
     def remembered(self) -> dict[tuple[Signature, torch.device], Choice]:
         """What this selector remembers: (signature, device) -> its choice."""
         return dict(self._memory)
@@ -101,7 +119,9 @@ class Selector:
         stored = self._from_store(signature, device)
         if stored is not None:
             return stored
-        candidates = enumerate_candidates(self.strategies, signature)
+        failed = self._failed.get((signature, device), set())
+        candidates = [c for c in enumerate_candidates(self.strategies, signature)
+                      if c not in failed]
         if measurable:
             confident = self._confident_prediction(signature, device, candidates)
             if confident is not None:
@@ -122,17 +142,13 @@ class Selector:
             return None
         try:
             rows = self.store.candidates(signature, device)
-            known = {strategy.name: strategy for strategy in self.strategies}
-            # Rows of a strategy this build lacks (recorded by another version) are skipped.
-            outcomes = [Outcome(Candidate(known[r.strategy], freeze_params(r.params)),
-                                r.median_s, r.spread_s, r.samples, r.error)
-                        for r in rows if r.strategy in known]
-            return self.pick_winner(outcomes, source="database") if outcomes else None
         except Exception as error:  # a broken database must not break the user's model
-            warnings.warn(f"autoconv: tuning database lookup failed, continuing without it: "
+            warnings.warn(f"autoconv: tuning database lookup failed, deciding without it: "
                           f"{error}", RuntimeWarning, stacklevel=4)
-            self.store = None
             return None
+        outcomes = stored_outcomes(signature, rows, self.strategies,
+                                   self._failed.get((signature, device), set()))
+        return self.pick_winner(outcomes, source="database") if outcomes else None
 
     def _predict(self, signature: Signature, device: torch.device,
                  candidates: Sequence[Candidate]) -> Choice:

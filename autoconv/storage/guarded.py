@@ -1,0 +1,95 @@
+"""The tuning database as the selector should see it: a failure costs one operation.
+
+A lookup that fails returns nothing (the signature is decided as if it were unknown); a write
+that fails loses that one tuning run's rows, and the warning says which. After a failure the
+database is left alone for ``retry_s`` seconds, so a server that is down costs the program one
+timeout, not one per call, and then it is tried again: storage comes back by itself. One
+warning per failure, naming the database (password masked), the device and the signature.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from autoconv.signature import Signature
+from autoconv.storage.store import TuningStore
+from autoconv.tuning.outcome import Outcome
+from tuning_db import MeasurementRecord
+
+
+class GuardedStore:
+    """A :class:`~autoconv.storage.store.TuningStore` whose failures are per operation.
+
+    Args:
+        store: the store to guard.
+        retry_s: seconds the database is left alone after a failure.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, store: TuningStore, retry_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.retry_s = retry_s
+        self.clock = clock
+        self._resting_until = -float("inf")
+        self._lock = threading.Lock()
+
+    @property
+    def db(self) -> Any:
+        """The open database (raises what opening it raises)."""
+        return self.store.db
+
+    def device(self, device: torch.device) -> Any:
+        """The fingerprint record of ``device``."""
+        return self.store.device(device)
+
+    @property
+    def available(self) -> bool:
+        """Whether the database may be tried now (not resting after a failure)."""
+        return self.clock() >= self._resting_until
+
+    def candidates(self, signature: Signature, device: torch.device
+                   ) -> Sequence[MeasurementRecord]:
+        """This device's valid measurements of ``signature``; none when the lookup fails."""
+        if not self.available:
+            return []
+        try:
+            return self.store.candidates(signature, device)
+        except Exception as error:  # a broken database must not break the user's model
+            self._failed(f"could not read the measurements of {_describe(signature)}", error)
+            return []
+
+    def record(self, signature: Signature, device: torch.device,
+               outcomes: Sequence[Outcome]) -> None:
+        """Store one tuning run's outcomes; on failure they are kept in memory only."""
+        if not self.available:
+            return
+        try:
+            self.store.record(signature, device, outcomes)
+        except Exception as error:
+            self._failed(f"could not store {len(outcomes)} measurements of "
+                         f"{_describe(signature)} (kept in memory only)", error)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _failed(self, what: str, error: Exception) -> None:
+        with self._lock:
+            self._resting_until = self.clock() + self.retry_s
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        warnings.warn(f"autoconv: tuning database {self.store.where}: {what}: "
+                      f"{type(error).__name__}: {message}; trying it again in "
+                      f"{self.retry_s:g} s", RuntimeWarning, stacklevel=4)
+
+
+def _describe(signature: Signature) -> str:
+    """A signature in a few words, for a warning."""
+    s = signature
+    return (f"{s.batch}x{s.in_channels}x{s.length} K={s.kernel_size} -> {s.out_channels} "
+            f"({s.dtype}, {s.device}{', grad' if s.requires_grad else ''})")
