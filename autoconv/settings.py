@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         "SQLAlchemy URL of the tuning database; None = the default SQLite file in the user's "
         "cache directory. The same variable, AUTOCONV_DB_URL, is read by tuning_db.connect."))
     persist: bool = Field(True, description="Store measurements in the tuning database.")
+    db_timeout_s: float = Field(5.0, gt=0, description=(
+        "Most seconds a database server may take to connect or to answer one statement; "
+        "after that the operation fails (and autoconv carries on without the database)."))
     db_retry_s: float = Field(30.0, gt=0, description=(
         "After a tuning-database operation fails, seconds autoconv runs without the database "
         "before it tries it again (the failed operation alone is lost)."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -15,19 +16,52 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from tuning_db import migrate, sqlite_safety
-from tuning_db.errors import (BadURLError, ConnectionFailedError, DatabaseCorruptError,
-                              TuningDBError)
+from tuning_db.errors import BadURLError, ConnectionFailedError, DatabaseCorruptError, TuningDBError
 from tuning_db.urls import masked
 
+#: Seconds a server may take to connect or to answer one statement (``AUTOCONV_DB_TIMEOUT_S``).
+TIMEOUT_ENV_VAR = "AUTOCONV_DB_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 5.0
 
-def make_engine(url: URL) -> Engine:
-    """An engine for ``url``; SQLite engines are set up for concurrent writers.
+
+def timeout_s() -> float:
+    """The server timeout: ``AUTOCONV_DB_TIMEOUT_S`` when set to a positive number, else
+    :data:`DEFAULT_TIMEOUT_S`."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV_VAR, ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT_S
+    return value if value > 0 else DEFAULT_TIMEOUT_S
+
+
+def with_timeouts(url: URL, seconds: float) -> URL:
+    """``url`` with bounded waits on a server: a connect timeout (libpq counts whole seconds,
+    two at least) and a statement timeout, added to whatever ``options`` it already has.
+    URLs of other dialects come back unchanged (SQLite has its own bounded busy wait)."""
+    if not url.drivername.startswith("postgresql"):
+        return url
+    options = " ".join(filter(None, [str(url.query.get("options") or ""),
+                                     f"-c statement_timeout={int(seconds * 1000)}"]))
+    query = {"connect_timeout": str(max(2, math.ceil(seconds))), "options": options}
+    query.update({k: v for k, v in url.query.items() if k == "connect_timeout"})
+    return url.update_query_dict(query)
+
+
+def make_engine(url: URL, timeout: float | None = None) -> Engine:
+    """An engine for ``url``; SQLite engines are set up for concurrent writers, server
+    engines get bounded waits (:func:`with_timeouts`) and check a pooled connection before
+    using it, so a dropped connection is replaced rather than failing a query. ``timeout``:
+    seconds (None: :func:`timeout_s`).
 
     Raises:
         BadURLError: unknown dialect, or its driver is not installed.
     """
     try:
-        engine = create_engine(url)
+        if url.drivername.startswith("postgresql"):
+            engine = create_engine(with_timeouts(url, timeout or timeout_s()),
+                                   pool_pre_ping=True)
+        else:
+            engine = create_engine(url)
     except (NoSuchModuleError, ArgumentError, ImportError) as error:
         hint = " (pip install 'psycopg[binary]')" if "postgresql" in url.drivername else ""
         raise BadURLError(f"cannot use database URL {masked(url)}: {error}{hint}") from None

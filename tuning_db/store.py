@@ -70,7 +70,8 @@ def _location(url: str, explicit: bool) -> tuple[str, str]:
     return where, f" --db {shlex.quote(masked(url))}" if explicit else ""
 
 
-def open_engine(url: str | None = None, *, create: bool = True) -> tuple[Engine, str, str]:
+def open_engine(url: str | None = None, *, create: bool = True,
+                timeout_s: float | None = None) -> tuple[Engine, str, str]:
     """Engine for ``url`` after the file checks, without the schema check (``db upgrade``).
 
     Returns:
@@ -89,22 +90,25 @@ def open_engine(url: str | None = None, *, create: bool = True) -> tuple[Engine,
             raise DatabaseMissingError(f"{path} is a folder, not a tuning database")
         else:
             sqlite_safety.check_file(path)
-    return make_engine(parsed), where, db_option
+    return make_engine(parsed, timeout_s), where, db_option
 
 
-def connect(url: str | None = None, *, create: bool = True) -> TuningDB:
+def connect(url: str | None = None, *, create: bool = True,
+            timeout_s: float | None = None) -> TuningDB:
     """Open the tuning database at ``url``, creating its schema in an empty database.
 
     Args:
         url: any SQLAlchemy URL (``postgresql://`` uses psycopg 3); None = ``AUTOCONV_DB_URL``
             or, when that is unset, the SQLite file in the user's cache directory.
         create: create a missing SQLite file (False: raise :class:`DatabaseMissingError`).
+        timeout_s: most seconds a server may take to connect or to answer one statement
+            (None: ``AUTOCONV_DB_TIMEOUT_S``, else 5).
 
     Raises:
         TuningDBError: a subclass that says what is wrong (bad URL, unreachable server,
             damaged file, foreign or too old/new schema), naming the file or URL.
     """
-    engine, where, db_option = open_engine(url, create=create)
+    engine, where, db_option = open_engine(url, create=create, timeout_s=timeout_s)
     try:
         with translated(where):
             migrate.ensure_schema(engine, where, db_option)

@@ -16,6 +16,7 @@ wrong, it answers None and the selector falls back to the cost model.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -35,6 +36,7 @@ from autoconv.prediction.training_data import (
 )
 from autoconv.signature import Signature
 from autoconv.storage.fingerprint import device_key
+from autoconv.storage.guarded import GuardedStore
 from autoconv.storage.store import TuningStore
 from autoconv.tuning.candidates import Candidate
 
@@ -80,7 +82,8 @@ class DevicePredictor:
         clock: monotonic seconds (injectable for tests).
     """
 
-    def __init__(self, store: TuningStore | None, *, min_signatures: int = MIN_SIGNATURES,
+    def __init__(self, store: TuningStore | GuardedStore | None, *,
+                 min_signatures: int = MIN_SIGNATURES,
                  recheck_s: float = 60.0, refit_fraction: float = 0.1, refit_rows: int = 20,
                  same_kind_weight: float = SAME_KIND_WEIGHT, cache_dir: Path | None = None,
                  use_cache: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
@@ -112,6 +115,8 @@ class DevicePredictor:
     def _refresh(self, device: torch.device, entry: _Entry | None) -> _Entry:
         if self.store is None:
             return _Entry(None, 0, self.clock())
+        if not self.store.available:  # the database failed a moment ago: not now, no warning
+            return entry or _Entry(None, 0, -math.inf)
         record = self.store.device(device)
         # Counting this device's rows is one indexed query; the rows are read only to refit.
         rows = self.store.db.count(record.device_id)

@@ -41,7 +41,7 @@ def default_selector(settings: Settings) -> Selector:
     store = open_default_store(settings)
     guarded = None if store is None else GuardedStore(store, settings.db_retry_s)
     return Selector(store=guarded, cost_model=default_cost_model,
-                    predictor=DevicePredictor(store), settings=settings)
+                    predictor=DevicePredictor(guarded), settings=settings)
 
 
 class Dispatcher:

@@ -20,7 +20,11 @@ import torch
 from autoconv.signature import Signature
 from autoconv.storage.store import TuningStore
 from autoconv.tuning.outcome import Outcome
-from tuning_db import MeasurementRecord
+from tuning_db import MeasurementRecord, TuningDBError
+
+
+class DatabaseResting(TuningDBError):
+    """The database is not tried: it failed a moment ago."""
 
 
 class GuardedStore:
@@ -42,7 +46,14 @@ class GuardedStore:
 
     @property
     def db(self) -> Any:
-        """The open database (raises what opening it raises)."""
+        """The open database.
+
+        Raises:
+            DatabaseResting: the database is left alone after a failure (no wait at all).
+            TuningDBError: what opening it raises.
+        """
+        if not self.available:
+            raise DatabaseResting(f"{self.store.where} is left alone after a failure")
         return self.store.db
 
     def device(self, device: torch.device) -> Any:

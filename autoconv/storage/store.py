@@ -48,10 +48,12 @@ class TuningStore:
     Args:
         url: SQLAlchemy URL, or None for ``tuning_db``'s default (``AUTOCONV_DB_URL`` or the
             SQLite file in the user's cache directory).
+        timeout_s: most seconds a database server may take to connect or answer a statement.
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, timeout_s: float | None = None) -> None:
         self.url = url
+        self.timeout_s = timeout_s
         self._db: tuning_db.TuningDB | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -63,9 +65,12 @@ class TuningStore:
         if self._db is None or self._pid != os.getpid():
             with self._lock:
                 if self._db is None or self._pid != os.getpid():
-                    self._db = tuning_db.connect(self.url)
+                    self._db = tuning_db.connect(self.url, timeout_s=self.timeout_s)
                     self._pid = os.getpid()
         return self._db
+
+    #: Always tried (see :class:`~autoconv.storage.guarded.GuardedStore` for one that rests).
+    available = True
 
     @property
     def where(self) -> str:
@@ -104,4 +109,4 @@ def open_default_store(settings: Settings) -> TuningStore | None:
     """The store the process-wide selector uses, or None when persistence is off."""
     if not settings.persist:
         return None
-    return TuningStore(settings.db_url)
+    return TuningStore(settings.db_url, settings.db_timeout_s)

@@ -1,0 +1,82 @@
+"""A database server that accepts connections and never answers: bounded waits, one timeout
+for the program, one-line errors from the commands."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import autoconv
+import tuning_db
+from autoconv.cli import main
+from autoconv.runtime import dispatcher
+from tuning_db.errors import ConnectionFailedError
+
+
+class SilentServer:
+    """A TCP port that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.accepted: list[socket.socket] = []
+        self.url = f"postgresql://nobody@127.0.0.1:{self.socket.getsockname()[1]}/nothing"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    pytest.importorskip("psycopg")
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_connecting_gives_up_after_the_timeout_with_a_clear_error(silent: SilentServer) -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailedError, match=r"nobody@127\.0\.0\.1:\d+/nothing"):
+        tuning_db.connect(silent.url, timeout_s=2)
+    assert time.monotonic() - started < 60  # a guard against hanging, not a speed target
+
+
+def test_the_commands_fail_in_one_line(silent: SilentServer, capsys,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOCONV_DB_TIMEOUT_S", "2")
+    assert main(["stats", "--db", silent.url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("autoconv: error: cannot open")
+
+
+def test_conv1d_pays_one_timeout_then_runs_without_the_database(silent: SilentServer) -> None:
+    x, w = torch.randn(1, 2, 100), torch.randn(2, 2, 3)
+    try:
+        with autoconv.settings.override(db_url=silent.url, db_timeout_s=2, budget_s=0.1,
+                                        mode="tune"):
+            with pytest.warns(RuntimeWarning, match="trying it again in 30 s"):
+                torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+            attempts = len(silent.accepted)
+            for kernel in (5, 7, 9):  # new signatures: tuned, not waiting on the server
+                autoconv.conv1d(x, torch.randn(2, 2, kernel))
+            assert len(silent.accepted) == attempts >= 1
+    finally:
+        dispatcher.reset()
