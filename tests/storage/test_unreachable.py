@@ -80,3 +80,32 @@ def test_conv1d_pays_one_timeout_then_runs_without_the_database(silent: SilentSe
             assert len(silent.accepted) == attempts >= 1
     finally:
         dispatcher.reset()
+
+
+@pytest.mark.postgres
+def test_a_terminated_connection_loses_nothing(pg_schema_url) -> None:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import pg_base_url
+    from tuning_db.urls import parse_url
+
+    url = parse_url(pg_schema_url()).update_query_dict(
+        {"application_name": "autoconv_victim"}).render_as_string(hide_password=False)
+    admin = create_engine(parse_url(pg_base_url()))
+    kernels = range(3, 33)
+    try:
+        with autoconv.settings.override(db_url=url, budget_s=0.05, mode="tune"):
+            for index, kernel in enumerate(kernels):
+                if index in (10, 20):  # the server drops autoconv's connections
+                    with admin.begin() as connection:
+                        killed = connection.execute(text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'autoconv_victim'")).scalar_one()
+                    assert killed >= 1
+                autoconv.conv1d(torch.randn(1, 2, 100), torch.randn(2, 2, kernel))
+            stored = {m.signature.kernel_size for _, m in
+                      dispatcher.selector.store.db.measurements()}
+    finally:
+        dispatcher.reset()
+        admin.dispose()
+    assert stored == set(kernels)
