@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 
 import torch
-from benchlib import format_seconds, machine_header, markdown_table, time_interleaved, warm_up
+from benchlib import (
+    format_seconds,
+    machine_header,
+    markdown_table,
+    publish,
+    time_interleaved,
+    warm_up,
+)
 from torch import nn
 
 import autoconv
@@ -103,9 +110,7 @@ def main() -> int:
                         "strategies run"], rows), "",
         "# The global switch on a model without conv1d", "",
         markdown_table(["workload", "switch off", "switch on", "on / off"], [switch])])
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    publish(report, args.out)
     return 0
 
 

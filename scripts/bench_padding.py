@@ -16,7 +16,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from benchlib import format_seconds, machine_header, markdown_table, time_interleaved, warm_up
+from benchlib import (
+    format_seconds,
+    machine_header,
+    markdown_table,
+    publish,
+    time_interleaved,
+    warm_up,
+)
 
 from autoconv.strategies.direct_conv import padded_first
 
@@ -52,9 +59,7 @@ def main() -> int:
         machine_header("cpu"), "", "# Padding first", "",
         markdown_table(["layer", "input", "F.conv1d", "padded first", "F.conv1d / padded first"],
                        rows)])
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    publish(report, args.out)
     return 0
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from benchlib import format_seconds, machine_header, markdown_table, time_interleaved, warm_up
+from benchlib import (
+    format_seconds,
+    machine_header,
+    markdown_table,
+    publish,
+    time_interleaved,
+    warm_up,
+)
 
 import autoconv
 from autoconv.offline import workloads
@@ -161,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         [[name, value, target, "-" if ok is None else ("PASS" if ok else "MISS")]
          for name, value, target, ok in summary])]
     report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
+    publish(report, args.out)
     return 0
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark every registered autoconv strategy against F.conv1d and peer FFT-conv packages.
 
-For each workload of the suite (``autoconv.offline.workloads``) it times ``F.conv1d``, every registered
-strategy at each of its parameter sets (reporting each strategy at its best), and the peers
-(fft-conv-pytorch, torch-fftconv, julius, ``scipy.signal.oaconvolve``; install them with
+For each workload of the suite (``autoconv.offline.workloads``) it times ``F.conv1d``, every
+registered strategy at each of its parameter sets (reporting each strategy at its best), and the
+peers (fft-conv-pytorch, torch-fftconv, julius, ``scipy.signal.oaconvolve``; install them with
 ``pip install -c constraints.txt -e '.[bench]'``), in interleaved rounds, and prints markdown
 tables of medians, ratios, relative errors against float64 ``F.conv1d`` and peak memory, then
 the issue's targets with PASS/MISS. See ``benchlib`` for how time and memory are measured.
@@ -44,6 +44,7 @@ from benchlib import (
     limit_address_space,
     machine_header,
     markdown_table,
+    publish,
     synchronize,
     time_interleaved,
     warm_up,
@@ -271,10 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(run_workload(workload, args.device, args.repeats, args.budget,
                                     args.reference_budget))
     report = render(results, args.device, args, time.perf_counter() - start)
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+    publish(report, args.out)
     return 0
 
 
