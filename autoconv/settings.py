@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     budget_s: float = Field(2.0, gt=0, description=(
         "Wall-clock budget for tuning one signature, warm-up calls included."))
     max_samples: int = Field(25, ge=1, description="Timed calls per candidate at most.")
+    max_tune_bytes: int = Field(4 * 2**30, ge=1, description=(
+        "A signature whose input, weight and output would take more bytes than this is never "
+        "measured (its tuning inputs alone could exhaust memory); the database or a "
+        "prediction answers it."))
     min_samples: int = Field(1, ge=1, description=(
         "Timed calls per candidate at least, after its warm-up call, even past the budget. "
         "1 keeps first calls within the budget; 'autoconv warm' uses 3, so that what is "

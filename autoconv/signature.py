@@ -15,6 +15,9 @@ import torch
 
 from autoconv import contexts, plain
 
+#: Bytes per element of the dtypes a signature names (8 for any other).
+_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
 #: Padding as accepted by ``F.conv1d``: an int, a 1-tuple, ``'same'`` or ``'valid'``.
 PaddingArg = int | tuple[int] | str
 
@@ -92,6 +95,15 @@ class Signature:
     def output_length(self) -> int:
         """Output length, as ``F.conv1d`` computes it."""
         return (self.padded_length - self.span) // self.stride + 1
+
+    @property
+    def tensor_bytes(self) -> int:
+        """Bytes of the call's input, weight and output tensors (what measuring it allocates,
+        gradients aside)."""
+        elements = (self.batch * self.in_channels * self.length
+                    + self.out_channels * (self.in_channels // self.groups) * self.kernel_size
+                    + self.batch * self.out_channels * self.output_length)
+        return elements * _DTYPE_BYTES.get(self.dtype, 8)
 
     @property
     def is_degenerate(self) -> bool:

@@ -18,18 +18,18 @@ written once for all its candidates (a 100,000-measurement bundle is about half 
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Iterable, Sequence
-from itertools import groupby
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tuning_db.errors import BundleError
-from tuning_db.records import (CandidateMeasurement, DeviceRecord, MeasurementRecord,
-                               SignatureRecord)
+from tuning_db.records import CandidateMeasurement, DeviceRecord, MeasurementRecord, SignatureRecord
 from tuning_db.rows import candidate_row, device_row, signature_columns
 from tuning_db.store import TuningDB, connect
 
@@ -197,7 +197,12 @@ def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bun
     """
     source = Path(path)
     try:
-        size = source.stat().st_size
+        status = source.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would block or never end
+            raise BundleError(f"{source} is not a regular file, not a bundle file")
+        size = status.st_size
         if size > max_bytes:
             raise BundleError(f"{source} is {size / 2**20:.1f} MiB, more than the "
                               f"{max_bytes / 2**20:.3g} MiB a bundle may have")

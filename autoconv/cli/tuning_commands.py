@@ -8,6 +8,7 @@ is imported only when one of these commands runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -142,16 +143,20 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     from autoconv.functional import select
     from autoconv.settings import settings
+    from autoconv.signature import Signature
 
     dtype = options.dtype(args.dtype)
     device = torch.device(args.device)
-    x = torch.empty(args.input_shape, dtype=dtype, device=device, requires_grad=args.grad)
-    w = torch.empty(args.weight_shape, dtype=dtype, device=device)
+    # Shapes only, on the meta device: a call of any size is described without allocating.
+    x = torch.empty(args.input_shape, dtype=dtype, device="meta", requires_grad=args.grad)
+    w = torch.empty(args.weight_shape, dtype=dtype, device="meta")
     with settings.override(**options.settings_overrides(args, mode=args.mode)):
         try:
-            choice = select(x, w, None, args.stride, args.padding, args.dilation, args.groups)
-        except RuntimeError as error:  # the conv1d arguments themselves are invalid
+            signature = Signature.of(x, w, None, args.stride, args.padding, args.dilation,
+                                     args.groups)
+        except (RuntimeError, TypeError) as error:  # the conv1d arguments are invalid
             raise CommandError(str(error)) from None
+        choice = select(dataclasses.replace(signature, device=device.type), device=device)
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"
     timing = f", {choice.median_s * 1e3:.3g} ms" if choice.median_s else ""
     print(f"{choice.strategy} ({params}) from {choice.origin}{timing}")

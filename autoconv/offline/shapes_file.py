@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -157,7 +158,10 @@ def load_shapes(path: str | Path, device: str = "cpu") -> list[Signature]:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would block or never end
+            raise ShapesFileError(f"{path}: not a regular file")
+        size = status.st_size
         if size > MAX_BYTES:
             raise ShapesFileError(f"{path}: {size} bytes is larger than the {MAX_BYTES}-byte limit")
         text = path.read_text(encoding="utf-8")
@@ -171,6 +175,8 @@ def load_shapes(path: str | Path, device: str = "cpu") -> list[Signature]:
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise ShapesFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: "
                               f"{str(error).splitlines()[0]}") from None
+    except RecursionError:
+        raise ShapesFileError(f"{path}: nested too deeply to be a shapes file") from None
     try:
         return parse_shapes(data, device)
     except ShapesFileError as error:

@@ -73,6 +73,10 @@ def load(path: Path, key: str, strategies: tuple[str, ...] | None = None
     """
     if not path.exists():
         return None
+    if not path.is_file():  # a FIFO would block the reader forever
+        warnings.warn(f"autoconv: ignoring {path}: not a regular file; refitting",
+                      RuntimeWarning, stacklevel=2)
+        return None
     try:
         ensemble, meta = TreeEnsemble.load(path)
         stored_strategies = tuple(str(name) for name in meta["strategies"])

@@ -14,12 +14,15 @@ Being plain numbers, the ensemble is stored with ``numpy.savez`` and read back w
 from __future__ import annotations
 
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 _FIELDS = ("feature", "threshold", "left", "right", "value")
+#: Most bytes a stored ensemble's arrays may expand to (a real one takes a few megabytes).
+MAX_EXPANDED_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,14 @@ class TreeEnsemble:
             (ensemble, metadata arrays by name).
 
         Raises:
-            OSError, ValueError, KeyError: the file is missing, damaged or not an ensemble.
+            OSError, ValueError, KeyError: the file is missing, damaged, not an ensemble, or
+                would expand past :data:`MAX_EXPANDED_BYTES`.
         """
+        with zipfile.ZipFile(path) as archive:  # a small file may expand to gigabytes
+            expanded = sum(item.file_size for item in archive.infolist())
+        if expanded > MAX_EXPANDED_BYTES:
+            raise ValueError(f"{path}: its arrays would take {expanded} bytes, more than a "
+                             f"model may ({MAX_EXPANDED_BYTES})")
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in _FIELDS}
             metadata = {k.removeprefix("meta_"): data[k] for k in data.files
@@ -124,4 +133,7 @@ class TreeEnsemble:
         shapes = {arrays[name].shape for name in _FIELDS}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
             raise ValueError(f"{path}: inconsistent tree arrays")
+        nodes = next(iter(shapes))[1]
+        if not 0 <= ensemble.depth <= nodes:  # a walk of more levels than nodes never ends well
+            raise ValueError(f"{path}: a depth of {ensemble.depth} for trees of {nodes} nodes")
         return ensemble, metadata

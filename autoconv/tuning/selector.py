@@ -81,7 +81,8 @@ class Selector:
             remembered = self._memory.get(key)
             if remembered is not None:
                 return remembered.remembered()
-            measurable = mode == "tune" and may_measure(device)
+            measurable = (mode == "tune" and may_measure(device)
+                          and signature.tensor_bytes <= self.settings.max_tune_bytes)
             choice = self._lookup_or_decide(signature, device, measurable)
             # In mode tune, an answer given only because nothing could be measured here is
             # not kept: the next call where measuring is allowed tunes the signature.

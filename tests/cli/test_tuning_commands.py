@@ -111,3 +111,12 @@ def test_warm_mistakes_are_one_line_errors(db_url: str, capsys, args, message: s
     assert main(["warm", *args, "--db", db_url]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_select_describes_a_huge_call_without_allocating_it(db_url: str, capsys) -> None:
+    # 100000 x 1000 x 1000 float32 is 400 GB: described on the meta device, never measured
+    assert main(["select", "--input-shape", "100000,1000,1000", "--weight-shape",
+                 "1000,1000,3", "--db", db_url, "--mode", "tune"]) == 0
+    assert "from cost_model" in capsys.readouterr().out
+    with tuning_db.connect(db_url) as db:
+        assert list(db.measurements()) == []

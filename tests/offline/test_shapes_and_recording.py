@@ -128,3 +128,19 @@ def test_shards_are_disjoint_complete_and_order_independent() -> None:
     with pytest.raises(ValueError, match="1..3"):
         shard(signatures, 3, 3)
     assert unique(signatures + signatures) == signatures
+
+
+def test_a_fifo_or_a_deeply_nested_shapes_file_is_refused_in_one_line(tmp_path) -> None:
+    import os
+
+    from autoconv.offline.shapes_file import ShapesFileError, load_shapes
+
+    fifo = tmp_path / "shapes.json"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(ShapesFileError, match="not a regular file"):
+        load_shapes(fifo)
+    for name in ("deep.json", "deep.yaml"):
+        deep = tmp_path / name
+        deep.write_text("[" * 100_000 + "]" * 100_000)
+        with pytest.raises(ShapesFileError, match="nested too deeply"):
+            load_shapes(deep)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -199,3 +200,42 @@ def test_only_candidates_still_offered_are_learned_from() -> None:
     dropped_block = Sample(s, "overlap_add", {"block_size": 4}, 1e-3)  # under MIN_BLOCK
     unknown = Sample(s, "winograd", {}, 1e-3)
     assert offered([*current, dropped_block, unknown]) == current
+
+
+def _tamper_depth(path: Path, depth: int) -> None:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["depth"] = np.int64(depth)
+    with path.open("wb") as file:
+        np.savez(file, **arrays)
+
+
+def _zip_bomb(path: Path) -> None:
+    """A few hundred kilobytes that expand to 300 MiB of zeros."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("feature.npy", "w", force_zip64=True) as member:
+        for _ in range(300):
+            member.write(bytes(2**20))
+
+
+@pytest.mark.parametrize("tampering", ["huge depth", "zip bomb", "fifo"])
+def test_a_tampered_cache_file_is_refused_before_it_costs_time_or_memory(
+        store, tmp_path, fits, tampering: str) -> None:
+    import os
+
+    record_synthetic(store, SIGNATURES)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    (cached,) = (tmp_path / "models").iterdir()
+    if tampering == "huge depth":  # the tree walk would loop 10**12 times
+        _tamper_depth(cached, 10**12)
+    elif tampering == "zip bomb":
+        cached.unlink()
+        _zip_bomb(cached)
+    else:  # reading it would block forever
+        cached.unlink()
+        os.mkfifo(cached)
+    with pytest.warns(RuntimeWarning, match="ignoring"):
+        decision = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2 and decision == first

@@ -409,3 +409,13 @@ def test_reference_error_is_relative_to_the_largest_direct_output() -> None:
     half = Reference.of(torch.tensor([[[60000.0, 1.0]]], dtype=torch.float16))
     assert half.error(torch.tensor([[[-60000.0, 1.0]]], dtype=torch.float16)) == 2.0
     assert Reference.of(torch.zeros(1, 1, 3)).error(torch.full((1, 1, 3), 0.5)) == 0.5
+
+
+def test_a_signature_too_large_to_measure_is_answered_without_measuring() -> None:
+    selector, timer = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},
+                                    cost=FakeCostModel({"direct": 1.0, "fast": 3.0}),
+                                    max_tune_bytes=SIG.tensor_bytes - 1)
+    choice = selector.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == ("direct", "cost_model") and timer.timed == []
+    assert selector.remembered() == {}  # not kept: a larger limit later measures it
+    assert SIG.tensor_bytes == 4 * (2 * 3 * 300 + 4 * 3 * 5 + 2 * 4 * 300)

@@ -225,3 +225,19 @@ def _assert_rejected(path: Path, tmp_path: Path) -> str:
     message = str(raised.value)
     assert str(path) in message and "\n" not in message
     return message
+
+
+def test_a_fifo_or_a_deeply_nested_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    from tuning_db import bundle
+    from tuning_db.errors import BundleError
+
+    fifo = tmp_path / "bundle.json"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(BundleError, match="not a regular file"):
+        bundle.load(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"devices": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(BundleError, match="recursion limit"):
+        bundle.load(deep)
