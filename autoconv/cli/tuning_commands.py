@@ -134,7 +134,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
         f"; {report.total - visited} left: run the same command again to continue")
     print(f"warmed {visited}/{report.total} signatures ({report.measured} measured, "
           f"{visited - report.measured} already known) in {report.seconds:.1f} s{rest}")
-    return 130 if report.interrupted else 0
+    if report.interrupted:
+        return 130
+    if report.unsaved:
+        from tuning_db.urls import default_url, masked
+
+        where = masked(overrides.get("db_url") or default_url())
+        raise CommandError(f"the measurements of {report.unsaved} of {report.measured} "
+                           f"measured signatures could not be stored in {where}")
+    return 0
 
 
 def cmd_select(args: argparse.Namespace) -> int:

@@ -44,6 +44,8 @@ class WarmReport:
     #: (signature, strategy chosen, where the answer came from) for each visited signature
     visited: list[tuple[Signature, str, str]] = field(default_factory=list)
     measured: int = 0
+    #: measured signatures whose measurements could not be stored
+    unsaved: int = 0
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -96,6 +98,7 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
     """
     target = torch.device(device)
     chosen = selector or measuring_selector()
+    unsaved_before = chosen.unsaved
     todo = unique(signatures)
     report = WarmReport(len(todo))
     start = clock()
@@ -115,5 +118,6 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
     finally:
         if selector is None and chosen.store is not None:
             chosen.store.close()  # the store this call opened
+    report.unsaved = chosen.unsaved - unsaved_before
     report.seconds = clock() - start
     return report

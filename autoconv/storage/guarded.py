@@ -77,15 +77,18 @@ class GuardedStore:
             return []
 
     def record(self, signature: Signature, device: torch.device,
-               outcomes: Sequence[Outcome]) -> None:
-        """Store one tuning run's outcomes; on failure they are kept in memory only."""
+               outcomes: Sequence[Outcome]) -> bool:
+        """Store one tuning run's outcomes; on failure (or while resting) they are kept in
+        memory only and the answer is False."""
         if not self.available:
-            return
+            return False
         try:
             self.store.record(signature, device, outcomes)
         except Exception as error:
             self._failed(f"could not store {len(outcomes)} measurements of "
                          f"{_describe(signature)} (kept in memory only)", error)
+            return False
+        return True
 
     def close(self) -> None:
         self.store.close()

@@ -27,7 +27,9 @@ class ChoiceStore(Protocol):
         ...
 
     def record(self, signature: Signature, device: torch.device,
-               outcomes: Sequence[Outcome]) -> None: ...
+               outcomes: Sequence[Outcome]) -> bool | None:
+        """Store one tuning run's outcomes; False (or an exception) when they were not kept."""
+        ...
 
 
 class CostModel(Protocol):

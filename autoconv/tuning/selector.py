@@ -50,6 +50,8 @@ class Selector:
         self.predictor = predictor
         self.settings = settings or global_settings
         self._memory: dict[tuple[Signature, torch.device], Choice] = {}
+        #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
+        self.unsaved = 0
         #: candidates that raised when they ran a call, per (signature, device): never again
         self._failed: dict[tuple[Signature, torch.device], set[Candidate]] = {}
         self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
@@ -261,7 +263,10 @@ class Selector:
         if self.store is None or not self.settings.persist or not outcomes:
             return
         try:
-            self.store.record(signature, device, outcomes)
+            stored = self.store.record(signature, device, outcomes)
         except Exception as error:
+            stored = False
             warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
                           f"only: {error}", RuntimeWarning, stacklevel=4)
+        if stored is False:
+            self.unsaved += 1

@@ -120,3 +120,20 @@ def test_select_describes_a_huge_call_without_allocating_it(db_url: str, capsys)
     assert "from cost_model" in capsys.readouterr().out
     with tuning_db.connect(db_url) as db:
         assert list(db.measurements()) == []
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_warm_into_a_database_it_cannot_write_fails_in_one_line(tmp_path: Path,
+                                                                capsys) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))  # not a database
+    shapes = tmp_path / "shapes.json"
+    shapes.write_text('[{"input_shape": [1, 2, 100], "weight_shape": [2, 2, 3]}]')
+    assert main(["warm", "--shapes", str(shapes), "--db", f"sqlite:///{image}",
+                 "--budget", "0.1"]) == 2
+    captured = capsys.readouterr()
+    assert "(1 measured, 0 already known)" in captured.out
+    error = captured.err.strip().splitlines()[-1]
+    assert error == (f"autoconv: error: the measurements of 1 of 1 measured signatures could "
+                     f"not be stored in sqlite:///{image}")
+    dispatcher.reset()

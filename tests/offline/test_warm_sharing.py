@@ -90,6 +90,10 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
                 raise KeyboardInterrupt
             return self.inner.choose(signature, device)
 
+        @property
+        def unsaved(self) -> int:
+            return self.inner.unsaved
+
     with settings.override(db_url=url, budget_s=0.1):
         report = warm(signatures, CPU, selector=InterruptedSelector(after=2))
         assert report.interrupted and len(report.visited) == 2 and report.measured == 2

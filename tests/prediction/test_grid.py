@@ -49,6 +49,8 @@ def test_the_grid_covers_every_axis() -> None:
 
 
 class FakeSelector:
+    unsaved = 0  # every measurement is kept
+
     def __init__(self, clock, seconds_each: float) -> None:
         self.clock, self.seconds_each, self.seen = clock, seconds_each, []
 
