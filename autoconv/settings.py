@@ -20,6 +20,8 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tuning_db.records import MAX_SAMPLES
+
 Mode = Literal["tune", "predict", "off"]
 
 
@@ -48,7 +50,8 @@ class Settings(BaseSettings):
         "before it tries it again (the failed operation alone is lost)."))
     budget_s: float = Field(2.0, gt=0, description=(
         "Wall-clock budget for tuning one signature, warm-up calls included."))
-    max_samples: int = Field(25, ge=1, description="Timed calls per candidate at most.")
+    max_samples: int = Field(25, ge=1, le=MAX_SAMPLES,
+                             description="Timed calls per candidate at most.")
     max_tune_bytes: int = Field(4 * 2**30, ge=1, description=(
         "A signature whose input, weight and output would take more bytes than this is never "
         "measured (its tuning inputs alone could exhaust memory); the database or a "

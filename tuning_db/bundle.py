@@ -17,10 +17,13 @@ written once for all its candidates (a 100,000-measurement bundle is about half 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import uuid
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
@@ -32,6 +35,7 @@ from tuning_db.errors import BundleError
 from tuning_db.records import CandidateMeasurement, DeviceRecord, MeasurementRecord, SignatureRecord
 from tuning_db.rows import candidate_row, device_row, signature_columns
 from tuning_db.store import TuningDB, connect
+from tuning_db.upsert import WriteCounts
 
 FORMAT = "autoconv-tuning-bundle"
 VERSION = 1
@@ -95,19 +99,18 @@ class Bundle(BaseModel):
         """How many measurements the bundle holds."""
         return sum(len(group.measurements) for group in self.groups)
 
-    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(device rows, measurement rows) to write; a device is first seen at its oldest row."""
+    def iter_groups(self) -> Iterator[BundleGroup]:
+        """The groups (as :meth:`BundleFile.iter_groups`)."""
+        return iter(self.groups)
+
+    def device_rows(self) -> list[dict[str, Any]]:
+        """The ``devices`` rows; a device is first seen at its oldest measurement."""
         oldest: dict[str, datetime] = {}
-        measurement_rows = []
         for group in self.groups:
-            base = signature_columns(group.device_id, group.signature)
-            measurement_rows += [candidate_row(base, item) for item in group.measurements]
             first = min(item.measured_at for item in group.measurements)
             oldest[group.device_id] = min(first, oldest.get(group.device_id, first))
-        device_rows = [device_row(device.fingerprint,
-                                  oldest.get(device.device_id, self.created_at))
-                       for device in self.devices]
-        return device_rows, measurement_rows
+        return [device_row(device.fingerprint, oldest.get(device.device_id, self.created_at))
+                for device in self.devices]
 
 
 def build(devices: Iterable[DeviceRecord],
@@ -165,14 +168,176 @@ def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | N
     return count
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, prefix: str = "") -> str:
     first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "the top level"
+    where = prefix + ".".join(str(part) for part in first["loc"])
     more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where.rstrip('.') or 'the top level'}: {first['msg']}{more}"
 
 
-def parse(data: bytes, name: str) -> Bundle:
+class BundleHeader(BaseModel):
+    """Everything in a bundle file but its groups."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["autoconv-tuning-bundle"]
+    version: Literal[1]
+    created_at: datetime
+    devices: list[BundleDevice]
+
+    @model_validator(mode="after")
+    def _devices_once(self) -> BundleHeader:
+        if len({device.device_id for device in self.devices}) != len(self.devices):
+            raise ValueError("a device is listed twice")
+        return self
+
+
+class BundleFile:
+    """A bundle file validated in full, whose groups are read again one at a time to write.
+
+    Only the file's text, the position of each group in it and the header stay in memory, so
+    an import takes a small multiple of the file's size whatever the number of measurements
+    (a whole :class:`Bundle` of 400,000 measurements took 1.1 GB). Build it with
+    :func:`parse` or :func:`load`.
+    """
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self._text = text
+        self._spans = array("q")  # start, end of each group in the text
+        self._oldest: dict[str, datetime] = {}
+        self.count = 0
+        header = self._scan()
+        self.devices = header.devices
+        self.created_at = header.created_at
+
+    def _scan(self) -> BundleHeader:
+        scanner = _Scanner(self._text, self.name)
+        header_text = []
+        seen: set[str] = set()
+        scanner.expect("{")
+        while not scanner.ends_with("}"):
+            if seen:
+                scanner.expect(",")
+            key = scanner.key()
+            if key in seen:
+                raise BundleError(f"{self.name} is not a valid tuning bundle: {key} is given "
+                                  "twice")
+            seen.add(key)
+            if key == "groups":
+                scanner.each_in_array(self._spans)
+            else:
+                start, end = scanner.value()
+                header_text.append(f"{json.dumps(key)}:{self._text[start:end]}")
+        scanner.at_end()
+        if "groups" not in seen:
+            raise BundleError(f"{self.name} is not a valid tuning bundle: groups: Field "
+                              "required")
+        try:
+            header = BundleHeader.model_validate_json("{" + ",".join(header_text) + "}",
+                                                      strict=True)
+        except ValidationError as error:
+            raise BundleError(f"{self.name} is not a valid tuning bundle: "
+                              f"{_describe(error)}") from None
+        known = {device.device_id for device in header.devices}
+        for index, group in enumerate(self._groups()):
+            if group.device_id not in known:
+                raise BundleError(f"{self.name} is not a valid tuning bundle: groups[{index}] "
+                                  f"refers to device {group.device_id}, which the bundle does "
+                                  "not list")
+            self.count += len(group.measurements)
+            first = min(item.measured_at for item in group.measurements)
+            self._oldest[group.device_id] = min(first, self._oldest.get(group.device_id, first))
+        return header
+
+    def _groups(self) -> Iterator[BundleGroup]:
+        spans = self._spans
+        for index in range(0, len(spans), 2):
+            try:
+                yield BundleGroup.model_validate_json(
+                    self._text[spans[index]:spans[index + 1]], strict=True)
+            except ValidationError as error:
+                raise BundleError(f"{self.name} is not a valid tuning bundle: "
+                                  f"{_describe(error, f'groups.{index // 2}.')}") from None
+
+    def iter_groups(self) -> Iterator[BundleGroup]:
+        """The groups, validated again from the text one at a time."""
+        return self._groups()
+
+    def device_rows(self) -> list[dict[str, Any]]:
+        """The ``devices`` rows; a device is first seen at its oldest measurement."""
+        return [device_row(device.fingerprint,
+                           self._oldest.get(device.device_id, self.created_at))
+                for device in self.devices]
+
+
+class _Scanner:
+    """Walks the top level of a JSON object, handing each value's extent to the caller."""
+
+    _decoder = json.JSONDecoder()
+    _space = re.compile(r"[ \t\n\r]*")
+
+    def __init__(self, text: str, name: str) -> None:
+        self.text, self.name, self.at = text, name, 0
+
+    def _fail(self, what: str) -> BundleError:
+        line = self.text.count("\n", 0, self.at) + 1
+        return BundleError(f"{self.name} is not a JSON bundle: {what} (line {line}, "
+                           f"offset {self.at})")
+
+    def _skip(self) -> None:
+        match = self._space.match(self.text, self.at)
+        self.at = match.end() if match else self.at
+
+    def ends_with(self, char: str) -> bool:
+        self._skip()
+        if self.text.startswith(char, self.at):
+            self.at += 1
+            return True
+        return False
+
+    def expect(self, char: str) -> None:
+        if not self.ends_with(char):
+            raise self._fail(f"expected {char!r}")
+
+    def value(self) -> tuple[int, int]:
+        self._skip()
+        start = self.at
+        try:
+            parsed, self.at = self._decoder.raw_decode(self.text, start)
+        except json.JSONDecodeError as error:
+            self.at = error.pos
+            raise self._fail(error.msg) from None
+        except RecursionError:
+            raise self._fail("nested too deeply (recursion limit)") from None
+        del parsed
+        return start, self.at
+
+    def key(self) -> str:
+        start, end = self.value()
+        key = json.loads(self.text[start:end])
+        if not isinstance(key, str):
+            self.at = start
+            raise self._fail("expected a name")
+        self.expect(":")
+        return key
+
+    def each_in_array(self, spans: array) -> None:  # type: ignore[type-arg]
+        self.expect("[")
+        first = True
+        while not self.ends_with("]"):
+            if not first:
+                self.expect(",")
+            first = False
+            spans.extend(self.value())
+
+    def at_end(self) -> None:
+        self._skip()
+        if self.at != len(self.text):
+            raise self._fail("extra data after the bundle")
+
+
+def parse(data: bytes, name: str) -> BundleFile:
     """Validate bundle bytes strictly; ``name`` is used in messages only.
 
     Raises:
@@ -184,12 +349,14 @@ def parse(data: bytes, name: str) -> Bundle:
     if not data.lstrip()[:1] == b"{":
         raise BundleError(f"{name} is not a JSON bundle (it does not start with '{{')")
     try:
-        return Bundle.model_validate_json(data, strict=True)
-    except ValidationError as error:
-        raise BundleError(f"{name} is not a valid tuning bundle: {_describe(error)}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{name} is not a JSON bundle: not UTF-8 text at offset "
+                          f"{error.start}") from None
+    return BundleFile(name, text)
 
 
-def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bundle:
+def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> BundleFile:
     """Read and validate a bundle file (see :func:`parse`), refusing one over ``max_bytes``.
 
     Raises:
@@ -207,7 +374,10 @@ def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bun
             raise BundleError(f"{source} is {size / 2**20:.1f} MiB, more than the "
                               f"{max_bytes / 2**20:.3g} MiB a bundle may have")
         with source.open("rb") as file:
-            data = file.read(max_bytes + 1)
+            # read(n) reserves n bytes first: ask for what the file holds, not for the limit
+            data = file.read(size + 1)
+            if len(data) > size:  # it grew since stat(): read on, up to the limit
+                data += file.read(max_bytes + 1 - len(data))
     except FileNotFoundError:
         raise BundleError(f"no such bundle file: {source}") from None
     except IsADirectoryError:
@@ -221,22 +391,43 @@ def load(path: str | os.PathLike[str], max_bytes: int = MAX_BUNDLE_BYTES) -> Bun
 
 
 def import_bundle(db: TuningDB, path: str | os.PathLike[str],
-                  max_bytes: int = MAX_BUNDLE_BYTES) -> int:
-    """Validate a whole bundle, then write it in one transaction; returns its measurements.
+                  max_bytes: int = MAX_BUNDLE_BYTES) -> WriteCounts:
+    """Validate a whole bundle, then write it in one transaction.
 
-    Measurements already stored keep the better-supported version (see ``TuningDB``).
+    Measurements already stored keep the better-supported version (see ``TuningDB``); a
+    measurement made on a machine of the database beats an imported one.
+
+    Returns:
+        How many measurements were new, replaced a stored one, or changed nothing.
     """
     return write(db, load(path, max_bytes))
 
 
-def write(db: TuningDB, bundle: Bundle) -> int:
-    """Write a validated bundle in one transaction; returns its measurements."""
-    device_rows, measurement_rows = bundle.rows()
-    db.write_rows(device_rows, measurement_rows)
-    return len(measurement_rows)
+#: Measurement rows handed to the database at a time while a bundle is written.
+WRITE_BATCH = 2_000
 
 
-def _read_source(source: str, max_bytes: int) -> Bundle:
+def _batches(source: Bundle | BundleFile) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for group in source.iter_groups():
+        base = signature_columns(group.device_id, group.signature)
+        batch += [candidate_row(base, item, imported=True) for item in group.measurements]
+        if len(batch) >= WRITE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write(db: TuningDB, source: Bundle | BundleFile) -> WriteCounts:
+    """Write a validated bundle in one transaction, as imported measurements."""
+    total = WriteCounts()
+    for counts in db.write_batches(source.device_rows(), lambda: _batches(source)):
+        total += counts
+    return total
+
+
+def _read_source(source: str, max_bytes: int) -> Bundle | BundleFile:
     """A bundle file, or a database URL read (without creating anything) into a bundle."""
     if "://" not in source:
         return load(source, max_bytes)
@@ -245,23 +436,31 @@ def _read_source(source: str, max_bytes: int) -> Bundle:
 
 
 def merge(sources: Sequence[str], into: TuningDB,
-          max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, int]:
-    """Merge bundles and databases into ``into`` in one transaction.
+          max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, WriteCounts]:
+    """Merge bundles and databases into ``into`` in one transaction, as imported rows.
 
     Every source is read and validated before anything is written. Rows stay with their
     device; for the same (device, signature, strategy, params) the better-supported
-    measurement is kept (more samples, then newer).
+    measurement is kept (see ``TuningDB``: a measurement made on a machine of ``into`` stays,
+    then more samples, then newer).
 
     Returns:
-        Measurements read per source.
+        Per source, how many of its measurements were new, replaced a stored one (or one of
+        an earlier source), or changed nothing.
     """
-    device_rows: list[dict[str, Any]] = []
-    measurement_rows: list[dict[str, Any]] = []
-    counts = {}
-    for source in sources:
-        devices, measurements = _read_source(source, max_bytes).rows()
-        device_rows += devices
-        measurement_rows += measurements
-        counts[source] = len(measurements)
-    into.write_rows(device_rows, measurement_rows)
+    read = {source: _read_source(source, max_bytes) for source in sources}
+    device_rows = [row for bundle in read.values() for row in bundle.device_rows()]
+    owners: list[str] = []  # the source of each batch, in the order they are written
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        owners.clear()  # the write may be retried from the start (a busy SQLite file)
+        for source, bundle in read.items():
+            for batch in _batches(bundle):
+                owners.append(source)
+                yield batch
+
+    written = into.write_batches(device_rows, batches)
+    counts = {source: WriteCounts() for source in sources}
+    for source, batch_counts in zip(owners, written, strict=True):
+        counts[source] += batch_counts
     return counts

@@ -18,6 +18,7 @@ from tuning_db import bundle, migrate
 from tuning_db.errors import DatabaseMissingError, TuningDBError
 from tuning_db.records import Stats
 from tuning_db.store import connect, open_engine
+from tuning_db.upsert import WriteCounts
 from tuning_db.urls import default_url, parse_url, sqlite_file
 
 
@@ -143,9 +144,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     """``autoconv import FILE``: validate a bundle, then write it in one transaction."""
     loaded = bundle.load(args.file, int(args.max_mb * 2**20))  # before opening the database
     with connect(args.db) as db:
-        count = bundle.write(db, loaded)
-        print(f"imported {count} measurements of {len(loaded.devices)} devices from "
-              f"{args.file} into {db.where}")
+        counts = bundle.write(db, loaded)
+        print(f"imported {counts.total} measurements of {len(loaded.devices)} devices from "
+              f"{args.file} into {db.where}: {describe(counts)}")
     return 0
 
 
@@ -154,9 +155,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     with connect(args.into or args.db) as db:
         counts = bundle.merge(args.sources, db, int(args.max_mb * 2**20))
         for source, count in counts.items():
-            print(f"merged {count} measurements from {source}")
+            print(f"merged {count.total} measurements from {source}: {describe(count)}")
         print(f"into {db.where}")
     return 0
+
+
+def describe(counts: WriteCounts) -> str:
+    """'3 new, 1 updated, 2 unchanged' (unchanged: the stored row was better supported)."""
+    return f"{counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged"
 
 
 def format_stats(stats: Stats) -> str:

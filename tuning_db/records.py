@@ -12,12 +12,21 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, computed_field,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+)
 
 #: Bounds that keep every number within a 32-bit column and every string short.
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+#: Most timed calls one measurement can have (autoconv's ``max_samples`` is bounded by it);
+#: an imported row claiming more is stored with this many.
+MAX_SAMPLES = 10_000
 #: The longest plausible single measurement (one day); anything longer is a corrupt record.
 MAX_SECONDS = 86_400.0
 

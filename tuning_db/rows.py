@@ -7,8 +7,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tuning_db.records import (BestChoice, CandidateMeasurement, DeviceRecord,
-                               MeasurementRecord, SignatureRecord, params_key)
+from tuning_db.records import (
+    MAX_SAMPLES,
+    BestChoice,
+    CandidateMeasurement,
+    DeviceRecord,
+    MeasurementRecord,
+    SignatureRecord,
+    params_key,
+)
 from tuning_db.schema import SIGNATURE_COLUMNS
 
 _DEVICE_FIELDS = tuple(name for name in DeviceRecord.model_fields)
@@ -40,15 +47,21 @@ def signature_columns(device_id: str, signature: SignatureRecord) -> dict[str, A
     return row
 
 
-def candidate_row(base: dict[str, Any], measurement: CandidateMeasurement) -> dict[str, Any]:
-    """A ``measurements`` row: ``base`` (:func:`signature_columns`) plus what was measured."""
+def candidate_row(base: dict[str, Any], measurement: CandidateMeasurement, *,
+                  imported: bool = False) -> dict[str, Any]:
+    """A ``measurements`` row: ``base`` (:func:`signature_columns`) plus what was measured.
+
+    An ``imported`` row (bundle, merge) claims at most :data:`MAX_SAMPLES` samples, what a
+    real measurement can have, so that a forged count cannot make it outrank others.
+    """
     row = dict(base)
+    samples = min(measurement.samples, MAX_SAMPLES) if imported else measurement.samples
     row.update(
         strategy=measurement.strategy, params=params_key(measurement.params),
         median_s=measurement.median_s, spread_s=measurement.spread_s,
-        samples=measurement.samples, error=measurement.error, ok=measurement.ok,
+        samples=samples, error=measurement.error, ok=measurement.ok,
         note=measurement.note, measured_at=measurement.measured_at,
-        autoconv_version=measurement.autoconv_version)
+        autoconv_version=measurement.autoconv_version, imported=imported)
     return row
 
 
@@ -80,7 +93,15 @@ def best_from_row(row: Mapping[str, Any]) -> BestChoice:
                       median_s=row["median_s"], samples=row["samples"])
 
 
-def better_supported(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
-    """The rule an upsert applies: more samples win; on a tie, the newer measurement."""
-    return (new["samples"], as_utc(new["measured_at"])) >= (old["samples"],
-                                                           as_utc(old["measured_at"]))
+def replaces(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """The rule an upsert applies to two rows of the same key: whether ``new`` replaces
+    ``old``.
+
+    A local measurement (made by a tuner on this fingerprint) replaces an imported one, and an
+    imported one never replaces a local one; between two of the same origin, more samples win
+    and, on a tie, the newer measurement (the same row written again changes nothing).
+    """
+    if bool(new["imported"]) != bool(old["imported"]):
+        return not new["imported"]
+    return (new["samples"], as_utc(new["measured_at"])) > (old["samples"],
+                                                          as_utc(old["measured_at"]))

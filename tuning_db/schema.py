@@ -12,11 +12,24 @@ in ``tuning_db/migrations/versions`` (``autoconv db upgrade`` applies them).
 
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String,
-                        Table, Text, UniqueConstraint, true)
+from sqlalchemy import (
+                        Boolean,
+                        Column,
+                        DateTime,
+                        Float,
+                        ForeignKey,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+                        false,
+                        true,
+)
 
 #: The alembic revision of the newest schema this code reads and writes.
-SCHEMA_VERSION = "0002"
+SCHEMA_VERSION = "0003"
 
 metadata = MetaData()
 
@@ -64,6 +77,8 @@ measurements = Table(
     Column("note", String(200)),
     Column("measured_at", DateTime(timezone=True), nullable=False),
     Column("autoconv_version", String(200), nullable=False),
+    #: written by an import or merge, not by a tuner on a machine of this fingerprint
+    Column("imported", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("device_id", "sig_key", "strategy", "params", name="uq_measurement"),
 )
 

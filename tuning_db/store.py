@@ -3,8 +3,11 @@
 The contract, whatever the backend:
 
 * A measurement is identified by (device, signature, strategy, params). Recording one that is
-  already stored keeps the better-supported of the two: more samples win, and on a tie the
-  newer one replaces the older (an upsert, atomic under concurrent writers).
+  already stored keeps the better-supported of the two (an upsert, atomic under concurrent
+  writers): a measurement recorded here replaces an imported one (bundles, merge) and an
+  import never replaces one recorded here; between two of the same origin more samples win,
+  and on a tie the newer one replaces the older. Imported rows claim at most
+  :data:`tuning_db.records.MAX_SAMPLES` samples.
 * The winner of a (device, signature) is derived, never stored: the ``ok`` measurement with
   the smallest median (ties broken by insertion order). Failed or disqualified candidates
   (``ok=False``) are kept, so they are not measured again, but never win.
@@ -170,14 +173,31 @@ class TuningDB:
         return len(rows)
 
     def write_rows(self, device_rows: list[dict[str, Any]],
-                   measurement_rows: list[dict[str, Any]]) -> None:
-        """Upsert prepared rows (see :mod:`tuning_db.rows`) in one transaction (bundles, merge)."""
+                   measurement_rows: list[dict[str, Any]]) -> upsert.WriteCounts:
+        """Upsert prepared rows (see :mod:`tuning_db.rows`) in one transaction (bundles, merge);
+        returns how many were new, replaced a stored row, or changed nothing."""
 
-        def work(connection: Connection) -> None:
+        def work(connection: Connection) -> upsert.WriteCounts:
             upsert.upsert_devices(connection, device_rows)
-            upsert.upsert_measurements(connection, measurement_rows)
+            return upsert.upsert_measurements(connection, measurement_rows)
 
-        self._write(work, "writing measurements")
+        return self._write(work, "writing measurements")
+
+    def write_batches(self, device_rows: list[dict[str, Any]],
+                      batches: Callable[[], Iterable[list[dict[str, Any]]]]
+                      ) -> list[upsert.WriteCounts]:
+        """Upsert device rows, then batches of measurement rows, all in one transaction, so
+        that a large import never holds all its rows at once.
+
+        ``batches`` is called to start the batches (again, if a busy SQLite file makes the
+        transaction start over). Returns the counts of each batch, in order.
+        """
+
+        def work(connection: Connection) -> list[upsert.WriteCounts]:
+            upsert.upsert_devices(connection, device_rows)
+            return [upsert.upsert_measurements(connection, batch) for batch in batches()]
+
+        return self._write(work, "writing measurements")
 
     def delete_device(self, device_id: str) -> int:
         """Delete a device and all its measurements; returns how many measurements went."""

@@ -1,26 +1,54 @@
 """Writing rows: upserts that keep the better-supported measurement, on any backend.
 
-The rule for a measurement whose (device, signature, strategy, params) is already stored: the
-one with more samples stays; on equal samples the newer one replaces the older. SQLite and
-PostgreSQL apply it inside the database (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``), so
-concurrent writers cannot interleave between a read and a write; other backends fall back to
-read-compare-write inside the caller's transaction.
+The rule for a measurement whose (device, signature, strategy, params) is already stored
+(:func:`tuning_db.rows.replaces`): a local measurement replaces an imported one and an import
+never replaces a local one; between two of the same origin the one with more samples stays,
+and on equal samples the newer one replaces the older. SQLite and PostgreSQL apply it inside
+the database (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``), so concurrent writers cannot
+interleave between a read and a write; other backends fall back to read-compare-write inside
+the caller's transaction.
+
+Before writing, the stored versions of the keys are read in the same transaction, so that a
+write can say how many rows were new, how many replaced a stored row and how many changed
+nothing (:class:`WriteCounts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Self
 
-from sqlalchemy import Table, and_, or_, select, tuple_
+from sqlalchemy import Table, and_, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
-from tuning_db.rows import better_supported
+from tuning_db.rows import replaces
 from tuning_db.schema import MEASUREMENT_KEY, devices, measurements
 
 _CHUNK = 500
+
+
+@dataclass
+class WriteCounts:
+    """What writing measurement rows did: rows ``new`` to the database, rows that ``updated``
+    a stored one, and rows that left it ``unchanged`` (the stored row was better supported,
+    or the row repeated another of the same write)."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.unchanged
+
+    def __iadd__(self, other: WriteCounts) -> Self:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
 
 
 def _dialect_insert(connection: Connection):  # type: ignore[no-untyped-def]
@@ -70,7 +98,7 @@ def keep_best(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(row[name] for name in MEASUREMENT_KEY)
-        if key not in best or better_supported(row, best[key]):
+        if key not in best or replaces(row, best[key]):
             best[key] = row
     return list(best.values())
 
@@ -94,41 +122,84 @@ def upsert_devices(connection: Connection, rows: list[dict[str, Any]]) -> None:
             connection.execute(devices.insert(), row)
 
 
-def upsert_measurements(connection: Connection, rows: list[dict[str, Any]]) -> None:
+def _stored_versions(connection: Connection, keys: list[tuple[Any, ...]]
+                     ) -> dict[tuple[Any, ...], Any]:
+    """The stored (id, samples, measured_at, imported) of each of ``keys`` that is stored.
+
+    Looked up by device and signature (the leading columns of the unique index: a row-value
+    ``IN`` over all four key columns makes SQLite scan the table).
+    """
+    wanted = set(keys)
+    signatures: dict[str, set[str]] = {}
+    for device_id, sig_key, *_ in keys:
+        signatures.setdefault(device_id, set()).add(sig_key)
+    table = measurements.c
+    key_columns = [table[name] for name in MEASUREMENT_KEY]
+    found = {}
+    for device_id, sig_keys in signatures.items():
+        ordered = sorted(sig_keys)
+        for start in range(0, len(ordered), _CHUNK):
+            for row in connection.execute(
+                    select(*key_columns, table.id, table.samples, table.measured_at,
+                           table.imported)
+                    .where(table.device_id == device_id,
+                           table.sig_key.in_(ordered[start:start + _CHUNK]))):
+                key = tuple(row[:len(MEASUREMENT_KEY)])
+                if key in wanted:
+                    found[key] = row
+    return found
+
+
+def upsert_measurements(connection: Connection, rows: list[dict[str, Any]]) -> WriteCounts:
     """Insert measurements, keeping the better-supported one for each key (module doc)."""
+    given = len(rows)
     rows = keep_best(rows)
+    counts = WriteCounts(unchanged=given - len(rows))
     if not rows:
-        return
+        return counts
+    keys = [tuple(row[name] for name in MEASUREMENT_KEY) for row in rows]
+    stored = _stored_versions(connection, keys)
+    changes = []
+    for key, row in zip(keys, rows, strict=True):
+        old = stored.get(key)
+        if old is None:
+            counts.new += 1
+        elif replaces(row, old._mapping):
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+            continue
+        changes.append(row)
+    if not changes:
+        return counts
     insert = _dialect_insert(connection)
     if insert is None:
-        _upsert_generic(connection, rows)
-        return
+        _write_generic(connection, changes, stored)
+        return counts
     statement = insert(measurements)
     excluded = statement.excluded
     table = measurements.c
     updated = {column.name: excluded[column.name] for column in measurements.columns
                if column.name != "id" and column.name not in MEASUREMENT_KEY}
+    same_origin = excluded.imported == table.imported
     statement = statement.on_conflict_do_update(
         index_elements=list(MEASUREMENT_KEY), set_=updated,
-        where=or_(excluded.samples > table.samples,
-                  and_(excluded.samples == table.samples,
-                       excluded.measured_at >= table.measured_at)))
-    _executemany(connection, measurements, statement, rows)
+        where=or_(and_(not_(excluded.imported), table.imported),
+                  and_(same_origin, or_(excluded.samples > table.samples,
+                                        and_(excluded.samples == table.samples,
+                                             excluded.measured_at > table.measured_at)))))
+    _executemany(connection, measurements, statement, changes)
+    return counts
 
 
-def _upsert_generic(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    key_columns = [measurements.c[name] for name in MEASUREMENT_KEY]
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        keys = [tuple(row[name] for name in MEASUREMENT_KEY) for row in chunk]
-        existing = {
-            tuple(found[:4]): found for found in connection.execute(
-                select(*key_columns, measurements.c.id, measurements.c.samples,
-                       measurements.c.measured_at).where(tuple_(*key_columns).in_(keys)))}
-        for key, row in zip(keys, chunk, strict=True):
-            old = existing.get(key)
-            if old is None:
-                connection.execute(measurements.insert(), row)
-            elif better_supported(row, old._mapping):
-                connection.execute(measurements.update().where(measurements.c.id == old.id)
-                                   .values(**row))
+def _write_generic(connection: Connection, rows: list[dict[str, Any]],
+                   stored: dict[tuple[Any, ...], Any]) -> None:
+    """Read-compare-write for backends without ``ON CONFLICT``, inside the caller's
+    transaction (``rows`` are those :func:`upsert_measurements` found new or better)."""
+    for row in rows:
+        old = stored.get(tuple(row[name] for name in MEASUREMENT_KEY))
+        if old is None:
+            connection.execute(measurements.insert(), row)
+        else:
+            connection.execute(measurements.update().where(measurements.c.id == old.id)
+                               .values(**row))

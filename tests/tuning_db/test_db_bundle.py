@@ -40,10 +40,11 @@ def test_export_then_import_reproduces_every_row(db_url: str, tmp_path: Path) ->
         assert bundle.export_bundle(source, tmp_path / "all.json") == 7
         expected, devices = _snapshot(source), source.devices()
     with tuning_db.connect(db_url) as target:
-        assert bundle.import_bundle(target, tmp_path / "all.json") == 7
+        assert bundle.import_bundle(target, tmp_path / "all.json") == upsert.WriteCounts(7)
         assert _snapshot(target) == expected
         assert target.devices() == devices
-        bundle.import_bundle(target, tmp_path / "all.json")  # importing twice changes nothing
+        again = bundle.import_bundle(target, tmp_path / "all.json")  # changes nothing
+        assert again == upsert.WriteCounts(new=0, updated=0, unchanged=7)
         assert _snapshot(target) == expected
 
 
@@ -59,7 +60,8 @@ def test_export_one_device_or_winners_only(tmp_path: Path) -> None:
     cpu_only = bundle.load(tmp_path / "cpu.json")
     assert [d.device_id for d in cpu_only.devices] == [cpu]
     winners = bundle.load(tmp_path / "win.json")
-    assert sorted(item.strategy for group in winners.groups for item in group.measurements) == [
+    assert sorted(item.strategy for group in winners.iter_groups()
+                  for item in group.measurements) == [
         "direct", "fft", "fft"]
 
 
@@ -77,7 +79,9 @@ def test_merge_keeps_devices_apart_and_the_better_supported_row(tmp_path: Path) 
     with tuning_db.connect(f"sqlite:///{tmp_path / 'merged.sqlite3'}") as merged:
         counts = bundle.merge([f"sqlite:///{tmp_path / 'a.sqlite3'}", str(tmp_path / "b.json")],
                               merged)
-        assert list(counts.values()) == [2, 3]
+        assert [count.total for count in counts.values()] == [2, 3]
+        # b's fft (30 samples) replaces a's (10); b's direct (5) loses to a's (50)
+        assert list(counts.values()) == [upsert.WriteCounts(2), upsert.WriteCounts(1, 1, 1)]
         rows = {(device_id, m.strategy): (m.median_s, m.samples)
                 for device_id, m in merged.measurements()}
         assert rows == {(cpu.device_id, "fft"): (4e-3, 30),       # 30 samples beat 10
@@ -158,7 +162,7 @@ def test_the_unchanged_bundle_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "valid.json"
     path.write_text(json.dumps(_valid_bundle()))
     with tuning_db.connect(f"sqlite:///{tmp_path / 'target.sqlite3'}") as db:
-        assert bundle.import_bundle(db, path) == 1
+        assert bundle.import_bundle(db, path).new == 1
         [(device_id, stored)] = list(db.measurements())
     assert device_id == make_device().device_id and stored.params == {"block": 512}
 
@@ -241,3 +245,88 @@ def test_a_fifo_or_a_deeply_nested_file_is_refused_in_one_line(tmp_path: Path) -
     deep.write_text('{"devices": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(BundleError, match="recursion limit"):
         bundle.load(deep)
+
+
+def _bundle_of(tmp_path: Path, name: str, *measurements: Any) -> Path:
+    device = make_device()
+    path = tmp_path / name
+    path.write_bytes(bundle.to_json(bundle.build(
+        [device], [(device.device_id, measurement) for measurement in measurements])))
+    return path
+
+
+def test_a_local_measurement_replaces_an_imported_one_and_never_the_reverse(db_url: str,
+                                                                           tmp_path: Path
+                                                                           ) -> None:
+    device, signature = make_device(), make_signature()
+    forged = _bundle_of(tmp_path, "forged.json", make_measurement(
+        signature, median_s=5e-3, samples=2**31 - 1))
+    with tuning_db.connect(db_url) as db:
+        assert bundle.import_bundle(db, forged) == upsert.WriteCounts(new=1)
+        [(_, stored)] = list(db.measurements())
+        assert stored.samples == tuning_db.records.MAX_SAMPLES  # the claim is capped
+        # re-measured here with 3 samples: the local row replaces the imported one
+        db.record(device, make_measurement(signature, median_s=1e-3, samples=3))
+        assert db.best(device.device_id, signature).median_s == 1e-3
+        # and no import, however well supported it claims to be, replaces it again
+        assert bundle.import_bundle(db, forged) == upsert.WriteCounts(unchanged=1)
+        later = _bundle_of(tmp_path, "later.json", make_measurement(
+            signature, median_s=7e-3, samples=500))
+        assert bundle.import_bundle(db, later) == upsert.WriteCounts(unchanged=1)
+        assert db.best(device.device_id, signature) == tuning_db.BestChoice(
+            strategy="direct", params={}, median_s=1e-3, samples=3)
+
+
+def test_import_counts_new_updated_and_unchanged_rows(tmp_path: Path, capsys) -> None:
+    from autoconv.cli import main
+
+    one, two = make_signature(length=100), make_signature(length=200)
+    first = _bundle_of(tmp_path, "first.json", make_measurement(one, samples=5),
+                       make_measurement(two, samples=5))
+    better = _bundle_of(tmp_path, "better.json", make_measurement(one, samples=9),
+                        make_measurement(two, samples=2),
+                        make_measurement(make_signature(length=300)))
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert main(["import", str(first), "--db", url]) == 0
+    assert main(["import", str(first), "--db", url]) == 0
+    assert main(["import", str(better), "--db", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "2 new, 0 updated, 0 unchanged", "0 new, 0 updated, 2 unchanged",
+        "1 new, 1 updated, 1 unchanged"]
+    assert lines[0].startswith(f"imported 2 measurements of 1 devices from {first} into ")
+
+
+def test_an_import_that_cannot_be_stored_fails_in_one_line(tmp_path: Path, capsys) -> None:
+    from autoconv.cli import main
+
+    path = _bundle_of(tmp_path, "b.json", make_measurement())
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))  # not a database
+    target = f"sqlite:///{image}"
+    for command in (["import", str(path), "--db", target], ["merge", str(path), "--into", target]):
+        assert main(command) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("autoconv: error: ") and "\n" not in error
+        assert str(image) in error
+
+
+def test_importing_a_large_bundle_takes_a_small_multiple_of_its_size(tmp_path: Path) -> None:
+    import tracemalloc
+
+    signatures = [make_signature(length=100 + index) for index in range(400)]
+    path = _bundle_of(tmp_path, "large.json", *(
+        make_measurement(signature, strategy="overlap_add", params={"block_size": block})
+        for signature in signatures for block in range(50)))  # 20,000 measurements
+    size = path.stat().st_size
+    with tuning_db.connect(f"sqlite:///{tmp_path / 'db.sqlite3'}") as db:
+        tracemalloc.start()
+        try:
+            counts = bundle.import_bundle(db, path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert counts.new == 20_000 == db.count(make_device().device_id)
+    # the text, the groups' positions and one batch of rows; a whole validated Bundle of
+    # the same file took 14x its size
+    assert peak < 4 * size, (peak / size)
