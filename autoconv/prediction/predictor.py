@@ -89,7 +89,7 @@ class Decision:
         confident: whether the tuner may use it without measuring.
         margin: predicted seconds of the best candidate of another kind / of the pick
             (``inf`` when all candidates are of one kind; see :func:`candidate_kind`).
-        distance: octaves to the nearest measured signature.
+        distance: octaves to the nearest signature measured on this device.
     """
 
     choice: Choice
@@ -180,8 +180,12 @@ class LearnedPredictor:
         space = FeatureSpace(names)
         X, y, w = design_matrix(space, samples)
         y = y - X[:, space.columns.index(WORK_COLUMN)]
-        measured = np.unique(np.array([neighbourhood_vector(s.signature) for s in samples]),
-                             axis=0)
+        # Confidence is judged by the distance to signatures measured on this very device:
+        # measurements of a device of the same kind (lower weight) inform the fit, but a
+        # prediction near them alone never lets the tuner skip measuring.
+        local = [neighbourhood_vector(s.signature) for s in samples if s.weight >= 1.0]
+        measured = (np.unique(np.array(local), axis=0) if local
+                    else np.empty((0, len(neighbourhood_vector(samples[0].signature)))))
         return cls(fit_ensemble(X, y, w, seed), space, measured, margin, max_distance,
                    FEATURES_VERSION, len(samples))
 
@@ -197,7 +201,8 @@ class LearnedPredictor:
         return seconds
 
     def distance(self, signature: Signature) -> float:
-        """Octaves from ``signature`` to the nearest signature the model was fitted on."""
+        """Octaves from ``signature`` to the nearest signature the model was fitted on with
+        full weight (measured on this device, not on one of the same kind)."""
         if len(self.measured) == 0:
             return math.inf
         offsets = self.measured - neighbourhood_vector(signature)

@@ -11,7 +11,10 @@ re-measured in place, wait for the next refit (or a new process) to be learned. 
 on the selector's slow path: a call whose signature is already remembered never reaches it.
 
 With too little data (fewer than ``min_signatures`` measured signatures), or if anything goes
-wrong, it answers None and the selector falls back to the cost model.
+wrong, it answers None and the selector falls back to the cost model. Measurements of devices
+of the same kind count at a lower weight and never make a prediction confident on their own:
+a prediction lets tune mode skip measuring only once this device has ``min_signatures``
+signatures of its own, and only near them (:meth:`LearnedPredictor.distance`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -31,6 +34,7 @@ from autoconv.prediction.predictor import Decision, LearnedPredictor, Sample
 from autoconv.prediction.training_data import (
     SAME_KIND_WEIGHT,
     data_key,
+    is_local,
     load_samples,
     signatures_of,
 )
@@ -49,6 +53,8 @@ class _Entry:
     predictor: LearnedPredictor | None
     rows: int
     checked_at: float
+    #: signatures measured on this very device among those fitted on
+    local_signatures: int = 0
 
 
 def fit_or_load(samples: Sequence[Sample], device_id: str, *, cache_dir: Path | None = None,
@@ -125,21 +131,31 @@ class DevicePredictor:
                 return _Entry(None, rows, self.clock())
             threshold = max(self.refit_rows, self.refit_fraction * entry.rows)
             if entry.predictor is not None and abs(rows - entry.rows) < threshold:
-                return _Entry(entry.predictor, entry.rows, self.clock())
+                return _Entry(entry.predictor, entry.rows, self.clock(),
+                              entry.local_signatures)
         samples = load_samples(self.store.db, record, same_kind_weight=self.same_kind_weight)
         if len(signatures_of(samples)) < self.min_signatures:
             return _Entry(None, rows, self.clock())
         predictor = fit_or_load(samples, record.device_id, cache_dir=self.cache_dir,
                                 use_cache=self.use_cache)
         self.fits += 1
-        return _Entry(predictor, rows, self.clock())
+        local = len(signatures_of([s for s in samples if is_local(s)]))
+        return _Entry(predictor, rows, self.clock(), local)
 
     def decide(self, signature: Signature, candidates: Sequence[Candidate],
                device: torch.device) -> Decision | None:
         """The prediction and its confidence, or None (no model: use the cost model)."""
         try:
             model = self.model(device)
-            return None if model is None else model.decide(signature, candidates, device)
+            if model is None:
+                return None
+            decision = model.decide(signature, candidates, device)
+            local = self._entries[device_key(device)].local_signatures
+            if decision is not None and decision.confident and local < self.min_signatures:
+                # fitted mostly on devices of the same kind: it informs predict mode, but
+                # tune mode measures until this device has data of its own
+                decision = replace(decision, confident=False)
+            return decision
         except Exception as error:  # a broken model or database must not break the call
             warnings.warn(f"autoconv: the predictor failed, using the cost model: {error}",
                           RuntimeWarning, stacklevel=2)

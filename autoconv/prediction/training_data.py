@@ -21,6 +21,8 @@ from tuning_db.records import params_key
 
 #: Weight of a measurement taken on a device of the same kind (1.0 for this device).
 SAME_KIND_WEIGHT = 0.25
+#: Changes when the same samples would give a different model (a cached one is then refit).
+_FIT_RULES = b"confidence near local signatures only\n"
 
 
 def same_kind(a: DeviceRecord, b: DeviceRecord) -> bool:
@@ -79,11 +81,16 @@ def data_key(samples: Iterable[Sample]) -> str:
     """
     lines = sorted(f"{s.signature}|{s.strategy}|{params_key(dict(s.params))}|"
                    f"{s.seconds!r}|{s.weight!r}" for s in samples)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_FIT_RULES)
     for line in lines:
         digest.update(line.encode())
         digest.update(b"\n")
     return digest.hexdigest()[:24]
+
+
+def is_local(sample: Sample) -> bool:
+    """Whether ``sample`` was measured on this device's own fingerprint (full weight)."""
+    return sample.weight >= 1.0
 
 
 def signatures_of(samples: Sequence[Sample]) -> list[Signature]:

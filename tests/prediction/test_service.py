@@ -239,3 +239,32 @@ def test_a_tampered_cache_file_is_refused_before_it_costs_time_or_memory(
     with pytest.warns(RuntimeWarning, match="ignoring"):
         decision = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
     assert len(fits) == 2 and decision == first
+
+
+def test_a_device_of_the_same_kind_informs_predictions_but_never_makes_them_confident(
+        store, tmp_path) -> None:
+    from autoconv.storage.store import measurement_record, signature_record
+    from tests.prediction.fakes import synthetic_seconds
+
+    local_store = TuningStore(f"sqlite:///{tmp_path / 'local.sqlite3'}")
+    record_synthetic(local_store, SIGNATURES)  # the control: the same data measured here
+    sibling = store.device(CPU).model_copy(update={"torch_version": "another torch"})
+    for s in SIGNATURES:  # measured by a device of the same kind only
+        store.db.record_many(sibling, [
+            measurement_record(signature_record(s), Outcome(
+                c, synthetic_seconds(s, c.name, dict(c.params)), samples=5))
+            for c in candidates(s)])
+    here = DevicePredictor(local_store, cache_dir=tmp_path / "local-models",
+                           clock=ManualClock(), min_signatures=30)
+    there = predictor(store, tmp_path)
+    confident_here = [s for s in SIGNATURES
+                      if here.decide(s, candidates(s), CPU).confident]
+    assert len(confident_here) > 10
+    for s in confident_here:
+        decision = there.decide(s, candidates(s), CPU)
+        assert decision is not None and not decision.confident  # predict mode may use it
+        assert decision.distance == np.inf  # no signature of this device to be near
+        mine = here.decide(s, candidates(s), CPU).choice  # the same data: the same pick
+        assert (decision.choice.strategy, decision.choice.params) == (mine.strategy,
+                                                                      mine.params)
+    local_store.close()
