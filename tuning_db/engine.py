@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,6 +88,14 @@ def translated(where: str) -> Iterator[None]:
             raise ConnectionFailedError(f"cannot open the tuning database at {where}: "
                                         f"{first_line}") from None
         raise
+    except sqlite3.DatabaseError as error:  # raw_connection() hands driver errors on unwrapped
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        if sqlite_safety.is_corruption(error):
+            raise DatabaseCorruptError(
+                f"{where} is damaged ({first_line}); move it aside with: "
+                "autoconv db reset --backup") from None
+        raise ConnectionFailedError(f"cannot open the tuning database at {where}: "
+                                    f"{first_line}") from None
 
 
 #: A temporary file left by a creator this long ago (and whose process is gone) is an orphan.

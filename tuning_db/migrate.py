@@ -91,6 +91,12 @@ def check(state: SchemaState, where: str, db_option: str) -> None:
                 f"{where} is not an autoconv tuning database (it has other tables: {shown}); "
                 "point AUTOCONV_DB_URL or --db elsewhere")
         return
+    if not _OUR_TABLES <= state.tables:  # another application's alembic-managed database
+        shown = ", ".join(sorted(state.tables)[:5]) or "none"
+        raise ForeignSchemaError(
+            f"{where} is not an autoconv tuning database (its alembic revision is "
+            f"{state.revision} and its tables are: {shown}); point AUTOCONV_DB_URL or --db "
+            "elsewhere")
     if state.revision in known_revisions():
         raise SchemaTooOldError(
             f"{where} has tuning-database schema {state.revision}, older than this autoconv's "

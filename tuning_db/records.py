@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -33,11 +33,12 @@ MAX_SECONDS = 86_400.0
 PositiveInt = Annotated[int, Field(ge=1, le=INT32_MAX)]
 NonNegativeInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
 ShortName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
-Text = Annotated[str, StringConstraints(max_length=200)]
+#: Short text without NUL characters (PostgreSQL cannot store them in a text column).
+Text = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 ParamValue = (bool | Annotated[int, Field(ge=-INT64_MAX, le=INT64_MAX)]
               | Annotated[float, Field(allow_inf_nan=False)]
-              | Annotated[str, StringConstraints(max_length=200)])
+              | Text)
 Capability = Annotated[str, StringConstraints(pattern=r"^\d{1,2}\.\d{1,2}$")]
 Seconds = Annotated[float, Field(allow_inf_nan=False, le=MAX_SECONDS)]
 
@@ -139,8 +140,16 @@ class CandidateMeasurement(BaseModel):
     @field_validator("measured_at")
     @classmethod
     def _as_utc(cls, value: datetime) -> datetime:
-        """A naive time is taken as UTC; an aware one is converted to UTC."""
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        """A naive time is taken as UTC; an aware one is converted to UTC. A time more than a
+        day ahead of this machine's clock is refused: it would outrank every real
+        measurement with as many samples."""
+        try:
+            utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time is outside years 1-9999 once converted to UTC") from None
+        if utc > datetime.now(UTC) + timedelta(days=1):
+            raise ValueError(f"{utc.isoformat()} is in the future")
+        return utc
 
     @property
     def params_key(self) -> str:

@@ -16,6 +16,7 @@ file at once. Three measures keep "database is locked" from reaching the caller:
 from __future__ import annotations
 
 import random
+import sqlite3
 import struct
 import time
 from collections.abc import Callable
@@ -71,9 +72,11 @@ def enable_wal(engine: Engine) -> None:
 
 def is_busy(error: BaseException) -> bool:
     """True for SQLite's "database is locked" / "database is busy" errors."""
-    if not isinstance(error, DBAPIError):
+    if isinstance(error, DBAPIError):
+        error = error.orig
+    elif not isinstance(error, sqlite3.DatabaseError):
         return False
-    text = str(error.orig).lower()
+    text = str(error).lower()
     return any(phrase in text for phrase in ("database is locked", "database is busy",
                                              "table is locked"))
 
@@ -137,7 +140,9 @@ def check_file(path: Path) -> None:
 
 def is_corruption(error: BaseException) -> bool:
     """True for SQLite's "not a database" / "malformed" errors."""
-    if not isinstance(error, DBAPIError):
+    if isinstance(error, DBAPIError):
+        error = error.orig
+    elif not isinstance(error, sqlite3.DatabaseError):
         return False
-    text = str(error.orig).lower()
+    text = str(error).lower()
     return "not a database" in text or "malformed" in text or "disk image" in text

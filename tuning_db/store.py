@@ -33,7 +33,7 @@ from sqlalchemy import Select, bindparam, delete, distinct, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from tuning_db import migrate, sqlite_safety, upsert
-from tuning_db.engine import create_sqlite_file, make_engine, translated
+from tuning_db.engine import create_sqlite_file, make_engine, remove_orphans, translated
 from tuning_db.errors import DatabaseMissingError
 from tuning_db.records import (
     BestChoice,
@@ -93,6 +93,7 @@ def open_engine(url: str | None = None, *, create: bool = True,
             raise DatabaseMissingError(f"{path} is a folder, not a tuning database")
         else:
             sqlite_safety.check_file(path)
+            remove_orphans(path)  # temporary files of a creator killed before it finished
     return make_engine(parsed, timeout_s), where, db_option
 
 

@@ -133,7 +133,24 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _nul_in_fingerprint(document: dict[str, Any]) -> None:
+    """A NUL byte in the CPU model, with every device id recomputed to match."""
+    fingerprint = document["devices"][0]["fingerprint"]
+    fingerprint["cpu_model"] = "Test\x00CPU"
+    device_id = tuning_db.DeviceRecord.model_construct(**fingerprint).device_id
+    document["devices"][0]["device_id"] = device_id
+    document["groups"][0]["device_id"] = device_id
+
+
 HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
+    "time before year 1 in UTC": _set("groups.0.measurements.0.measured_at",
+                                      "0001-01-01T00:00:00+05:00"),
+    "time after year 9999 in UTC": _set("groups.0.measurements.0.measured_at",
+                                        "9999-12-31T23:59:59-05:00"),
+    "time in the future": _set("groups.0.measurements.0.measured_at", "2999-01-01T00:00:00Z"),
+    "NUL in a note": _set("groups.0.measurements.0.note", "disk\x00full"),
+    "NUL in a param": _set("groups.0.measurements.0.params", {"block": "5\x0012"}),
+    "NUL in a fingerprint": _nul_in_fingerprint,
     "string for int": _set("groups.0.signature.batch", "4"),
     "float for int": _set("groups.0.measurements.0.samples", 2.5),
     "int for bool": _set("groups.0.measurements.0.ok", 1),

@@ -78,6 +78,28 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     assert "not an autoconv tuning database" in message and "invoices" in message
 
 
+def test_another_applications_alembic_database_is_not_called_newer(tmp_path: Path) -> None:
+    path = tmp_path / "app.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('ae1027a6acf')")
+        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    message = _refused(path, errors.ForeignSchemaError)
+    assert "not an autoconv tuning database" in message and "users" in message
+    assert "upgrade autoconv" not in message
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_a_database_that_cannot_be_created_there_is_one_line_naming_it(capsys) -> None:
+    path = Path("/proc/autoconv-tuning.sqlite3")  # no one, root included, creates files here
+    with pytest.raises(errors.TuningDBError) as raised:
+        tuning_db.connect(f"sqlite:///{path}")
+    message = str(raised.value)
+    assert str(path) in message and "\n" not in message
+    assert main(["stats", "--db", f"sqlite:///{path}"]) == 2  # stats never creates one
+    assert main(["db", "info", "--db", f"sqlite:///{path}"]) == 2
+
+
 def _set_revision(url: str, revision: str) -> None:
     engine, _, _ = open_engine(url)
     with engine.begin() as connection:
@@ -199,8 +221,12 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_temp_files_of_a_killed_creator_are_cleared_by_the_next_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["missing", "existing"])
+def test_temp_files_of_a_killed_creator_are_cleared_when_the_database_is_next_opened(
+        tmp_path: Path, database: str) -> None:
     path = tmp_path / "tuning.sqlite3"
+    if database == "existing":  # made by another creator meanwhile: still cleaned on open
+        tuning_db.connect(f"sqlite:///{path}").close()
     old = time.time() - 2 * ORPHAN_AGE_S
     dead = _dead_pid()
     orphans = [tmp_path / f".tuning.sqlite3.{dead}.0123abcd.tmp{suffix}"
