@@ -16,7 +16,7 @@ from typing import Any
 
 from tuning_db import bundle, migrate
 from tuning_db.errors import DatabaseMissingError, TuningDBError
-from tuning_db.records import Stats
+from tuning_db.records import SETTLED_SAMPLES, Stats
 from tuning_db.store import connect, open_engine
 from tuning_db.upsert import WriteCounts
 from tuning_db.urls import default_url, parse_url, sqlite_file
@@ -169,15 +169,20 @@ def format_stats(stats: Stats) -> str:
     """The stats as a markdown table, one row per device."""
     lines = [f"{stats.url}: {stats.devices} devices, {stats.signatures} signatures, "
              f"{stats.measurements} measurements", "",
-             "| device | cpu / gpu | threads | torch | measurements | signatures | wins |",
-             "|---|---|---:|---|---:|---:|---|"]
+             "| device | cpu / gpu | threads | torch | measurements | signatures "
+             "| provisional | wins |",
+             "|---|---|---:|---|---:|---:|---:|---|"]
     for item in stats.per_device:
         device = item.device
         hardware = device.gpu_name or device.cpu_model
         wins = ", ".join(f"{name} {count}" for name, count in sorted(item.wins.items()))
         lines.append(f"| {device.device_id} | {hardware} | {device.torch_threads} | "
                      f"{device.torch_version} | {item.measurements} | {item.signatures} | "
-                     f"{wins or '-'} |")
+                     f"{item.provisional} | {wins or '-'} |")
+    if any(item.provisional for item in stats.per_device):
+        lines += ["", f"provisional: the winner was timed fewer than {SETTLED_SAMPLES} times "
+                      "(a first call within its budget); 'autoconv warm' on the same "
+                      "signatures measures them again"]
     return "\n".join(lines)
 
 

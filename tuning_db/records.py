@@ -27,6 +27,10 @@ INT64_MAX = 2**63 - 1
 #: Most timed calls one measurement can have (autoconv's ``max_samples`` is bounded by it);
 #: an imported row claiming more is stored with this many.
 MAX_SAMPLES = 10_000
+#: A decision whose fastest candidate was timed fewer times than this is *provisional* (a
+#: first call's quick answer under its budget): ``autoconv warm`` times every candidate at
+#: least this often, re-measures provisional decisions, and ``autoconv stats`` counts them.
+SETTLED_SAMPLES = 3
 #: The longest plausible single measurement (one day); anything longer is a corrupt record.
 MAX_SECONDS = 86_400.0
 
@@ -187,6 +191,8 @@ class DeviceStats(BaseModel):
     measurements: int
     signatures: int
     wins: dict[str, int]
+    #: signatures whose winner was timed fewer than :data:`SETTLED_SAMPLES` times
+    provisional: int = 0
     first_measured: datetime | None
     last_measured: datetime | None
 

@@ -98,10 +98,14 @@ def replaces(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     ``old``.
 
     A local measurement (made by a tuner on this fingerprint) replaces an imported one, and an
-    imported one never replaces a local one; between two of the same origin, more samples win
-    and, on a tie, the newer measurement (the same row written again changes nothing).
+    imported one never replaces a local one. Between two local ones the newer wins: the machine
+    measured again on purpose (a provisional decision settled, ``warm --refresh``). Between two
+    imported ones, more samples win and, on a tie, the newer. The same row written again
+    changes nothing.
     """
     if bool(new["imported"]) != bool(old["imported"]):
         return not new["imported"]
-    return (new["samples"], as_utc(new["measured_at"])) > (old["samples"],
-                                                          as_utc(old["measured_at"]))
+    newer = as_utc(new["measured_at"]) > as_utc(old["measured_at"])
+    if not new["imported"]:
+        return newer
+    return new["samples"] > old["samples"] or (new["samples"] == old["samples"] and newer)

@@ -5,9 +5,9 @@ The contract, whatever the backend:
 * A measurement is identified by (device, signature, strategy, params). Recording one that is
   already stored keeps the better-supported of the two (an upsert, atomic under concurrent
   writers): a measurement recorded here replaces an imported one (bundles, merge) and an
-  import never replaces one recorded here; between two of the same origin more samples win,
-  and on a tie the newer one replaces the older. Imported rows claim at most
-  :data:`tuning_db.records.MAX_SAMPLES` samples.
+  import never replaces one recorded here; between two recorded here the newer wins (the
+  machine measured again on purpose); between two imported ones more samples win, then the
+  newer. Imported rows claim at most :data:`tuning_db.records.MAX_SAMPLES` samples.
 * The winner of a (device, signature) is derived, never stored: the ``ok`` measurement with
   the smallest median (ties broken by insertion order). Failed or disqualified candidates
   (``ok=False``) are kept, so they are not measured again, but never win.
@@ -36,6 +36,7 @@ from tuning_db import migrate, sqlite_safety, upsert
 from tuning_db.engine import create_sqlite_file, make_engine, remove_orphans, translated
 from tuning_db.errors import DatabaseMissingError
 from tuning_db.records import (
+    SETTLED_SAMPLES,
     BestChoice,
     DeviceRecord,
     DeviceStats,
@@ -316,10 +317,13 @@ class TuningDB:
             count, signatures, first, last = self._read(
                 lambda connection, query=query: connection.execute(query).one())
             wins: dict[str, int] = {}
+            provisional = 0
             for choice in self.best_many(device_id).values():
                 wins[choice.strategy] = wins.get(choice.strategy, 0) + 1
+                provisional += choice.samples < SETTLED_SAMPLES
             per_device.append(DeviceStats(
                 device=device, measurements=count, signatures=signatures, wins=wins,
+                provisional=provisional,
                 first_measured=None if first is None else as_utc(first),
                 last_measured=None if last is None else as_utc(last)))
         path = sqlite_file(self._engine.url)

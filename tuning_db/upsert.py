@@ -2,8 +2,8 @@
 
 The rule for a measurement whose (device, signature, strategy, params) is already stored
 (:func:`tuning_db.rows.replaces`): a local measurement replaces an imported one and an import
-never replaces a local one; between two of the same origin the one with more samples stays,
-and on equal samples the newer one replaces the older. SQLite and PostgreSQL apply it inside
+never replaces a local one; between two local ones the newer stays; between two imported ones
+the one with more samples stays, and on equal samples the newer one. SQLite and PostgreSQL apply it inside
 the database (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``), so concurrent writers cannot
 interleave between a read and a write; other backends fall back to read-compare-write inside
 the caller's transaction.
@@ -181,13 +181,14 @@ def upsert_measurements(connection: Connection, rows: list[dict[str, Any]]) -> W
     table = measurements.c
     updated = {column.name: excluded[column.name] for column in measurements.columns
                if column.name != "id" and column.name not in MEASUREMENT_KEY}
-    same_origin = excluded.imported == table.imported
+    newer = excluded.measured_at > table.measured_at
     statement = statement.on_conflict_do_update(
         index_elements=list(MEASUREMENT_KEY), set_=updated,
-        where=or_(and_(not_(excluded.imported), table.imported),
-                  and_(same_origin, or_(excluded.samples > table.samples,
-                                        and_(excluded.samples == table.samples,
-                                             excluded.measured_at > table.measured_at)))))
+        where=or_(and_(not_(excluded.imported), table.imported),              # local > imported
+                  and_(not_(excluded.imported), not_(table.imported), newer),  # local: newer
+                  and_(excluded.imported, table.imported,                     # imported
+                       or_(excluded.samples > table.samples,
+                           and_(excluded.samples == table.samples, newer)))))
     _executemany(connection, measurements, statement, changes)
     return counts
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from autoconv.cli import options, predictor_commands
 from autoconv.cli.errors import CommandError
+from tuning_db.records import SETTLED_SAMPLES
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,6 +30,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     source.add_argument("--model", metavar="MODULE:FACTORY", help=(
         "record the conv1d calls of FACTORY() on a random input of --input-shape"))
     predictor_commands.add_grid_options(source)
+    warm.add_argument("--refresh", action="store_true", help=(
+        "measure every signature again, even those the database already knows (provisional "
+        f"decisions, timed fewer than {SETTLED_SAMPLES} times, are always measured again)"))
     warm.add_argument("--quick", action="store_true", help="--suite: only its quick subset")
     warm.add_argument("--only", nargs="+", metavar="NAME", help="--suite: only these workloads")
     warm.add_argument("--input-shape", type=options.shape, metavar="B,C,L",
@@ -62,8 +66,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 #: Timed calls per candidate at least when pre-warming, budget or not. Warming is offline, so
 #: it trades time for sure answers: a lone warm-up call carries first-call costs and noise,
-#: and what is stored is what the predictor learns from.
-WARM_MIN_SAMPLES = 3
+#: and what is stored is what the predictor learns from. A stored decision timed fewer times
+#: is provisional, and warming measures it again.
+WARM_MIN_SAMPLES = SETTLED_SAMPLES
 
 
 def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> list:
@@ -127,7 +132,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
             total_budget = predictor_commands.GRID_TOTAL_BUDGET_S
         bar = ProgressLine(len(signatures), total_budget)
         report = warm(signatures, args.device, total_budget_s=total_budget,
-                      progress=bar.update)
+                      progress=bar.update, refresh=args.refresh)
     bar.close()
     visited = len(report.visited)
     rest = "" if report.complete else (
@@ -166,6 +171,9 @@ def cmd_select(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from None
         choice = select(dataclasses.replace(signature, device=device.type), device=device)
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"
-    timing = f", {choice.median_s * 1e3:.3g} ms" if choice.median_s else ""
+    # a time from the database or a measurement was timed; one from a model is a prediction
+    timed = choice.origin in ("measured", "database")
+    timing = (f", {choice.median_s * 1e3:.3g} ms {'measured' if timed else 'predicted'}"
+              if choice.median_s else "")
     print(f"{choice.strategy} ({params}) from {choice.origin}{timing}")
     return 0

@@ -2,7 +2,8 @@
 
 Each signature goes through a *measuring* selector (database first, then timing; never the
 learned predictor, whose confident answers would otherwise stand in for measurements), so a
-signature already in the database costs a lookup, and every finished signature is stored in its
+signature already in the database costs a lookup (unless its decision is provisional, see
+:func:`is_provisional`, or ``refresh`` asks to measure everything again), and every finished signature is stored in its
 own transaction: an interrupted or budget-limited run keeps what it finished and resumes where
 it stopped when run again.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -25,15 +26,27 @@ from autoconv.settings import settings
 from autoconv.signature import Signature
 from autoconv.storage.store import open_default_store
 from autoconv.tuning.cost_model import default_cost_model
+from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.selector import Selector
+from tuning_db.records import SETTLED_SAMPLES
 
 #: Called after each signature with (signatures done, how many of them were measured now).
 Progress = Callable[[int, int], None]
 
 
-def measuring_selector() -> Selector:
-    """A selector on the configured database that measures what it does not know."""
-    return Selector(store=open_default_store(settings), cost_model=default_cost_model)
+def is_provisional(outcomes: Sequence[Outcome]) -> bool:
+    """Whether a stored decision is provisional: its fastest candidate was timed fewer than
+    :data:`~tuning_db.records.SETTLED_SAMPLES` times (a first call's answer within its
+    budget), so warming measures it again."""
+    valid = [outcome for outcome in outcomes if outcome.ok]
+    return bool(valid) and min(valid, key=lambda o: o.median_s).samples < SETTLED_SAMPLES
+
+
+def measuring_selector(refresh: bool = False) -> Selector:
+    """A selector on the configured database that measures what it does not know, and what
+    it knows only provisionally (everything, with ``refresh``)."""
+    return Selector(store=open_default_store(settings), cost_model=default_cost_model,
+                    revisit=(lambda outcomes: True) if refresh else is_provisional)
 
 
 @dataclass
@@ -79,7 +92,7 @@ def unique(signatures: Iterable[Signature]) -> list[Signature]:
 
 def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
          total_budget_s: float | None = None, selector: Selector | None = None,
-         progress: Progress | None = None,
+         progress: Progress | None = None, refresh: bool = False,
          clock: Callable[[], float] = time.perf_counter) -> WarmReport:
     """Tune every signature in order (repeats once; those the database knows are skipped).
 
@@ -89,6 +102,8 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
         total_budget_s: no new signature is started after this many seconds (each signature
             is itself bounded by ``settings.budget_s``).
         selector: default :func:`measuring_selector` (on the configured database).
+        refresh: measure every signature again, even those the database knows (with the
+            default selector; provisional decisions are always measured again).
         progress: called with (visited, measured) after each signature.
         clock: the wall clock (injectable for tests).
 
@@ -97,7 +112,7 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
         ``interrupted=True``; every signature finished before it is stored.
     """
     target = torch.device(device)
-    chosen = selector or measuring_selector()
+    chosen = selector or measuring_selector(refresh)
     unsaved_before = chosen.unsaved
     todo = unique(signatures)
     report = WarmReport(len(todo))

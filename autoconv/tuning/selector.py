@@ -11,7 +11,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -41,7 +41,8 @@ class Selector:
     def __init__(self, *, strategies: Sequence[Strategy] | None = None,
                  timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
                  store: ChoiceStore | None = None, cost_model: CostModel | None = None,
-                 predictor: Predictor | None = None, settings: Settings | None = None) -> None:
+                 predictor: Predictor | None = None, settings: Settings | None = None,
+                 revisit: Callable[[Sequence[Outcome]], bool] | None = None) -> None:
         self._strategies = list(strategies) if strategies is not None else None
         self.timer = timer
         self.clock = clock
@@ -49,6 +50,9 @@ class Selector:
         self.cost_model = cost_model
         self.predictor = predictor
         self.settings = settings or global_settings
+        #: stored outcomes of a signature for which this is true are measured again when
+        #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them)
+        self.revisit = revisit
         self._memory: dict[tuple[Signature, torch.device], Choice] = {}
         #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
         self.unsaved = 0
@@ -119,9 +123,9 @@ class Selector:
 
     def _lookup_or_decide(self, signature: Signature, device: torch.device,
                           measurable: bool) -> Choice:
-        stored = self._from_store(signature, device)
-        if stored is not None:
-            return stored
+        stored = self._stored_outcomes(signature, device)
+        if stored and not (measurable and self.revisit is not None and self.revisit(stored)):
+            return self.pick_winner(stored, source="database")
         failed = self._failed.get((signature, device), set())
         candidates = [c for c in enumerate_candidates(self.strategies, signature)
                       if c not in failed]
@@ -140,18 +144,17 @@ class Selector:
         prediction = self.predictor.decide(signature, candidates, device)
         return prediction.choice if prediction is not None and prediction.confident else None
 
-    def _from_store(self, signature: Signature, device: torch.device) -> Choice | None:
+    def _stored_outcomes(self, signature: Signature, device: torch.device) -> list[Outcome]:
         if self.store is None:
-            return None
+            return []
         try:
             rows = self.store.candidates(signature, device)
         except Exception as error:  # a broken database must not break the user's model
             warnings.warn(f"autoconv: tuning database lookup failed, deciding without it: "
                           f"{error}", RuntimeWarning, stacklevel=4)
-            return None
-        outcomes = stored_outcomes(signature, rows, self.strategies,
-                                   self._failed.get((signature, device), set()))
-        return self.pick_winner(outcomes, source="database") if outcomes else None
+            return []
+        return stored_outcomes(signature, rows, self.strategies,
+                               self._failed.get((signature, device), set()))
 
     def _predict(self, signature: Signature, device: torch.device,
                  candidates: Sequence[Candidate]) -> Choice:

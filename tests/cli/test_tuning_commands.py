@@ -23,6 +23,7 @@ def test_select_predicts_without_measuring(db_url: str, capsys) -> None:
                  "--db", db_url]) == 0
     out = capsys.readouterr().out
     assert "from cost_model" in out or "from predicted" in out
+    assert out.strip().endswith(" ms predicted")
     with tuning_db.connect(db_url) as db:
         assert list(db.measurements()) == []
 
@@ -31,10 +32,12 @@ def test_select_tune_measures_and_stores(db_url: str, capsys) -> None:
     args = ["select", "--input-shape", "1,2,3000", "--weight-shape", "2,2,101", "--db", db_url,
             "--budget", "0.3"]
     assert main([*args, "--mode", "tune"]) == 0
-    assert "from measured" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "from measured" in out and out.strip().endswith(" ms measured")
     dispatcher.reset()
     assert main(args) == 0
-    assert "from database" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "from database" in out and out.strip().endswith(" ms measured")
 
 
 def test_select_reports_bad_arguments_in_one_line(db_url: str, capsys) -> None:

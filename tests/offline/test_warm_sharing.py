@@ -123,3 +123,33 @@ def test_export_then_import_gives_the_same_winners(backend_url: str, tmp_path: P
                  "--weight-shape", f"{first.out_channels},{first.in_channels},"
                  f"{first.kernel_size}", "--db", backend_url, "--mode", "tune"]) == 0
     assert "from database" in capsys.readouterr().out
+
+
+def test_warm_measures_provisional_decisions_again_and_everything_with_refresh(
+        tmp_path: Path) -> None:
+    from autoconv.signature import Signature
+    from tuning_db.records import SETTLED_SAMPLES
+
+    url = f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
+    quick, settled = (Signature(1, 2, 2, length, 3, 1, 1, 1, 1, 1, "float32", "cpu")
+                      for length in (300, 500))
+
+    def winner_samples(db, signature):
+        stored_as = signature_record(decision_key(signature, settings))
+        return db.best(device_record(CPU).device_id, stored_as).samples
+
+    with settings.override(db_url=url, budget_s=0.1, min_samples=1, max_samples=1):
+        first = warm([quick], CPU)  # a first call's answer: one timed call per candidate
+    with tuning_db.connect(url) as db:
+        assert first.measured == 1 and winner_samples(db, quick) == 1
+        assert db.stats().per_device[0].provisional == 1
+    with settings.override(db_url=url, budget_s=0.1, min_samples=SETTLED_SAMPLES):
+        again = warm([quick, settled], CPU)
+        assert again.measured == 2  # the provisional one, and the new one
+        known = warm([quick, settled], CPU)
+        assert known.measured == 0  # both settled now: looked up
+        refreshed = warm([quick, settled], CPU, refresh=True)
+        assert refreshed.measured == 2
+    with tuning_db.connect(url) as db:
+        assert winner_samples(db, quick) >= SETTLED_SAMPLES
+        assert db.stats().per_device[0].provisional == 0

@@ -130,4 +130,6 @@ def test_overlap_add_random_block_sizes(call: Call, data: st.DataObject) -> None
 
     taps = phase_taps(call.signature())
     block = data.draw(st.integers(taps, taps + 80))
-    assert_close(overlap_add(*call.args, block_size=block), reference(call), 1e-10)
+    # scaled by the call's magnitude: an output of exact zeros (every tap in the padding)
+    # comes back from the FFT as rounding noise of the input's size
+    assert_close(overlap_add(*call.args, block_size=block), reference(call), 1e-10, call)

@@ -69,38 +69,32 @@ def test_count_is_per_device_and_skips_failed_rows_unless_asked(db_url: str) -> 
         assert db.count(there.device_id) == 1
 
 
-def test_upsert_keeps_the_better_supported_measurement(db_url: str) -> None:
+def test_a_local_measurement_replaces_an_older_one_whatever_the_samples(db_url: str) -> None:
     device, signature = make_device(), make_signature()
     old = datetime(2026, 1, 1, tzinfo=UTC)
     with tuning_db.connect(db_url) as db:
         db.record(device, make_measurement(signature, median_s=2e-3, samples=20, measured_at=old))
-        # fewer samples, even if newer and faster: ignored
+        # measured again later, with fewer samples (a refresh): replaces
         db.record(device, make_measurement(signature, median_s=1e-3, samples=5,
                                            measured_at=old + timedelta(days=1)))
-        assert db.best(device.device_id, signature).median_s == 2e-3
-        # same samples, newer: replaces
-        db.record(device, make_measurement(signature, median_s=4e-3, samples=20,
-                                           measured_at=old + timedelta(days=2)))
-        assert db.best(device.device_id, signature).median_s == 4e-3
-        # same samples, older: ignored
-        db.record(device, make_measurement(signature, median_s=9e-3, samples=20,
-                                           measured_at=old))
-        # more samples: replaces
-        db.record(device, make_measurement(signature, median_s=3e-3, samples=50,
+        assert db.best(device.device_id, signature).median_s == 1e-3
+        # an older one, even with more samples (a late writer): ignored
+        db.record(device, make_measurement(signature, median_s=9e-3, samples=50,
                                            measured_at=old))
         [(_, stored)] = list(db.measurements())
-        assert (stored.median_s, stored.samples) == (3e-3, 50)
+        assert (stored.median_s, stored.samples) == (1e-3, 5)
 
 
 def test_record_many_collapses_duplicates_within_one_call(db_url: str) -> None:
     device, signature = make_device(), make_signature()
     with tuning_db.connect(db_url) as db:
-        count = db.record_many(device, [make_measurement(signature, samples=samples,
-                                                         median_s=samples * 1e-4)
-                                        for samples in (3, 9, 5)])
+        now = datetime.now(UTC)
+        count = db.record_many(device, [make_measurement(
+            signature, samples=samples, median_s=samples * 1e-4,
+            measured_at=now - timedelta(seconds=samples)) for samples in (3, 9, 5)])
         assert count == 3
         [(_, stored)] = list(db.measurements())
-        assert stored.samples == 9
+        assert stored.samples == 3  # the newest
 
 
 def test_params_distinguish_measurements(db_url: str) -> None:
@@ -303,12 +297,12 @@ def test_backends_without_on_conflict_apply_the_same_rules(
     old = datetime(2026, 1, 1, tzinfo=UTC)
     with tuning_db.connect(f"sqlite:///{tmp_path / 'generic.sqlite3'}") as db:
         db.record(device, make_measurement(signature, median_s=2e-3, samples=20, measured_at=old))
-        db.record(device, make_measurement(signature, median_s=1e-3, samples=5))
+        db.record(device, make_measurement(signature, median_s=1e-3, samples=5))  # newer
         db.record_many(device, [
-            make_measurement(signature, median_s=4e-3, samples=20,
+            make_measurement(signature, median_s=4e-3, samples=20,  # older than the last
                              measured_at=old + timedelta(days=1)),
             make_measurement(signature, strategy="fft", median_s=3e-3)])
         assert db.devices() == [device]
         assert sorted((m.strategy, m.median_s) for _, m in db.measurements()) == [
-            ("direct", 4e-3), ("fft", 3e-3)]
-        assert db.best(device.device_id, signature).strategy == "fft"
+            ("direct", 1e-3), ("fft", 3e-3)]
+        assert db.best(device.device_id, signature).strategy == "direct"
