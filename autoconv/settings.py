@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         "Timed calls per candidate at least, after its warm-up call, even past the budget. "
         "1 keeps first calls within the budget; 'autoconv warm' uses 3, so that what is "
         "stored (and what the predictor learns from) is never a lone warm-up call."))
+    race: bool = Field(True, description=(
+        "Race the candidates: stop warming up or timing those clearly slower than the best "
+        "so far, and stop timing once one is left or those left are tied. False times every "
+        "candidate that fits the budget to the end (slower to decide, for comparisons)."))
     prune_factor: float = Field(8.0, gt=1, description=(
         "Candidates the cost model predicts to be this many times slower than the predicted "
         "best are never timed."))

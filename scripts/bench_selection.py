@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from benchlib import (
     machine_header,
     markdown_table,
     publish,
+    suite_arguments,
     time_interleaved,
     warm_up,
 )
@@ -47,16 +47,7 @@ from autoconv.tuning.candidates import enumerate_candidates
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the quick subset of the suite")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
-    parser.add_argument("--budget", type=float, default=2.0,
-                        help="tuning budget per signature, seconds (autoconv's budget_s)")
-    parser.add_argument("--repeats", type=int, default=15, help="most samples per candidate")
-    parser.add_argument("--cell-budget", type=float, default=1.5,
-                        help="timing budget per candidate per workload, seconds")
-    parser.add_argument("--out", type=Path, help="also write the report to this file")
-    return parser.parse_args(argv)
+    return suite_arguments(__doc__.split("\n\n")[0], cell_budget_s=1.5).parse_args(argv)
 
 
 def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> dict:

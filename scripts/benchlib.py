@@ -24,6 +24,7 @@ elsewhere the figure is ``None``. CUDA: ``torch.cuda.max_memory_allocated`` afte
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import math
@@ -309,6 +310,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
              "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def suite_arguments(description: str, cell_budget_s: float) -> argparse.ArgumentParser:
+    """The options of a benchmark over the suite (``autoconv.offline.workloads``): which
+    workloads, the tuning budget, how long each candidate is timed, where the report goes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="the quick subset of the suite")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these workloads")
+    parser.add_argument("--budget", type=float, default=2.0,
+                        help="tuning budget per signature, seconds (autoconv's budget_s)")
+    parser.add_argument("--repeats", type=int, default=15, help="most samples per candidate")
+    parser.add_argument("--cell-budget", type=float, default=cell_budget_s,
+                        help="timing budget per candidate per workload, seconds")
+    parser.add_argument("--out", type=Path, help="also write the report to this file")
+    return parser
 
 
 def publish(report: str, out: Path | None) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -203,7 +204,8 @@ class Selector:
         survivors = self.prune(signature, candidates, device)
         check = OutputCheck(inputs, OutputCheck.tolerance_for(signature, self.settings.tolerance),
                             reference_runs=any(c.strategy.reference for c, _ in survivors))
-        warmed, outcomes = warm_up(survivors, inputs, budget, check)
+        warmed, outcomes = warm_up(survivors, inputs, budget, check,
+                                   **({} if self.settings.race else {"drop_factor": None}))
         outcomes += self.time_warmed(warmed, device, budget)
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
@@ -220,9 +222,10 @@ class Selector:
             return []
         min_samples = min(self.settings.min_samples, self.settings.max_samples)
         if min_samples > 1 or budget.fits_a_round(sum(w.warm_up_s for w in warmed)):
+            no_race: dict[str, Any] = {} if self.settings.race else {"drop_factor": None}
             timings = self.timer([w.call for w in warmed], device=device,
                                  deadline=budget.deadline, max_samples=self.settings.max_samples,
-                                 min_samples=min_samples)
+                                 min_samples=min_samples, **no_race)
         else:
             timings = [Timing(w.warm_up_s, 0.0, 1) for w in warmed]
         return [Outcome.timed(w.call.candidate, timing, w.error)

@@ -17,7 +17,19 @@ from typing import Any, Protocol
 
 import torch
 
+from tuning_db.records import SETTLED_SAMPLES
+
 Clock = Callable[[], float]
+#: A candidate whose fastest sample exceeds this many times the best candidate's median is
+#: dropped from the race (:func:`clearly_slower`): far outside the tie rule's few percent.
+DROP_FACTOR = 1.5
+#: Once both have ``SETTLED_SAMPLES`` samples, a candidate whose fastest sample exceeds this
+#: many times the best's median is dropped too.
+SETTLED_FACTOR = 1.2
+#: Candidates whose medians are within this factor after :data:`TIE_SAMPLES` samples each
+#: are tied (the selector's tie rule then prefers the simpler one): the race ends.
+TIED_FACTOR = 1.03
+TIE_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -102,15 +114,58 @@ def round_orders(count: int, seed: int = 0) -> Iterator[list[int]]:
         yield list(order)
 
 
+def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
+                   factor: float = DROP_FACTOR) -> set[int]:
+    """The candidates whose times so far are clearly worse than the best's.
+
+    The best is the candidate with the smallest median. Another is clearly slower when even
+    its fastest sample exceeds the best's median ``factor`` times (after two samples), or
+    :data:`SETTLED_FACTOR` times once both have ``SETTLED_SAMPLES``. Noise on a shared
+    machine only ever makes a call slower, so a candidate's fastest sample is a bound that a
+    stall cannot lower, and a stalled sample of the best raises its median if anything: a
+    stall can keep a slow candidate in the race, never drop a fast one.
+    """
+    timed = [i for i, s in enumerate(samples) if s and failures[i] is None]
+    if len(timed) < 2:
+        return set()
+    medians = {i: statistics.median(samples[i]) for i in timed}
+    best = min(timed, key=medians.__getitem__)
+    settled = len(samples[best]) >= SETTLED_SAMPLES
+
+    def slower(i: int) -> bool:
+        count, fastest = len(samples[i]), min(samples[i])
+        if count >= SETTLED_SAMPLES and settled and fastest > SETTLED_FACTOR * medians[best]:
+            return True
+        return count >= 2 and fastest > factor * medians[best]
+
+    return {i for i in timed if i != best and slower(i)}
+
+
+def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
+    """Whether the candidates still racing are tied: each has :data:`TIE_SAMPLES` samples and
+    their medians are within :data:`TIED_FACTOR` of each other, so that picking any of them
+    costs about that much at most and more samples would not pay for themselves."""
+    if len(racing) < 2 or any(len(samples[i]) < TIE_SAMPLES for i in racing):
+        return False
+    medians = [statistics.median(samples[i]) for i in racing]
+    return max(medians) <= TIED_FACTOR * min(medians)
+
+
 def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torch.device,
                         deadline: float, max_samples: int = 25, min_samples: int = 1,
-                        clock: Clock = time.perf_counter) -> list[Timing]:
+                        clock: Clock = time.perf_counter,
+                        drop_factor: float | None = DROP_FACTOR) -> list[Timing]:
     """Time each candidate in rounds, each in a new shuffled order (:func:`round_orders`),
     until ``deadline`` or ``max_samples``.
 
-    Every candidate gets at least ``min_samples`` samples (default one); a further round
-    starts only if the previous round's duration still fits before the deadline, so the
-    deadline is overrun by at most the first ``min_samples`` rounds.
+    Candidates race (:func:`clearly_slower`): one whose times are clearly worse than the
+    best's is not timed again, and timing stops as soon as a single candidate is left (and has
+    ``SETTLED_SAMPLES``, so that its decision is not provisional) or those left are tied
+    (:func:`tied`), so the budget goes to candidates too close to call. Every candidate still in the race gets at least ``min_samples``
+    samples (default one; a dropped one has at least two); a further round starts only if the
+    previous round's duration still fits before the deadline, and within a round the deadline
+    is checked before each sample, so under contention the deadline is overrun by at most
+    the samples ``min_samples`` demands.
     The callables are assumed warmed up (called once) by the caller. A candidate that raises
     gets ``median_s=inf`` and its message, and is not called again.
 
@@ -121,23 +176,37 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
         max_samples: the most timed calls per candidate.
         min_samples: the fewest, deadline or not (capped by ``max_samples``).
         clock: the wall clock (injectable for tests).
+        drop_factor: the factor of :func:`clearly_slower` (None: no racing, every candidate
+            is timed until the deadline or ``max_samples``).
 
     Returns:
-        One :class:`Timing` per candidate, in order.
+        One :class:`Timing` per candidate, in order (a dropped candidate's from the samples
+        it got).
     """
     samples: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
+    dropped: set[int] = set()
     for round_index, order in zip(range(max_samples), round_orders(len(candidates))):
         round_start = clock()
         for index in order:
-            fn = candidates[index]
-            if failures[index] is not None:
+            if failures[index] is not None or index in dropped:
                 continue
+            if len(samples[index]) >= min_samples and clock() > deadline:
+                continue  # checked between samples: a slow round under contention stops here
             try:
-                samples[index].append(time_call(fn, device, clock))
+                samples[index].append(time_call(candidates[index], device, clock))
             except Exception as error:  # a failing candidate loses; it never aborts tuning
                 failures[index] = f"{type(error).__name__}: {error}"
-        if round_index + 1 >= min_samples and clock() + (clock() - round_start) > deadline:
+        if drop_factor is not None:
+            dropped |= clearly_slower(samples, failures, drop_factor)
+        racing = [i for i in range(len(candidates)) if failures[i] is None and i not in dropped]
+        done = min((len(samples[i]) for i in racing), default=min_samples)
+        # nothing left to decide: once the survivor's own time is settled (its few extra
+        # samples are the cheapest of all), unless the deadline came first
+        alone = drop_factor is not None and (not racing or tied(samples, racing) or (
+            len(racing) == 1 and len(samples[racing[0]]) >= SETTLED_SAMPLES))
+        if done >= min_samples and (alone or clock() > deadline
+                                    or clock() + (clock() - round_start) > deadline):
             break
     return [Timing(float("inf"), 0.0, len(s), failure) if failure is not None or not s
             else summarize(s) for s, failure in zip(samples, failures)]

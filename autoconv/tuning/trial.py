@@ -9,6 +9,7 @@ turn all of it into :class:`~autoconv.tuning.outcome.Outcome` rows.
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,13 +134,25 @@ class WarmedUp:
     warm_up_s: float
 
 
+#: During warm-up, a candidate expected (its prediction times what its strategy's warm-ups
+#: took over their predictions) to be this many times slower than the fastest warm-up so far
+#: is not run: warm-up calls carry one-time costs, hence the wider margin than the race's.
+WARM_UP_DROP_FACTOR = 2.0
+
+
 def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInputs,
-            budget: Budget, check: OutputCheck) -> tuple[list[WarmedUp], list[Outcome]]:
+            budget: Budget, check: OutputCheck,
+            drop_factor: float | None = WARM_UP_DROP_FACTOR
+            ) -> tuple[list[WarmedUp], list[Outcome]]:
     """Call each candidate once, in order, while the budget allows, and check its output.
 
     The first candidate always runs; a later one is skipped when it is not expected to fit
-    in what is left of the budget. A candidate that raises or fails the check becomes an
-    ``ok=False`` outcome (it never aborts tuning).
+    in what is left of the budget, or (racing, unless ``drop_factor`` is None) when it is
+    expected to be ``drop_factor`` times slower than the fastest warm-up so far: its
+    strategy's earlier warm-ups tell how far the cost model is off for that strategy on this
+    signature (the other block sizes of an overlap-add that proved slow are not tried). A
+    candidate that raises or fails the check becomes an ``ok=False`` outcome (it never aborts
+    tuning).
 
     Args:
         survivors: candidates with their predicted seconds, fastest predicted first.
@@ -149,6 +162,8 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     """
     warmed: list[WarmedUp] = []
     rejected: list[Outcome] = []
+    #: per strategy, the smallest warm-up seconds over predicted seconds (most optimistic)
+    ratios: dict[str, float] = {}
     if inputs.signature.requires_grad:
         _first_autograd_grad()
     for candidate, predicted in survivors:
@@ -156,6 +171,10 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
             break
         if warmed and not budget.fits(predicted):
             continue  # would overrun the budget, and something valid is already in hand
+        ratio = ratios.get(candidate.name)
+        if (drop_factor is not None and warmed and predicted and ratio is not None
+                and predicted * ratio > drop_factor * min(w.warm_up_s for w in warmed)):
+            continue  # its strategy proved clearly slower here: not worth a call
         call = CandidateCall(candidate, inputs)
         start = budget.clock()
         try:
@@ -166,6 +185,8 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
             continue
         took = budget.clock() - start
         budget.observe(predicted, took)
+        if predicted:
+            ratios[candidate.name] = min(took / predicted, ratios.get(candidate.name, math.inf))
         error = check.error(candidate, output)
         if not check.passes(error):
             rejected.append(Outcome.disqualified(candidate, took, error, check.tolerance))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from autoconv.tuning.timing import measure_interleaved, summarize
+from autoconv.tuning.timing import TIE_SAMPLES, measure_interleaved, summarize
 
 CPU = torch.device("cpu")
 
@@ -32,7 +32,7 @@ def test_candidates_are_interleaved_and_summarised() -> None:
     clock, log = FakeClock(), []
     timings = measure_interleaved(
         [clock.candidate(0.001, log, "a"), clock.candidate(0.003, log, "b")],
-        device=CPU, deadline=1.0, max_samples=4, clock=clock)
+        device=CPU, deadline=1.0, max_samples=4, clock=clock, drop_factor=None)
     rounds = [log[i:i + 2] for i in range(0, len(log), 2)]
     assert all(sorted(r) == ["a", "b"] for r in rounds) and len(rounds) == 4
     assert [t.samples for t in timings] == [4, 4]
@@ -68,7 +68,7 @@ def test_a_failing_candidate_gets_infinite_time_and_the_others_go_on() -> None:
         raise RuntimeError("out of memory")
 
     timings = measure_interleaved([broken, clock.candidate(0.01, log, "ok")], device=CPU,
-                                  deadline=1.0, max_samples=3, clock=clock)
+                                  deadline=1.0, max_samples=3, clock=clock, drop_factor=None)
     assert timings[0].median_s == math.inf and not timings[0].ok
     assert timings[0].failure == "RuntimeError: out of memory"
     assert timings[0].samples == 0  # called once, raised, never called again
@@ -88,7 +88,7 @@ def test_summary_uses_median_and_interquartile_range() -> None:
 def test_real_clock_measures_something_positive() -> None:
     x = torch.randn(1000)
     timings = measure_interleaved([lambda: x.sum()], device=CPU, deadline=float("inf"),
-                                  max_samples=3)
+                                  max_samples=3, drop_factor=None)
     assert timings[0].samples == 3 and timings[0].median_s > 0
 
 
@@ -103,3 +103,64 @@ def test_round_orders_are_shuffled_permutations_and_repeatable() -> None:
     predecessors_of_0 = {order[order.index(0) - 1] for order in orders if order[0] != 0}
     assert predecessors_of_0 == {1, 2, 3}
     assert orders == list(islice(round_orders(4), 40))
+
+
+def test_a_clearly_slower_candidate_leaves_the_race_and_near_ties_get_the_budget() -> None:
+    clock, log = FakeClock(), []
+    timings = measure_interleaved(
+        [clock.candidate(0.010, log, "fast"), clock.candidate(0.0105, log, "tied"),
+         clock.candidate(0.030, log, "slow")],
+        device=CPU, deadline=1.0, max_samples=8, clock=clock)
+    assert [t.samples for t in timings] == [8, 8, 2]  # dropped after its second sample
+    assert all(t.ok for t in timings) and math.isclose(timings[2].median_s, 0.030)
+
+
+def test_the_race_stops_when_one_candidate_is_left() -> None:
+    clock, log = FakeClock(), []
+    timings = measure_interleaved(
+        [clock.candidate(0.010, log, "fast"), clock.candidate(0.040, log, "slow")],
+        device=CPU, deadline=10.0, max_samples=25, min_samples=3, clock=clock)
+    # the loser is dropped after two samples; the winner gets its min_samples (and the
+    # SETTLED_SAMPLES that keep the decision from being provisional: 3 as well)
+    assert [t.samples for t in timings] == [3, 2]
+    assert clock.now == pytest.approx(3 * 0.010 + 2 * 0.040)
+    first_call = measure_interleaved(
+        [clock.candidate(0.010, log, "fast"), clock.candidate(0.040, log, "slow")],
+        device=CPU, deadline=clock.now + 10.0, max_samples=25, min_samples=1, clock=clock)
+    assert [t.samples for t in first_call] == [3, 2]
+
+
+def test_a_stall_never_drops_a_fast_candidate() -> None:
+    clock, calls = FakeClock(), {"a": 0, "b": 0}
+
+    def stalling(name: str, seconds: float, stalls: set[int]):
+        def run() -> None:
+            calls[name] += 1
+            clock.now += seconds * (50 if calls[name] in stalls else 1)
+        return run
+
+    # b is as fast as a, but its first call stalls 50x and so does a's second: after two
+    # rounds b's fastest sample is a's median, never 1.5x it, so b stays in the race
+    timings = measure_interleaved(
+        [stalling("a", 0.01, {2}), stalling("b", 0.01, {1})],
+        device=CPU, deadline=100.0, max_samples=25, clock=clock)
+    assert timings[0].samples == timings[1].samples >= TIE_SAMPLES  # ended as a tie
+    assert timings[1].median_s == pytest.approx(0.01)
+
+
+def test_the_deadline_is_checked_between_samples_under_contention() -> None:
+    clock, log = FakeClock(), []
+    slow_after = {"count": 0}
+
+    def contended(name: str):
+        def run() -> None:
+            slow_after["count"] += 1
+            log.append(name)
+            clock.now += 0.05 if slow_after["count"] <= 3 else 2.0  # the machine gets busy
+        return run
+
+    timings = measure_interleaved([contended("a"), contended("b"), contended("c")],
+                                  device=CPU, deadline=1.0, max_samples=10, clock=clock)
+    # round one (0.15 s) fits; in round two the first call takes 2 s and the deadline has
+    # passed, so the other two are not timed again
+    assert sorted(t.samples for t in timings) == [1, 1, 2] and len(log) == 4

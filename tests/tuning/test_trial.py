@@ -163,3 +163,26 @@ def test_autograds_first_call_costs_are_paid_before_any_candidate_is_timed() -> 
                             cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[True]"
+
+
+def test_warm_up_skips_the_rest_of_a_strategy_that_proved_clearly_slower() -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+
+    def blocks(seconds: float):
+        def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, block=0):
+            clock.now += seconds
+            return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return run
+
+    ola = Strategy("ola", blocks(0.6))
+    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), 0.1),
+                 (Candidate(ola, (("block", 1),)), 0.2),   # takes 0.6 s: 3x its prediction
+                 (Candidate(ola, (("block", 2),)), 0.21),  # so expected at 0.63 s: skipped
+                 (candidate("fft", taking(clock, 0.3)), 0.3)]  # unknown error: runs
+    warmed, _ = warm_up(survivors, inputs, Budget.of(clock, 100.0),
+                        OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.label for w in warmed] == ["direct", "ola(block=1)", "fft"]
+    everything, _ = warm_up(survivors, inputs, Budget.of(clock, 100.0),
+                            OutputCheck(inputs, 1e-4, reference_runs=True), drop_factor=None)
+    assert len(everything) == 4  # race=False: every candidate that fits the budget
