@@ -8,10 +8,11 @@ its tests can use a fake one and never depend on wall-clock time.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,10 +27,16 @@ DROP_FACTOR = 1.5
 #: Once both have ``SETTLED_SAMPLES`` samples, a candidate whose fastest sample exceeds this
 #: many times the best's median is dropped too.
 SETTLED_FACTOR = 1.2
+#: From this many samples each, a candidate whose interquartile range lies wholly above the
+#: best's is dropped: the answer is clear even when the gap is small.
+SEPARATED_SAMPLES = 6
 #: Candidates whose medians are within this factor after :data:`TIE_SAMPLES` samples each
 #: are tied (the selector's tie rule then prefers the simpler one): the race ends.
 TIED_FACTOR = 1.03
 TIE_SAMPLES = 5
+#: Sample counts at which the slower half of the candidates still racing is dropped:
+#: this, twice this, four times this, ... (:func:`halved`).
+HALVING_AT = 3
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,8 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
 
     The best is the candidate with the smallest median. Another is clearly slower when even
     its fastest sample exceeds the best's median ``factor`` times (after two samples), or
-    :data:`SETTLED_FACTOR` times once both have ``SETTLED_SAMPLES``. Noise on a shared
+    :data:`SETTLED_FACTOR` times once both have ``SETTLED_SAMPLES``, or once both have
+    :data:`SEPARATED_SAMPLES` and its lower quartile is above the best's upper quartile. Noise on a shared
     machine only ever makes a call slower, so a candidate's fastest sample is a bound that a
     stall cannot lower, and a stalled sample of the best raises its median if anything: a
     stall can keep a slow candidate in the race, never drop a fast one.
@@ -132,13 +140,40 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
     best = min(timed, key=medians.__getitem__)
     settled = len(samples[best]) >= SETTLED_SAMPLES
 
+    best_upper = (statistics.quantiles(samples[best], n=4)[2]
+                  if len(samples[best]) >= SEPARATED_SAMPLES else math.inf)
+
     def slower(i: int) -> bool:
         count, fastest = len(samples[i]), min(samples[i])
+        if count >= SEPARATED_SAMPLES and statistics.quantiles(samples[i], n=4)[0] > best_upper:
+            return True  # the interquartile ranges no longer overlap
         if count >= SETTLED_SAMPLES and settled and fastest > SETTLED_FACTOR * medians[best]:
             return True
         return count >= 2 and fastest > factor * medians[best]
 
     return {i for i in timed if i != best and slower(i)}
+
+
+def halved(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
+           dropped: Collection[int]) -> set[int]:
+    """Successive halving: when the candidates still racing all reach a sample count of
+    :data:`HALVING_AT` (3, 6, 12, ...), the slower half by median leaves the race (at least
+    two stay). Near-ties that the clear-loss rule cannot separate would otherwise share the
+    budget to its end; a candidate dropped here was already slower than half the field."""
+    racing = [i for i, s in enumerate(samples) if s and failures[i] is None and i not in dropped]
+    if len(racing) <= 2:
+        return set()
+    counts = {len(samples[i]) for i in racing}
+    if len(counts) != 1 or not _halving_round(counts.pop()):
+        return set()
+    by_median = sorted(racing, key=lambda i: statistics.median(samples[i]))
+    return set(by_median[max(2, math.ceil(len(racing) / 2)):])
+
+
+def _halving_round(count: int) -> bool:
+    """Whether ``count`` samples is a halving point: HALVING_AT times a power of two."""
+    return count >= HALVING_AT and count % HALVING_AT == 0 and (
+        (count // HALVING_AT) & (count // HALVING_AT - 1)) == 0
 
 
 def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
@@ -199,6 +234,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
                 failures[index] = f"{type(error).__name__}: {error}"
         if drop_factor is not None:
             dropped |= clearly_slower(samples, failures, drop_factor)
+            dropped |= halved(samples, failures, dropped)
         racing = [i for i in range(len(candidates)) if failures[i] is None and i not in dropped]
         done = min((len(samples[i]) for i in racing), default=min_samples)
         # nothing left to decide: once the survivor's own time is settled (its few extra

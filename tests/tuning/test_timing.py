@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from autoconv.tuning.timing import TIE_SAMPLES, measure_interleaved, summarize
+from autoconv.tuning.timing import (
+    SEPARATED_SAMPLES,
+    TIE_SAMPLES,
+    measure_interleaved,
+    summarize,
+)
 
 CPU = torch.device("cpu")
 
@@ -105,14 +110,32 @@ def test_round_orders_are_shuffled_permutations_and_repeatable() -> None:
     assert orders == list(islice(round_orders(4), 40))
 
 
-def test_a_clearly_slower_candidate_leaves_the_race_and_near_ties_get_the_budget() -> None:
+def test_a_clearly_slower_candidate_leaves_the_race_and_near_ties_race_on() -> None:
     clock, log = FakeClock(), []
+
+    def noisy(times: list[float]):
+        calls = iter(range(10**6))
+
+        def run() -> None:
+            clock.now += times[next(calls) % len(times)]
+        return run
+
     timings = measure_interleaved(
-        [clock.candidate(0.010, log, "fast"), clock.candidate(0.0105, log, "tied"),
-         clock.candidate(0.030, log, "slow")],
+        [noisy([0.0100, 0.0112]), noisy([0.0111, 0.0101]), clock.candidate(0.030, log, "slow")],
         device=CPU, deadline=1.0, max_samples=8, clock=clock)
-    assert [t.samples for t in timings] == [8, 8, 2]  # dropped after its second sample
+    # slow is dropped after its second sample; the two that overlap race on until their
+    # medians are within 3% (at 6 samples; at 5 they were 11% apart): a tie, which more
+    # samples would not break
+    assert [t.samples for t in timings] == [6, 6, 2]
     assert all(t.ok for t in timings) and math.isclose(timings[2].median_s, 0.030)
+
+
+def test_candidates_whose_quartiles_separate_leave_the_race() -> None:
+    clock, log = FakeClock(), []
+    timings = measure_interleaved(  # 5% apart, no noise: separate after SEPARATED_SAMPLES
+        [clock.candidate(0.0100, log, "a"), clock.candidate(0.0105, log, "b")],
+        device=CPU, deadline=10.0, max_samples=25, clock=clock)
+    assert [t.samples for t in timings] == [SEPARATED_SAMPLES] * 2
 
 
 def test_the_race_stops_when_one_candidate_is_left() -> None:
