@@ -35,8 +35,9 @@ SEPARATED_SAMPLES = 6
 TIED_FACTOR = 1.03
 TIE_SAMPLES = 5
 #: Sample counts at which the slower half of the candidates still racing is dropped:
-#: this, twice this, four times this, ... (:func:`halved`).
-HALVING_AT = 3
+#: this, twice this, four times this, ... (:func:`halved`): medians of fewer samples
+#: are too easily swayed by one stall.
+HALVING_AT = 6
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
 def halved(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
            dropped: Collection[int]) -> set[int]:
     """Successive halving: when the candidates still racing all reach a sample count of
-    :data:`HALVING_AT` (3, 6, 12, ...), the slower half by median leaves the race (at least
+    :data:`HALVING_AT` (6, 12, 24, ...), the slower half by median leaves the race (at least
     two stay). Near-ties that the clear-loss rule cannot separate would otherwise share the
     budget to its end; a candidate dropped here was already slower than half the field."""
     racing = [i for i, s in enumerate(samples) if s and failures[i] is None and i not in dropped]

@@ -148,9 +148,10 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
 
     The first candidate always runs; a later one is skipped when it is not expected to fit
     in what is left of the budget, or (racing, unless ``drop_factor`` is None) when it is
-    expected to be ``drop_factor`` times slower than the fastest warm-up so far: its
-    strategy's earlier warm-ups tell how far the cost model is off for that strategy on this
-    signature (the other block sizes of an overlap-add that proved slow are not tried). A
+    expected to be ``drop_factor`` times slower than the fastest warm-up so far: the earlier
+    warm-ups of its kind (its strategy up to size parameters, :meth:`Strategy.kind`) tell how
+    far the cost model is off for that kind on this signature (the other block sizes of an
+    overlap-add that proved slow are not tried; padding first is judged on its own). A
     candidate that raises or fails the check becomes an ``ok=False`` outcome (it never aborts
     tuning).
 
@@ -162,8 +163,9 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     """
     warmed: list[WarmedUp] = []
     rejected: list[Outcome] = []
-    #: per strategy, the smallest warm-up seconds over predicted seconds (most optimistic)
-    ratios: dict[str, float] = {}
+    #: per kind of candidate (a strategy up to its size parameters: padding first is another
+    #: kind of direct call), the smallest warm-up seconds over predicted seconds
+    ratios: dict[tuple, float] = {}
     if inputs.signature.requires_grad:
         _first_autograd_grad()
     for candidate, predicted in survivors:
@@ -171,7 +173,8 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
             break
         if warmed and not budget.fits(predicted):
             continue  # would overrun the budget, and something valid is already in hand
-        ratio = ratios.get(candidate.name)
+        kind = candidate.strategy.kind(dict(candidate.params))
+        ratio = ratios.get(kind)
         if (drop_factor is not None and warmed and predicted and ratio is not None
                 and predicted * ratio > drop_factor * min(w.warm_up_s for w in warmed)):
             continue  # its strategy proved clearly slower here: not worth a call
@@ -186,7 +189,7 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
         took = budget.clock() - start
         budget.observe(predicted, took)
         if predicted:
-            ratios[candidate.name] = min(took / predicted, ratios.get(candidate.name, math.inf))
+            ratios[kind] = min(took / predicted, ratios.get(kind, math.inf))
         error = check.error(candidate, output)
         if not check.passes(error):
             rejected.append(Outcome.disqualified(candidate, took, error, check.tolerance))

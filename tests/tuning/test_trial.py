@@ -175,14 +175,24 @@ def test_warm_up_skips_the_rest_of_a_strategy_that_proved_clearly_slower() -> No
             return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
         return run
 
-    ola = Strategy("ola", blocks(0.6))
-    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), 0.1),
+    def padded(seconds: float):
+        def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                pre_pad=0):
+            clock.now += seconds * (0.1 if pre_pad else 1.0)  # another code path
+            return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return run
+
+    ola = Strategy("ola", blocks(0.6), size_params=frozenset({"block"}))
+    direct = Strategy("direct", padded(0.5), reference=True)
+    survivors = [(Candidate(direct, ()), 0.1),                # takes 0.5 s: 5x its prediction
+                 (Candidate(direct, (("pre_pad", 1),)), 0.2),  # another kind: runs, 0.05 s
                  (Candidate(ola, (("block", 1),)), 0.2),   # takes 0.6 s: 3x its prediction
                  (Candidate(ola, (("block", 2),)), 0.21),  # so expected at 0.63 s: skipped
-                 (candidate("fft", taking(clock, 0.3)), 0.3)]  # unknown error: runs
+                 (candidate("fft", taking(clock, 0.3)), 0.3)]  # a kind not seen yet: runs
     warmed, _ = warm_up(survivors, inputs, Budget.of(clock, 100.0),
                         OutputCheck(inputs, 1e-4, reference_runs=True))
-    assert [w.call.candidate.label for w in warmed] == ["direct", "ola(block=1)", "fft"]
+    assert [w.call.candidate.label for w in warmed] == [
+        "direct", "direct(pre_pad=1)", "ola(block=1)", "fft"]
     everything, _ = warm_up(survivors, inputs, Budget.of(clock, 100.0),
                             OutputCheck(inputs, 1e-4, reference_runs=True), drop_factor=None)
-    assert len(everything) == 4  # race=False: every candidate that fits the budget
+    assert len(everything) == 5  # race=False: every candidate that fits the budget
