@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "Race the candidates: stop warming up or timing those clearly slower than the best "
         "so far, and stop timing once one is left or those left are tied. False times every "
         "candidate that fits the budget to the end (slower to decide, for comparisons)."))
+    prior_gain: float = Field(4.0, ge=1, description=(
+        "Without measurements or a learned model (mode predict, or a call that cannot be "
+        "measured), the cost model's pick replaces F.conv1d only when it predicts at least "
+        "this many times less time; scripts/bench_prior.py measures the choice."))
     prune_factor: float = Field(8.0, gt=1, description=(
         "Candidates the cost model predicts to be this many times slower than the predicted "
         "best are never timed."))

@@ -253,6 +253,20 @@ def test_mode_predict_never_times() -> None:
     assert timer.timed == []
 
 
+@pytest.mark.parametrize(("fast_s", "expected"), [(0.5, "direct"), (0.26, "direct"),
+                                                   (0.25, "fast"), (0.01, "fast")])
+def test_mode_predict_leaves_f_conv1d_only_for_a_large_predicted_gain(
+        fast_s: float, expected: str) -> None:
+    # prior_gain 4 (the default): a 2x or 3.8x predicted gain is not trusted, 4x is
+    selector, timer = make_selector(["direct", "fast"], {},
+                                    cost=FakeCostModel({"direct": 1.0, "fast": fast_s}),
+                                    mode="predict")
+    choice = selector.choose(SIG, CPU)
+    assert (choice.strategy, choice.source) == (expected, "cost_model")
+    assert choice.median_s == (1.0 if expected == "direct" else fast_s)  # its prediction
+    assert timer.timed == []
+
+
 def test_mode_predict_without_any_model_falls_back_to_direct() -> None:
     selector, timer = make_selector(["direct", "fast"], {}, mode="predict")
     choice = selector.choose(SIG, CPU)
@@ -419,3 +433,15 @@ def test_a_signature_too_large_to_measure_is_answered_without_measuring() -> Non
     assert (choice.strategy, choice.source) == ("direct", "cost_model") and timer.timed == []
     assert selector.remembered() == {}  # not kept: a larger limit later measures it
     assert SIG.tensor_bytes == 4 * (2 * 3 * 300 + 4 * 3 * 5 + 2 * 4 * 300)
+
+
+def test_candidates_warmed_up_before_f_conv1d_are_checked_too() -> None:
+    # fast and wrong are predicted faster than direct, so they run first: the check must not
+    # wait for direct's own output (it compares them with a window of F.conv1d's)
+    store = FakeStore()
+    selector, _ = make_selector(
+        ["direct", "fast", "wrong"], {"direct": 2.0, "fast": 1.0, "wrong": 0.5}, store=store,
+        cost=FakeCostModel({"direct": 1.5, "fast": 1.0, "wrong": 1.0}))
+    assert selector.choose(SIG, CPU).strategy == "fast"
+    rows = {o.candidate.name: o for o in store.rows[(SIG, CPU)]}
+    assert not rows["wrong"].ok and rows["wrong"].note.startswith("disqualified: error ")
