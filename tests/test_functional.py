@@ -73,9 +73,9 @@ def test_select_reports_where_the_answer_came_from() -> None:
 
 
 def test_select_takes_a_signature() -> None:
+    from autoconv.storage.cost_cache import persistent_cost_model as default_cost_model
     from autoconv.strategies import all_strategies
     from autoconv.tuning.candidates import enumerate_candidates
-    from autoconv.tuning.cost_model import default_cost_model
 
     sig = Signature(1, 1, 1, 3000, 700, 1, 0, 0, 1, 1, "float32", "cpu", False)
     with autoconv.settings.override(mode="predict"):

@@ -24,8 +24,8 @@ import torch
 
 from autoconv.settings import settings
 from autoconv.signature import Signature
+from autoconv.storage.cost_cache import persistent_cost_model
 from autoconv.storage.store import open_default_store
-from autoconv.tuning.cost_model import default_cost_model
 from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.selector import Selector
 from tuning_db.records import SETTLED_SAMPLES
@@ -45,7 +45,7 @@ def is_provisional(outcomes: Sequence[Outcome]) -> bool:
 def measuring_selector(refresh: bool = False) -> Selector:
     """A selector on the configured database that measures what it does not know, and what
     it knows only provisionally (everything, with ``refresh``)."""
-    return Selector(store=open_default_store(settings), cost_model=default_cost_model,
+    return Selector(store=open_default_store(settings), cost_model=persistent_cost_model,
                     revisit=(lambda outcomes: True) if refresh else is_provisional)
 
 

@@ -24,10 +24,10 @@ from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
 from autoconv.settings import Settings, settings
 from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
+from autoconv.storage.cost_cache import persistent_cost_model
 from autoconv.storage.guarded import GuardedStore
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
-from autoconv.tuning.cost_model import default_cost_model
 from autoconv.tuning.selector import Selector
 
 Runner = Callable[..., torch.Tensor]
@@ -40,7 +40,7 @@ def default_selector(settings: Settings) -> Selector:
     calibrated cost model and the predictor fitted on this device's measurements."""
     store = open_default_store(settings)
     guarded = None if store is None else GuardedStore(store, settings.db_retry_s)
-    return Selector(store=guarded, cost_model=default_cost_model,
+    return Selector(store=guarded, cost_model=persistent_cost_model,
                     predictor=DevicePredictor(guarded), settings=settings)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +67,19 @@ def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
 
 
 class CalibratedCostModel:
-    """Predicts a candidate's seconds on a device; calibrates itself on first use."""
+    """Predicts a candidate's seconds on a device; calibrates itself on first use.
 
-    def __init__(self, constants: dict[str, CostConstants] | None = None) -> None:
+    Args:
+        constants: known constants per device type (tests), at the current thread count.
+        calibrator: measures (or looks up) a device's constants; default :func:`calibrate`,
+            in every process. ``autoconv.storage.cost_cache`` gives one that measures once
+            per device fingerprint and reuses the result, so that every process predicts
+            the same.
+    """
+
+    def __init__(self, constants: dict[str, CostConstants] | None = None, *,
+                 calibrator: Callable[[torch.device], CostConstants] | None = None) -> None:
+        self.calibrator = calibrator or calibrate
         self._constants: dict[tuple[str, int, int], CostConstants] = {}
         self._lock = threading.Lock()
         for key, value in (constants or {}).items():
@@ -89,7 +100,7 @@ class CalibratedCostModel:
             with self._lock:
                 cached = self._constants.get(key)
                 if cached is None:
-                    cached = calibrate(device)
+                    cached = self.calibrator(device)
                     self._constants[key] = cached
         return cached
 
