@@ -24,6 +24,7 @@ import os
 import shlex
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from tuning_db import migrate, sqlite_safety, upsert
 from tuning_db.engine import create_sqlite_file, make_engine, remove_orphans, translated
 from tuning_db.errors import DatabaseMissingError
+from tuning_db.leases import Leases
 from tuning_db.records import (
     SETTLED_SAMPLES,
     BestChoice,
@@ -134,6 +136,7 @@ class TuningDB:
         self._pid = os.getpid()
         #: The file or masked URL, for messages.
         self.where = where
+        self._leases = Leases(engine, sqlite_file(engine.url))
 
     # -- connections -----------------------------------------------------------------------
 
@@ -339,8 +342,16 @@ class TuningDB:
 
     # -- life cycle ------------------------------------------------------------------------
 
+    def lease(self, device_id: str, signature: SignatureRecord
+              ) -> AbstractContextManager[bool]:
+        """Try to take the lease of measuring ``signature`` on ``device_id`` (never waits):
+        a context manager yielding whether it was granted (see :mod:`tuning_db.leases`)."""
+        self._fresh_engine()
+        return self._leases.hold(device_id, signature.key)
+
     def close(self) -> None:
         """Close every pooled connection; the object must not be used afterwards."""
+        self._leases.close()
         self._engine.dispose()
 
     def __enter__(self) -> TuningDB:

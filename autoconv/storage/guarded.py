@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -89,6 +90,29 @@ class GuardedStore:
                          f"{_describe(signature)} (kept in memory only)", error)
             return False
         return True
+
+    @contextmanager
+    def lease(self, signature: Signature, device: torch.device) -> Iterator[bool]:
+        """The store's lease (:meth:`TuningStore.lease`); granted without asking while the
+        database rests or when taking it fails (a lease only avoids duplicate work: it must
+        never stop a call)."""
+        if not self.available:
+            yield True
+            return
+        try:
+            held = self.store.lease(signature, device)
+            granted = held.__enter__()
+        except Exception as error:
+            self._failed(f"could not take the lease of {_describe(signature)}", error)
+            yield True
+            return
+        try:
+            yield granted
+        finally:
+            try:
+                held.__exit__(None, None, None)
+            except Exception as error:
+                self._failed(f"could not release the lease of {_describe(signature)}", error)
 
     def close(self) -> None:
         self.store.close()

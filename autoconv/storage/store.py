@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -98,6 +99,12 @@ class TuningStore:
         record = signature_record(signature)
         self.db.record_many(self.device(device),
                             [measurement_record(record, outcome) for outcome in outcomes])
+
+    def lease(self, signature: Signature, device: torch.device
+              ) -> AbstractContextManager[bool]:
+        """Try to take the lease of measuring ``signature`` on ``device`` (never waits): a
+        context manager yielding whether it was granted (``tuning_db.leases``)."""
+        return self.db.lease(self.device(device).device_id, signature_record(signature))
 
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():

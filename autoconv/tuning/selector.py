@@ -11,7 +11,8 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import torch
@@ -30,6 +31,9 @@ from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
 from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
+
+#: Seconds between two looks at the database while another process measures a signature.
+LEASE_POLL_S = 0.05
 
 
 class Selector:
@@ -91,9 +95,10 @@ class Selector:
             measurable = (mode == "tune" and may_measure(device)
                           and signature.tensor_bytes <= self.settings.max_tune_bytes)
             choice = self._lookup_or_decide(signature, device, measurable)
-            # In mode tune, an answer given only because nothing could be measured here is
-            # not kept: the next call where measuring is allowed tunes the signature.
-            if measurable or mode != "tune" or choice.source == "database":
+            # In mode tune, an answer given only because nothing could be measured here (or
+            # another process was still measuring it) is not kept: a later call decides again.
+            settled = measurable and choice.source in ("measured", "database", "predicted")
+            if settled or mode != "tune" or choice.source == "database":
                 self._memory[key] = choice
             return choice
 
@@ -134,8 +139,49 @@ class Selector:
             confident = self._confident_prediction(signature, device, candidates)
             if confident is not None:
                 return confident
-            return self.tune(signature, device, candidates)
+            return self._tune_once(signature, device, candidates)
         return self._predict(signature, device, candidates)
+
+    def _tune_once(self, signature: Signature, device: torch.device,
+                   candidates: Sequence[Candidate]) -> Choice:
+        """Tune under the store's lease, so that processes sharing a database never measure
+        one signature at the same time: while another holds it, wait (up to ``budget_s``)
+        for its measurements to appear and use them; if they do not, answer without
+        measuring this once (not remembered: a later call decides again)."""
+        if not self.settings.persist or getattr(self.store, "lease", None) is None:
+            return self.tune(signature, device, candidates)
+        waited_until = time.monotonic() + self.settings.budget_s
+        waited = False
+        while True:
+            with self._lease(signature, device) as granted:
+                if granted:
+                    stored = self._stored_outcomes(signature, device) if waited else []
+                    if stored:  # the holder finished between two looks
+                        return self.pick_winner(stored, source="database")
+                    return self.tune(signature, device, candidates)
+            if time.monotonic() >= waited_until:
+                return self._predict(signature, device, candidates)
+            time.sleep(LEASE_POLL_S)
+            waited = True
+            stored = self._stored_outcomes(signature, device)
+            if stored:
+                return self.pick_winner(stored, source="database")
+
+    @contextmanager
+    def _lease(self, signature: Signature, device: torch.device) -> Iterator[bool]:
+        """The store's lease; granted when taking or releasing it fails (a lease only saves
+        duplicate work, it never stops a call)."""
+        try:
+            held = self.store.lease(signature, device)  # type: ignore[union-attr]
+            granted = held.__enter__()
+        except Exception:
+            yield True
+            return
+        try:
+            yield granted
+        finally:
+            with suppress(Exception):
+                held.__exit__(None, None, None)
 
     def _confident_prediction(self, signature: Signature, device: torch.device,
                               candidates: Sequence[Candidate]) -> Choice | None:
