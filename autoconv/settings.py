@@ -12,12 +12,14 @@ Change a value for the rest of the process by assignment, or for a block with
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tuning_db.records import MAX_SAMPLES
@@ -138,7 +140,43 @@ class Settings(BaseSettings):
 
 _MISSING = object()
 
-#: The process-wide settings object (``autoconv.settings``).
-settings = Settings()
+def from_environment() -> tuple[Settings, list[str]]:
+    """Settings from the ``AUTOCONV_*`` environment variables, and what was wrong with them.
+
+    A variable that does not validate is not a reason to fail ``import autoconv`` (a drop-in
+    must not break a program over a typo): its setting keeps its default, and the problem is
+    returned as one line naming the variable, its value and what it should be. The
+    ``autoconv`` command refuses to run with such a problem (exit 2).
+    """
+    try:
+        return Settings(), []
+    except ValidationError as error:
+        problems, defaults = [], {}
+        for item in error.errors(include_url=False):
+            name = str(item["loc"][0]) if item["loc"] else ""
+            field = Settings.model_fields.get(name)
+            if field is None:
+                continue
+            variable = f"AUTOCONV_{name.upper()}"
+            problems.append(f"{variable}={os.environ.get(variable, '')!r}: {item['msg']}")
+            defaults[name] = field.get_default(call_default_factory=True)
+        return Settings(**defaults), problems
+
+
+#: The process-wide settings object (``autoconv.settings``), and the environment variables
+#: it had to ignore (:func:`from_environment`).
+settings, ENVIRONMENT_PROBLEMS = from_environment()
+_warned = False
+
+
+def warn_about_environment() -> None:
+    """Warn, once per process, about the environment variables :data:`settings` ignored (the
+    process's selector calls it when it is created, so that the ``autoconv`` command, which
+    refuses them in one line, does not warn as well)."""
+    global _warned
+    if ENVIRONMENT_PROBLEMS and not _warned:
+        _warned = True
+        warnings.warn(f"autoconv: ignoring invalid settings, using their defaults: "
+                      f"{'; '.join(ENVIRONMENT_PROBLEMS)}", RuntimeWarning, stacklevel=3)
 
 

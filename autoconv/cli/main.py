@@ -9,8 +9,10 @@ Nothing imports this package.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import tuning_db.cli
 from autoconv import __version__
@@ -19,9 +21,17 @@ from autoconv.cli.errors import CommandError
 from tuning_db.errors import TuningDBError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (and exit status 2), as every other
+    mistake of the ``autoconv`` command is: the usage is a ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``autoconv`` argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
     parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``autoconv`` command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from autoconv.settings import ENVIRONMENT_PROBLEMS
+
+    if ENVIRONMENT_PROBLEMS:  # the library carries on with defaults; a command does not
+        print(f"autoconv: error: invalid setting: {ENVIRONMENT_PROBLEMS[0]}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except (CommandError, TuningDBError) as error:
@@ -44,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("autoconv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `autoconv stats | head -1`: stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing at exit raises nothing
+        return 141
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from tuning_db.cli import db_option
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["db_option", "device_option", "dtype", "padding", "settings_overrides", "shape",
+__all__ = ["db_option", "device", "device_option", "dtype", "padding", "settings_overrides", "shape",
            "shard", "tuning_options"]
 
 
@@ -67,10 +67,36 @@ def dtype(name: str) -> torch.dtype:
     return value
 
 
+def device(text: str) -> str:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked against this machine (an argparse
+    ``type``): a CPU-only torch build, or a GPU index that does not exist, is one line."""
+    import torch
+
+    try:
+        parsed = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device (expected cpu, cuda or cuda:N)") from None
+    if parsed.type == "cpu":
+        return text
+    if parsed.type != "cuda":
+        raise argparse.ArgumentTypeError(f"autoconv tunes on cpu or cuda, not {parsed.type}")
+    if torch.version.cuda is None:
+        raise argparse.ArgumentTypeError(f"{text}: this torch build has no CUDA "
+                                         f"(torch {torch.__version__})")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise argparse.ArgumentTypeError(f"{text}: no CUDA device is available")
+    if (parsed.index or 0) >= count:
+        raise argparse.ArgumentTypeError(f"{text}: there is no CUDA device {parsed.index} "
+                                         f"({count} available)")
+    return text
+
+
 def device_option(help: str = "device to tune on (cpu, cuda, cuda:1)") -> argparse.ArgumentParser:
     """A parent parser with ``--device``."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--device", default="cpu", help=help)
+    parent.add_argument("--device", type=device, default="cpu", help=help)
     return parent
 
 

@@ -26,9 +26,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from autoconv.offline.report import ReportError, make_report
     from autoconv.settings import settings
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} exists and is not a folder")
     with settings.override(**options.settings_overrides(args)):
         try:
-            paths = make_report(Path(args.out), args.device, tuple(args.channels))
+            paths = make_report(out, args.device, tuple(args.channels))
         except ReportError as error:
             raise CommandError(str(error)) from None
     for path in paths:

@@ -22,7 +22,7 @@ from autoconv import contexts, plain
 from autoconv.choice import Choice
 from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
-from autoconv.settings import Settings, settings
+from autoconv.settings import Settings, settings, warn_about_environment
 from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
 from autoconv.storage.cost_cache import persistent_cost_model
 from autoconv.storage.guarded import GuardedStore
@@ -38,6 +38,7 @@ Runners = tuple[Runner, Runner | None]
 def default_selector(settings: Settings) -> Selector:
     """The selector a process uses: the configured database (unless persistence is off), the
     calibrated cost model and the predictor fitted on this device's measurements."""
+    warn_about_environment()
     store = open_default_store(settings)
     guarded = None if store is None else GuardedStore(store, settings.db_retry_s)
     return Selector(store=guarded, cost_model=persistent_cost_model,
