@@ -80,9 +80,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from autoconv.prediction import model_cache
     from autoconv.prediction.evaluation import group_by_signature
     from autoconv.prediction.predictor import LearnedPredictor
-    from autoconv.prediction.training_data import data_key
+    from autoconv.prediction.service import MIN_SIGNATURES
+    from autoconv.prediction.training_data import data_key, signatures_of
 
     samples, device_id = _load(args)
+    measured = len(signatures_of(samples))
+    if measured < MIN_SIGNATURES:  # the selector would never use such a model
+        raise CommandError(f"there are measurements of {measured} signatures for this "
+                           f"device; the predictor needs {MIN_SIGNATURES} (run `autoconv warm "
+                           "--grid` or `autoconv warm --suite` first)")
     started = time.perf_counter()
     model = LearnedPredictor.fit(samples)
     fit_s = time.perf_counter() - started

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.model_selection import GroupKFold
 
 from autoconv.prediction.predictor import LearnedPredictor, Sample
 from autoconv.settings import Settings
@@ -188,15 +189,20 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
     signatures = list(groups)
     if len(signatures) < folds:
         raise ValueError(f"need at least {folds} measured signatures, got {len(signatures)}")
-    order = np.random.default_rng(seed).permutation(len(signatures))
+    # scikit-learn's grouped folds: every measurement of a signature in one fold, the
+    # signatures shuffled (seeded) before they are dealt out
+    index_of = {signature: index for index, signature in enumerate(signatures)}
+    group_ids = np.array([index_of[s] for s in signatures])
+    splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    held_out = [{signatures[i] for i in test}
+                for _, test in splitter.split(group_ids, groups=group_ids)]
     if baselines is None:
         baselines = {"cost_model": cost_model_picker(), "F.conv1d": plain_conv1d_picker,
                      "scipy": scipy_picker}
     #: per picker: (signature, regret, pick is the arg-min, pick's strategy is the best)
     regrets: dict[str, list[tuple[Signature, float, bool, bool]]] = {"learned": [],
                                                                      "learned_confident": []}
-    for fold in range(folds):
-        held = {signatures[i] for i in order[fold::folds]}
+    for held in held_out:
         model = fitter([s for s in samples if s.signature not in held])
         for signature in held:
             group = groups[signature]

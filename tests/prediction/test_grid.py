@@ -107,6 +107,10 @@ def test_warm_needs_exactly_one_of_suite_and_grid(db_url: str, capsys) -> None:
 def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:
     assert main(["train", "--db", db_url]) == 2
     assert "autoconv warm --grid" in capsys.readouterr().err
+    fill(db_url, 14)  # fitting would work, but the selector never uses a model this small
+    assert main(["train", "--db", db_url]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "measurements of 14 signatures" in error and "needs 30" in error
     fill(db_url, 40)
     assert main(["train", "--db", db_url]) == 0
     out = capsys.readouterr().out
