@@ -12,6 +12,7 @@ Change a value for the rest of the process by assignment, or for a block with
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
@@ -180,3 +181,32 @@ def warn_about_environment() -> None:
                       f"{'; '.join(ENVIRONMENT_PROBLEMS)}", RuntimeWarning, stacklevel=3)
 
 
+
+
+#: The library's logger; nothing is printed unless the application configures logging, or
+#: ``AUTOCONV_LOG_LEVEL`` (or ``autoconv -v``) asks for it.
+logger = logging.getLogger("autoconv")
+logger.addHandler(logging.NullHandler())
+
+
+def configure_logging(level: str | int | None = None) -> None:
+    """Print autoconv's log to stderr from ``level`` up (default: ``AUTOCONV_LOG_LEVEL``, and
+    nothing when that is unset). At INFO, each signature's decision: what was tuned or looked
+    up, the winner, its time and where the answer came from. An unknown level is ignored."""
+    level = level if level is not None else os.environ.get("AUTOCONV_LOG_LEVEL")
+    if level is None or level == "":
+        return
+    number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(number, int):
+        warnings.warn(f"autoconv: AUTOCONV_LOG_LEVEL={level!r} is not a logging level "
+                      "(DEBUG, INFO, WARNING, ERROR)", RuntimeWarning, stacklevel=2)
+        return
+    logger.setLevel(number)
+    if not any(getattr(handler, "_autoconv", False) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("autoconv: %(message)s"))
+        handler._autoconv = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+configure_logging()

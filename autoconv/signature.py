@@ -105,6 +105,20 @@ class Signature:
                     + self.batch * self.out_channels * self.output_length)
         return elements * _DTYPE_BYTES.get(self.dtype, 8)
 
+    def short(self) -> str:
+        """The signature in a few words, for warnings and the log: ``2x64x4096 K=65 -> 64
+        (float32, cpu)``, with stride, dilation, groups and padding when they are not the
+        defaults."""
+        extras = [f"{name}={value}" for name, value, default in (
+            ("stride", self.stride, 1), ("dilation", self.dilation, 1),
+            ("groups", self.groups, 1)) if value != default]
+        if self.padding_left or self.padding_right:
+            extras.append(f"padding={self.padding_left},{self.padding_right}")
+        more = f" {' '.join(extras)}" if extras else ""
+        return (f"{self.batch}x{self.in_channels}x{self.length} K={self.kernel_size}{more} "
+                f"-> {self.out_channels} ({self.dtype}, {self.device}"
+                f"{', grad' if self.requires_grad else ''})")
+
     @property
     def is_degenerate(self) -> bool:
         """No batch rows or no input channels: nothing to compute, and nothing to tune

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="autoconv", description="Auto-tuning selector for PyTorch conv1d.")
     parser.add_argument("--version", action="version", version=f"autoconv {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=(
+        "log each signature's decision (what was tuned or looked up, the winner, its time, "
+        "where the answer came from); as AUTOCONV_LOG_LEVEL=INFO"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tuning_commands.add_commands(sub)
     predictor_commands.add_commands(sub)
@@ -48,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from autoconv.settings import ENVIRONMENT_PROBLEMS
 
+    if args.verbose:
+        from autoconv.settings import configure_logging
+
+        configure_logging("INFO")
     if ENVIRONMENT_PROBLEMS:  # the library carries on with defaults; a command does not
         print(f"autoconv: error: invalid setting: {ENVIRONMENT_PROBLEMS[0]}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ warning per failure, naming the database (password masked), the device and the s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
@@ -22,6 +23,8 @@ from autoconv.signature import Signature
 from autoconv.storage.store import TuningStore
 from autoconv.tuning.outcome import Outcome
 from tuning_db import MeasurementRecord, TuningDBError
+
+logger = logging.getLogger(__name__)
 
 
 class DatabaseResting(TuningDBError):
@@ -44,6 +47,7 @@ class GuardedStore:
         self.clock = clock
         self._resting_until = -float("inf")
         self._lock = threading.Lock()
+        self._causes: set[tuple[str, str]] = set()  # failures already warned about
 
     @property
     def db(self) -> Any:
@@ -74,7 +78,7 @@ class GuardedStore:
         try:
             return self.store.candidates(signature, device)
         except Exception as error:  # a broken database must not break the user's model
-            self._failed(f"could not read the measurements of {_describe(signature)}", error)
+            self._failed(f"could not read the measurements of {signature.short()}", error)
             return []
 
     def record(self, signature: Signature, device: torch.device,
@@ -87,7 +91,7 @@ class GuardedStore:
             self.store.record(signature, device, outcomes)
         except Exception as error:
             self._failed(f"could not store {len(outcomes)} measurements of "
-                         f"{_describe(signature)} (kept in memory only)", error)
+                         f"{signature.short()} (kept in memory only)", error)
             return False
         return True
 
@@ -103,7 +107,7 @@ class GuardedStore:
             held = self.store.lease(signature, device)
             granted = held.__enter__()
         except Exception as error:
-            self._failed(f"could not take the lease of {_describe(signature)}", error)
+            self._failed(f"could not take the lease of {signature.short()}", error)
             yield True
             return
         try:
@@ -112,22 +116,23 @@ class GuardedStore:
             try:
                 held.__exit__(None, None, None)
             except Exception as error:
-                self._failed(f"could not release the lease of {_describe(signature)}", error)
+                self._failed(f"could not release the lease of {signature.short()}", error)
 
     def close(self) -> None:
         self.store.close()
 
     def _failed(self, what: str, error: Exception) -> None:
+        """Rest, and say what was lost: a warning the first time a cause (the error's type
+        and message) is seen, the ``autoconv`` log after that (one warning per cause)."""
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        cause = (type(error).__name__, message)
         with self._lock:
             self._resting_until = self.clock() + self.retry_s
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        warnings.warn(f"autoconv: tuning database {self.store.where}: {what}: "
-                      f"{type(error).__name__}: {message}; trying it again in "
-                      f"{self.retry_s:g} s", RuntimeWarning, stacklevel=4)
-
-
-def _describe(signature: Signature) -> str:
-    """A signature in a few words, for a warning."""
-    s = signature
-    return (f"{s.batch}x{s.in_channels}x{s.length} K={s.kernel_size} -> {s.out_channels} "
-            f"({s.dtype}, {s.device}{', grad' if s.requires_grad else ''})")
+            first = cause not in self._causes
+            self._causes.add(cause)
+        text = (f"autoconv: tuning database {self.store.where}: {what}: "
+                f"{type(error).__name__}: {message}; trying it again in {self.retry_s:g} s")
+        if first:
+            warnings.warn(text, RuntimeWarning, stacklevel=4)
+        else:
+            logger.info("%s", text)

@@ -7,6 +7,7 @@ so its logic is tested with fakes: no GPU, no wall-clock assertions.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,6 +32,17 @@ from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
 from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
+
+logger = logging.getLogger(__name__)
+
+
+def _timed(choice: Choice) -> str:
+    """A choice's time, saying whether it was measured or predicted."""
+    if not choice.median_s:
+        return "no time"
+    kind = "measured" if choice.source in ("measured", "database") else "predicted"
+    return f"{choice.median_s * 1e3:.3g} ms {kind}"
+
 
 #: Seconds between two looks at the database while another process measures a signature.
 LEASE_POLL_S = 0.05
@@ -94,7 +106,13 @@ class Selector:
                 return remembered.remembered()
             measurable = (mode == "tune" and may_measure(device)
                           and signature.tensor_bytes <= self.settings.max_tune_bytes)
+            started = time.perf_counter()
             choice = self._lookup_or_decide(signature, device, measurable)
+            if logger.isEnabledFor(logging.INFO):
+                params = f" {choice.params_dict}" if choice.params else ""
+                logger.info("%s on %s: %s%s, %s, from %s (decided in %.3f s)",
+                            signature.short(), device, choice.strategy, params,
+                            _timed(choice), choice.source, time.perf_counter() - started)
             # In mode tune, an answer given only because nothing could be measured here (or
             # another process was still measuring it) is not kept: a later call decides again.
             settled = measurable and choice.source in ("measured", "database", "predicted")
@@ -159,6 +177,9 @@ class Selector:
                     if stored:  # the holder finished between two looks
                         return self.pick_winner(stored, source="database")
                     return self.tune(signature, device, candidates)
+            if not waited:
+                logger.info("%s: another process is measuring it; waiting for its answer",
+                            signature.short())
             if time.monotonic() >= waited_until:
                 return self._predict(signature, device, candidates)
             time.sleep(LEASE_POLL_S)
