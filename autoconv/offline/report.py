@@ -5,9 +5,11 @@ Writes three files into a folder:
 * ``winners_map.png``: the strategy each (kernel size, length) gets, for a few typical channel
   counts (one panel each; batch 4, no padding, stride 1), as the selector in mode ``predict``
   answers it: measured winners where the database has the exact signature (marked with a dot),
-  the learned predictor (or, without enough data, the cost model) elsewhere;
+  the learned predictor's picks elsewhere, and where there is too little data for it, the
+  cost model's (marked with an x); the title counts each, and white cells (a kernel longer
+  than the input) are explained;
 * ``speedup.png``: the measured speed-up of the winner over ``F.conv1d`` for every tuned
-  signature where ``F.conv1d`` itself was timed, against the kernel size;
+  signature where ``F.conv1d`` itself was timed, as sorted bars coloured by the winner;
 * ``report.md``: the device, what was tuned, winners by strategy, speed-up figures, and the
   predictor's grouped cross-validation scores.
 """
@@ -106,8 +108,11 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
                         map_signature(count, length, kernel, device.type), device)
                     grid[row][column] = order.index(choice.strategy)
                     sources[choice.origin] += 1
-                    if choice.origin == "database":
+                    if choice.origin == "database":  # measured: this very signature
                         axis.plot(column, row, "k.", markersize=3)
+                    elif choice.origin in ("cost_model", "fallback"):  # no data near it
+                        axis.plot(column, row, "x", color="0.35", markersize=3,
+                                  markeredgewidth=0.6)
             axis.imshow(grid, origin="lower", cmap=colours, vmin=-0.5,
                         vmax=len(order) - 0.5, aspect="auto", interpolation="nearest")
             axis.set_xticks(range(len(MAP_LENGTHS)), [f"2^{int(math.log2(n))}"
@@ -118,31 +123,47 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
             axis.set_xlabel("input length")
         axes[0][0].set_ylabel("kernel size")
     handles = [plt.Rectangle((0, 0), 1, 1, color=strategy.colour) for strategy in strategies]
-    figure.legend(handles, order, loc="upper right", ncol=len(order))
-    figure.suptitle("winning strategy (dots: measured; elsewhere predicted)", x=0.3)
-    figure.tight_layout(rect=(0, 0, 1, 0.92))
+    figure.legend(handles, order, loc="upper left", bbox_to_anchor=(0.01, 0.94),
+                  ncol=len(order), frameon=False)
+    measured = sources.get("database", 0)
+    modelled = sources.get("predicted", 0)
+    guessed = sources.get("cost_model", 0) + sources.get("fallback", 0)
+    figure.suptitle(f"winning strategy: {measured} cells measured (dots), {modelled} "
+                    f"predicted by the learned model, {guessed} by the cost model (x)",
+                    x=0.01, y=0.995, ha="left", fontsize=10)
+    figure.text(0.02, 0.005, "white: the kernel is longer than the input (no such call)",
+                fontsize=8)
+    figure.tight_layout(rect=(0, 0.03, 1, 0.86))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return dict(sources)
 
 
 def speedup_chart(path: Path, tuned: list[Tuned]) -> None:
-    """Draw the measured speed-up of each winner over F.conv1d against the kernel size."""
+    """Draw the measured speed-up of each winner over F.conv1d: one bar per tuned signature,
+    sorted, coloured by the winning strategy, on a log axis labelled in plain factors (the
+    distribution, which a scatter against the kernel size piled up at 1.0)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     plt = _pyplot()
+    colour = {strategy.name: strategy.colour for strategy in all_strategies()}
+    bars = sorted((t.speedup, t.winner) for t in tuned if t.speedup is not None)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for strategy in all_strategies():
-        points = [(t.signature.kernel_size, t.speedup) for t in tuned
-                  if t.winner == strategy.name and t.speedup is not None]
-        if points:
-            xs, ys = zip(*points)
-            axis.scatter(xs, ys, s=14, color=strategy.colour, label=strategy.name, alpha=0.8)
+    if bars:
+        axis.bar(range(len(bars)), [speedup for speedup, _ in bars], width=1.0,
+                 color=[colour.get(winner, "0.5") for _, winner in bars], alpha=0.8)
     axis.axhline(1.0, color="black", linewidth=0.8)
-    axis.set_xscale("log", base=2)
     axis.set_yscale("log")
-    axis.set_xlabel("kernel size")
+    axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.yaxis.set_minor_locator(LogLocator(base=10, subs=()))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    axis.set_xlim(-0.5, max(len(bars), 1) - 0.5)
+    axis.set_xlabel(f"tuned signatures, sorted ({len(bars)})")
     axis.set_ylabel("F.conv1d time / winner time")
-    axis.set_title("measured speed-up over F.conv1d, by winning strategy")
-    axis.legend()
+    axis.set_title("measured speed-up over F.conv1d (1x: F.conv1d itself won)")
+    winners = [name for name in colour if any(winner == name for _, winner in bars)]
+    axis.legend([plt.Rectangle((0, 0), 1, 1, color=colour[name], alpha=0.8)
+                 for name in winners], winners, loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
