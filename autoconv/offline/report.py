@@ -95,7 +95,7 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
     order = [strategy.name for strategy in strategies]
     colours = ListedColormap([strategy.colour for strategy in strategies])
     sources: Counter[str] = Counter()
-    figure, axes = plt.subplots(1, len(channels), figsize=(4.2 * len(channels), 4),
+    figure, axes = plt.subplots(1, len(channels), figsize=(max(8.5, 4.2 * len(channels)), 4),
                                 squeeze=False, sharey=True)
     with settings.override(mode="predict"):
         for axis, count in zip(axes[0], channels):
@@ -115,8 +115,8 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
                                   markeredgewidth=0.6)
             axis.imshow(grid, origin="lower", cmap=colours, vmin=-0.5,
                         vmax=len(order) - 0.5, aspect="auto", interpolation="nearest")
-            axis.set_xticks(range(len(MAP_LENGTHS)), [f"2^{int(math.log2(n))}"
-                                                      for n in MAP_LENGTHS], rotation=60)
+            axis.set_xticks(range(len(MAP_LENGTHS)), [_samples(n) for n in MAP_LENGTHS],
+                            rotation=60)
             axis.set_yticks(range(len(MAP_KERNELS)), [str(k) for k in MAP_KERNELS])
             axis.set_title(f"{count} channel{'s' if count > 1 else ''} in and out, batch "
                            f"{MAP_BATCH}")
@@ -137,6 +137,11 @@ def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[s
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return dict(sources)
+
+
+def _samples(count: int) -> str:
+    """A length as people write it: 256, 512, 1k, 2k, ... 256k."""
+    return f"{count // 1024}k" if count >= 1024 and count % 1024 == 0 else str(count)
 
 
 def speedup_chart(path: Path, tuned: list[Tuned]) -> None:
