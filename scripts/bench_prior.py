@@ -26,8 +26,7 @@ from benchlib import (
     markdown_table,
     publish,
     suite_arguments,
-    time_interleaved,
-    warm_up,
+    time_candidates,
 )
 
 from autoconv.offline import workloads
@@ -46,8 +45,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> dict:
-    x, w, b = workload.tensors()
-    kwargs = workload.conv_kwargs()
     signature = workload.signature()
     cpu = torch.device("cpu")
     candidates = enumerate_candidates(all_strategies(), signature)
@@ -56,13 +53,8 @@ def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> di
     # what the selector would time in tune mode: the same pruning
     kept = {c for c, _ in Selector(cost_model=default_cost_model).prune(signature, candidates,
                                                                           cpu)}
-    calls = {c: (lambda run=c.strategy.run, params=dict(c.params):
-                 run(x, w, b, **kwargs, **params)) for c in candidates}
-    warmups = {c: warm_up(fn, "cpu", args.cell_budget) for c, fn in calls.items()}
-    timings = time_interleaved(calls, warmups, device="cpu", repeats=args.repeats,
-                               budget_s=args.cell_budget)
-    measured = {c: timing.median for c, timing in timings.items()}
-    reference = next(c for c in candidates if c.strategy.reference and not c.params)
+    measured = time_candidates(workload, args.repeats, args.cell_budget)
+    reference = next(c for c in candidates if c.is_plain_conv1d)
     with settings.override(mode="predict", persist=False):  # what the selector answers now
         answer = Selector(cost_model=default_cost_model).choose(signature, cpu)
     chosen = next(c for c in candidates if (c.name, c.params) == (answer.strategy,

@@ -25,15 +25,12 @@ from benchlib import (
     markdown_table,
     publish,
     suite_arguments,
-    time_interleaved,
+    time_candidates,
 )
-from benchlib import warm_up as bench_warm_up
 
 import autoconv
 from autoconv.offline import workloads
 from autoconv.offline.report import geometric_mean
-from autoconv.strategies import all_strategies
-from autoconv.tuning.candidates import enumerate_candidates
 from autoconv.tuning.cost_model import default_cost_model
 from autoconv.tuning.selector import Selector
 
@@ -46,8 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bench_workload(index: int, workload: workloads.Workload,
                    args: argparse.Namespace) -> dict:
-    x, w, b = workload.tensors()
-    kwargs = workload.conv_kwargs()
     signature = workload.signature()
     cpu = torch.device("cpu")
     order = list(VARIANTS) if index % 2 == 0 else list(reversed(VARIANTS))
@@ -58,16 +53,8 @@ def bench_workload(index: int, workload: workloads.Workload,
             start = time.perf_counter()
             picks[name] = selector.choose(signature, cpu)
             costs[name] = time.perf_counter() - start
-    calls = {}
-    for candidate in enumerate_candidates(all_strategies(), signature):
-        params = dict(candidate.params)
-        run = candidate.strategy.run
-        calls[(candidate.name, candidate.params)] = (lambda run=run, params=params:
-                                                     run(x, w, b, **kwargs, **params))
-    warmups = {key: bench_warm_up(fn, "cpu", args.cell_budget) for key, fn in calls.items()}
-    timings = time_interleaved(calls, warmups, device="cpu", repeats=args.repeats,
-                               budget_s=args.cell_budget)
-    medians = {key: timing.median for key, timing in timings.items()}
+    medians = {(c.name, c.params): seconds for c, seconds in
+               time_candidates(workload, args.repeats, args.cell_budget).items()}
     fastest = min(medians.values())
     result = {"workload": workload.name}
     for name, pick in picks.items():

@@ -312,6 +312,23 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, float]:
+    """Median seconds of every candidate autoconv offers for ``workload`` (an
+    ``autoconv.offline.workloads.Workload``), each called directly, timed interleaved."""
+    from autoconv.strategies import all_strategies
+    from autoconv.tuning.candidates import enumerate_candidates
+
+    x, w, b = workload.tensors()
+    kwargs = workload.conv_kwargs()
+    calls = {c: (lambda run=c.strategy.run, params=dict(c.params):
+                 run(x, w, b, **kwargs, **params))
+             for c in enumerate_candidates(all_strategies(), workload.signature())}
+    warmups = {c: warm_up(fn, "cpu", budget_s) for c, fn in calls.items()}
+    timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats,
+                               budget_s=budget_s)
+    return {c: timing.median for c, timing in timings.items()}
+
+
 def suite_arguments(description: str, cell_budget_s: float) -> argparse.ArgumentParser:
     """The options of a benchmark over the suite (``autoconv.offline.workloads``): which
     workloads, the tuning budget, how long each candidate is timed, where the report goes."""

@@ -182,11 +182,7 @@ class TuningDB:
         """Upsert prepared rows (see :mod:`tuning_db.rows`) in one transaction (bundles, merge);
         returns how many were new, replaced a stored row, or changed nothing."""
 
-        def work(connection: Connection) -> upsert.WriteCounts:
-            upsert.upsert_devices(connection, device_rows)
-            return upsert.upsert_measurements(connection, measurement_rows)
-
-        return self._write(work, "writing measurements")
+        return self.write_batches(device_rows, lambda: [measurement_rows])[0]
 
     def write_batches(self, device_rows: list[dict[str, Any]],
                       batches: Callable[[], Iterable[list[dict[str, Any]]]]

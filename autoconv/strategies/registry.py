@@ -163,6 +163,10 @@ class Strategy:
         """
         (self.check or accepts_nothing(self.name))(signature, params)
 
+    def is_plain_conv1d(self, params: Mapping[str, Any]) -> bool:
+        """Whether this strategy with ``params`` is ``F.conv1d`` exactly as called."""
+        return self.reference and not params
+
     def kind(self, params: Mapping[str, Any]) -> tuple[str, FrozenParams]:
         """What a candidate of this strategy is, up to its :attr:`size_params`."""
         return self.name, freeze_params({k: v for k, v in params.items()
@@ -228,4 +232,4 @@ def is_plain_conv1d(name: str, params: Mapping[str, Any]) -> bool:
     """Whether the candidate ``name`` with ``params`` is ``F.conv1d`` exactly as called: the
     reference strategy without parameters (False for a name not registered)."""
     strategy = _REGISTRY.get(name)
-    return strategy is not None and strategy.reference and not params
+    return strategy is not None and strategy.is_plain_conv1d(params)

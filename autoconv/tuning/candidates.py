@@ -38,6 +38,11 @@ class Candidate:
         return self.strategy.name
 
     @property
+    def is_plain_conv1d(self) -> bool:
+        """Whether this candidate is ``F.conv1d`` exactly as called."""
+        return self.strategy.is_plain_conv1d(dict(self.params))
+
+    @property
     def label(self) -> str:
         params = ",".join(f"{k}={v}" for k, v in self.params)
         return f"{self.name}({params})" if params else self.name

@@ -238,7 +238,7 @@ class Selector:
         # The safe prior: the cost model alone leaves F.conv1d only for a large predicted
         # gain (its worst errors on the suite are optimistic ones of about 30x, at predicted
         # gains under 3x: scripts/bench_prior.py).
-        plain = [(t, c) for t, c in known if c.strategy.reference and not c.params]
+        plain = [(t, c) for t, c in known if c.is_plain_conv1d]
         if plain and plain[0][0] < self.settings.prior_gain * best_time:
             best_time, best = plain[0]
         return Choice.make(best.strategy, dict(best.params), source="cost_model",

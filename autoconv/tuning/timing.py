@@ -173,8 +173,8 @@ def halved(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
 
 def _halving_round(count: int) -> bool:
     """Whether ``count`` samples is a halving point: HALVING_AT times a power of two."""
-    return count >= HALVING_AT and count % HALVING_AT == 0 and (
-        (count // HALVING_AT) & (count // HALVING_AT - 1)) == 0
+    rounds = count / HALVING_AT
+    return rounds >= 1 and math.log2(rounds).is_integer()
 
 
 def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
