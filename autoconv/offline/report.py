@@ -3,11 +3,13 @@
 Writes three files into a folder:
 
 * ``winners_map.png``: the strategy each (kernel size, length) gets, for a few typical channel
-  counts (one panel each; batch 4, no padding, stride 1), as the selector in mode ``predict``
-  answers it: measured winners where the database has the exact signature (marked with a dot),
-  the learned predictor's picks elsewhere, and where there is too little data for it, the
-  cost model's (marked with an x); the title counts each, and white cells (a kernel longer
-  than the input) are explained;
+  counts (one panel each; batch 4, no padding, stride 1): the measured winner where the
+  database has the exact signature (marked with a dot), else the winner of the nearest
+  measurement that differs only in length (at most an octave) and batch (at most two; marked
+  with a circle), else the learned predictor's pick, and where there is too little data for
+  it, the cost model's (marked with an x). The title counts each; white cells (a kernel
+  longer than the input) are explained, and ``report.md`` lists the cells where the
+  selector's own answer differs from the measurement drawn;
 * ``speedup.png``: the measured speed-up of the winner over ``F.conv1d`` for every tuned
   signature where ``F.conv1d`` itself was timed, as sorted bars coloured by the winner;
 * ``report.md``: the device, what was tuned, winners by strategy, speed-up figures, and the
@@ -83,60 +85,139 @@ def _pyplot():
     return plt
 
 
-def winners_map(path: Path, channels: list[int], device: torch.device) -> dict[str, int]:
-    """Draw the winners map; returns how many cells each source answered."""
-    from matplotlib.colors import ListedColormap
+#: Where a cell of the winners map got its strategy from, as the legend and title say it.
+MEASURED, MEASURED_NEARBY, LEARNED, COST_MODEL = ("measured", "measured nearby", "learned",
+                                                   "cost model")
+#: How far (in octaves) a measured signature may be from a cell and still answer it: its
+#: length, and its batch, within these of the cell's; every other field equal.
+NEARBY_LENGTH_OCTAVES = 1.0
+NEARBY_BATCH_OCTAVES = 2.0
 
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the winners map.
+
+    Attributes:
+        strategy: the strategy drawn.
+        source: where it came from (:data:`MEASURED`, :data:`MEASURED_NEARBY`,
+            :data:`LEARNED` or :data:`COST_MODEL`).
+        selector_pick: what the selector in mode ``predict`` answers for the cell; differs
+            from ``strategy`` only where a nearby measurement contradicts it.
+    """
+
+    strategy: str
+    source: str
+    selector_pick: str
+
+
+def _same_but_size(a: Signature, b: Signature) -> bool:
+    """Whether two signatures differ at most in batch and length."""
+    return (a.in_channels, a.out_channels, a.kernel_size, a.stride, a.padding_left,
+            a.padding_right, a.dilation, a.groups, a.dtype, a.device, a.requires_grad) == (
+        b.in_channels, b.out_channels, b.kernel_size, b.stride, b.padding_left,
+        b.padding_right, b.dilation, b.groups, b.dtype, b.device, b.requires_grad)
+
+
+def nearest_measured(signature: Signature, tuned: Iterable[Tuned]) -> Tuned | None:
+    """The tuned signature closest to ``signature`` that differs from it only in batch and
+    length, each within :data:`NEARBY_LENGTH_OCTAVES` / :data:`NEARBY_BATCH_OCTAVES`; None if
+    there is none. Closeness counts length octaves fully and batch octaves at half weight."""
+    best: tuple[float, Tuned] | None = None
+    for candidate in tuned:
+        if not _same_but_size(candidate.signature, signature):
+            continue
+        length = abs(math.log2(candidate.signature.length / signature.length))
+        batch = abs(math.log2(candidate.signature.batch / signature.batch))
+        if length > NEARBY_LENGTH_OCTAVES or batch > NEARBY_BATCH_OCTAVES:
+            continue
+        distance = length + batch / 2
+        if best is None or distance < best[0]:
+            best = (distance, candidate)
+    return best[1] if best else None
+
+
+def map_cell(signature: Signature, device: torch.device, tuned: list[Tuned]) -> Cell:
+    """The strategy drawn for ``signature``: the selector's answer in mode ``predict``, except
+    where the nearest measurement of a signature that differs only in batch and length names
+    another winner (a cell never claims a winner the measurements contradict)."""
     from autoconv.runtime.dispatch import dispatcher
     from autoconv.settings import settings
+
+    with settings.override(mode="predict"):
+        choice = dispatcher.choose(signature, device)
+    if choice.origin == "database":  # this very signature was measured
+        return Cell(choice.strategy, MEASURED, choice.strategy)
+    near = nearest_measured(signature, tuned)
+    if near is not None:
+        return Cell(near.winner, MEASURED_NEARBY, choice.strategy)
+    source = LEARNED if choice.origin == "predicted" else COST_MODEL
+    return Cell(choice.strategy, source, choice.strategy)
+
+
+def map_cells(channels: int, device: torch.device, tuned: list[Tuned]
+              ) -> list[list[Cell | None]]:
+    """The cells of one panel, by kernel (rows) and length (columns); None where the kernel
+    is longer than the input (no such call)."""
+    same_panel = [t for t in tuned if t.signature.in_channels == channels]
+    return [[map_cell(map_signature(channels, length, kernel, device.type), device, same_panel)
+             if kernel <= length else None for length in MAP_LENGTHS] for kernel in MAP_KERNELS]
+
+
+#: How each source is marked on the map: (matplotlib marker, face colour), None: unmarked.
+_MARKERS = {MEASURED: (".", "black"), MEASURED_NEARBY: ("o", "none"), LEARNED: None,
+            COST_MODEL: ("x", "0.35")}
+
+
+def winners_map(path: Path, channels: list[int], device: torch.device,
+                tuned: list[Tuned]) -> dict[str, list[Cell]]:
+    """Draw the winners map; returns every drawn cell, by source."""
+    from matplotlib.colors import ListedColormap
 
     plt = _pyplot()
     strategies = all_strategies()
     order = [strategy.name for strategy in strategies]
     colours = ListedColormap([strategy.colour for strategy in strategies])
-    sources: Counter[str] = Counter()
+    by_source: dict[str, list[Cell]] = {source: [] for source in _MARKERS}
     figure, axes = plt.subplots(1, len(channels), figsize=(max(8.5, 4.2 * len(channels)), 4),
                                 squeeze=False, sharey=True)
-    with settings.override(mode="predict"):
-        for axis, count in zip(axes[0], channels):
-            grid = [[math.nan] * len(MAP_LENGTHS) for _ in MAP_KERNELS]
-            for row, kernel in enumerate(MAP_KERNELS):
-                for column, length in enumerate(MAP_LENGTHS):
-                    if kernel > length:
-                        continue
-                    choice = dispatcher.choose(
-                        map_signature(count, length, kernel, device.type), device)
-                    grid[row][column] = order.index(choice.strategy)
-                    sources[choice.origin] += 1
-                    if choice.origin == "database":  # measured: this very signature
-                        axis.plot(column, row, "k.", markersize=3)
-                    elif choice.origin in ("cost_model", "fallback"):  # no data near it
-                        axis.plot(column, row, "x", color="0.35", markersize=3,
-                                  markeredgewidth=0.6)
-            axis.imshow(grid, origin="lower", cmap=colours, vmin=-0.5,
-                        vmax=len(order) - 0.5, aspect="auto", interpolation="nearest")
-            axis.set_xticks(range(len(MAP_LENGTHS)), [_samples(n) for n in MAP_LENGTHS],
-                            rotation=60)
-            axis.set_yticks(range(len(MAP_KERNELS)), [str(k) for k in MAP_KERNELS])
-            axis.set_title(f"{count} channel{'s' if count > 1 else ''} in and out, batch "
-                           f"{MAP_BATCH}")
-            axis.set_xlabel("input length")
-        axes[0][0].set_ylabel("kernel size")
+    for axis, count in zip(axes[0], channels):
+        cells = map_cells(count, device, tuned)
+        grid = [[math.nan if cell is None else order.index(cell.strategy) for cell in row]
+                for row in cells]
+        axis.imshow(grid, origin="lower", cmap=colours, vmin=-0.5, vmax=len(order) - 0.5,
+                    aspect="auto", interpolation="nearest")
+        for row, line in enumerate(cells):
+            for column, cell in enumerate(line):
+                if cell is None:
+                    continue
+                by_source[cell.source].append(cell)
+                marker = _MARKERS[cell.source]
+                if marker is not None:
+                    axis.plot(column, row, marker[0], markersize=3, markeredgewidth=0.6,
+                              color="black" if marker[1] == "none" else marker[1],
+                              markerfacecolor=marker[1])
+        axis.set_xticks(range(len(MAP_LENGTHS)), [_samples(n) for n in MAP_LENGTHS],
+                        rotation=60)
+        axis.set_yticks(range(len(MAP_KERNELS)), [str(k) for k in MAP_KERNELS])
+        axis.set_title(f"{count} channel{'s' if count > 1 else ''} in and out, batch "
+                       f"{MAP_BATCH}")
+        axis.set_xlabel("input length")
+    axes[0][0].set_ylabel("kernel size")
     handles = [plt.Rectangle((0, 0), 1, 1, color=strategy.colour) for strategy in strategies]
     figure.legend(handles, order, loc="upper left", bbox_to_anchor=(0.01, 0.94),
                   ncol=len(order), frameon=False)
-    measured = sources.get("database", 0)
-    modelled = sources.get("predicted", 0)
-    guessed = sources.get("cost_model", 0) + sources.get("fallback", 0)
-    figure.suptitle(f"winning strategy: {measured} cells measured (dots), {modelled} "
-                    f"predicted by the learned model, {guessed} by the cost model (x)",
+    count = {source: len(cells) for source, cells in by_source.items()}
+    figure.suptitle(f"winning strategy: {count[MEASURED]} cells measured (dots), "
+                    f"{count[MEASURED_NEARBY]} measured nearby (circles), {count[LEARNED]} "
+                    f"learned, {count[COST_MODEL]} cost model (x)",
                     x=0.01, y=0.995, ha="left", fontsize=10)
-    figure.text(0.02, 0.005, "white: the kernel is longer than the input (no such call)",
-                fontsize=8)
+    figure.text(0.02, 0.005, "white: the kernel is longer than the input (no such call); "
+                "circles: a measurement at most an octave longer or shorter", fontsize=8)
     figure.tight_layout(rect=(0, 0.03, 1, 0.86))
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    return dict(sources)
+    return by_source
 
 
 def _samples(count: int) -> str:
@@ -180,7 +261,7 @@ def geometric_mean(values: list[float]) -> float:
 
 
 def summary(device: tuning_db.DeviceRecord, tuned: list[Tuned], failed: int,
-            sources: dict[str, int], evaluation: str | None) -> str:
+            cells: dict[str, list[Cell]], evaluation: str | None) -> str:
     """The markdown summary."""
     lines = ["# autoconv report", "",
              f"Device `{device.device_id}`: {device.cpu_model}, {device.torch_threads} torch "
@@ -203,8 +284,19 @@ def summary(device: tuning_db.DeviceRecord, tuned: list[Tuned], failed: int,
     else:
         lines.append("F.conv1d was not timed for any tuned signature (pruned as hopeless).")
     lines += ["", "## Winners map", "", "![winners map](winners_map.png)", "",
-              "Cells answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())),
-              "", "![speed-up](speedup.png)", "", "## Predictor", ""]
+              "Cells answered by: " + ", ".join(f"{source} {len(answered)}"
+                                                for source, answered in cells.items()), ""]
+    overruled = Counter((cell.selector_pick, cell.strategy) for cell in cells[MEASURED_NEARBY]
+                        if cell.selector_pick != cell.strategy)
+    if overruled:
+        lines += ["Where a nearby measurement names another winner than the selector's answer "
+                  "in mode `predict`, the map draws the measurement's; the selector would "
+                  "pick otherwise in these cells (measure them with `autoconv warm`):", "",
+                  "| selector picks | measured nearby | cells |", "|---|---|---:|"]
+        lines += [f"| {pick} | {measured} | {number} |"
+                  for (pick, measured), number in sorted(overruled.items())]
+        lines.append("")
+    lines += ["![speed-up](speedup.png)", "", "## Predictor", ""]
     lines.append(evaluation if evaluation is not None else
                  f"Fewer than {MIN_SIGNATURES_FOR_EVALUATION} tuned signatures: not evaluated "
                  f"(run `autoconv warm --grid`).")
@@ -235,10 +327,10 @@ def make_report(out_dir: Path, device: torch.device | str = "cpu",
     _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "winners_map.png", out_dir / "speedup.png", out_dir / "report.md"]
-    sources = winners_map(paths[0], list(channels), target)
+    cells = winners_map(paths[0], list(channels), target, tuned)
     speedup_chart(paths[1], tuned)
     evaluation = None
     if len(tuned) >= MIN_SIGNATURES_FOR_EVALUATION:
         evaluation = markdown(cross_validate(samples, folds=5))
-    paths[2].write_text(summary(record, tuned, failed, sources, evaluation), encoding="utf-8")
+    paths[2].write_text(summary(record, tuned, failed, cells, evaluation), encoding="utf-8")
     return paths

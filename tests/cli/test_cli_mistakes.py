@@ -76,6 +76,18 @@ def test_an_unavailable_device_is_one_line(db_url: str, device: str, expected: s
     assert line.startswith("autoconv select: error: argument --device: ") and expected in line
 
 
+@pytest.mark.skipif(torch.version.cuda is not None, reason="a CUDA build of torch")
+def test_warm_on_cuda_without_cuda_is_one_line(db_url: str) -> None:
+    line = one_line_error(run("warm", "--suite", "--device", "cuda", "--db", db_url))
+    assert line.startswith("autoconv warm: error: argument --device: ")
+    assert "this torch build has no CUDA" in line
+
+
+def test_python_dash_m_autoconv_is_the_command() -> None:
+    result = run("--help")
+    assert result.returncode == 0 and "usage: autoconv" in result.stdout
+
+
 def test_argument_mistakes_are_one_line_with_a_pointer_to_help(db_url: str) -> None:
     line = one_line_error(run("select", "--input-shape", "1,1,100", "--weight-shape", "1,1,3",
                               "--padding", "middle", "--db", db_url))

@@ -76,3 +76,54 @@ def test_report_without_measurements_is_a_one_line_error(db_url: str, tmp_path: 
         pass
     assert main(["report", "--out", str(tmp_path), "--db", db_url]) == 2
     assert "no measurements for this device" in capsys.readouterr().err
+
+
+def _measure(db_url: str, batch: int, length: int, kernel: int, times: dict[str, float]
+             ) -> None:
+    signature = tuning_db.SignatureRecord(
+        batch=batch, in_channels=1, out_channels=1, length=length, kernel_size=kernel,
+        stride=1, padding_left=0, padding_right=0, dilation=1, groups=1, dtype="float32",
+        device="cpu")
+    with tuning_db.connect(db_url) as db:
+        db.record_many(device_record(torch.device("cpu")), [
+            tuning_db.MeasurementRecord(signature=signature, strategy=strategy,
+                                        median_s=seconds, samples=5, autoconv_version="test")
+            for strategy, seconds in times.items()])
+
+
+def test_each_map_cell_says_where_its_winner_came_from(db_url: str, tmp_path: Path) -> None:
+    from autoconv.buckets import decision_key
+    from autoconv.offline import report
+    from autoconv.settings import settings
+
+    # the map cell itself (batch 4, length 1024, K 8; stored under its length bucket),
+    # measured with an implausible winner
+    bucketed = decision_key(report.map_signature(1, 1024, 8, "cpu"), settings).length
+    _measure(db_url, 4, bucketed, 8, {"direct": 1e-3, "fft": 1e-4})
+    # a signature one batch octave and half a length octave from cell (K 2, length 2048),
+    # where the cost model says direct: the measurement (fft) is drawn, the pick reported
+    _measure(db_url, 8, 2900, 2, {"direct": 1e-3, "fft": 1e-4})
+    # near the K 4 cells of length 16k and 32k, two octaves from that of 4k
+    _measure(db_url, 4, 4096 * 4 + 1000, 4, {"direct": 1e-3, "fft": 1e-4})
+    with settings.override(db_url=db_url, persist=True):
+        dispatcher.reset()
+        with tuning_db.connect(db_url) as db:
+            device_id = device_record(torch.device("cpu")).device_id
+            tuned = report.tuned_signatures(m for _, m in db.measurements(device_id))
+        cells = report.map_cells(1, torch.device("cpu"), tuned)
+        cell = {(kernel, length): cells[row][column]
+                for row, kernel in enumerate(report.MAP_KERNELS)
+                for column, length in enumerate(report.MAP_LENGTHS)}
+        assert cell[8, 1024] == report.Cell("fft", report.MEASURED, "fft")
+        assert cell[2, 2048] == report.Cell("fft", report.MEASURED_NEARBY, "direct")
+        assert cell[2, 4096] == report.Cell("fft", report.MEASURED_NEARBY, "direct")
+        assert cell[2, 1024].source == report.COST_MODEL  # 1.5 octaves from 2900
+        assert cell[4, 4096].source == report.COST_MODEL
+        assert cell[4, 16384].source == cell[4, 32768].source == report.MEASURED_NEARBY
+        assert cell[8, 2048].source == report.MEASURED_NEARBY  # 0.75 octaves from 1221
+        assert cell[8192, 4096] is None  # a kernel longer than the input
+        out = tmp_path / "report"
+        assert main(["report", "--out", str(out), "--db", db_url, "--channels", "1"]) == 0
+    text = (out / "report.md").read_text()
+    assert "measured 1, measured nearby 5" in text
+    assert "| direct | fft | 5 |" in text  # the selector's pick, overruled by measurements
