@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: Defaults of ``warm --grid``: seconds for the whole grid, and per signature.
 GRID_TOTAL_BUDGET_S = 1800.0
 GRID_SIGNATURE_BUDGET_S = 1.0
+#: ``warm --grid --adaptive`` chooses its signatures from a pool this many times the grid size.
+ADAPTIVE_POOL_FACTOR = 3
 #: Pruning while measuring the grid: the model must see slow candidates too, to learn that they
 #: are slow; the per-signature budget still skips any candidate predicted to overrun it.
 GRID_PRUNE_FACTOR = 1000.0
@@ -36,6 +38,9 @@ def add_grid_options(warm: argparse.ArgumentParser) -> None:
     warm.add_argument("--grid-size", type=int, default=None, metavar="N",
                       help="signatures in the grid "
                            "(default: autoconv.prediction.grid.DEFAULT_SIZE)")
+    warm.add_argument("--adaptive", action="store_true", help=(
+        "--grid: after a seed sample, measure next where the predictor is least sure, from "
+        f"a pool {ADAPTIVE_POOL_FACTOR}x the grid size (autoconv.prediction.adaptive)"))
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -124,17 +129,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def grid_size(args: argparse.Namespace) -> int:
+    """``--grid-size``, or the default grid's size."""
+    from autoconv.prediction.grid import DEFAULT_SIZE
+
+    size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
+    if size <= 0:
+        raise CommandError(f"--grid-size must be positive, got {size}")
+    return size
+
+
 def grid_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> list:
     """The training grid's signatures for ``warm --grid``, and its defaults in ``overrides``
     (a short per-signature budget, and almost no pruning: the model must see slow candidates
     too, to learn that they are slow)."""
     import torch
 
-    from autoconv.prediction.grid import DEFAULT_SIZE, training_grid
+    from autoconv.prediction.grid import training_grid
 
-    size = DEFAULT_SIZE if args.grid_size is None else args.grid_size
-    if size <= 0:
-        raise CommandError(f"--grid-size must be positive, got {size}")
+    size = grid_size(args)
     overrides.setdefault("budget_s", GRID_SIGNATURE_BUDGET_S)
     overrides.setdefault("prune_factor", GRID_PRUNE_FACTOR)
-    return training_grid(size, device=torch.device(args.device).type)
+    pool = size * ADAPTIVE_POOL_FACTOR if getattr(args, "adaptive", False) else size
+    return training_grid(pool, device=torch.device(args.device).type)

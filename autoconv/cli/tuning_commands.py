@@ -108,6 +108,19 @@ def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> lis
         raise CommandError(f"--model {args.model}: {error}") from None
 
 
+def _warm_adaptively(pool: list, size: int, device: str, total_budget: float | None):
+    """``warm --grid --adaptive``: ``size`` signatures of ``pool``, with a progress line."""
+    from autoconv.offline.progress import ProgressLine
+    from autoconv.offline.warm import warm_adaptive
+
+    bar = ProgressLine(size, total_budget)
+    try:
+        return warm_adaptive(pool, size, device, total_budget_s=total_budget,
+                             progress=bar.update)
+    finally:
+        bar.close()
+
+
 def cmd_warm(args: argparse.Namespace) -> int:
     """``autoconv warm``: tune the chosen signatures into the database (resumable)."""
     from autoconv.buckets import decision_key
@@ -118,6 +131,14 @@ def cmd_warm(args: argparse.Namespace) -> int:
 
     if args.total_budget is not None and args.total_budget <= 0:
         raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
+    if args.adaptive:
+        if not args.grid:
+            raise CommandError("--adaptive chooses among the grid's signatures: use --grid")
+        clashing = [name for name, value in (("--shard", args.shard), ("--refresh", args.refresh),
+                                             ("--save-shapes", args.save_shapes)) if value]
+        if clashing:
+            raise CommandError(f"--adaptive decides what to measure as it goes: it cannot "
+                               f"be combined with {', '.join(clashing)}")
     overrides = options.settings_overrides(args, mode="tune", min_samples=WARM_MIN_SAMPLES)
     signatures = _warm_signatures(args, overrides)
     with settings.override(**overrides):
@@ -130,11 +151,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
         total_budget = args.total_budget
         if total_budget is None and args.grid:
             total_budget = predictor_commands.GRID_TOTAL_BUDGET_S
-        bar = ProgressLine(len(signatures), total_budget)
-        report = warm(signatures, args.device, total_budget_s=total_budget,
-                      progress=bar.update, refresh=args.refresh)
-    bar.close()
-    visited = len(report.visited)
+        if args.adaptive:
+            report = _warm_adaptively(signatures, predictor_commands.grid_size(args),
+                                      args.device, total_budget)
+        else:
+            bar = ProgressLine(len(signatures), total_budget)
+            report = warm(signatures, args.device, total_budget_s=total_budget,
+                          progress=bar.update, refresh=args.refresh)
+            bar.close()
+    visited = len(report.visited) + report.already
     rest = "" if report.complete else (
         f"; {report.total - visited} left: run the same command again to continue")
     print(f"warmed {visited}/{report.total} signatures ({report.measured} measured, "

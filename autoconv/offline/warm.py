@@ -59,13 +59,16 @@ class WarmReport:
     measured: int = 0
     #: measured signatures whose measurements could not be stored
     unsaved: int = 0
+    #: signatures found in the database before the run, and so never visited (an adaptive
+    #: run resuming)
+    already: int = 0
     seconds: float = 0.0
     interrupted: bool = False
 
     @property
     def complete(self) -> bool:
         """Whether every signature was visited (none left for a later run)."""
-        return len(self.visited) == self.total
+        return len(self.visited) + self.already == self.total
 
 
 def shard_of(signature: Signature, count: int) -> int:
@@ -134,5 +137,62 @@ def warm(signatures: Iterable[Signature], device: torch.device | str = "cpu", *,
         if selector is None and chosen.store is not None:
             chosen.store.close()  # the store this call opened
     report.unsaved = chosen.unsaved - unsaved_before
+    report.seconds = clock() - start
+    return report
+
+
+def warm_adaptive(pool: Sequence[Signature], total: int, device: torch.device | str = "cpu",
+                  *, total_budget_s: float | None = None, progress: Progress | None = None,
+                  clock: Callable[[], float] = time.perf_counter) -> WarmReport:
+    """Measure ``total`` signatures of ``pool``, chosen where the predictor is least sure
+    (:func:`autoconv.prediction.adaptive.adaptive_rounds`): a seed in pool order, then rounds
+    of the signatures whose predicted ranking has the smallest margin under a model refitted
+    on the configured database. Resumable like :func:`warm`.
+
+    Args:
+        pool: the candidates (a larger draw of the grid), in the grid's order.
+        total_budget_s: no new signature is started after this many seconds.
+        progress: called with (visited, measured) after each signature, counted over the
+            whole run.
+    """
+    import tuning_db
+    from autoconv.prediction.adaptive import adaptive_rounds
+    from autoconv.prediction.training_data import load_samples
+    from autoconv.storage.store import device_record
+
+    target = torch.device(device)
+    record = device_record(target)
+
+    def samples():
+        with tuning_db.connect(settings.db_url) as db:
+            return load_samples(db, record)
+
+    total = min(total, len(pool))
+    known = len({s.signature for s in samples()} & set(pool))
+    report = WarmReport(total, already=min(known, total))
+    selector = measuring_selector()
+    start = clock()
+
+    def spent() -> bool:
+        return report.interrupted or (total_budget_s is not None
+                                      and clock() - start >= total_budget_s)
+
+    def measure(batch: list[Signature]) -> None:
+        left = None if total_budget_s is None else total_budget_s - (clock() - start)
+        offset = (report.already + len(report.visited), report.measured)
+        part = warm(batch, target, total_budget_s=left, selector=selector, clock=clock,
+                    progress=None if progress is None else (
+                        lambda done, measured: progress(offset[0] + done,
+                                                        offset[1] + measured)))
+        report.visited += part.visited
+        report.measured += part.measured
+        report.unsaved += part.unsaved
+        report.interrupted = part.interrupted
+
+    try:
+        adaptive_rounds(pool, total, measure, samples, should_stop=spent)
+    finally:
+        if selector.store is not None:
+            selector.store.close()
     report.seconds = clock() - start
     return report

@@ -10,11 +10,13 @@ time over the best measured time (1.0 = the best). Reported per picker:
 * ``method_top1``: share of picks whose *strategy* is the best one, i.e. some candidate of the
   picked strategy is within the tie margin of the best (the question scipy's heuristic and
   MIOpen's solver choice answer; how well the block size was picked shows in the regrets);
-* ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.1x and 1.5x of the best.
+* ``geomean`` and ``worst`` regret, ``p99`` regret, share within 1.05x, 1.1x and 1.5x of the
+  best.
 
 Pickers compared on the same signatures: the learned model, the cost model (calibrated on this
-machine), always ``F.conv1d`` as called, and, on single-channel signatures (1 -> 1 channel,
-stride 1, no groups), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The
+machine), always ``F.conv1d`` as called, and, on single-channel signatures (stride 1, each
+output channel one filter of one input channel: 1 -> 1, or depthwise with one filter per
+channel), scipy's ``choose_conv_method`` heuristic (``direct`` or ``fft``). The
 learned model's confident picks (see :mod:`autoconv.prediction.predictor`) are also summarised
 separately.
 """
@@ -70,6 +72,7 @@ class Scores:
     geomean: float
     p99: float
     worst: float
+    within_1_05: float
     within_1_1: float
     within_1_5: float
 
@@ -81,12 +84,13 @@ class Scores:
         r = np.asarray(regrets, dtype=np.float64)
         if r.size == 0:
             nan = math.nan
-            return cls(name, 0, nan, nan, nan, nan, nan, nan, nan, nan)
+            return cls(name, 0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
         method = r <= TIE if method_right is None else np.asarray(method_right, dtype=bool)
         return cls(name, int(r.size), float(np.mean(r <= TIE)), float(np.mean(method)),
                    float(np.mean(exact)),
                    float(np.exp(np.mean(np.log(r)))), float(np.quantile(r, 0.99)),
-                   float(r.max()), float(np.mean(r <= 1.1)), float(np.mean(r <= 1.5)))
+                   float(r.max()), float(np.mean(r <= 1.05)), float(np.mean(r <= 1.1)),
+                   float(np.mean(r <= 1.5)))
 
 
 def candidate_key(sample: Sample) -> tuple[str, tuple]:
@@ -145,12 +149,16 @@ def plain_conv1d_picker(signature: Signature, candidates: Candidates) -> int | N
 
 
 def scipy_applies(s: Signature) -> bool:
-    """Whether scipy's heuristic describes the signature (one channel, stride 1)."""
-    return s.in_channels == 1 and s.out_channels == 1 and s.groups == 1 and s.stride == 1
+    """Whether scipy's heuristic describes the signature: stride 1 and each output channel
+    one 1-D filter of one input channel (a single channel, or depthwise with one filter per
+    channel), which is the convolution ``scipy.signal.convolve`` computes."""
+    one_each = s.groups == s.in_channels == s.out_channels
+    return s.stride == 1 and one_each
 
 
 def scipy_picker(signature: Signature, candidates: Candidates) -> int | None:
-    """scipy.signal.choose_conv_method(measure=False) on a single-channel signature.
+    """scipy.signal.choose_conv_method(measure=False) on a single-channel signature (each
+    channel's 1-D convolution).
 
     The padded input and the dilated kernel are passed with mode ``'valid'``. scipy's method
     names are registry names here (``'direct'``: ``F.conv1d`` as called; ``'fft'``: one
@@ -185,27 +193,49 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
     Raises:
         ValueError: fewer signatures than folds.
     """
-    groups = group_by_signature(samples)
-    signatures = list(groups)
+    signatures = list(group_by_signature(samples))
     if len(signatures) < folds:
         raise ValueError(f"need at least {folds} measured signatures, got {len(signatures)}")
     # scikit-learn's grouped folds: every measurement of a signature in one fold, the
     # signatures shuffled (seeded) before they are dealt out
-    index_of = {signature: index for index, signature in enumerate(signatures)}
-    group_ids = np.array([index_of[s] for s in signatures])
+    group_ids = np.arange(len(signatures))
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     held_out = [{signatures[i] for i in test}
                 for _, test in splitter.split(group_ids, groups=group_ids)]
+    return evaluate_held_out(samples, held_out, fitter=fitter, baselines=baselines)
+
+
+def default_baselines() -> dict[str, Picker]:
+    """The pickers the learned model is compared with: the cost model, always ``F.conv1d``,
+    and scipy's heuristic (on the signatures it describes)."""
+    return {"cost_model": cost_model_picker(), "F.conv1d": plain_conv1d_picker,
+            "scipy": scipy_picker}
+
+
+def evaluate_held_out(samples: Sequence[Sample], held_out: Sequence[set[Signature]], *,
+                      fitter: Fitter = learned_fitter,
+                      baselines: Mapping[str, Picker] | None = None) -> Evaluation:
+    """Score ``fitter`` and ``baselines`` on each set of ``held_out`` signatures in turn, the
+    model fitted each time on every sample of the other signatures.
+
+    Grouped cross-validation deals the signatures into folds; a held-out benchmark passes one
+    set (its signatures; the rest of ``samples`` is the training data); leave-one-group-out
+    passes one set per group. Signatures in no set are only ever trained on.
+    """
+    groups = group_by_signature(samples)
     if baselines is None:
-        baselines = {"cost_model": cost_model_picker(), "F.conv1d": plain_conv1d_picker,
-                     "scipy": scipy_picker}
+        baselines = default_baselines()
     #: per picker: (signature, regret, pick is the arg-min, pick's strategy is the best)
     regrets: dict[str, list[tuple[Signature, float, bool, bool]]] = {"learned": [],
                                                                      "learned_confident": []}
+    judged = 0
     for held in held_out:
         model = fitter([s for s in samples if s.signature not in held])
         for signature in held:
-            group = groups[signature]
+            group = groups.get(signature)
+            if not group:
+                continue
+            judged += 1
             candidates = [(s.strategy, dict(s.params)) for s in group]
             index, confident = model.decide(signature, candidates)
             if index is not None:
@@ -227,7 +257,7 @@ def cross_validate(samples: Sequence[Sample], *, folds: int = 5, seed: int = 0,
         return table
 
     return Evaluation(scores(False), scores(True),
-                      len(regrets["learned_confident"]) / len(signatures), len(signatures))
+                      len(regrets["learned_confident"]) / max(judged, 1), judged)
 
 
 def repeatability(first: Sequence[Sample], second: Sequence[Sample]) -> Scores:
@@ -261,13 +291,14 @@ def markdown(evaluation: Evaluation) -> str:
                           evaluation.single_channel)):
         lines += [f"**{title}**", "",
                   "| picker | n | top-1 | method top-1 | exact | geomean regret | p99 | worst "
-                  "| <=1.1x | <=1.5x |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| <=1.05x | <=1.1x | <=1.5x |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in table.values():
             if s.count:
                 lines.append(f"| {s.name} | {s.count} | {s.top1:.1%} | {s.method_top1:.1%} | "
                              f"{s.exact:.1%} | "
                              f"{s.geomean:.3f} | {s.p99:.2f} | {s.worst:.2f} | "
-                             f"{s.within_1_1:.1%} | {s.within_1_5:.1%} |")
+                             f"{s.within_1_05:.1%} | {s.within_1_1:.1%} | "
+                             f"{s.within_1_5:.1%} |")
         lines.append("")
     return "\n".join(lines)

@@ -41,7 +41,7 @@ from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 5
+FEATURES_VERSION = 6
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 

@@ -2,31 +2,46 @@
 
 ``autoconv warm --grid`` measures these signatures into the tuning database, so the predictor
 (:mod:`autoconv.prediction.predictor`) has data covering the space where the strategies trade
-places. The grid is the same on every machine: a fixed-seed draw from five families of real conv1d
-uses, each size drawn log-uniformly (every octave equally likely), because which strategy wins
-depends on ratios of sizes:
+places. The grid is the same on every machine: a fixed-seed draw, each size log-uniform (every
+octave equally likely), because which strategy wins depends on ratios of sizes. Half of it is
+drawn **independently** on every axis, so that no combination people run is far from a grid
+point; the other half **perturbs the families of real layers**, so that the grid is dense
+where people actually are:
 
-=================  =========================================================================
-family             what varies (ranges inclusive, log-uniform unless listed)
-=================  =========================================================================
-single_channel     1 -> 1 channel filters (FIR, reverb, resampling): batch 1-64, length
-                   64-256k, kernel 2-8k; 'valid', 'same' or full padding
-filter_bank        1 -> 8-256 channels (SincNet, encoders): batch 1-64, length 256-64k,
-                   kernel 2-1k, stride 1/2/4/8
-dense              2-512 -> 2-512 channels, groups 1: batch 1-32, length 16-16k, kernel 1-512
-depthwise          16-1024 channels, groups = channels (Mamba, Hyena, TCN): batch 1-16,
-                   length 64-32k, kernel 2 up to the length, dilation 1/2/4/16
-grouped            2-32 groups of 4-64 channels (wav2vec2's positional conv): batch 1-16,
-                   length 64-8k, kernel 2-256
-=================  =========================================================================
+====================  ======================================================================
+family                what varies (ranges inclusive, log-uniform unless listed)
+====================  ======================================================================
+independent           batch 1-64; groups 1 (55 %), depthwise (25 %, multiplier 1 or 2) or
+                      2-256 groups (20 %); channels 1-1024 per group side; length 16-256k;
+                      kernel 1-8k (at most the padded length); any stride, dilation and
+                      padding mode
+fir                   1 -> 1 or stereo (2 groups) filters, reverbs, matched filters: batch
+                      1-64, length 1k-256k, kernel 8-48k, causal, valid or full padding
+front_end             1 -> 8-512 filter banks (SincNet, wav2vec2, Conv-TasNet encoders):
+                      batch 1-128, length 1k-256k, kernel 5-512, stride 1-10
+dense_short           16-1024 -> 16-1024 channels, kernel 1-11 (vocoders, TCNs, WaveNet,
+                      ResNets): batch 1-64, length 32-32k, dilation 1-512, same or causal
+downsample            C -> C or 2C, kernel 2-3x the stride 2-8 (EnCodec, Demucs, wav2vec2):
+                      C 1-1024, batch 1-32, length 256-128k
+depthwise_short       64-2048 channels, kernel 3-87 (Mamba, Conformer, QuartzNet, Conv-TasNet):
+                      batch 1-32, length 128-16k, dilation 1-128, same or causal
+depthwise_long        64-1024 channels, kernel L/4 up to L, causal (Hyena, S4): batch 1-16,
+                      length 256-8k
+grouped               4-256 groups of 4-64 channels, out multiplier 1-4 (wav2vec2's positional
+                      conv, MelGAN's discriminator): kernel 5-128, stride 1-4
+text                  embeddings of 50-300 -> 50-256 filters (text CNNs): batch 16-256, length
+                      16-1024, kernel 2-7
+====================  ======================================================================
 
-Across families: strides 1 (most), 2, 4 or 8; dilations 1 (most), 2, 4 or 16 in the
-single-channel, dense and depthwise families (1 elsewhere); one signature in ten needs
+Across families: strides 1 (most), 2, 3, 4, 5 or 8 where a family lists none; dilations 1
+(most) up to 16; padding valid, same (stride 1), full, or causal (as a caller does it: the
+input left-padded with ``F.pad``, then no padding, since ``F.conv1d`` pads symmetrically); one signature in ten needs
 gradients (timed forward + backward). Signatures whose cheapest plausible strategy would still
-be huge are redrawn (at most 4M input or output elements and 2^30 multiply-adds or FFT
-butterfly units), so one signature tunes in about a second or less. The order is shuffled, so
-a run stopped by its time budget covers every family evenly; a later run resumes (signatures
-already in the database are skipped).
+be huge are redrawn (at most 8M input or output elements and 2^31 multiply-adds or FFT
+butterfly units), so one signature tunes in about a second or less. The grid holds distinct
+signatures *after* length bucketing (:mod:`autoconv.buckets`: what the selector stores), and
+its order is shuffled, so a run stopped by its time budget covers every family evenly; a later
+run resumes (signatures already in the database are skipped).
 """
 
 from __future__ import annotations
@@ -37,6 +52,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from autoconv.buckets import bucket_signature
+from autoconv.settings import Settings
 from autoconv.signature import Signature
 from autoconv.strategies.plan import fft_plan
 from autoconv.tuning.cost_model import direct_macs, fft_counts
@@ -44,12 +61,12 @@ from autoconv.tuning.cost_model import direct_macs, fft_counts
 #: Signatures in the default grid, and the seed that draws them. A larger grid is the same
 #: draw continued, so growing it (``--grid-size``) only measures the new signatures. The size
 #: trades the time to measure it for the model's held-out accuracy
-#: (``scripts/bench_predictor.py``, ``benchmarks/predictor-cpu.md``).
+#: (``scripts/bench_real_layers.py``, ``benchmarks/real-layers-cpu.md``).
 DEFAULT_SIZE = 2000
-SEED = 20251123
+SEED = 20261202
 #: The most input or output elements, and the most work of the cheaper of direct and FFT.
-MAX_ELEMENTS = 1 << 22
-MAX_WORK = 1 << 30
+MAX_ELEMENTS = 1 << 23
+MAX_WORK = 1 << 31
 #: Share of signatures that need gradients.
 GRAD_SHARE = 0.1
 
@@ -61,75 +78,134 @@ def _log_int(rng: np.random.Generator, low: int, high: int) -> int:
     return int(round(math.exp(rng.uniform(math.log(low), math.log(high + 0.5)))))
 
 
-def _choice(rng: np.random.Generator, values: tuple[int, ...], weights: tuple[float, ...]
-            ) -> int:
-    return int(rng.choice(values, p=np.asarray(weights) / sum(weights)))
+def _choice(rng: np.random.Generator, values: tuple, weights: tuple[float, ...]):
+    return values[int(rng.choice(len(values), p=np.asarray(weights) / sum(weights)))]
 
 
 def _stride(rng: np.random.Generator) -> int:
-    return _choice(rng, (1, 2, 4, 8), (0.7, 0.12, 0.1, 0.08))
+    return _choice(rng, (1, 2, 3, 4, 5, 8), (0.7, 0.1, 0.04, 0.07, 0.04, 0.05))
 
 
-def _dilation(rng: np.random.Generator) -> int:
-    return _choice(rng, (1, 2, 4, 16), (0.8, 0.08, 0.07, 0.05))
+def _dilation(rng: np.random.Generator, high: int = 16) -> int:
+    if rng.random() < 0.8:
+        return 1
+    return _log_int(rng, 2, high)
 
 
-def _padding(rng: np.random.Generator, span: int, stride: int) -> tuple[int, int]:
-    mode = _choice(rng, (0, 1, 2), (0.45, 0.35, 0.2))  # valid, same, full
-    if mode == 1 and stride == 1:
+#: Padding modes: none, 'same' (stride 1 only), full (K - 1 each side, e.g. a causal layer
+#: that trims its output afterwards), causal (the input left-padded by the caller with
+#: ``F.pad``, the convolution unpadded: a 'valid' call on the longer input).
+VALID, SAME, FULL, CAUSAL = "valid", "same", "full", "causal"
+
+
+def _padding(mode: str, span: int, stride: int) -> tuple[int, int]:
+    if mode == SAME and stride == 1:
         return (span - 1) // 2, span - 1 - (span - 1) // 2
-    if mode == 2:
+    if mode == FULL:
         return span - 1, span - 1
     return 0, 0
 
 
+def _any_padding(rng: np.random.Generator) -> str:
+    return _choice(rng, (VALID, SAME, FULL, CAUSAL), (0.4, 0.3, 0.1, 0.2))
+
+
 def _make(rng: np.random.Generator, batch: int, cin: int, cout: int, length: int, kernel: int,
-          groups: int, stride: int, dilation: int) -> Signature | None:
+          groups: int = 1, stride: int = 1, dilation: int = 1, padding: str | None = None
+          ) -> Signature | None:
     span = dilation * (kernel - 1) + 1
-    left, right = _padding(rng, span, stride)
+    mode = padding or _any_padding(rng)
+    if mode == CAUSAL:  # the caller pads on the left (F.pad), F.conv1d pads nothing
+        length += span - 1
+    left, right = _padding(mode, span, stride)
     if length + left + right < span:
         return None
     return Signature(batch, cin, cout, length, kernel, stride, left, right, dilation, groups,
                      "float32", "cpu", bool(rng.random() < GRAD_SHARE))
 
 
-def _single_channel(rng: np.random.Generator) -> Signature | None:
-    return _make(rng, _log_int(rng, 1, 64), 1, 1, _log_int(rng, 64, 1 << 18),
-                 _log_int(rng, 2, 8192), 1, _stride(rng), _dilation(rng))
+def _independent(rng: np.random.Generator) -> Signature | None:
+    mode = _choice(rng, ("dense", "depthwise", "grouped"), (0.55, 0.25, 0.2))
+    if mode == "dense":
+        groups, cin, cout = 1, _log_int(rng, 1, 1024), _log_int(rng, 1, 1024)
+    elif mode == "depthwise":
+        groups = _log_int(rng, 1, 2048)
+        cin, cout = groups, groups * _choice(rng, (1, 2), (0.85, 0.15))
+    else:
+        groups = _log_int(rng, 2, 256)
+        cin = groups * _log_int(rng, 1, 64)
+        cout = groups * _log_int(rng, 1, 64)
+    length = _log_int(rng, 16, 1 << 18)
+    return _make(rng, _log_int(rng, 1, 64), cin, cout, length,
+                 _log_int(rng, 1, min(8192, length)), groups, _stride(rng), _dilation(rng))
 
 
-def _filter_bank(rng: np.random.Generator) -> Signature | None:
-    return _make(rng, _log_int(rng, 1, 64), 1, _log_int(rng, 8, 256),
-                 _log_int(rng, 256, 1 << 16), _log_int(rng, 2, 1024), 1, _stride(rng), 1)
+def _fir(rng: np.random.Generator) -> Signature | None:
+    channels = _choice(rng, (1, 2), (0.7, 0.3))
+    return _make(rng, _log_int(rng, 1, 64), channels, channels, _log_int(rng, 1024, 1 << 18),
+                 _log_int(rng, 8, 48000), channels, 1, 1,
+                 _choice(rng, (CAUSAL, VALID, FULL), (0.4, 0.4, 0.2)))
 
 
-def _dense(rng: np.random.Generator) -> Signature | None:
-    return _make(rng, _log_int(rng, 1, 32), _log_int(rng, 2, 512), _log_int(rng, 2, 512),
-                 _log_int(rng, 16, 1 << 14), _log_int(rng, 1, 512), 1, _stride(rng),
-                 _dilation(rng))
+def _front_end(rng: np.random.Generator) -> Signature | None:
+    return _make(rng, _log_int(rng, 1, 128), 1, _log_int(rng, 8, 512),
+                 _log_int(rng, 1024, 1 << 18), _log_int(rng, 5, 512), 1,
+                 _log_int(rng, 1, 10), 1, _choice(rng, (VALID, SAME), (0.7, 0.3)))
 
 
-def _depthwise(rng: np.random.Generator) -> Signature | None:
-    channels = _log_int(rng, 16, 1024)
-    length = _log_int(rng, 64, 1 << 15)
+def _dense_short(rng: np.random.Generator) -> Signature | None:
+    return _make(rng, _log_int(rng, 1, 64), _log_int(rng, 16, 1024), _log_int(rng, 16, 1024),
+                 _log_int(rng, 32, 1 << 15), _log_int(rng, 1, 11), 1, 1,
+                 _dilation(rng, high=512), _choice(rng, (SAME, CAUSAL, VALID), (0.5, 0.3, 0.2)))
+
+
+def _downsample(rng: np.random.Generator) -> Signature | None:
+    stride = _log_int(rng, 2, 8)
+    channels = _log_int(rng, 1, 1024)
+    return _make(rng, _log_int(rng, 1, 32), channels,
+                 channels * _choice(rng, (1, 2), (0.4, 0.6)), _log_int(rng, 256, 1 << 17),
+                 stride * _choice(rng, (2, 3), (0.7, 0.3)), 1, stride, 1,
+                 _choice(rng, (VALID, CAUSAL), (0.6, 0.4)))
+
+
+def _depthwise_short(rng: np.random.Generator) -> Signature | None:
+    channels = _log_int(rng, 64, 2048)
+    return _make(rng, _log_int(rng, 1, 32), channels, channels, _log_int(rng, 128, 1 << 14),
+                 _log_int(rng, 3, 87), channels, _choice(rng, (1, 2), (0.9, 0.1)),
+                 _dilation(rng, high=128), _choice(rng, (SAME, CAUSAL), (0.6, 0.4)))
+
+
+def _depthwise_long(rng: np.random.Generator) -> Signature | None:
+    channels = _log_int(rng, 64, 1024)
+    length = _log_int(rng, 256, 8192)
     return _make(rng, _log_int(rng, 1, 16), channels, channels, length,
-                 _log_int(rng, 2, length), channels, _stride(rng), _dilation(rng))
+                 _log_int(rng, max(1, length // 4), length), channels, 1, 1, CAUSAL)
 
 
 def _grouped(rng: np.random.Generator) -> Signature | None:
-    groups = _log_int(rng, 2, 32)
+    groups = _log_int(rng, 4, 256)
     per_group = _log_int(rng, 4, 64)
-    return _make(rng, _log_int(rng, 1, 16), groups * per_group, groups * per_group,
-                 _log_int(rng, 64, 8192), _log_int(rng, 2, 256), groups, _stride(rng), 1)
+    return _make(rng, _log_int(rng, 1, 16), groups * per_group,
+                 groups * per_group * _log_int(rng, 1, 4), _log_int(rng, 64, 1 << 14),
+                 _log_int(rng, 5, 128), groups, _log_int(rng, 1, 4), 1)
+
+
+def _text(rng: np.random.Generator) -> Signature | None:
+    return _make(rng, _log_int(rng, 16, 256), _log_int(rng, 50, 300), _log_int(rng, 50, 256),
+                 _log_int(rng, 16, 1024), _log_int(rng, 2, 7), 1, 1, 1, VALID)
 
 
 #: The families, with the share of the grid each gets.
 FAMILIES: dict[str, tuple[Draw, float]] = {
-    "single_channel": (_single_channel, 0.25),
-    "filter_bank": (_filter_bank, 0.1),
-    "dense": (_dense, 0.3),
-    "depthwise": (_depthwise, 0.2),
-    "grouped": (_grouped, 0.15),
+    "independent": (_independent, 0.5),
+    "fir": (_fir, 0.08),
+    "front_end": (_front_end, 0.06),
+    "dense_short": (_dense_short, 0.1),
+    "downsample": (_downsample, 0.06),
+    "depthwise_short": (_depthwise_short, 0.08),
+    "depthwise_long": (_depthwise_long, 0.04),
+    "grouped": (_grouped, 0.05),
+    "text": (_text, 0.03),
 }
 
 
@@ -145,7 +221,8 @@ def affordable(s: Signature) -> bool:
 
 def training_grid(size: int = DEFAULT_SIZE, *, seed: int = SEED,
                   device: str = "cpu") -> list[Signature]:
-    """The grid's signatures (deterministic in ``size`` and ``seed``), shuffled, no repeats.
+    """The grid's signatures (deterministic in ``size`` and ``seed``), shuffled, distinct
+    after length bucketing (each is its bucket's representative, as the selector stores it).
 
     Args:
         size: how many signatures.
@@ -154,10 +231,16 @@ def training_grid(size: int = DEFAULT_SIZE, *, seed: int = SEED,
     rng = np.random.default_rng(seed)
     names = list(FAMILIES)
     shares = np.array([FAMILIES[name][1] for name in names])
+    buckets = Settings.model_fields
+    ratio = buckets["bucket_ratio"].default
+    min_length = buckets["bucket_min_length"].default
     grid: dict[Signature, None] = {}
     while len(grid) < size:
         draw = FAMILIES[names[int(rng.choice(len(names), p=shares / shares.sum()))]][0]
         signature = draw(rng)
-        if signature is not None and affordable(signature):
+        if signature is None:
+            continue
+        signature = bucket_signature(signature, ratio=ratio, min_length=min_length)
+        if affordable(signature):
             grid[dataclasses.replace(signature, device=device)] = None
     return list(grid)

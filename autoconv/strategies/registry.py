@@ -95,8 +95,15 @@ def accepts_nothing(name: str) -> Callable[[Signature, Mapping[str, Any]], None]
 
 
 def time_domain_work(signature: Signature, params: Mapping[str, Any]) -> Work:
-    """The work of a strategy without an FFT plan: ``F.conv1d`` with the call's padding."""
-    return Work(None, max(signature.padding_left, signature.padding_right))
+    """The work of a strategy without an FFT plan: ``F.conv1d`` with the call's padding.
+
+    ``F.conv1d`` pads only symmetrically itself: asymmetric padding (``'same'`` with an even
+    total) is a copy of the input padded on one side, then the smaller side as its own."""
+    left, right = signature.padding_left, signature.padding_right
+    if left == right:
+        return Work(None, left)
+    return Work(None, min(left, right),
+                signature.batch * signature.in_channels * signature.padded_length)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from autoconv import plain
-from autoconv.signature import Signature
+from autoconv.signature import Signature, resolve_padding
 from autoconv.strategies import Strategy, freeze_params
 
 #: Largest error, relative to the largest magnitude of the direct output, that a candidate may
@@ -84,16 +84,29 @@ class ConvInputs:
                    make(s.out_channels) if bias else None, signature)
 
     @property
+    def _same(self) -> bool:
+        """Whether the padding is asymmetric and exactly what ``padding='same'`` gives: the
+        one way a call has asymmetric padding, which F.conv1d then handles itself (padding
+        the odd sample, then convolving with the smaller side as its own padding)."""
+        s = self.signature
+        return (s.padding_left != s.padding_right and s.stride == 1
+                and resolve_padding("same", s.kernel_size, s.dilation, 1)
+                == (s.padding_left, s.padding_right))
+
+    @property
     def args(self) -> tuple[Any, ...]:
         """Positional arguments after input/weight/bias: stride, padding, dilation, groups."""
         s = self.signature
+        if self._same:
+            return s.stride, "same", s.dilation, s.groups
         padding = s.padding_left if s.padding_left == s.padding_right else 0
         return s.stride, padding, s.dilation, s.groups
 
     def padded_input(self) -> torch.Tensor:
-        """The input with asymmetric padding applied (only needed for 'same' with even totals)."""
+        """The input, zero-padded first where the padding is asymmetric and not 'same'
+        (a signature no call makes, but a stored one may name)."""
         s = self.signature
-        if s.padding_left == s.padding_right:
+        if s.padding_left == s.padding_right or self._same:
             return self.input
         return F.pad(self.input, (s.padding_left, s.padding_right))
 
@@ -108,7 +121,9 @@ class ConvInputs:
         with torch.no_grad():
             if window is None or window >= self.signature.output_length:
                 return plain.conv1d(x, self.weight, self.bias, stride, padding, dilation, groups)
-            x = F.pad(x, (padding, padding))
+            left, right = ((self.signature.padding_left, self.signature.padding_right)
+                           if self._same else (padding, padding))
+            x = F.pad(x, (left, right))
             needed = (window - 1) * stride + self.signature.span
             return plain.conv1d(x[..., :needed], self.weight, self.bias, stride, 0, dilation,
                                 groups)

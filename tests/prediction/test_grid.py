@@ -38,14 +38,55 @@ def test_a_larger_grid_continues_the_smaller_one() -> None:
 
 
 def test_the_grid_covers_every_axis() -> None:
-    grid = training_grid(300)
-    assert {s.stride for s in grid} == {1, 2, 4, 8}
-    assert {s.dilation for s in grid} == {1, 2, 4, 16}
+    grid = training_grid(600)
+    assert {1, 2, 3, 4, 5, 8} <= {s.stride for s in grid}
+    assert {1, 2, 4} <= {s.dilation for s in grid} and max(s.dilation for s in grid) >= 64
     assert any(s.is_depthwise for s in grid) and any(1 < s.groups < s.in_channels for s in grid)
     assert any(s.in_channels == 1 == s.out_channels for s in grid)
+    assert any(s.in_channels == 1 and s.out_channels >= 64 for s in grid)  # filter banks
+    assert any(s.is_depthwise and s.kernel_size >= s.length // 4 for s in grid)  # long convs
+    assert any(s.is_depthwise and s.out_channels == 2 * s.in_channels for s in grid)
     assert any(s.requires_grad for s in grid) and not all(s.requires_grad for s in grid)
     lengths = [s.length for s in grid]
-    assert min(lengths) < 128 and max(lengths) > 30_000
+    assert min(lengths) < 128 and max(lengths) > 100_000
+    assert max(s.kernel_size for s in grid) > 8192 and min(s.kernel_size for s in grid) == 1
+    paddings = {"valid": 0, "same": 0, "full": 0}
+    for s in grid:
+        span = s.span
+        if s.padding_left == s.padding_right == 0:
+            paddings["valid"] += 1  # causal layers too: the caller pads first
+        elif s.padding_left == s.padding_right == span - 1:
+            paddings["full"] += 1
+        else:  # as F.conv1d's 'same' pads: the odd sample on the right
+            assert (s.padding_left, s.padding_right) == ((span - 1) // 2, span // 2)
+            paddings["same"] += 1
+    assert all(count >= 30 for count in paddings.values()), paddings
+
+
+def test_grid_signatures_are_distinct_length_buckets() -> None:
+    from autoconv.buckets import decision_key
+    from autoconv.settings import Settings
+
+    grid = training_grid(400)
+    assert [decision_key(s, Settings()) for s in grid] == grid  # each its own bucket
+
+
+def test_the_independent_half_draws_each_axis_on_its_own() -> None:
+    import numpy as np
+
+    from autoconv.prediction.grid import FAMILIES
+
+    draw = FAMILIES["independent"][0]
+    rng = np.random.default_rng(0)
+    drawn = [s for s in (draw(rng) for _ in range(3000)) if s is not None]
+    dense = [s for s in drawn if s.groups == 1]
+    # channels in and out are independent: their log-correlation is near zero
+    cin = np.log2([s.in_channels for s in dense])
+    cout = np.log2([s.out_channels for s in dense])
+    assert abs(np.corrcoef(cin, cout)[0, 1]) < 0.1
+    # every octave of length is about equally likely (log-uniform 16 .. 256k: 14 octaves)
+    octaves = np.histogram(np.log2([s.length for s in drawn]), bins=14, range=(4, 18))[0]
+    assert octaves.min() > 0.6 * octaves.mean()
 
 
 class FakeSelector:
@@ -120,3 +161,18 @@ def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:
     out = capsys.readouterr().out
     assert "| learned | 40 |" in out and "| cost_model | 40 |" in out and "| F.conv1d |" in out
     assert report.read_text().startswith("40 held-out signatures")
+
+
+def test_warm_grid_adaptive_measures_and_resumes(db_url: str, capsys) -> None:
+    assert_warm_measures_then_resumes(["warm", "--grid", "--adaptive", "--grid-size", "3",
+                                       "--budget", "0.05", "--db", db_url], 3, capsys)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--suite", "--adaptive"], "--adaptive chooses among the grid's signatures: use --grid"),
+    (["--grid", "--adaptive", "--shard", "1/2"], "cannot be combined with --shard"),
+    (["--grid", "--adaptive", "--refresh"], "cannot be combined with --refresh")])
+def test_warm_adaptive_refuses_what_it_cannot_do(db_url: str, capsys, args: list[str],
+                                                expected: str) -> None:
+    assert main(["warm", *args, "--db", db_url]) == 2
+    assert expected in capsys.readouterr().err

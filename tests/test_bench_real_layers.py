@@ -1,0 +1,64 @@
+"""The real-layer benchmark's table and bookkeeping (scripts/real_layers.py and
+scripts/bench_real_layers.py), on synthetic measurements."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import bench_real_layers  # noqa: E402
+from real_layers import ARCHITECTURES, real_layers  # noqa: E402
+
+from autoconv.prediction.evaluation import evaluate_held_out  # noqa: E402
+from autoconv.prediction.grid import training_grid  # noqa: E402
+from tests.prediction.fakes import random_signatures, synthetic_samples  # noqa: E402
+
+
+def test_the_table_holds_valid_distinct_layers_of_many_architectures() -> None:
+    table = real_layers()
+    signatures = [layer.signature for layer in table]
+    assert len(signatures) == len(set(signatures)) >= 200
+    assert {layer.architecture for layer in table} == set(ARCHITECTURES)
+    assert len(ARCHITECTURES) >= 15
+    for s in signatures:
+        assert s.output_length >= 1 and s.in_channels % s.groups == 0
+    # the families the issue names: depthwise, single-channel front ends, long kernels,
+    # grouped, strided
+    assert any(s.is_depthwise and s.in_channels >= 768 and s.kernel_size <= 4
+               for s in signatures)
+    assert any(s.in_channels == 1 and s.out_channels >= 64 and s.kernel_size >= 200
+               for s in signatures)
+    assert any(s.kernel_size >= 24000 for s in signatures)
+    assert any(1 < s.groups < s.in_channels for s in signatures)
+    assert real_layers() == table  # the table can be built again (no spent generators)
+
+
+def test_no_real_layer_is_in_the_training_grid() -> None:
+    keyed = bench_real_layers.keyed_layers()
+    assert not set(keyed) & set(training_grid(2000))
+
+
+def test_beats_compares_figures_in_their_direction() -> None:
+    assert bench_real_layers.beats(1.02, 1.10, lower_is_better=True)
+    assert not bench_real_layers.beats(1.10, 1.02, lower_is_better=True)
+    assert bench_real_layers.beats(0.90, 0.80, lower_is_better=False)
+    assert bench_real_layers.beats(1.0, 1.0, lower_is_better=False)  # both ideal
+    assert not bench_real_layers.beats(1.2, 1.2, lower_is_better=True)
+
+
+def test_the_report_sections_add_up_on_synthetic_measurements(monkeypatch) -> None:
+    grid = synthetic_samples(random_signatures(300, seed=1), seed=1)
+    real_signatures = random_signatures(40, seed=2)
+    real = synthetic_samples(real_signatures, seed=2)
+    keyed = {s: bench_real_layers.RealLayer(f"arch{i % 4}", f"layer{i}", s)
+             for i, s in enumerate(real_signatures)}
+    held = evaluate_held_out(grid + real, [set(real_signatures)])
+    assert held.signatures == 40 and held.overall["learned"].count == 40
+    table = bench_real_layers.targets_table(held)
+    assert "geomean regret <= 1.05" in table and "better than the cost model" in table
+    text = bench_real_layers.per_architecture(grid, real, keyed)
+    assert "| arch0 | 10 |" in text and "**Worst picks**" in text
+    monkeypatch.setattr(bench_real_layers, "CURVE_SIZES", (100, 200))
+    curve = bench_real_layers.selection_curve(grid, real)
+    assert curve.count("\n") == 3  # header, rule, two sizes
