@@ -1,4 +1,5 @@
-"""Choice: which strategy (and parameters) a signature runs, and where that answer came from."""
+"""Choice: which strategy (and parameters) a signature runs, and where that answer came from;
+StreamChoice: the same for a stream's signature."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 
 from autoconv.strategies import FrozenParams, Strategy, freeze_params, reference
 from autoconv.strategies import get as get_strategy
+from autoconv.strategies.streaming import StreamEngine, StreamStrategy
+from autoconv.strategies.streaming import get as get_stream_strategy
 
 #: Where a choice came from. "memory" is reported by lookups that hit the in-process cache;
 #: the entry itself remembers its ``origin`` (one of the others).
@@ -66,3 +69,52 @@ class Choice:
 #: ``F.conv1d`` itself, as mode ``off`` answers.
 PLAIN_CONV1D = Choice.make(reference(), source="off")
 
+
+
+@dataclass(frozen=True)
+class StreamChoice:
+    """The streaming strategy a stream signature runs (see :mod:`autoconv.streaming`).
+
+    Attributes:
+        strategy: registry name of the streaming strategy.
+        params: its parameters, frozen (see :attr:`params_dict`).
+        source: where this answer came from for the lookup that returned it.
+        origin: where the answer was first obtained.
+        median_s: the measured time of one full chunk, when known (a partition longer than
+            the chunk: averaged over its chunks).
+    """
+
+    strategy: str
+    params: FrozenParams = ()
+    source: Source = "measured"
+    origin: Source = "measured"
+    median_s: float | None = None
+    strategy_impl: StreamStrategy | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.strategy_impl is None:
+            object.__setattr__(self, "strategy_impl", get_stream_strategy(self.strategy))
+
+    @classmethod
+    def make(cls, strategy: StreamStrategy, params: Mapping[str, Any] | None = None, *,
+             source: Source, median_s: float | None = None) -> StreamChoice:
+        """Build a choice from a streaming strategy and a plain parameter dict."""
+        return cls(strategy.name, freeze_params(params or {}), source, source, median_s,
+                   strategy)
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict."""
+        return dict(self.params)
+
+    def remembered(self) -> StreamChoice:
+        """This choice as returned by a later in-memory lookup."""
+        return StreamChoice(self.strategy, self.params, "memory", self.origin, self.median_s,
+                            self.strategy_impl)
+
+    def build(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
+              groups: int, batch: int, chunk_size: int) -> StreamEngine:
+        """The engine of this choice for a stream of ``weight`` (detached)."""
+        return self.strategy_impl.build(  # type: ignore[union-attr]
+            weight, bias, dilation=dilation, groups=groups, batch=batch,
+            chunk_size=chunk_size, **self.params_dict)

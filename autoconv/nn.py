@@ -3,8 +3,9 @@
 ``Conv1d`` is a ``torch.nn.Conv1d`` (same constructor, same parameters, interchangeable
 ``state_dict``) whose forward runs the strategy autoconv chose for each call signature, and
 which keeps its weight's spectrum between calls while the weight is unchanged (FFT strategies,
-inference). ``patch(model)`` turns every ``nn.Conv1d`` inside a model into one, in place
-(parametrized ones included); ``unpatch(model)`` turns them back.
+inference); ``Conv1d.stream(chunk_size)`` makes a causal stream of it
+(:mod:`autoconv.streaming`). ``patch(model)`` turns every ``nn.Conv1d`` inside a model into
+one, in place (parametrized ones included); ``unpatch(model)`` turns them back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.nn.utils import parametrize
 
 from autoconv.functional import conv1d_cached
 from autoconv.strategies import SpectrumCache
+from autoconv.streaming import Conv1dStream, stream_of_module
 
 #: Spectra kept per module: one weight, a few FFT layouts (e.g. several input lengths).
 _SPECTRA_PER_MODULE = 4
@@ -43,6 +45,21 @@ class Conv1d(nn.Conv1d):
             padding = self.padding
         return conv1d_cached(input, weight, bias, self.stride, padding, self.dilation,
                              self.groups, self._spectrum_cache)
+
+    def stream(self, chunk_size: int) -> Conv1dStream:
+        """A stream of this layer: its causal convolution fed chunk by chunk, exact, with no
+        added latency (:class:`autoconv.Conv1dStream`, tuned per chunk size).
+
+        Streams a layer with ``padding=0`` (the stream equals the layer on the signal
+        left-padded with ``dilation * (kernel_size - 1)`` zeros) or ``padding=dilation *
+        (kernel_size - 1)`` (the stream is the first ``n`` outputs of the layer on ``n``
+        samples), stride 1 and zero padding mode; the weight and bias are copied now.
+
+        Raises:
+            ValueError: a stride other than 1, another padding mode, or a padding that would
+                need look-ahead ('same', for one): the message says why and what streams.
+        """
+        return stream_of_module(self, chunk_size)
 
     def __getstate__(self) -> dict[str, Any]:
         # Spectra are derived data tied to live tensors: never pickled or deep-copied.

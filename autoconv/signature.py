@@ -65,6 +65,12 @@ class Signature:
     """Everything about a conv1d call that can change which strategy is fastest.
 
     Unbatched (2-D) input is recorded as ``batch=1``: it costs the same as a batch of one.
+
+    ``chunk_size`` is None for one ``conv1d`` call. Set, the signature is that of a *stream*
+    (:mod:`autoconv.streaming`): a causal convolution fed chunks of up to ``chunk_size``
+    samples, recorded as one full chunk (``length=chunk_size``, ``stride=1``,
+    ``padding_left=dilation * (kernel_size - 1)``, ``padding_right=0``); the streaming
+    strategies answer it, and its decisions are stored apart from those of conv1d calls.
     """
 
     batch: int
@@ -80,6 +86,7 @@ class Signature:
     dtype: str
     device: str
     requires_grad: bool = False
+    chunk_size: int | None = None
 
     @property
     def padded_length(self) -> int:
@@ -114,6 +121,9 @@ class Signature:
             ("groups", self.groups, 1)) if value != default]
         if self.padding_left or self.padding_right:
             extras.append(f"padding={self.padding_left},{self.padding_right}")
+        if self.chunk_size is not None:
+            extras = [f"stream of chunks of {self.chunk_size}",
+                      *(e for e in extras if not e.startswith("padding="))]
         more = f" {' '.join(extras)}" if extras else ""
         return (f"{self.batch}x{self.in_channels}x{self.length} K={self.kernel_size}{more} "
                 f"-> {self.out_channels} ({self.dtype}, {self.device}"
@@ -131,8 +141,23 @@ class Signature:
         return self.groups == self.in_channels and self.groups > 1
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (the shape the tuning database stores)."""
-        return asdict(self)
+        """Plain dict of the fields (the shape the tuning database stores); ``chunk_size``
+        only when set, so a conv1d call's dict is what it always was."""
+        fields = asdict(self)
+        if self.chunk_size is None:
+            del fields["chunk_size"]
+        return fields
+
+    @classmethod
+    def of_stream(cls, batch: int, weight: torch.Tensor, *, dilation: int, groups: int,
+                  chunk_size: int) -> Signature:
+        """The signature of a stream of ``weight`` (``(C_out, C_in / groups, K)``) fed
+        ``batch`` rows in chunks of up to ``chunk_size`` samples (see the class docstring)."""
+        out_channels, in_per_group, kernel = weight.shape
+        return cls(int(batch), int(in_per_group * groups), int(out_channels), int(chunk_size),
+                   int(kernel), 1, dilation * (int(kernel) - 1), 0, dilation, groups,
+                   str(weight.dtype).removeprefix("torch."), weight.device.type, False,
+                   int(chunk_size))
 
     @classmethod
     def of(cls, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -11,6 +11,7 @@ import pytest
 
 from autoconv.signature import Signature
 from autoconv.strategies import all_strategies
+from autoconv.strategies.streaming import all_stream_strategies
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autoconv"
 
@@ -23,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"storage"},
     {"prediction"},
     {"runtime"},
+    {"streaming"},
     {"offline"},
     {"functional", "nn"},
     {"cli", "__main__"},
@@ -63,20 +65,27 @@ def test_imports_only_go_down_the_layers(part: str, path: Path) -> None:
 
 
 def _strategy_words() -> set[str]:
-    """Every registered strategy's name and every parameter name its grids use."""
-    words = {strategy.name for strategy in all_strategies()}
+    """Every registered strategy's name and every parameter name its grids use, streaming
+    strategies included."""
+    words = {strategy.name for strategy in [*all_strategies(), *all_stream_strategies()]}
     for length, kernel, padding in ((4096, 65, 32), (64, 3, 1)):
         signature = Signature(2, 4, 4, length, kernel, 1, padding, padding, 1, 1, "float32",
                               "cpu")
         for strategy in all_strategies():
             words |= {key for params in strategy.param_grid(signature) for key in params}
             words |= set(strategy.size_params)
+        stream = Signature(2, 4, 4, 64, kernel, 1, kernel - 1, 0, 1, 1, "float32", "cpu",
+                           chunk_size=64)
+        for stream_strategy in all_stream_strategies():
+            words |= {key for params in stream_strategy.param_grid(stream) for key in params}
+            words |= set(stream_strategy.size_params)
     return words
 
 
 def test_no_strategy_or_parameter_name_is_a_string_outside_strategies() -> None:
     words = _strategy_words()
-    assert {"direct", "fft", "overlap_add", "block_size", "pre_pad"} <= words
+    assert {"direct", "fft", "overlap_add", "block_size", "pre_pad", "stateful_direct",
+            "partitioned", "partition"} <= words
     leaks = [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}"
              for part, path in _modules() if part != "strategies"
              for node in ast.walk(ast.parse(path.read_text()))

@@ -155,7 +155,8 @@ def export_bundle(db: TuningDB, path: str | os.PathLike[str], device_id: str | N
     if device_id is not None and device_id not in {device.device_id for device in devices}:
         known = ", ".join(device.device_id for device in devices) or "none"
         raise BundleError(f"no device {device_id} in {db.where} (devices: {known})")
-    bundle = build(devices, db.measurements(device_id, winners_only=winners_only))
+    bundle = build(devices, db.measurements(device_id, winners_only=winners_only,
+                                             streams=None))
     count = bundle.count
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -432,7 +433,7 @@ def _read_source(source: str, max_bytes: int) -> Bundle | BundleFile:
     if "://" not in source:
         return load(source, max_bytes)
     with connect(source, create=False) as db:
-        return build(db.devices(), db.measurements())
+        return build(db.devices(), db.measurements(streams=None))
 
 
 def merge(sources: Sequence[str], into: TuningDB,

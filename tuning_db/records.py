@@ -16,9 +16,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     computed_field,
     field_validator,
+    model_serializer,
 )
 
 #: Bounds that keep every number within a 32-bit column and every string short.
@@ -94,6 +96,11 @@ class SignatureRecord(BaseModel):
     """A conv1d call signature, field for field ``autoconv.signature.Signature``.
 
     ``SignatureRecord(**signature.as_dict())`` converts one; the record is hashable.
+
+    ``chunk_size`` is set only for a *stream* (a causal convolution fed in chunks of up to
+    that many samples, whose streaming strategies are measured per chunk); for a conv1d call
+    it is None and appears neither in :attr:`key` nor in the record's dump, so the keys and
+    bundles of conv1d calls are what they were before streams existed.
     """
 
     model_config = _RECORD
@@ -111,14 +118,30 @@ class SignatureRecord(BaseModel):
     dtype: ShortName
     device: ShortName
     requires_grad: bool = False
+    chunk_size: PositiveInt | None = None
 
     @property
     def key(self) -> str:
-        """Compact, unique text form of every field: the indexed lookup key in the database."""
+        """Compact, unique text form of every field: the indexed lookup key in the database
+        (a stream's ends with ``|c`` and its chunk size)."""
+        chunk = "" if self.chunk_size is None else f"|c{self.chunk_size}"
         return (f"{self.batch}x{self.in_channels}x{self.length}>{self.out_channels}"
                 f"|k{self.kernel_size}s{self.stride}p{self.padding_left},{self.padding_right}"
                 f"d{self.dilation}g{self.groups}|{self.dtype}|{self.device}"
-                f"|{'grad' if self.requires_grad else 'nograd'}")
+                f"|{'grad' if self.requires_grad else 'nograd'}{chunk}")
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether this is a stream's signature (``chunk_size`` set)."""
+        return self.chunk_size is not None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_chunk(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields, ``chunk_size`` only when set (a conv1d call dumps as it always did)."""
+        fields = handler(self)
+        if self.chunk_size is None:
+            fields.pop("chunk_size", None)
+        return fields
 
 
 class CandidateMeasurement(BaseModel):

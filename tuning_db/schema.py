@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 #: The alembic revision of the newest schema this code reads and writes.
-SCHEMA_VERSION = "0003"
+SCHEMA_VERSION = "0004"
 
 metadata = MetaData()
 
@@ -55,7 +55,7 @@ devices = Table(
 #: Signature columns, in ``SignatureRecord`` field order.
 SIGNATURE_COLUMNS = ("batch", "in_channels", "out_channels", "length", "kernel_size", "stride",
                      "padding_left", "padding_right", "dilation", "groups", "dtype", "device",
-                     "requires_grad")
+                     "requires_grad", "chunk_size")
 
 measurements = Table(
     "measurements", metadata,
@@ -79,6 +79,8 @@ measurements = Table(
     Column("autoconv_version", String(200), nullable=False),
     #: written by an import or merge, not by a tuner on a machine of this fingerprint
     Column("imported", Boolean, nullable=False, server_default=false()),
+    #: a stream's chunk size (``SignatureRecord.chunk_size``); NULL for a conv1d call
+    Column("chunk_size", Integer),
     UniqueConstraint("device_id", "sig_key", "strategy", "params", name="uq_measurement"),
 )
 

@@ -13,6 +13,9 @@ The contract, whatever the backend:
   (``ok=False``) are kept, so they are not measured again, but never win.
 * Rows of different devices never mix: every query takes a device id, the hash of the
   machine's fingerprint, so one machine's timings are never served to another.
+* Streams (signatures with a ``chunk_size``) are stored beside conv1d calls under keys of
+  their own; :meth:`TuningDB.measurements` returns conv1d calls' rows unless asked for
+  streams (bundles carry both).
 * The schema version is checked when the database is opened (see :mod:`tuning_db.migrate`).
 * A :class:`TuningDB` may be used from several threads, and survives ``fork``: a child process
   (e.g. a DataLoader worker) opens its own connections instead of sharing its parent's.
@@ -256,18 +259,24 @@ class TuningDB:
             query = query.where(_m.ok)
         return int(self._read(lambda connection: connection.execute(query).scalar_one()))
 
-    def measurements(self, device_id: str | None = None,
-                     winners_only: bool = False) -> Iterator[tuple[str, MeasurementRecord]]:
+    def measurements(self, device_id: str | None = None, winners_only: bool = False, *,
+                     streams: bool | None = False) -> Iterator[tuple[str, MeasurementRecord]]:
         """Every stored measurement as (device id, measurement), e.g. to train a predictor.
 
         Args:
             device_id: only this device's rows (None: all devices).
             winners_only: only each (device, signature)'s winner.
+            streams: False (the default): only conv1d calls' rows, what a predictor or a
+                report reads; True: only streams' (signatures with a ``chunk_size``); None:
+                both (bundles).
         """
         query: Select[Any] = select(measurements).order_by(_m.device_id, _m.sig_key,
                                                             _m.median_s, _m.id)
         if device_id is not None:
             query = query.where(_m.device_id == device_id)
+        if streams is not None:
+            query = query.where(_m.chunk_size.is_not(None) if streams
+                                else _m.chunk_size.is_(None))
         if winners_only:
             query = query.where(_m.ok)
         with translated(self.where), self._fresh_engine().connect() as connection:

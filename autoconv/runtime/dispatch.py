@@ -1,10 +1,11 @@
 """The process-wide dispatch: which strategy each call runs, remembered per call key.
 
 One :class:`Dispatcher` (:data:`dispatcher`) holds all of it: the selector (created on first
-use, on the configured database) and the hot-path dict from a call's key to the strategy it
-runs. The hot path is tiny: build a key from the call (shapes, arguments, dtype, device,
-whether gradients are needed), one dict lookup, run the remembered strategy. Everything else
-(signature, database, measuring) happens once per key, on a miss.
+use, on the configured database), the hot-path dict from a call's key to the strategy it
+runs, and the selector of streams (``autoconv.Conv1dStream``), on the same database. The hot
+path is tiny: build a key from the call (shapes, arguments, dtype, device, whether gradients
+are needed), one dict lookup, run the remembered strategy. Everything else (signature,
+database, measuring) happens once per key, on a miss.
 
 :meth:`Dispatcher.reset` forgets it all; it runs whenever a setting of ``autoconv.settings``
 changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
@@ -29,6 +30,7 @@ from autoconv.storage.guarded import GuardedStore
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
 from autoconv.tuning.selector import Selector
+from autoconv.tuning.stream_selector import StreamSelector
 
 Runner = Callable[..., torch.Tensor]
 #: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None).
@@ -61,6 +63,7 @@ class Dispatcher:
         self.make_selector = make_selector
         self.fast_limit = fast_limit
         self._selector: Selector | None = None
+        self._stream_selector: StreamSelector | None = None
         self._lock = threading.Lock()
         self._fast: dict[tuple, Runners] = {}
 
@@ -75,12 +78,26 @@ class Dispatcher:
                 selector = self._selector
         return selector
 
+    @property
+    def stream_selector(self) -> StreamSelector:
+        """The selector of streams (:mod:`autoconv.streaming`), on the selector's store
+        (created on first use)."""
+        selector = self._stream_selector
+        if selector is None:
+            store = self.selector.store
+            with self._lock:
+                if self._stream_selector is None:
+                    self._stream_selector = StreamSelector(store=store, settings=self.settings)
+                selector = self._stream_selector
+        return selector
+
     def reset(self) -> None:
         """Forget every in-memory decision and close the database (reopened on next use)."""
         with self._lock:
             self._fast.clear()
             store = self._selector.store if self._selector is not None else None
             self._selector = None
+            self._stream_selector = None
         if store is not None:
             store.close()
 

@@ -17,6 +17,10 @@ import torch.nn.functional as F
 from autoconv import plain
 from autoconv.signature import Signature, resolve_padding
 from autoconv.strategies import Strategy, freeze_params
+from autoconv.strategies.streaming import StreamStrategy
+
+#: A conv1d strategy, or a streaming one (candidates of a stream's signature).
+AnyStrategy = Strategy | StreamStrategy
 
 #: Largest error, relative to the largest magnitude of the direct output, that a candidate may
 #: show before it is disqualified, per dtype.
@@ -28,9 +32,10 @@ REFERENCE_WINDOW = 64
 
 @dataclass(frozen=True)
 class Candidate:
-    """One (strategy, parameters) pair to time for a signature."""
+    """One (strategy, parameters) pair to time for a signature (a streaming strategy for a
+    stream's signature)."""
 
-    strategy: Strategy
+    strategy: AnyStrategy
     params: tuple[tuple[str, Any], ...]
 
     @property
@@ -48,7 +53,8 @@ class Candidate:
         return f"{self.name}({params})" if params else self.name
 
 
-def enumerate_candidates(strategies: Iterable[Strategy], signature: Signature) -> list[Candidate]:
+def enumerate_candidates(strategies: Iterable[AnyStrategy], signature: Signature
+                         ) -> list[Candidate]:
     """Every strategy that supports ``signature``, at every parameter set worth trying for it,
     in registry order."""
     return [Candidate(strategy, freeze_params(params))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autoconv.tuning.candidates import Candidate
@@ -57,3 +58,30 @@ class Outcome:
         """A candidate whose output differs from ``F.conv1d``'s by more than ``tolerance``."""
         return cls(candidate, max(seconds, MIN_SECONDS), error=error, ok=False,
                    note=f"disqualified: error {error:.3g} > {tolerance:.3g}"[:NOTE_LENGTH])
+
+
+def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: float
+               ) -> Outcome | None:
+    """The outcome the tie rule picks: the fastest valid one, unless it is tied with a
+    simpler strategy (None when none is valid).
+
+    An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
+    when their interquartile ranges overlap. A tie goes to the strategy that comes first in
+    ``order`` (registry order: simpler first), then to its form without parameters, then to
+    the faster median. Both selectors (conv1d calls and streams) decide with it, on fresh
+    measurements and on stored ones alike.
+    """
+    valid = [o for o in outcomes if o.ok]
+    if not valid:
+        return None
+    fastest = min(valid, key=lambda o: o.median_s)
+
+    def tied(o: Outcome) -> bool:
+        if o.median_s <= fastest.median_s * (1 + tie_margin):
+            return True
+        return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
+
+    rank = {name: index for index, name in enumerate(order)}
+    return min((o for o in valid if tied(o)),
+               key=lambda o: (rank.get(o.candidate.name, len(rank)),
+                              bool(o.candidate.params), o.median_s))

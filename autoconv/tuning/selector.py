@@ -12,8 +12,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -27,7 +26,8 @@ from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
-from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.leasing import tune_under_lease
+from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
@@ -42,10 +42,6 @@ def _timed(choice: Choice) -> str:
         return "no time"
     kind = "measured" if choice.source in ("measured", "database") else "predicted"
     return f"{choice.median_s * 1e3:.3g} ms {kind}"
-
-
-#: Seconds between two looks at the database while another process measures a signature.
-LEASE_POLL_S = 0.05
 
 
 class Selector:
@@ -162,47 +158,23 @@ class Selector:
 
     def _tune_once(self, signature: Signature, device: torch.device,
                    candidates: Sequence[Candidate]) -> Choice:
-        """Tune under the store's lease, so that processes sharing a database never measure
-        one signature at the same time: while another holds it, wait (up to ``budget_s``)
-        for its measurements to appear and use them; if they do not, answer without
-        measuring this once (not remembered: a later call decides again)."""
+        """Tune under the store's lease (:func:`~autoconv.tuning.leasing.tune_under_lease`),
+        so that processes sharing a database never measure one signature at the same time:
+        while another holds it, wait (up to ``budget_s``) for its measurements to appear and
+        use them; if they do not, answer without measuring this once (not remembered: a
+        later call decides again)."""
         if not self.settings.persist or getattr(self.store, "lease", None) is None:
             return self.tune(signature, device, candidates)
-        waited_until = time.monotonic() + self.settings.budget_s
-        waited = False
-        while True:
-            with self._lease(signature, device) as granted:
-                if granted:
-                    stored = self._stored_outcomes(signature, device) if waited else []
-                    if stored:  # the holder finished between two looks
-                        return self.pick_winner(stored, source="database")
-                    return self.tune(signature, device, candidates)
-            if not waited:
-                logger.info("%s: another process is measuring it; waiting for its answer",
-                            signature.short())
-            if time.monotonic() >= waited_until:
-                return self._predict(signature, device, candidates)
-            time.sleep(LEASE_POLL_S)
-            waited = True
-            stored = self._stored_outcomes(signature, device)
-            if stored:
-                return self.pick_winner(stored, source="database")
 
-    @contextmanager
-    def _lease(self, signature: Signature, device: torch.device) -> Iterator[bool]:
-        """The store's lease; granted when taking or releasing it fails (a lease only saves
-        duplicate work, it never stops a call)."""
-        try:
-            held = self.store.lease(signature, device)  # type: ignore[union-attr]
-            granted = held.__enter__()
-        except Exception:
-            yield True
-            return
-        try:
-            yield granted
-        finally:
-            with suppress(Exception):
-                held.__exit__(None, None, None)
+        def from_database() -> Choice | None:
+            stored = self._stored_outcomes(signature, device)
+            return self.pick_winner(stored, source="database") if stored else None
+
+        return tune_under_lease(
+            self.store, signature, device, self.settings.budget_s,
+            tune=lambda: self.tune(signature, device, candidates),
+            from_database=from_database,
+            fallback=lambda: self._predict(signature, device, candidates))
 
     def _confident_prediction(self, signature: Signature, device: torch.device,
                               candidates: Sequence[Candidate]) -> Choice | None:
@@ -324,20 +296,10 @@ class Selector:
         one strategy, to its form without parameters (``F.conv1d`` itself rather than padding
         first), then to the faster median.
         """
-        valid = [o for o in outcomes if o.ok]
-        if not valid:
+        best = tie_winner(outcomes, [strategy.name for strategy in self.strategies],
+                          self.settings.tie_margin)
+        if best is None:
             return Choice.make(reference_strategy(), source="fallback")
-        fastest = min(valid, key=lambda o: o.median_s)
-
-        def tied(o: Outcome) -> bool:
-            if o.median_s <= fastest.median_s * (1 + self.settings.tie_margin):
-                return True
-            return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
-
-        rank = {strategy.name: index for index, strategy in enumerate(self.strategies)}
-        best = min((o for o in valid if tied(o)),
-                   key=lambda o: (rank.get(o.candidate.name, len(rank)),
-                                  bool(o.candidate.params), o.median_s))
         return Choice.make(best.candidate.strategy, dict(best.candidate.params),
                            source=source, median_s=best.median_s)
 

@@ -14,15 +14,15 @@ import warnings
 from collections.abc import Collection, Iterable, Sequence
 
 from autoconv.signature import Signature
-from autoconv.strategies import Strategy, freeze_params
-from autoconv.tuning.candidates import Candidate
+from autoconv.strategies import freeze_params
+from autoconv.tuning.candidates import AnyStrategy, Candidate
 from autoconv.tuning.outcome import Outcome
 
 #: Signatures already warned about (one warning per signature and process).
 _warned: set[Signature] = set()
 
 
-def stored_outcomes(signature: Signature, rows: Iterable, strategies: Sequence[Strategy],
+def stored_outcomes(signature: Signature, rows: Iterable, strategies: Sequence[AnyStrategy],
                     excluded: Collection[Candidate] = ()) -> list[Outcome]:
     """The valid rows of ``signature`` as outcomes the tie rule can pick from.
 

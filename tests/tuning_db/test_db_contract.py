@@ -272,10 +272,14 @@ def test_signature_record_matches_autoconv_signature() -> None:
     fields = [field.name for field in
               signature_module.Signature.__dataclass_fields__.values()]
     assert fields == list(SignatureRecord.model_fields)
-    values = dict(zip(fields, (2, 3, 6, 100, 5, 1, 2, 2, 1, 3, "float32", "cpu", False),
+    values = dict(zip(fields, (2, 3, 6, 100, 5, 1, 2, 2, 1, 3, "float32", "cpu", False, None),
                       strict=True))
     record = SignatureRecord(**signature_module.Signature(**values).as_dict())
+    del values["chunk_size"]  # a conv1d call's record dumps as it did before streams
     assert record.model_dump() == values
+    stream = {**values, "padding_left": 4, "padding_right": 0, "chunk_size": 100}
+    record = SignatureRecord(**signature_module.Signature(**stream).as_dict())
+    assert record.model_dump() == stream and record.key.endswith("|c100")
 
 
 def test_connect_uses_the_environment_and_the_cache_dir(monkeypatch: pytest.MonkeyPatch,

@@ -1,0 +1,38 @@
+"""Streaming strategies: stateful engines that compute a causal conv1d chunk by chunk.
+
+``stateful_direct`` keeps the kernel's history and convolves it with each chunk through
+``F.conv1d``; ``partitioned`` is uniformly partitioned overlap-save with a tuned partition
+length. Registry order (stateful_direct, partitioned) is the tie-break order. Each registry
+entry (:class:`StreamStrategy`) carries everything else autoconv knows about its strategy;
+``autoconv.Conv1dStream`` (``autoconv/streaming/``) is the object users hold.
+"""
+
+from autoconv.strategies.streaming.direct import StatefulDirect, build_direct, direct_flops
+from autoconv.strategies.streaming.partition_plan import (
+    PartitionPlan,
+    check_partitioned_params,
+    partition_grid,
+    partitioned_flops,
+    partitioned_period,
+    supports_partitioned,
+)
+from autoconv.strategies.streaming.partitioned import UniformPartitioned, build_partitioned
+from autoconv.strategies.streaming.registry import (
+    StreamEngine,
+    StreamStrategy,
+    all_stream_strategies,
+    get,
+    register,
+    stream_reference,
+)
+
+register(StreamStrategy("stateful_direct", build_direct, direct_flops, reference=True))
+register(StreamStrategy("partitioned", build_partitioned, partitioned_flops,
+                        param_grid=partition_grid, supports=supports_partitioned,
+                        check=check_partitioned_params, period=partitioned_period,
+                        size_params=frozenset({"partition"})))
+
+__all__ = [
+    "PartitionPlan", "StatefulDirect", "StreamEngine", "StreamStrategy", "UniformPartitioned",
+    "all_stream_strategies", "get", "register", "stream_reference",
+]

@@ -1,0 +1,265 @@
+"""``Conv1dStream``: a causal conv1d fed a signal chunk by chunk, exact and without latency.
+
+The stream's outputs, concatenated, are ``F.conv1d(x_all, weight, bias, padding=0)`` on the
+whole signal left-padded with ``dilation * (K - 1)`` zeros: the causal convolution, one output
+sample per input sample, each chunk's outputs returned as soon as the chunk arrives. Which
+streaming strategy computes it (stateful direct ``F.conv1d``, or partitioned overlap-save
+with a tuned partition) is chosen by measurement, per stream signature (batch, channels,
+kernel, chunk size, dtype, device), and stored in the tuning database like the decisions of
+conv1d calls (:class:`~autoconv.tuning.stream_selector.StreamSelector`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from autoconv.choice import StreamChoice
+from autoconv.signature import Signature
+from autoconv.strategies.streaming import StreamEngine
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Conv1dStream(): {name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"Conv1dStream(): {name} must be at least 1, got {value}")
+    return value
+
+
+class Conv1dStream:
+    """A causal 1-D convolution computed chunk by chunk (see the module docstring).
+
+    ``stream(x)`` takes a chunk ``(B, C_in, n)`` (or unbatched ``(C_in, n)``) of any length
+    ``n <= chunk_size``, shorter chunks at any time, and returns its ``n`` outputs
+    ``(B, C_out, n)``. The first chunk fixes the batch size (and, in mode ``tune``, measures
+    the strategies for the stream's signature once, within ``autoconv.settings.budget_s``:
+    call :meth:`prepare` before a real-time loop to do it ahead); :meth:`reset` starts a new
+    signal, after which the batch size may change; :meth:`flush` gives the tail (a reverb's
+    decay) as if zeros were fed.
+
+    Inference only: the weight and bias are copied when the stream is made (later changes
+    to them, or to a module's parameters, do not reach it), nothing is recorded for
+    autograd, and a chunk that requires gradients while grad mode is on is refused. Works
+    under ``torch.no_grad`` and ``torch.inference_mode``; on CUDA, once prepared, one full
+    chunk (``stream(x, out=y)`` with ``n == chunk_size``, no shorter chunk since the last
+    reset) can be captured in a CUDA graph and replayed for every following chunk. A stream
+    is state: feed it from one thread at a time.
+
+    Args:
+        weight: ``(C_out, C_in / groups, K)``, float32 or float64 (``stateful_direct`` also
+            takes the dtypes ``F.conv1d`` takes).
+        bias: ``(C_out,)`` or None.
+        dilation, groups: as for ``F.conv1d`` (stride is 1, padding is causal).
+        chunk_size: the longest chunk ``stream`` accepts (the one tuned for).
+        choice: run this choice instead of asking the process's stream selector.
+
+    Raises:
+        TypeError, ValueError: malformed arguments (a weight not 3-D, groups that do not
+            divide the channels, a bias of the wrong shape or dtype, a chunk size below 1).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                 dilation: int = 1, groups: int = 1, chunk_size: int,
+                 choice: StreamChoice | None = None) -> None:
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 3:
+            shape = list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
+            raise ValueError(f"Conv1dStream(): weight must be (out_channels, in_channels / "
+                             f"groups, kernel_size), got {shape}")
+        if not weight.is_floating_point():
+            raise TypeError(f"Conv1dStream(): weight must be floating point, not {weight.dtype}")
+        self.dilation = _positive_int(dilation, "dilation")
+        self.groups = _positive_int(groups, "groups")
+        self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        out_channels, in_per_group, kernel = weight.shape
+        if out_channels % self.groups or 0 in weight.shape:
+            raise ValueError(f"Conv1dStream(): weight {list(weight.shape)} does not suit "
+                             f"groups={self.groups} (out_channels must be a positive multiple "
+                             "of groups, and no dimension may be 0)")
+        if bias is not None and (bias.shape != (out_channels,) or bias.dtype != weight.dtype
+                                 or bias.device != weight.device):
+            raise ValueError(f"Conv1dStream(): bias must be ({out_channels},) of the weight's "
+                             f"dtype and device ({weight.dtype}, {weight.device}), got "
+                             f"{list(bias.shape)} ({bias.dtype}, {bias.device})")
+        with torch.no_grad():
+            self._weight = weight.detach().clone(memory_format=torch.contiguous_format)
+            self._bias = None if bias is None else bias.detach().clone()
+        self.in_channels = in_per_group * self.groups
+        self.out_channels = out_channels
+        self.kernel_size = kernel
+        self._requested = choice
+        self._engine: StreamEngine | None = None
+        self._choice: StreamChoice | None = None
+        self._batch = 0
+        self._fresh = True  # no sample since the stream was made or reset
+        self._unbatched = False
+        self._silence: torch.Tensor | None = None
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @property
+    def history(self) -> int:
+        """Input samples each output depends on besides its own: ``dilation * (K - 1)``."""
+        return self.dilation * (self.kernel_size - 1)
+
+    @property
+    def latency(self) -> int:
+        """Samples of delay the stream adds: none."""
+        return 0
+
+    @property
+    def choice(self) -> StreamChoice | None:
+        """The strategy the stream runs (None until the first chunk or :meth:`prepare`)."""
+        return self._choice
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._weight.device
+
+    def signature(self, batch: int = 1) -> Signature:
+        """The stream's signature for ``batch`` rows (what decisions are stored under)."""
+        return Signature.of_stream(batch, self._weight, dilation=self.dilation,
+                                   groups=self.groups, chunk_size=self.chunk_size)
+
+    def __repr__(self) -> str:
+        strategy = self._choice.strategy if self._choice is not None else "not chosen yet"
+        return (f"Conv1dStream({self.in_channels} -> {self.out_channels}, K={self.kernel_size}"
+                f", dilation={self.dilation}, groups={self.groups}, chunk_size="
+                f"{self.chunk_size}, {self.dtype}, {self.device}: {strategy})")
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def prepare(self, batch: int = 1) -> StreamChoice:
+        """Choose the strategy for ``batch`` rows (measuring it in mode ``tune``, unless the
+        database knows it) and allocate the stream's buffers now, rather than on the first
+        chunk; the stream starts from silence.
+
+        Returns:
+            The choice.
+
+        Raises:
+            RuntimeError: the stream is under way with another batch size (reset it first).
+        """
+        batch = _positive_int(batch, "batch")
+        if not self._fresh and batch != self._batch:
+            raise RuntimeError(f"Conv1dStream: the stream is under way with batch {self._batch}"
+                               f"; call reset() before preparing batch {batch}")
+        self._fresh = True
+        if self._engine is not None and batch == self._batch:
+            with torch.no_grad():
+                self._engine.reset()
+            return self._choice  # type: ignore[return-value]
+        choice = self._requested or self._selector().choose(self.signature(batch), self.device)
+        with torch.no_grad(), torch.inference_mode(False):
+            self._engine = choice.build(self._weight, self._bias, dilation=self.dilation,
+                                        groups=self.groups, batch=batch,
+                                        chunk_size=self.chunk_size)
+        self._choice, self._batch, self._silence = choice, batch, None
+        return choice
+
+    def reset(self) -> None:
+        """Start a new signal: forget every sample seen (the next chunk may have another
+        batch size)."""
+        if self._engine is not None:
+            with torch.no_grad():
+                self._engine.reset()
+        self._fresh = True
+
+    @staticmethod
+    def _selector() -> Any:
+        from autoconv.runtime.dispatch import dispatcher
+
+        return dispatcher.stream_selector
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    def stream(self, x: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The causal outputs of the next chunk.
+
+        Args:
+            x: ``(B, C_in, n)`` or ``(C_in, n)``, ``n <= chunk_size``, of the weight's dtype
+                and device.
+            out: where to write the outputs (``(B, C_out, n)``, or ``(C_out, n)`` for an
+                unbatched chunk); with it, the partitioned strategy allocates nothing.
+
+        Returns:
+            ``(B, C_out, n)`` (``(C_out, n)`` for an unbatched chunk): ``out`` when given.
+
+        Raises:
+            ValueError: ``n > chunk_size``.
+            RuntimeError: the wrong number of dimensions or channels, another dtype or
+                device than the weight's, a batch size other than the stream's (before
+                :meth:`reset`), a bad ``out``, or a chunk that requires gradients while
+                grad mode is on.
+        """
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(0)
+            out = None if out is None else out.unsqueeze(0)
+        elif x.dim() != 3:
+            raise RuntimeError(f"Conv1dStream: expected a chunk (batch, {self.in_channels}, n)"
+                               f" or ({self.in_channels}, n), got {list(x.shape)}")
+        batch, channels, n = x.shape
+        if channels != self.in_channels:
+            raise RuntimeError(f"Conv1dStream: expected {self.in_channels} input channels, got "
+                               f"a chunk of {channels}: {list(x.shape)}")
+        if n > self.chunk_size:
+            raise ValueError(f"Conv1dStream: a chunk of {n} samples is longer than the "
+                             f"stream's chunk_size {self.chunk_size}")
+        if x.dtype != self._weight.dtype or x.device != self._weight.device:
+            raise RuntimeError(f"Conv1dStream: the chunk is {x.dtype} on {x.device}, the stream"
+                               f" {self._weight.dtype} on {self._weight.device}")
+        if x.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError("Conv1dStream is inference-only: the chunk requires gradients; "
+                               "stream under torch.no_grad() or torch.inference_mode(), or "
+                               "detach it")
+        if batch != self._batch or self._engine is None:
+            if not self._fresh:
+                raise RuntimeError(f"Conv1dStream: the stream has batch {self._batch}, this "
+                                   f"chunk {batch}; call reset() to start a new signal")
+            self.prepare(batch)
+        if out is not None and (out.shape != (batch, self.out_channels, n)
+                                or out.dtype != x.dtype or out.device != x.device):
+            raise RuntimeError(f"Conv1dStream: out must be ({batch}, {self.out_channels}, {n}) "
+                               f"{x.dtype} on {x.device}, got {list(out.shape)} {out.dtype} "
+                               f"on {out.device}")
+        self._fresh, self._unbatched = False, unbatched
+        if n == 0:
+            result = out if out is not None else x.new_empty(batch, self.out_channels, 0)
+        else:
+            with torch.no_grad():
+                result = self._engine.step(x, out)  # type: ignore[union-attr]
+        return result[0] if unbatched else result
+
+    __call__ = stream
+
+    def flush(self, n: int) -> torch.Tensor:
+        """The next ``n`` outputs as if ``n`` zero samples were streamed (the tail of the
+        signal: a reverb's decay); the stream moves on by ``n`` samples.
+
+        Raises:
+            ValueError: ``n`` negative.
+            RuntimeError: nothing was streamed or prepared yet (the batch size is unknown).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"Conv1dStream.flush(): n must be an int >= 0, got {n!r}")
+        if self._engine is None:
+            raise RuntimeError("Conv1dStream.flush(): the batch size is unknown; stream a chunk "
+                               "or call prepare(batch) first")
+        out = self._weight.new_empty(self._batch, self.out_channels, n)
+        if self._silence is None:
+            self._silence = self._weight.new_zeros(self._batch, self.in_channels,
+                                                   self.chunk_size)
+        with torch.no_grad():
+            for start in range(0, n, self.chunk_size):
+                end = min(n, start + self.chunk_size)
+                self._engine.step(self._silence[..., :end - start], out[..., start:end])
+        self._fresh = self._fresh and n == 0
+        return out[0] if self._unbatched else out

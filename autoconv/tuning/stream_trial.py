@@ -1,0 +1,143 @@
+"""What the stream tuner times: random streams of a signature, one engine per candidate, and
+the check of each against ``F.conv1d``.
+
+As for conv1d calls, tuning never touches the user's tensors: the weight, bias and chunks are
+random, of the signature's shapes, on its device. One timed call streams a whole *cycle* of
+full chunks, as many as the longest period among the candidates (a partition of ``k``
+chunks does its products spread over ``k`` chunks), so that every candidate's time is that
+of the same chunks and its average chunk is what it is charged for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from autoconv import plain
+from autoconv.signature import Signature
+from autoconv.tuning.candidates import Candidate, ConvInputs, Reference
+from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.trial import Budget, WarmedUp
+
+
+def cycle_of(signature: Signature, candidates: Sequence[Candidate]) -> int:
+    """Chunks per timed call: the longest period among ``candidates`` (their periods are
+    powers of two, so each divides it)."""
+    return max((c.strategy.period(signature, dict(c.params)) for c in candidates), default=1)
+
+
+@dataclass
+class StreamBench:
+    """Random tensors of a stream signature: weight, bias, a cycle of full chunks, and the
+    reference output of the cycle's last chunk (``F.conv1d`` on what it sees)."""
+
+    signature: Signature
+    weight: torch.Tensor
+    bias: torch.Tensor
+    chunks: list[torch.Tensor]
+    reference: Reference
+
+    @classmethod
+    def random(cls, signature: Signature, device: torch.device, cycle: int) -> StreamBench:
+        """A bench of ``cycle`` chunks for ``signature`` on ``device``."""
+        s = signature
+        inputs = ConvInputs.random(
+            Signature(s.batch, s.in_channels, s.out_channels, cycle * s.length, s.kernel_size,
+                      1, 0, 0, s.dilation, s.groups, s.dtype, s.device), device)
+        signal = inputs.input.detach()
+        weight, bias = inputs.weight.detach(), inputs.bias.detach()
+        history = s.dilation * (s.kernel_size - 1)
+        seen = F.pad(signal, (history, 0))[..., -(history + s.length):]
+        with torch.no_grad():
+            last = plain.conv1d(seen, weight, bias, 1, 0, s.dilation, s.groups)
+        return cls(signature, weight, bias, list(signal.split(s.length, dim=-1)),
+                   Reference.of(last))
+
+
+class StreamCall:
+    """One candidate's engine on the bench, as the timer sees it: calling it streams the
+    bench's chunks (a cycle) and returns the last chunk's output.
+
+    Attributes:
+        candidate: what it runs.
+    """
+
+    __slots__ = ("_chunks", "_engine", "_out", "candidate")
+
+    def __init__(self, candidate: Candidate, bench: StreamBench) -> None:
+        s = bench.signature
+        self.candidate = candidate
+        with torch.no_grad():
+            self._engine = candidate.strategy.build(
+                bench.weight, bench.bias, dilation=s.dilation, groups=s.groups, batch=s.batch,
+                chunk_size=s.length, **dict(candidate.params))
+        self._chunks = bench.chunks
+        self._out = bench.chunks[0].new_empty(s.batch, s.out_channels, s.length)
+
+    def stream(self, chunks: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Stream ``chunks``; the last one's output."""
+        with torch.no_grad():
+            for chunk in chunks:
+                self._engine.step(chunk, self._out)
+        return self._out
+
+    def __call__(self) -> torch.Tensor:
+        return self.stream(self._chunks)
+
+
+#: During warm-up, a candidate whose first chunk takes this many times the best average
+#: chunk of the candidates warmed up so far is not streamed further (stateful direct on a
+#: reverb's kernel: hundreds of times): a first chunk carries one-time costs (FFT plans),
+#: hence the wide margin.
+PROBE_DROP_FACTOR = 4.0
+
+
+def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget: Budget,
+                    tolerance: float, drop_factor: float | None = PROBE_DROP_FACTOR
+                    ) -> tuple[list[WarmedUp], list[Outcome]]:
+    """Build each candidate's engine and stream one cycle from silence, in order, while the
+    budget allows, then check the last chunk against ``F.conv1d``.
+
+    The first candidate always runs. A later one streams its first chunk alone, then stops
+    (skipped, no outcome) when the rest of the cycle at that pace would overrun the budget,
+    or (racing, unless ``drop_factor`` is None) when that chunk took ``drop_factor`` times
+    the best average chunk so far. One that raises, or whose error exceeds ``tolerance``,
+    becomes an ``ok=False`` outcome (it never aborts tuning).
+
+    Returns:
+        (the candidates ready to be timed, with the seconds of their warm-up cycle; the
+        outcomes of those that failed).
+    """
+    warmed: list[WarmedUp] = []
+    rejected: list[Outcome] = []
+    chunks = bench.chunks
+    for candidate in candidates:
+        if warmed and budget.remaining() <= 0:
+            break
+        start = budget.clock()
+        try:
+            call = StreamCall(candidate, bench)
+            started = budget.clock()
+            output = call.stream(chunks[:1])
+            probe = budget.clock() - started
+            if warmed:
+                best = min(w.warm_up_s for w in warmed) / len(chunks)
+                if probe * (len(chunks) - 1) > budget.remaining() or (
+                        drop_factor is not None and probe > drop_factor * best):
+                    continue
+            output = call.stream(chunks[1:]) if len(chunks) > 1 else output
+        except Exception as error:  # a failing candidate loses; it never aborts tuning
+            rejected.append(Outcome.failed(candidate, budget.clock() - start,
+                                           f"{type(error).__name__}: {error}"))
+            continue
+        took = budget.clock() - started
+        error = bench.reference.error(output)
+        if not error <= tolerance:  # NaN fails too
+            rejected.append(Outcome.disqualified(candidate, took / len(chunks), error,
+                                                 tolerance))
+            continue
+        warmed.append(WarmedUp(call, error, took))  # type: ignore[arg-type]
+    return warmed, rejected

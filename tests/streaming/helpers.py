@@ -1,0 +1,76 @@
+"""Shared helpers of the streaming tests: the causal reference, chunk schedules, and a stream
+forced onto one strategy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+import autoconv
+from autoconv.choice import StreamChoice
+from autoconv.strategies.streaming import get
+
+#: Largest error relative to the reference's magnitude, per dtype.
+RTOL = {torch.float32: 2e-5, torch.float64: 1e-12}
+
+
+def causal(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dilation: int = 1,
+           groups: int = 1) -> torch.Tensor:
+    """``F.conv1d`` of ``x`` left-padded with ``dilation * (K - 1)`` zeros: what a stream's
+    concatenated outputs must equal."""
+    history = dilation * (w.shape[-1] - 1)
+    return F.conv1d(F.pad(x, (history, 0)), w, b, 1, 0, dilation, groups)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Within :data:`RTOL` of ``expected``'s largest magnitude, and the same shape."""
+    assert actual.shape == expected.shape
+    scale = expected.abs().max().item() or 1.0
+    error = (actual - expected).abs().max().item() / scale
+    assert error <= RTOL[expected.dtype], f"relative error {error:.3g}"
+
+
+def lengths(total: int, chunk_size: int, *, seed: int | None = None) -> Iterator[int]:
+    """Chunk lengths adding up to ``total``: all ``chunk_size`` (the last one shorter), or,
+    with a seed, random lengths from 1 to ``chunk_size``."""
+    rng = random.Random(seed)
+    done = 0
+    while done < total:
+        n = chunk_size if seed is None else rng.randint(1, chunk_size)
+        n = min(n, total - done)
+        yield n
+        done += n
+
+
+def stream_all(stream: autoconv.Conv1dStream, x: torch.Tensor, *,
+               seed: int | None = None) -> torch.Tensor:
+    """Feed ``x`` to ``stream`` in chunks (see :func:`lengths`) and concatenate the outputs."""
+    outputs, start = [], 0
+    for n in lengths(x.shape[-1], stream.chunk_size, seed=seed):
+        outputs.append(stream.stream(x[..., start:start + n]))
+        start += n
+    return torch.cat(outputs, dim=-1)
+
+
+def forced(weight: torch.Tensor, bias: torch.Tensor | None, *, strategy: str,
+           params: dict | None = None, **kwargs) -> autoconv.Conv1dStream:
+    """A stream that runs ``strategy`` with ``params``, whatever the selector would say."""
+    choice = StreamChoice.make(get(strategy), params or {}, source="fallback")
+    return autoconv.Conv1dStream(weight, bias, choice=choice, **kwargs)
+
+
+#: (strategy, params as multiples of the chunk size) of every streaming candidate kind.
+VARIANTS = [("stateful_direct", None), ("partitioned", 1), ("partitioned", 2),
+            ("partitioned", 4)]
+VARIANT_IDS = ["direct", "partitioned_x1", "partitioned_x2", "partitioned_x4"]
+
+
+def variant(weight: torch.Tensor, bias: torch.Tensor | None, strategy: str,
+            multiple: int | None, *, chunk_size: int, **kwargs) -> autoconv.Conv1dStream:
+    """The stream of one entry of :data:`VARIANTS`."""
+    params = None if multiple is None else {"partition": multiple * chunk_size}
+    return forced(weight, bias, strategy=strategy, params=params, chunk_size=chunk_size,
+                  **kwargs)

@@ -1,0 +1,41 @@
+"""The partitioned stream allocates nothing per chunk once it runs (with ``out=``): every
+allocation the profiler sees in a steady stream is torch's FFT's own scratch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from .helpers import variant
+
+
+def _allocations_outside_fft(prof) -> list[list[str]]:
+    found = []
+    for event in prof.events():
+        if event.cpu_memory_usage > 0:
+            chain, parent = [], event
+            while parent is not None:
+                chain.append(parent.name)
+                parent = parent.cpu_parent
+            if not any("fft" in name for name in chain):
+                found.append(chain)
+    return found
+
+
+@pytest.mark.parametrize("groups,in_channels,multiple", [(2, 2, 1), (2, 2, 4), (1, 3, 2)],
+                         ids=["depthwise", "depthwise_x4", "dense_x2"])
+def test_no_allocation_per_chunk_in_the_partitioned_path(groups, in_channels,
+                                                         multiple) -> None:
+    weight, bias = torch.randn(4, in_channels // groups, 40), torch.randn(4)
+    stream = variant(weight, bias, "partitioned", multiple, chunk_size=8, groups=groups)
+    x, out = torch.randn(2, in_channels, 8), torch.empty(2, 4, 8)
+    short = out[..., :3]
+    with torch.inference_mode():
+        for _ in range(8):
+            stream.stream(x, out=out)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            for _ in range(8):
+                stream.stream(x, out=out)
+                stream.stream(x[..., :3], out=short)  # a shorter chunk: a piece per block
+    assert _allocations_outside_fft(prof) == []
