@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from autoconv.prediction.predictor import Sample
 
 #: Defaults of ``warm --grid``: seconds for the whole grid, and per signature.
-GRID_TOTAL_BUDGET_S = 1800.0
+GRID_TOTAL_BUDGET_S = 900.0
 GRID_SIGNATURE_BUDGET_S = 1.0
 #: ``warm --grid --adaptive`` chooses its signatures from a pool this many times the grid size.
 ADAPTIVE_POOL_FACTOR = 3

@@ -19,7 +19,8 @@ sums a tree ensemble learns easily). The features fall in three groups:
   candidate leaves to ``F.conv1d`` (``direct`` as called: the call's own; padding first or an
   FFT strategy: none), because oneDNN's fast JIT kernels take only a few samples of it and
   fall back to a GEMM path up to tens of times slower beyond (see
-  :mod:`autoconv.strategies.direct_conv`); last, log2 of the candidate's total work
+  :mod:`autoconv.strategies.direct_conv`); the input elements it copies first (padding
+  first, or the odd sample of ``'same'``); last, log2 of the candidate's total work
   (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
 
 Only plain ints and strings go in; nothing here touches a tensor.
@@ -41,7 +42,7 @@ from autoconv.tuning.cost_model import direct_macs, fft_counts
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 6
+FEATURES_VERSION = 7
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -57,7 +58,7 @@ WORK_COLUMNS = (
 CANDIDATE_COLUMNS = (
     "log_plan_length", "log_plan_frames", "log_plan_units", "log_plan_mix",
     "log_plan_elements", "log_block_per_taps", "log_plan_odd_part", "log_conv_padding",
-    "log_work",
+    "log_copied", "log_work",
 )
 #: The column holding log2 of the candidate's total work (the predictor's baseline).
 WORK_COLUMN = "log_work"
@@ -96,7 +97,7 @@ def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
     return [_log2(plan.fft_length), _log2(plan.frames), _log2(counts.fft_units),
             _log2(counts.complex_macs), _log2(counts.elements),
             math.log2(plan.fft_length / max(plan.taps, 1)),
-            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)), 0.0,
+            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)), 0.0, 0.0,
             _log2(counts.fft_units + counts.complex_macs + counts.elements)]
 
 
@@ -109,9 +110,11 @@ def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
 
 def _time_domain_vector(s: Signature, work: Work) -> list[float]:
     """The candidate columns of a call without an FFT plan: its work is the direct work,
-    with the padding it leaves to ``F.conv1d``."""
-    macs = _log2(direct_macs(s))
-    return [0.0, 0.0, macs, 0.0, 0.0, 0.0, 0.0, _log2(1 + work.conv_padding), macs]
+    with the padding it leaves to ``F.conv1d`` and the input it copies first (padding
+    first: on a memory-bound depthwise layer the copy costs as much as the convolution)."""
+    macs = direct_macs(s)
+    return [0.0, 0.0, _log2(macs), 0.0, 0.0, 0.0, 0.0, _log2(1 + work.conv_padding),
+            _log2(1 + work.copied), _log2(macs + work.copied)]
 
 
 def candidate_vector(s: Signature, strategy: str, params: Mapping[str, Any],

@@ -54,8 +54,12 @@ def test_padding_first_is_told_apart_by_the_padding_left_to_conv1d() -> None:
                                                     ("fft", {})])
     assert as_called[column("log_conv_padding")] == pytest.approx(np.log2(33))
     assert padded_first[column("log_conv_padding")] == fft[column("log_conv_padding")] == 0
+    assert as_called[column("log_copied")] == 0
+    assert padded_first[column("log_copied")] > 0  # the padded copy of the input
+    assert padded_first[column("log_work")] > as_called[column("log_work")]  # counts the copy
     differs = np.flatnonzero(as_called != padded_first)
-    assert list(differs) == [column("log_conv_padding")]
+    assert list(differs) == [column(name) for name in ("log_conv_padding", "log_copied",
+                                                       "log_work")]
 
 
 def test_strided_dilated_depthwise_signatures_are_described() -> None:
