@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 
@@ -19,8 +19,29 @@ from autoconv.strategies.streaming import get as get_stream_strategy
 Source = Literal["memory", "database", "measured", "predicted", "cost_model", "off", "fallback"]
 
 
+class _Answer:
+    """What :class:`Choice` and :class:`StreamChoice` share: frozen parameters, and the copy
+    a later in-memory lookup returns."""
+
+    strategy: str
+    params: FrozenParams
+    origin: Source
+    median_s: float | None
+    strategy_impl: Any
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict."""
+        return dict(self.params)
+
+    def remembered(self) -> Self:
+        """This choice as returned by a later in-memory lookup (source ``"memory"``)."""
+        return type(self)(self.strategy, self.params, "memory", self.origin,  # type: ignore
+                          self.median_s, self.strategy_impl)
+
+
 @dataclass(frozen=True)
-class Choice:
+class Choice(_Answer):
     """The strategy a signature runs.
 
     Attributes:
@@ -55,24 +76,13 @@ class Choice:
         impl = strategy if isinstance(strategy, Strategy) else get_strategy(strategy)
         return cls(impl.name, freeze_params(params or {}), source, source, median_s, impl)
 
-    @property
-    def params_dict(self) -> dict[str, Any]:
-        """The parameters as a plain dict."""
-        return dict(self.params)
-
-    def remembered(self) -> Choice:
-        """This choice as returned by a later in-memory lookup."""
-        return Choice(self.strategy, self.params, "memory", self.origin, self.median_s,
-                      self.strategy_impl)
-
 
 #: ``F.conv1d`` itself, as mode ``off`` answers.
 PLAIN_CONV1D = Choice.make(reference(), source="off")
 
 
-
 @dataclass(frozen=True)
-class StreamChoice:
+class StreamChoice(_Answer):
     """The streaming strategy a stream signature runs (see :mod:`autoconv.streaming`).
 
     Attributes:
@@ -101,16 +111,6 @@ class StreamChoice:
         """Build a choice from a streaming strategy and a plain parameter dict."""
         return cls(strategy.name, freeze_params(params or {}), source, source, median_s,
                    strategy)
-
-    @property
-    def params_dict(self) -> dict[str, Any]:
-        """The parameters as a plain dict."""
-        return dict(self.params)
-
-    def remembered(self) -> StreamChoice:
-        """This choice as returned by a later in-memory lookup."""
-        return StreamChoice(self.strategy, self.params, "memory", self.origin, self.median_s,
-                            self.strategy_impl)
 
     def build(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
               groups: int, batch: int, chunk_size: int) -> StreamEngine:

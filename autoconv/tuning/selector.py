@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,7 +18,6 @@ import torch
 
 from autoconv.buckets import decision_key
 from autoconv.choice import PLAIN_CONV1D, Choice
-from autoconv.contexts import may_measure
 from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
@@ -27,6 +25,7 @@ from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
 from autoconv.tuning.leasing import tune_under_lease
+from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.stored import stored_outcomes
@@ -44,7 +43,7 @@ def _timed(choice: Choice) -> str:
     return f"{choice.median_s * 1e3:.3g} ms {kind}"
 
 
-class Selector:
+class Selector(DecisionMemory[Choice]):
     """Chooses, remembers and (in mode ``tune``) measures the strategy for each signature.
 
     Thread-safe: two threads that hit the same untuned signature tune it once; the second
@@ -66,13 +65,11 @@ class Selector:
         #: stored outcomes of a signature for which this is true are measured again when
         #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them)
         self.revisit = revisit
-        self._memory: dict[tuple[Signature, torch.device], Choice] = {}
+        super().__init__()
         #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
         self.unsaved = 0
         #: candidates that raised when they ran a call, per (signature, device): never again
         self._failed: dict[tuple[Signature, torch.device], set[Candidate]] = {}
-        self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
 
     @property
     def strategies(self) -> list[Strategy]:
@@ -91,30 +88,11 @@ class Selector:
             return PLAIN_CONV1D
         if signature.is_degenerate:  # nothing to compute, nothing to tune or store
             return Choice.make(reference_strategy(), source="fallback")
-        signature = self.key_signature(signature)
-        key = (signature, device)
-        remembered = self._memory.get(key)
-        if remembered is not None:
-            return remembered.remembered()
-        with self._lock_for(key):
-            remembered = self._memory.get(key)
-            if remembered is not None:
-                return remembered.remembered()
-            measurable = (mode == "tune" and may_measure(device)
-                          and signature.tensor_bytes <= self.settings.max_tune_bytes)
-            started = time.perf_counter()
-            choice = self._lookup_or_decide(signature, device, measurable)
-            if logger.isEnabledFor(logging.INFO):
-                params = f" {choice.params_dict}" if choice.params else ""
-                logger.info("%s on %s: %s%s, %s, from %s (decided in %.3f s)",
-                            signature.short(), device, choice.strategy, params,
-                            _timed(choice), choice.source, time.perf_counter() - started)
-            # In mode tune, an answer given only because nothing could be measured here (or
-            # another process was still measuring it) is not kept: a later call decides again.
-            settled = measurable and choice.source in ("measured", "database", "predicted")
-            if settled or mode != "tune" or choice.source == "database":
-                self._memory[key] = choice
-            return choice
+        # In mode tune, an answer given only because nothing could be measured here (or
+        # another process was still measuring it) is not kept: a later call decides again.
+        return self._recall_or_decide(self.key_signature(signature), device,
+                                      settled=("measured", "database", "predicted"),
+                                      timed=_timed, log=logger)
 
     def discard(self, signature: Signature, device: torch.device) -> Choice | None:
         """Forget the choice for ``signature`` on ``device`` because it raised when it ran a
@@ -131,15 +109,7 @@ class Selector:
                     Candidate(choice.strategy_impl, choice.params))
         return choice
 
-    def remembered(self) -> dict[tuple[Signature, torch.device], Choice]:
-        """What this selector remembers: (signature, device) -> its choice."""
-        return dict(self._memory)
-
     # -- the slow path --------------------------------------------------------------------
-
-    def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
 
     def _lookup_or_decide(self, signature: Signature, device: torch.device,
                           measurable: bool) -> Choice:

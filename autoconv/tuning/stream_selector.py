@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -26,7 +25,6 @@ from typing import Any
 import torch
 
 from autoconv.choice import StreamChoice
-from autoconv.contexts import may_measure
 from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
@@ -37,6 +35,7 @@ from autoconv.strategies.streaming import (
 )
 from autoconv.tuning.candidates import Candidate, enumerate_candidates
 from autoconv.tuning.leasing import tune_under_lease
+from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore
 from autoconv.tuning.stored import stored_outcomes
@@ -47,7 +46,12 @@ from autoconv.tuning.trial import Budget, OutputCheck
 logger = logging.getLogger(__name__)
 
 
-class StreamSelector:
+def _per_chunk(choice: StreamChoice) -> str:
+    """A stream choice's time of one chunk, for the log."""
+    return f"{choice.median_s * 1e6:.3g} us a chunk" if choice.median_s else "-"
+
+
+class StreamSelector(DecisionMemory[StreamChoice]):
     """Chooses, remembers and (in mode ``tune``) measures the streaming strategy of each
     stream signature on each device. Thread-safe, as the selector is."""
 
@@ -59,9 +63,7 @@ class StreamSelector:
         self.clock = clock
         self.store = store
         self.settings = settings or global_settings
-        self._memory: dict[tuple[Signature, torch.device], StreamChoice] = {}
-        self._locks: dict[tuple[Signature, torch.device], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        super().__init__()
 
     @property
     def strategies(self) -> list[StreamStrategy]:
@@ -84,38 +86,10 @@ class StreamSelector:
         mode = self.settings.mode
         if mode == "off":
             return StreamChoice.make(self.reference(), source="off")
-        key = (signature, device)
-        remembered = self._memory.get(key)
-        if remembered is not None:
-            return remembered.remembered()
-        with self._lock_for(key):
-            remembered = self._memory.get(key)
-            if remembered is not None:
-                return remembered.remembered()
-            measurable = (mode == "tune" and may_measure(device)
-                          and signature.tensor_bytes <= self.settings.max_tune_bytes)
-            started = time.perf_counter()
-            choice = self._lookup_or_decide(signature, device, measurable)
-            if logger.isEnabledFor(logging.INFO):
-                params = f" {choice.params_dict}" if choice.params else ""
-                timed = f"{choice.median_s * 1e6:.3g} us a chunk" if choice.median_s else "-"
-                logger.info("%s on %s: %s%s, %s, from %s (decided in %.3f s)",
-                            signature.short(), device, choice.strategy, params, timed,
-                            choice.source, time.perf_counter() - started)
-            settled = measurable and choice.source in ("measured", "database")
-            if settled or mode != "tune" or choice.source == "database":
-                self._memory[key] = choice
-            return choice
-
-    def remembered(self) -> dict[tuple[Signature, torch.device], StreamChoice]:
-        """What this selector remembers: (signature, device) -> its choice."""
-        return dict(self._memory)
+        return self._recall_or_decide(signature, device, settled=("measured", "database"),
+                                      timed=_per_chunk, log=logger)
 
     # -- the slow path --------------------------------------------------------------------
-
-    def _lock_for(self, key: tuple[Signature, torch.device]) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
 
     def _lookup_or_decide(self, signature: Signature, device: torch.device,
                           measurable: bool) -> StreamChoice:
