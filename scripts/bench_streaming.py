@@ -11,8 +11,9 @@ database, default budget), then timed, in one process, interleaved with:
 - ``stateful direct``: the stream forced onto ``F.conv1d`` on history plus chunk;
 - ``full FFT``: the last ``dilation * (K - 1)`` samples plus the chunk through autoconv's
   ``fft`` strategy each chunk (the weight's spectrum cached);
-- every other candidate of the stream's signature (each partition length): "best" is the
-  fastest of everything timed besides the tuned stream itself.
+- every other candidate of the stream's signature (each partition length, and stateful
+  direct time-major): "best" is the fastest of everything timed besides the tuned stream
+  itself.
 
 Every sample streams whole periods of a candidate (a partition of ``k`` chunks does its
 products spread over ``k`` chunks) and is charged per chunk; figures are medians. The
@@ -121,7 +122,8 @@ def bench(workload: Workload, args: argparse.Namespace) -> dict:
                                                                 dict(candidate.params),
                                                                 source="fallback"))
         period = candidate.strategy.period(signature, dict(candidate.params))
-        label = "stateful direct" if candidate.strategy.reference else candidate.label
+        plain = candidate.strategy.is_plain_conv1d(dict(candidate.params))
+        label = "stateful direct" if plain else candidate.label
         labels[(candidate.name, candidate.params)] = label
         calls[label] = periodic(lambda x, s=forced: s.stream(x, out=out), chunk, period)
         periods[label] = period

@@ -4,7 +4,7 @@ forced onto one strategy."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -62,15 +62,27 @@ def forced(weight: torch.Tensor, bias: torch.Tensor | None, *, strategy: str,
     return autoconv.Conv1dStream(weight, bias, choice=choice, **kwargs)
 
 
-#: (strategy, params as multiples of the chunk size) of every streaming candidate kind.
-VARIANTS = [("stateful_direct", None), ("partitioned", 1), ("partitioned", 2),
-            ("partitioned", 4)]
-VARIANT_IDS = ["direct", "partitioned_x1", "partitioned_x2", "partitioned_x4"]
+def partitions(multiple: int) -> Callable[[int], dict]:
+    """The parameters of a partition of ``multiple`` chunks, given the chunk size."""
+    return lambda chunk: {"partition": multiple * chunk}
+
+
+def layout(**params: int) -> Callable[[int], dict]:
+    """Fixed parameters (a direct layout), whatever the chunk size."""
+    return lambda chunk: dict(params)
+
+
+#: (strategy, parameters given the chunk size) of every streaming candidate kind.
+VARIANTS = [("stateful_direct", layout()), ("partitioned", partitions(1)),
+            ("partitioned", partitions(2)), ("partitioned", partitions(4)),
+            ("stateful_direct", layout(time_major=1))]
+VARIANT_IDS = ["direct", "partitioned_x1", "partitioned_x2", "partitioned_x4",
+               "direct_time_major"]
 
 
 def variant(weight: torch.Tensor, bias: torch.Tensor | None, strategy: str,
-            multiple: int | None, *, chunk_size: int, **kwargs) -> autoconv.Conv1dStream:
+            params_of: Callable[[int], dict], *, chunk_size: int,
+            **kwargs) -> autoconv.Conv1dStream:
     """The stream of one entry of :data:`VARIANTS`."""
-    params = None if multiple is None else {"partition": multiple * chunk_size}
-    return forced(weight, bias, strategy=strategy, params=params, chunk_size=chunk_size,
-                  **kwargs)
+    return forced(weight, bias, strategy=strategy, params=params_of(chunk_size),
+                  chunk_size=chunk_size, **kwargs)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .helpers import variant
+from .helpers import partitions, variant
 
 
 def _allocations_outside_fft(prof) -> list[list[str]]:
@@ -28,7 +28,8 @@ def _allocations_outside_fft(prof) -> list[list[str]]:
 def test_no_allocation_per_chunk_in_the_partitioned_path(groups, in_channels,
                                                          multiple) -> None:
     weight, bias = torch.randn(4, in_channels // groups, 40), torch.randn(4)
-    stream = variant(weight, bias, "partitioned", multiple, chunk_size=8, groups=groups)
+    stream = variant(weight, bias, "partitioned", partitions(multiple), chunk_size=8,
+                     groups=groups)
     x, out = torch.randn(2, in_channels, 8), torch.empty(2, 4, 8)
     short = out[..., :3]
     with torch.inference_mode():

@@ -24,10 +24,10 @@ def _tensors(dtype, length=400, k=100):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_matches_conv1d_on_cuda(strategy, multiple, dtype) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_matches_conv1d_on_cuda(strategy, params_of, dtype) -> None:
     x, w, b = _tensors(dtype)
-    stream = variant(w, b, strategy, multiple, chunk_size=16, groups=2)
+    stream = variant(w, b, strategy, params_of, chunk_size=16, groups=2)
     for seed in (None, 1):
         stream.reset()
         out = stream_all(stream, x, seed=seed)
@@ -43,12 +43,12 @@ def test_a_stream_is_tuned_on_cuda() -> None:
     assert_close(stream_all(stream, x), causal(x, w, b, 1, 2))
 
 
-@pytest.mark.parametrize("strategy,multiple", [VARIANTS[0], VARIANTS[1]],
-                         ids=VARIANT_IDS[:2])
-def test_one_captured_chunk_replays_the_stream(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS[:2] + VARIANTS[4:],
+                         ids=VARIANT_IDS[:2] + VARIANT_IDS[4:])
+def test_one_captured_chunk_replays_the_stream(strategy, params_of) -> None:
     x, w, b = _tensors(torch.float32, length=320)
     chunk = 16
-    stream = variant(w, b, strategy, multiple, chunk_size=chunk, groups=2)
+    stream = variant(w, b, strategy, params_of, chunk_size=chunk, groups=2)
     stream.prepare(2)
     x_static = torch.zeros(2, 2, chunk, device=CUDA)
     y_static = torch.empty(2, 2, chunk, device=CUDA)

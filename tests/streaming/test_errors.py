@@ -31,9 +31,9 @@ def test_bad_arguments_are_refused_when_the_stream_is_made(kwargs, error, match)
         autoconv.Conv1dStream(arguments.pop("weight"), **arguments)
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS[:2], ids=VARIANT_IDS[:2])
-def test_bad_chunks_are_refused(strategy, multiple) -> None:
-    stream = variant(W, None, strategy, multiple, chunk_size=8, groups=2)
+@pytest.mark.parametrize("strategy,params_of", VARIANTS[:2], ids=VARIANT_IDS[:2])
+def test_bad_chunks_are_refused(strategy, params_of) -> None:
+    stream = variant(W, None, strategy, params_of, chunk_size=8, groups=2)
     with pytest.raises(ValueError, match="a chunk of 9 samples is longer than the stream's "
                                          "chunk_size 8"):
         stream.stream(torch.randn(1, 4, 9))

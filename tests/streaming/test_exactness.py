@@ -38,21 +38,21 @@ def _tensors(b, cin, cout, k, groups, length, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layer", LAYERS, ids=LAYER_IDS)
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_full_and_random_chunks_match_conv1d(strategy, multiple, layer, dtype) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_full_and_random_chunks_match_conv1d(strategy, params_of, layer, dtype) -> None:
     b, cin, cout, k, dilation, groups, chunk, length = layer
     x, w, bias = _tensors(b, cin, cout, k, groups, length, dtype)
     expected = causal(x, w, bias, dilation, groups)
     for seed in (None, 1, 2):
-        stream = variant(w, bias, strategy, multiple, chunk_size=chunk, dilation=dilation,
+        stream = variant(w, bias, strategy, params_of, chunk_size=chunk, dilation=dilation,
                          groups=groups)
         assert_close(stream_all(stream, x, seed=seed), expected)
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_without_bias_and_unbatched(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_without_bias_and_unbatched(strategy, params_of) -> None:
     x, w, _ = _tensors(1, 2, 2, 50, 2, 120, torch.float64)
-    stream = variant(w, None, strategy, multiple, chunk_size=8, groups=2)
+    stream = variant(w, None, strategy, params_of, chunk_size=8, groups=2)
     outputs = [stream.stream(x[0, :, i:i + 8]) for i in range(0, 120, 8)]
     assert outputs[0].shape == (2, 8)
     assert_close(torch.cat(outputs, -1), causal(x, w, None, 1, 2)[0])

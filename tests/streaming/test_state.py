@@ -8,7 +8,16 @@ import torch
 
 import autoconv
 
-from .helpers import VARIANT_IDS, VARIANTS, assert_close, causal, stream_all, variant
+from .helpers import (
+    VARIANT_IDS,
+    VARIANTS,
+    assert_close,
+    causal,
+    layout,
+    partitions,
+    stream_all,
+    variant,
+)
 
 
 def _tensors(length: int, *, k: int = 24, dtype=torch.float32, seed: int = 0):
@@ -19,11 +28,12 @@ def _tensors(length: int, *, k: int = 24, dtype=torch.float32, seed: int = 0):
     return x, w, bias
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS[:3], ids=VARIANT_IDS[:3])
-def test_no_drift_after_10000_chunks(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS[:3] + VARIANTS[4:],
+                         ids=VARIANT_IDS[:3] + VARIANT_IDS[4:])
+def test_no_drift_after_10000_chunks(strategy, params_of) -> None:
     chunk = 4
     x, w, bias = _tensors(10_000 * chunk)
-    stream = variant(w, bias, strategy, multiple, chunk_size=chunk, groups=2)
+    stream = variant(w, bias, strategy, params_of, chunk_size=chunk, groups=2)
     out = torch.empty(1, 2, chunk)
     outputs = torch.empty(1, 2, x.shape[-1])
     with torch.inference_mode():
@@ -35,19 +45,19 @@ def test_no_drift_after_10000_chunks(strategy, multiple) -> None:
     assert_close(outputs[..., -1000:], expected[..., -1000:])  # the end as good as the start
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_reset_starts_a_new_signal(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_reset_starts_a_new_signal(strategy, params_of) -> None:
     x, w, bias = _tensors(90, dtype=torch.float64)
-    stream = variant(w, bias, strategy, multiple, chunk_size=8, groups=2)
+    stream = variant(w, bias, strategy, params_of, chunk_size=8, groups=2)
     stream_all(stream, torch.randn(1, 2, 37, dtype=torch.float64), seed=3)
     stream.reset()
     assert_close(stream_all(stream, x, seed=4), causal(x, w, bias, 1, 2))
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_flush_is_the_tail_as_if_zeros_were_fed(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_flush_is_the_tail_as_if_zeros_were_fed(strategy, params_of) -> None:
     x, w, bias = _tensors(45, dtype=torch.float64)
-    stream = variant(w, bias, strategy, multiple, chunk_size=8, groups=2)
+    stream = variant(w, bias, strategy, params_of, chunk_size=8, groups=2)
     head = stream_all(stream, x, seed=5)
     tail = stream.flush(30)  # longer than a chunk, not a multiple of it
     padded = torch.cat([x, x.new_zeros(1, 2, 30 + 7)], -1)
@@ -69,10 +79,10 @@ def test_flush_of_an_unbatched_stream_is_unbatched_and_needs_a_batch_size() -> N
         stream.flush(-1)
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS[:2], ids=VARIANT_IDS[:2])
-def test_the_batch_size_is_fixed_until_reset(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS[:2], ids=VARIANT_IDS[:2])
+def test_the_batch_size_is_fixed_until_reset(strategy, params_of) -> None:
     x, w, bias = _tensors(40, dtype=torch.float64)
-    stream = variant(w, bias, strategy, multiple, chunk_size=8, groups=2)
+    stream = variant(w, bias, strategy, params_of, chunk_size=8, groups=2)
     stream.stream(x[..., :8])
     with pytest.raises(RuntimeError, match=r"batch 1, this chunk 3; call reset\(\)"):
         stream.stream(x.expand(3, -1, -1)[..., 8:16])
@@ -96,10 +106,10 @@ def test_prepare_chooses_before_the_first_chunk_and_restarts_the_signal() -> Non
     assert "stateful_direct" in repr(stream)
 
 
-@pytest.mark.parametrize("strategy,multiple", VARIANTS, ids=VARIANT_IDS)
-def test_empty_chunks_and_out(strategy, multiple) -> None:
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_empty_chunks_and_out(strategy, params_of) -> None:
     x, w, bias = _tensors(24, dtype=torch.float64)
-    stream = variant(w, bias, strategy, multiple, chunk_size=8, groups=2)
+    stream = variant(w, bias, strategy, params_of, chunk_size=8, groups=2)
     assert stream.stream(x[..., :0]).shape == (1, 2, 0)
     out = torch.empty(1, 2, 8, dtype=torch.float64)
     pieces = []
@@ -114,7 +124,7 @@ def test_empty_chunks_and_out(strategy, multiple) -> None:
 def test_inference_mode_and_no_grad_and_back() -> None:
     x, w, bias = _tensors(48, dtype=torch.float64)
     w.requires_grad_(True)
-    stream = variant(w, bias, "partitioned", 2, chunk_size=16, groups=2)
+    stream = variant(w, bias, "partitioned", partitions(2), chunk_size=16, groups=2)
     with torch.inference_mode():
         first = stream.stream(x[..., :16])  # the buffers are made here
     with torch.no_grad():
@@ -126,7 +136,7 @@ def test_inference_mode_and_no_grad_and_back() -> None:
 
 def test_the_weight_is_copied_when_the_stream_is_made() -> None:
     x, w, bias = _tensors(16, dtype=torch.float64)
-    stream = variant(w, bias, "stateful_direct", None, chunk_size=8, groups=2)
+    stream = variant(w, bias, "stateful_direct", layout(), chunk_size=8, groups=2)
     expected = causal(x, w, bias, 1, 2)
     w.mul_(2)
     bias.zero_()

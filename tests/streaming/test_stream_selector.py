@@ -174,13 +174,27 @@ def test_stored_rows_are_checked_by_their_strategy() -> None:
                           spread_s=0.0, samples=5, error=0.0)
     store = FakeStore()
     store.candidates = lambda signature, device: [bad]
-    times = {"stateful_direct": 1e-3, "partitioned(partition=8)": 5e-4,
+    times = {"stateful_direct": 1e-3, "stateful_direct(time_major=1)": 2e-3,
+             "partitioned(partition=8)": 5e-4,
              "partitioned(partition=16)": 6e-4, "partitioned(partition=32)": 7e-4}
     selector, timer = make([get("stateful_direct"), get("partitioned")], times, store=store)
     with pytest.warns(RuntimeWarning, match="not a multiple of the chunk size"):
         choice = selector.choose(signature, CPU)
     assert (choice.source, choice.params_dict) == ("measured", {"partition": 8})
     assert sorted(timer.timed[0]) == sorted(times)
+
+
+def test_stateful_direct_offers_both_layouts_and_checks_stored_ones() -> None:
+    signature, direct = stream_signature(), get("stateful_direct")
+    assert direct.param_grid(signature) == [{}, {"time_major": 1}]
+    assert direct.kind({}) != direct.kind({"time_major": 1})
+    direct.validate(signature, {"time_major": 1})
+    with pytest.raises(ValueError, match="time_major"):
+        direct.validate(signature, {"time_major": 2})
+    with pytest.raises(TypeError):
+        direct.validate(signature, {"time_major": True})
+    with pytest.raises(ValueError, match="no parameter 'partition'"):
+        direct.validate(signature, {"partition": 8})
 
 
 def test_only_stream_signatures_are_chosen() -> None:

@@ -1,13 +1,21 @@
 """Streaming strategies: stateful engines that compute a causal conv1d chunk by chunk.
 
 ``stateful_direct`` keeps the kernel's history and convolves it with each chunk through
-``F.conv1d``; ``partitioned`` is uniformly partitioned overlap-save with a tuned partition
-length. Registry order (stateful_direct, partitioned) is the tie-break order. Each registry
-entry (:class:`StreamStrategy`) carries everything else autoconv knows about its strategy;
-``autoconv.Conv1dStream`` (``autoconv/streaming/``) is the object users hold.
+``F.conv1d`` (or, time-major, as a channels-last image); ``partitioned`` is uniformly
+partitioned overlap-save with a tuned partition length. Registry order (stateful_direct,
+partitioned) is the tie-break order. Each registry entry (:class:`StreamStrategy`) carries
+everything else autoconv knows about its strategy; ``autoconv.Conv1dStream``
+(``autoconv/streaming/``) is the object users hold.
 """
 
-from autoconv.strategies.streaming.direct import StatefulDirect, build_direct, direct_flops
+from autoconv.strategies.streaming.direct import (
+    StatefulDirect,
+    TimeMajorDirect,
+    build_direct,
+    check_direct_params,
+    direct_flops,
+    direct_layouts,
+)
 from autoconv.strategies.streaming.partition_plan import (
     PartitionPlan,
     check_partitioned_params,
@@ -26,13 +34,15 @@ from autoconv.strategies.streaming.registry import (
     stream_reference,
 )
 
-register(StreamStrategy("stateful_direct", build_direct, direct_flops, reference=True))
+register(StreamStrategy("stateful_direct", build_direct, direct_flops, param_grid=direct_layouts,
+                        check=check_direct_params, reference=True))
 register(StreamStrategy("partitioned", build_partitioned, partitioned_flops,
                         param_grid=partition_grid, supports=supports_partitioned,
                         check=check_partitioned_params, period=partitioned_period,
                         size_params=frozenset({"partition"})))
 
 __all__ = [
-    "PartitionPlan", "StatefulDirect", "StreamEngine", "StreamStrategy", "UniformPartitioned",
+    "PartitionPlan", "StatefulDirect", "StreamEngine", "StreamStrategy", "TimeMajorDirect",
+    "UniformPartitioned",
     "all_stream_strategies", "get", "register", "stream_reference",
 ]
