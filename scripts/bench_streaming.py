@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         for workload in workloads(args.quick, args.only):
             print(f"... {workload.name}", file=sys.stderr, flush=True)
             results.append(bench(workload, args))
+            times = sorted(results[-1]["per_chunk"].items(), key=lambda item: item[1])
+            print("    " + ", ".join(f"{label} {format_seconds(t)}" for label, t in times),
+                  file=sys.stderr, flush=True)
         from autoconv.runtime.dispatch import dispatcher
 
         dispatcher.reset()  # close the private database before its folder goes
