@@ -20,6 +20,7 @@ from autoconv import plain
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate, ConvInputs, Reference
 from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.timing import settle_allocator
 from autoconv.tuning.trial import Budget, WarmedUp
 
 
@@ -114,6 +115,7 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
     warmed: list[WarmedUp] = []
     rejected: list[Outcome] = []
     chunks = bench.chunks
+    settle_allocator()
     for candidate in candidates:
         if warmed and budget.remaining() <= 0:
             break

@@ -8,6 +8,7 @@ its tests can use a fake one and never depend on wall-clock time.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
@@ -103,6 +104,31 @@ def time_call(fn: Callable[[], Any], device: torch.device, clock: Clock = time.p
         torch.cuda.synchronize(device)
         return _time_one_cuda(fn, device)
     return _time_one_cpu(fn, clock)
+
+
+#: Bytes of the buffer :func:`settle_allocator` allocates and frees: just under glibc's
+#: largest dynamic mmap threshold (32 MiB on 64-bit), the state it settles in by itself.
+SETTLE_BYTES = 31 << 20
+
+
+@functools.cache
+def settle_allocator() -> None:
+    """Put the C allocator, once per process, in the state a long-running program reaches,
+    before anything is timed on the CPU.
+
+    glibc serves a large allocation with a fresh ``mmap`` (whose pages fault in on first
+    touch, and go back to the kernel on ``free``) until a freed block above its current
+    threshold raises the threshold to that block's size, up to 32 MiB. Until then every call
+    that allocates a few MiB pays page faults again: on this project's 2-core test machine,
+    ``F.conv1d`` of ``(1, 64, 3726)`` through a ``(128, 64, 1)`` kernel took 3-4 ms in a
+    fresh process and 0.65 ms after one 31 MiB buffer had been freed, and which state a
+    tuning process was in depended on what it had run before. One allocation freed at once
+    is what any program that has freed a tensor of 31 MiB has done; a threshold the user set
+    (``MALLOC_MMAP_THRESHOLD_``, ``mallopt``) is left alone (glibc then adjusts nothing), and
+    the buffer is never written, so it costs no memory.
+    """
+    buffer = torch.empty(SETTLE_BYTES, dtype=torch.uint8)
+    del buffer
 
 
 def round_orders(count: int, seed: int = 0) -> Iterator[list[int]]:

@@ -26,7 +26,7 @@ from autoconv.tuning.candidates import (
     Reference,
 )
 from autoconv.tuning.outcome import Outcome
-from autoconv.tuning.timing import Clock
+from autoconv.tuning.timing import Clock, settle_allocator
 
 #: Share of the budget spent on warm-ups and timing; the rest is kept for what follows the
 #: last timing (storing, choosing).
@@ -166,6 +166,7 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     #: per kind of candidate (a strategy up to its size parameters: padding first is another
     #: kind of direct call), the smallest warm-up seconds over predicted seconds
     ratios: dict[tuple, float] = {}
+    settle_allocator()
     if inputs.signature.requires_grad:
         _first_autograd_grad()
     for candidate, predicted in survivors:
