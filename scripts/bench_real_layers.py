@@ -4,7 +4,10 @@ Trains the learned model on the training grid's measurements alone (``--grid-db`
 ``autoconv warm --grid``) and asks it, as predict mode would, about the layers of published
 architectures (``scripts/real_layers.py``) measured into a database of their own
 (``--real-db``; ``--measure`` fills it: every candidate of every layer not predicted
-hopeless timed, see ``MEASURE_*``).
+hopeless timed, see ``MEASURE_*``). Given several real-layer databases (independent
+measurement runs, each in its own process), a pick is judged on each candidate's fastest
+time in any of them (``fastest_of_runs``): on this shared machine one run can time a
+candidate several times slower than it runs, for the whole of that candidate's measurement.
 Reports, in one run:
 
 1. held-out figures for the learned model, its confident picks, the cost model, always
@@ -15,19 +18,24 @@ Reports, in one run:
 3. per architecture, the learned model's figures and its worst picks;
 4. random against adaptive selection from the grid (``autoconv.prediction.adaptive``,
    replayed on the measured grid): regret on the real layers against the number of grid
-   signatures measured.
+   signatures measured;
+5. with several runs, the noise between them: each run's fastest candidate scored on
+   another run's times (the ceiling noise puts on any picker judged on one run), and the
+   learned model judged on each run alone.
 
 A pick's regret is its measured time over the best measured time of that layer, among the
 candidates measured for it.
 
 Usage: python scripts/bench_real_layers.py --grid-db sqlite:////tmp/ac/grid.sqlite3
-           --real-db sqlite:////tmp/ac/real.sqlite3 [--measure] [--out FILE]
+           --real-db sqlite:////tmp/ac/real.sqlite3 [sqlite:////tmp/ac/real2.sqlite3 ...]
+           [--measure] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -48,9 +56,11 @@ from autoconv.prediction.evaluation import (  # noqa: E402
     Evaluation,
     Scores,
     evaluate_held_out,
+    fastest_of_runs,
     group_by_signature,
     judge,
     learned_fitter,
+    repeatability,
 )
 from autoconv.prediction.predictor import Sample  # noqa: E402
 from autoconv.prediction.training_data import load_samples  # noqa: E402
@@ -63,8 +73,9 @@ TARGET_GEOMEAN, TARGET_WITHIN_5, TARGET_WORST = 1.05, 0.85, 1.5
 #: Grid sizes of the random-versus-adaptive curve.
 CURVE_SIZES = (250, 500, 1000, 1500)
 #: Measuring the real layers: every candidate predicted within PRUNE_FACTOR of the best timed
-#: at least MIN_SAMPLES and at most MAX_SAMPLES times, within BUDGET_S per layer. Racing is off: a candidate it drops
-#: keeps the time of its first samples, and one stalled sample then reads as a 5-15x loss.
+#: at least MIN_SAMPLES and at most MAX_SAMPLES times, within BUDGET_S per layer. Racing is
+#: off: a candidate it drops keeps the time of its first samples, and one stalled sample
+#: then reads as a 5-15x loss.
 MEASURE_MIN_SAMPLES = 3
 MEASURE_MAX_SAMPLES = 7
 MEASURE_BUDGET_S = 5.0
@@ -93,6 +104,13 @@ def measure(real_db: str, layers: dict[Signature, RealLayer]) -> None:
         bar.close()
     print(f"real layers: {report.measured} measured, {len(report.visited) - report.measured} "
           f"already known, in {report.seconds:.0f} s", file=sys.stderr)
+
+
+def measure_in_own_process(real_db: str) -> None:
+    """:func:`measure` in a fresh interpreter, so that each run is independent of the last."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+            f"import bench_real_layers as b; b.measure({real_db!r}, b.keyed_layers())")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def samples_of(url: str) -> list[Sample]:
@@ -216,12 +234,33 @@ def selection_curve(grid: Sequence[Sample], real: Sequence[Sample]) -> str:
                            "adaptive: worst", "adaptive selection took"], rows)
 
 
+def noise_table(grid: Sequence[Sample], runs: Sequence[Sequence[Sample]]) -> str:
+    """Each run's fastest candidate scored on every other run's times, and the learned model
+    (fitted on the grid) judged on each run alone."""
+    rows = []
+    for i, first in enumerate(runs):
+        for j, second in enumerate(runs):
+            if i != j:
+                scores = repeatability(first, second)
+                rows.append(scores_row(Scores(**{**vars(scores),
+                                                 "name": f"run {i + 1} on run {j + 1}"})))
+    for i, run in enumerate(runs):
+        held = evaluate_held_out(list(grid) + list(run), [{s.signature for s in run}],
+                                 baselines={})
+        learned = held.overall["learned"]
+        rows.append(scores_row(Scores(**{**vars(learned),
+                                         "name": f"learned, judged on run {i + 1} alone"})))
+    return markdown_table(SCORE_HEADERS, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid-db", required=True, help="the grid's measurements")
-    parser.add_argument("--real-db", required=True, help="the real layers' measurements")
+    parser.add_argument("--real-db", required=True, nargs="+",
+                        help="the real layers' measurements: one database per run")
     parser.add_argument("--measure", action="store_true",
-                        help="first measure the real layers missing from --real-db")
+                        help="first measure the real layers missing from each --real-db "
+                             "(one after the other, each in a process of its own)")
     parser.add_argument("--no-curve", action="store_true",
                         help="skip the random-versus-adaptive curve")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
@@ -229,10 +268,12 @@ def main() -> None:
     torch.manual_seed(0)
     layers = keyed_layers()
     if args.measure:
-        measure(args.real_db, layers)
+        for url in args.real_db:
+            measure_in_own_process(url)
     header = machine_header("cpu")
     grid = samples_of(args.grid_db)
-    real = [s for s in samples_of(args.real_db) if s.signature in layers]
+    runs = [[s for s in samples_of(url) if s.signature in layers] for url in args.real_db]
+    real = fastest_of_runs(runs)
     leaked = {s.signature for s in grid} & {s.signature for s in real}
     grid = [s for s in grid if s.signature not in leaked]  # no real layer in the training data
     real_signatures = {s.signature for s in real}
@@ -247,7 +288,8 @@ def main() -> None:
         f"({len(grid)} measured candidates; {len(leaked)} grid signatures equal to a real "
         f"layer left out)",
         f"- held out: {len(real_signatures)} real layers of {len(architectures)} "
-        f"architectures ({len(real)} measured candidates)", "",
+        f"architectures ({len(real)} measured candidates; {len(runs)} measurement run(s), "
+        f"each candidate judged on its fastest)", "",
         "## Trained on the grid alone", "", targets_table(held), "", scores_table(held), "",
         "## Leave one architecture out (grid + the other architectures)", "",
         scores_table(loao), "",
@@ -256,6 +298,8 @@ def main() -> None:
     if not args.no_curve:
         sections += ["## Random against adaptive selection of the grid", "",
                      selection_curve(grid, real), ""]
+    if len(runs) > 1:
+        sections += ["## Noise between measurement runs", "", noise_table(grid, runs), ""]
     publish("\n".join(sections), args.out)
 
 

@@ -12,6 +12,7 @@ from real_layers import ARCHITECTURES, real_layers  # noqa: E402
 
 from autoconv.prediction.evaluation import evaluate_held_out  # noqa: E402
 from autoconv.prediction.grid import training_grid  # noqa: E402
+from autoconv.prediction.predictor import Sample  # noqa: E402
 from tests.prediction.fakes import random_signatures, synthetic_samples  # noqa: E402
 
 
@@ -62,3 +63,14 @@ def test_the_report_sections_add_up_on_synthetic_measurements(monkeypatch) -> No
     monkeypatch.setattr(bench_real_layers, "CURVE_SIZES", (100, 200))
     curve = bench_real_layers.selection_curve(grid, real)
     assert curve.count("\n") == 3  # header, rule, two sizes
+
+
+def test_the_noise_table_scores_every_run_on_every_other() -> None:
+    grid = synthetic_samples(random_signatures(200, seed=1), seed=1)
+    real_signatures = random_signatures(20, seed=2)
+    first = synthetic_samples(real_signatures, seed=2)
+    second = [Sample(s.signature, s.strategy, s.params, s.seconds * 1.5) for s in first]
+    table = bench_real_layers.noise_table(grid, [first, second])
+    assert "| run 1 on run 2 | 20 | 1.000 | 1.00 |" in table  # the same order, slower
+    assert "| run 2 on run 1 | 20 | 1.000 | 1.00 |" in table
+    assert table.count("learned, judged on run") == 2

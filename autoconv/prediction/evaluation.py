@@ -280,6 +280,24 @@ def repeatability(first: Sequence[Sample], second: Sequence[Sample]) -> Scores:
                      [j[2] for j in judged])
 
 
+def fastest_of_runs(runs: Sequence[Sequence[Sample]]) -> list[Sample]:
+    """Several measurement runs of the same signatures as one: each candidate at the fastest
+    time any run measured for it (a candidate measured by one run only keeps that time).
+
+    A candidate's time in one process can be several times its time in another (on a shared
+    2-core machine, a buffer that lands badly in the cache stays there for the whole run of
+    that candidate; see ``benchmarks/real-layers-cpu.md``); nothing is ever measured faster
+    than it can run, so the fastest of independent runs is the figure a pick is judged on.
+    """
+    fastest: dict[tuple[Signature, tuple[str, tuple]], Sample] = {}
+    for run in runs:
+        for s in run:
+            key = (s.signature, candidate_key(s))
+            if key not in fastest or s.seconds < fastest[key].seconds:
+                fastest[key] = s
+    return list(fastest.values())
+
+
 def markdown(evaluation: Evaluation) -> str:
     """The evaluation as markdown tables."""
     lines = [f"{evaluation.signatures} held-out signatures (grouped cross-validation; top-1 = "

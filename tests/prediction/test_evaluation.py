@@ -10,6 +10,7 @@ from autoconv.prediction.evaluation import (
     FittedPicker,
     Scores,
     cross_validate,
+    fastest_of_runs,
     group_by_signature,
     markdown,
     plain_conv1d_picker,
@@ -111,3 +112,17 @@ def test_repeatability_scores_one_run_against_another() -> None:
     scores = repeatability(first, second)
     assert scores.count == 2 and scores.worst == 1.5 and scores.top1 == 0.5
     assert scores.exact == 0.5 and scores.method_top1 == 0.5
+
+
+def test_fastest_of_runs_keeps_each_candidates_fastest_time() -> None:
+    a, b = random_signatures(2, seed=6)
+    first = [Sample(a, "direct", {}, 5.0), Sample(a, "fft", {}, 1.1),
+             Sample(b, "overlap_add", {"block_size": 64}, 2.0)]
+    second = [Sample(a, "direct", {}, 1.0), Sample(a, "fft", {}, 1.3),
+              Sample(b, "overlap_add", {"block_size": 64}, 3.0),
+              Sample(b, "overlap_add", {"block_size": 128}, 2.5)]  # only the second run
+    combined = {(s.signature, s.strategy, s.params.get("block_size")): s.seconds
+                for s in fastest_of_runs([first, second])}
+    assert combined == {(a, "direct", None): 1.0, (a, "fft", None): 1.1,
+                        (b, "overlap_add", 64): 2.0, (b, "overlap_add", 128): 2.5}
+    assert fastest_of_runs([first]) == first
