@@ -284,10 +284,11 @@ def fastest_of_runs(runs: Sequence[Sequence[Sample]]) -> list[Sample]:
     """Several measurement runs of the same signatures as one: each candidate at the fastest
     time any run measured for it (a candidate measured by one run only keeps that time).
 
-    A candidate's time in one process can be several times its time in another (on a shared
-    2-core machine, a buffer that lands badly in the cache stays there for the whole run of
-    that candidate; see ``benchmarks/real-layers-cpu.md``); nothing is ever measured faster
-    than it can run, so the fastest of independent runs is the figure a pick is judged on.
+    A candidate's time in one process can be several times its time in another, for the
+    whole of that candidate's measurement (on the project's shared 2-core machine, for a
+    cause not yet found; see ``benchmarks/real-layers-cpu.md``). Nothing is ever measured
+    faster than it can run, so the fastest of independent runs is the figure a pick is
+    judged on.
     """
     fastest: dict[tuple[Signature, tuple[str, tuple]], Sample] = {}
     for run in runs:

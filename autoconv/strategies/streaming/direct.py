@@ -43,28 +43,45 @@ class StatefulDirect:
         chunk_size: the longest chunk.
     """
 
+    #: the buffer's time dimension
+    time_dim = -1
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
                  groups: int, batch: int, chunk_size: int) -> None:
-        self.weight, self.bias = weight, bias
+        self.weight, self.bias = self._prepared(weight), bias
         self.dilation, self.groups = dilation, groups
         self.history = dilation * (weight.shape[-1] - 1)
         channels = weight.shape[1] * groups
         make = {"dtype": weight.dtype, "device": weight.device}
         #: the history, then room for one chunk
-        self._buffer = torch.zeros(batch, channels, self.history + chunk_size, **make)
+        self._buffer = torch.zeros(self._shape(batch, channels, self.history + chunk_size),
+                                   **make)
         #: where the new history goes when it overlaps the old one (chunk shorter than it)
-        self._scratch = torch.empty(batch, channels, self.history, **make)
+        self._scratch = torch.empty(self._shape(batch, channels, self.history), **make)
+
+    @staticmethod
+    def _prepared(weight: torch.Tensor) -> torch.Tensor:
+        return weight
+
+    @staticmethod
+    def _shape(batch: int, channels: int, length: int) -> tuple[int, int, int]:
+        return batch, channels, length
+
+    def _convolve(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Copy the chunk in after the history and convolve the two."""
+        n, history, buffer = chunk.shape[-1], self.history, self._buffer
+        buffer[..., history:history + n].copy_(chunk)
+        return plain.conv1d(buffer[..., :history + n], self.weight, self.bias, 1, 0,
+                            self.dilation, self.groups)
 
     def step(self, chunk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The chunk's causal outputs (see :class:`~autoconv.strategies.streaming.registry.
         StreamEngine`)."""
-        n, history, buffer = chunk.shape[-1], self.history, self._buffer
-        buffer[..., history:history + n].copy_(chunk)
-        result = plain.conv1d(buffer[..., :history + n], self.weight, self.bias, 1, 0,
-                              self.dilation, self.groups)
-        _keep_history(buffer, self._scratch, n, history, dim=-1)
+        result = self._convolve(chunk)
+        _keep_history(self._buffer, self._scratch, chunk.shape[-1], self.history,
+                      self.time_dim)
         if out is None:
-            return result
+            return result.contiguous()  # a no-op channel-major
         return out.copy_(result)
 
     def reset(self) -> None:
@@ -72,41 +89,31 @@ class StatefulDirect:
         self._buffer.zero_()
 
 
-class TimeMajorDirect:
-    """The history-plus-chunk engine, time-major (see the module docstring).
+class TimeMajorDirect(StatefulDirect):
+    """The history-plus-chunk engine, time-major (see the module docstring): the buffer is
+    ``(B, history + chunk, C)`` and the weight ``(C_out, C_in / groups, 1, K)``,
+    channels-last like the image the buffer is seen as.
 
     Args: as for :class:`StatefulDirect`.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
-                 groups: int, batch: int, chunk_size: int) -> None:
-        self.bias, self.dilation, self.groups = bias, dilation, groups
-        self.history = dilation * (weight.shape[-1] - 1)
-        channels = weight.shape[1] * groups
-        make = {"dtype": weight.dtype, "device": weight.device}
-        #: ``(C_out, C_in / groups, 1, K)``, channels-last like the input
-        self.weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        #: ``(B, history + chunk, C)``: the history, then room for one chunk
-        self._buffer = torch.zeros(batch, self.history + chunk_size, channels, **make)
-        self._scratch = torch.empty(batch, self.history, channels, **make)
+    time_dim = 1
 
-    def step(self, chunk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The chunk's causal outputs (see :class:`~autoconv.strategies.streaming.registry.
-        StreamEngine`)."""
+    @staticmethod
+    def _prepared(weight: torch.Tensor) -> torch.Tensor:
+        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _shape(batch: int, channels: int, length: int) -> tuple[int, int, int]:
+        return batch, length, channels
+
+    def _convolve(self, chunk: torch.Tensor) -> torch.Tensor:
         n, history, buffer = chunk.shape[-1], self.history, self._buffer
         buffer[:, history:history + n].copy_(chunk.transpose(1, 2))
         # (B, C, 1, history + n), strided as channels-last: the buffer itself, not a copy
         image = buffer[:, :history + n].transpose(1, 2).unsqueeze(2)
-        result = F.conv2d(image, self.weight, self.bias, 1, 0, (1, self.dilation),
-                          self.groups).squeeze(2)
-        _keep_history(buffer, self._scratch, n, history, dim=1)
-        if out is None:
-            return result.contiguous()
-        return out.copy_(result)
-
-    def reset(self) -> None:
-        """Forget the history."""
-        self._buffer.zero_()
+        return F.conv2d(image, self.weight, self.bias, 1, 0, (1, self.dilation),
+                        self.groups).squeeze(2)
 
 
 def _keep_history(buffer: torch.Tensor, scratch: torch.Tensor, n: int, history: int,
