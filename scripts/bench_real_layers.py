@@ -55,6 +55,7 @@ from autoconv.prediction.adaptive import adaptive_rounds  # noqa: E402
 from autoconv.prediction.evaluation import (  # noqa: E402
     Evaluation,
     Scores,
+    candidate_key,
     evaluate_held_out,
     fastest_of_runs,
     group_by_signature,
@@ -170,9 +171,20 @@ def targets_table(evaluation: Evaluation) -> str:
                           [[name, value, "yes" if ok else "**no**"] for name, value, ok in checks])
 
 
+def times_by_run(runs: Sequence[Sequence[Sample]], sample: Sample) -> str:
+    """What each run measured for ``sample``'s candidate on its signature, in ms ("-" where a
+    run did not time it), so that a worst pick shows whether the runs agreed."""
+    key = (sample.signature, candidate_key(sample))
+    times = [next((s.seconds for s in run if (s.signature, candidate_key(s)) == key), None)
+             for run in runs]
+    return " / ".join("-" if t is None else f"{t * 1e3:.3g}" for t in times)
+
+
 def per_architecture(grid: Sequence[Sample], real: Sequence[Sample],
-                     layers: dict[Signature, RealLayer], worst: int = 12) -> str:
-    """The learned model (fitted on the grid) per architecture, and its worst picks."""
+                     layers: dict[Signature, RealLayer],
+                     runs: Sequence[Sequence[Sample]] = (), worst: int = 12) -> str:
+    """The learned model (fitted on the grid) per architecture, and its worst picks (with
+    each of ``runs``' time of the picked and of the best candidate, when runs are given)."""
     model = learned_fitter(grid)
     by_arch: dict[str, list[float]] = {}
     picks = []
@@ -198,9 +210,11 @@ def per_architecture(grid: Sequence[Sample], real: Sequence[Sample],
 
     worst_rows = [[f"{layer.architecture}/{layer.layer}", layer.signature.short(),
                    f"{regret:.2f}", named(pick), named(best), f"{best.seconds * 1e3:.3g} ms"]
+                  + ([times_by_run(runs, pick), times_by_run(runs, best)] if runs else [])
                   for regret, layer, pick, best in picks[:worst]]
+    by_run = ["picked, ms in each run", "best, ms in each run"] if runs else []
     return table + "\n\n**Worst picks**\n\n" + markdown_table(
-        ["layer", "signature", "regret", "picked", "best", "best time"], worst_rows)
+        ["layer", "signature", "regret", "picked", "best", "best time", *by_run], worst_rows)
 
 
 def selection_curve(grid: Sequence[Sample], real: Sequence[Sample]) -> str:
@@ -294,7 +308,7 @@ def main() -> None:
         "## Leave one architecture out (grid + the other architectures)", "",
         scores_table(loao), "",
         "## Per architecture (trained on the grid alone)", "",
-        per_architecture(grid, real, layers), ""]
+        per_architecture(grid, real, layers, runs if len(runs) > 1 else ()), ""]
     if not args.no_curve:
         sections += ["## Random against adaptive selection of the grid", "",
                      selection_curve(grid, real), ""]

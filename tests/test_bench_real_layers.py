@@ -74,3 +74,19 @@ def test_the_noise_table_scores_every_run_on_every_other() -> None:
     assert "| run 1 on run 2 | 20 | 1.000 | 1.00 |" in table  # the same order, slower
     assert "| run 2 on run 1 | 20 | 1.000 | 1.00 |" in table
     assert table.count("learned, judged on run") == 2
+
+
+def test_worst_picks_show_what_each_run_measured() -> None:
+    grid = synthetic_samples(random_signatures(200, seed=1), seed=1)
+    real_signatures = random_signatures(20, seed=2)
+    first = synthetic_samples(real_signatures, seed=2)
+    second = [Sample(s.signature, s.strategy, s.params, s.seconds * 2) for s in first[1:]]
+    assert (bench_real_layers.times_by_run([first, second], first[1])
+            == f"{first[1].seconds * 1e3:.3g} / {first[1].seconds * 2e3:.3g}")
+    assert bench_real_layers.times_by_run([first, second], first[0]).endswith(" / -")
+    keyed = {s: bench_real_layers.RealLayer("arch", f"layer{i}", s)
+             for i, s in enumerate(real_signatures)}
+    text = bench_real_layers.per_architecture(grid, first, keyed, [first, second])
+    assert "| picked, ms in each run | best, ms in each run |" in text
+    plain = bench_real_layers.per_architecture(grid, first, keyed)
+    assert "ms in each run" not in plain
