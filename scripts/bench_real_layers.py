@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ SCORE_HEADERS = ["picker", "layers", "geomean regret", "worst", "<=1.05x", "<=1.
 def scores_table(evaluation: Evaluation) -> str:
     rows = [scores_row(s) for s in evaluation.overall.values() if s.count]
     single = evaluation.single_channel
-    rows += [scores_row(Scores(**{**vars(s), "name": f"{s.name}, single-channel"}))
+    rows += [scores_row(replace(s, name=f"{s.name}, single-channel"))
              for name, s in single.items() if s.count and name in ("learned", "scipy")]
     return (markdown_table(SCORE_HEADERS, rows) + f"\n\nThe learned model is confident on "
             f"{evaluation.confident_share:.1%} of the layers (row learned_confident).")
@@ -255,15 +256,13 @@ def noise_table(grid: Sequence[Sample], runs: Sequence[Sequence[Sample]]) -> str
     for i, first in enumerate(runs):
         for j, second in enumerate(runs):
             if i != j:
-                scores = repeatability(first, second)
-                rows.append(scores_row(Scores(**{**vars(scores),
-                                                 "name": f"run {i + 1} on run {j + 1}"})))
+                rows.append(scores_row(replace(repeatability(first, second),
+                                               name=f"run {i + 1} on run {j + 1}")))
     for i, run in enumerate(runs):
         held = evaluate_held_out(list(grid) + list(run), [{s.signature for s in run}],
                                  baselines={})
-        learned = held.overall["learned"]
-        rows.append(scores_row(Scores(**{**vars(learned),
-                                         "name": f"learned, judged on run {i + 1} alone"})))
+        rows.append(scores_row(replace(held.overall["learned"],
+                                       name=f"learned, judged on run {i + 1} alone")))
     return markdown_table(SCORE_HEADERS, rows)
 
 

@@ -285,11 +285,11 @@ def fastest_of_runs(runs: Sequence[Sequence[Sample]]) -> list[Sample]:
     time any run measured for it (a candidate measured by one run only keeps that time).
 
     A candidate's time in one process can be several times its time in another, for the
-    whole of that candidate's measurement: on the project's shared 2-core machine, the same
-    ``F.conv1d`` read from 0.35x to 2.3x its time in another run, with no page fault in
-    either and no dependence on what the process had run before
-    (``benchmarks/real-layers-cpu.md``). Nothing is ever measured faster than it can run, so
-    the fastest of independent runs is the figure a pick is judged on.
+    whole of that candidate's measurement: on the project's shared 2-core machine, 5.5% of
+    the candidates that never page-faulted read more than 1.5x apart in two runs (0.57x to
+    2.3x), and 27% of those that did (``benchmarks/real-layers-cpu.md``). Nothing is ever
+    measured faster than it can run, so the fastest of independent runs is the figure a
+    pick is judged on.
     """
     fastest: dict[tuple[Signature, tuple[str, tuple]], Sample] = {}
     for run in runs:
