@@ -3,10 +3,10 @@
 ``autoconv warm --grid`` measures these signatures into the tuning database, so the predictor
 (:mod:`autoconv.prediction.predictor`) has data covering the space where the strategies trade
 places. The grid is the same on every machine: a fixed-seed draw, each size log-uniform (every
-octave equally likely), because which strategy wins depends on ratios of sizes. Half of it is
-drawn **independently** on every axis, so that no combination people run is far from a grid
-point; the other half **perturbs the families of real layers**, so that the grid is dense
-where people actually are:
+octave equally likely), because which strategy wins depends on ratios of sizes. Almost half
+of it is drawn **independently** on every axis, so that no combination people run is far
+from a grid point; the rest **perturbs the families of real layers**, so that the grid is
+dense where people actually are:
 
 ====================  ======================================================================
 family                what varies (ranges inclusive, log-uniform unless listed)
@@ -21,10 +21,14 @@ front_end             1 -> 8-512 filter banks (SincNet, wav2vec2, Conv-TasNet en
                       batch 1-128, length 1k-256k, kernel 5-512, stride 1-10
 dense_short           16-1024 -> 16-1024 channels, kernel 1-11 (vocoders, TCNs, WaveNet,
                       ResNets): batch 1-64, length 32-32k, dilation 1-512, same or causal
+dense_mid             8-256 -> 8-256 channels, kernel 12-32, padded (ECG and time-series
+                      ResNets, HiFi-GAN's and MelGAN's longer kernels): batch 4-64, length
+                      256-16k, same, causal or full
 downsample            C -> C or 2C, kernel 2-3x the stride 2-8 (EnCodec, Demucs, wav2vec2):
                       C 1-1024, batch 1-32, length 256-128k
 depthwise_short       64-2048 channels, kernel 3-87 (Mamba, Conformer, QuartzNet, Conv-TasNet):
-                      batch 1-32, length 128-16k, dilation 1-128, same or causal
+                      batch 1-32, length 128-16k, dilation 1-128 (half of them 1, most of
+                      the rest a power of two, as TCNs stack them), same or causal
 depthwise_long        64-1024 channels, kernel L/4 up to L, causal (Hyena, S4): batch 1-16,
                       length 256-8k
 grouped               4-256 groups of 4-64 channels, out multiplier 1-4 (wav2vec2's positional
@@ -106,6 +110,17 @@ def _padding(mode: str, span: int, stride: int) -> tuple[int, int]:
     return 0, 0
 
 
+def _stacked_dilation(rng: np.random.Generator, high: int = 128) -> int:
+    """1 half the time; else mostly a power of two up to ``high`` (a TCN's or Conv-TasNet's
+    stack of blocks, 1, 2, 4, ...), sometimes any value in between."""
+    draw = rng.random()
+    if draw < 0.5:
+        return 1
+    if draw < 0.85:
+        return 1 << int(rng.integers(1, int(math.log2(high)) + 1))
+    return _log_int(rng, 2, high)
+
+
 def _any_padding(rng: np.random.Generator) -> str:
     return _choice(rng, (VALID, SAME, FULL, CAUSAL), (0.4, 0.3, 0.1, 0.2))
 
@@ -159,6 +174,12 @@ def _dense_short(rng: np.random.Generator) -> Signature | None:
                  _dilation(rng, high=512), _choice(rng, (SAME, CAUSAL, VALID), (0.5, 0.3, 0.2)))
 
 
+def _dense_mid(rng: np.random.Generator) -> Signature | None:
+    return _make(rng, _log_int(rng, 4, 64), _log_int(rng, 8, 256), _log_int(rng, 8, 256),
+                 _log_int(rng, 256, 1 << 14), _log_int(rng, 12, 32), 1, 1, _dilation(rng),
+                 _choice(rng, (SAME, CAUSAL, FULL), (0.6, 0.3, 0.1)))
+
+
 def _downsample(rng: np.random.Generator) -> Signature | None:
     stride = _log_int(rng, 2, 8)
     channels = _log_int(rng, 1, 1024)
@@ -172,7 +193,7 @@ def _depthwise_short(rng: np.random.Generator) -> Signature | None:
     channels = _log_int(rng, 64, 2048)
     return _make(rng, _log_int(rng, 1, 32), channels, channels, _log_int(rng, 128, 1 << 14),
                  _log_int(rng, 3, 87), channels, _choice(rng, (1, 2), (0.9, 0.1)),
-                 _dilation(rng, high=128), _choice(rng, (SAME, CAUSAL), (0.6, 0.4)))
+                 _stacked_dilation(rng), _choice(rng, (SAME, CAUSAL), (0.6, 0.4)))
 
 
 def _depthwise_long(rng: np.random.Generator) -> Signature | None:
@@ -197,10 +218,11 @@ def _text(rng: np.random.Generator) -> Signature | None:
 
 #: The families, with the share of the grid each gets.
 FAMILIES: dict[str, tuple[Draw, float]] = {
-    "independent": (_independent, 0.5),
+    "independent": (_independent, 0.44),
     "fir": (_fir, 0.08),
     "front_end": (_front_end, 0.06),
     "dense_short": (_dense_short, 0.1),
+    "dense_mid": (_dense_mid, 0.06),
     "downsample": (_downsample, 0.06),
     "depthwise_short": (_depthwise_short, 0.08),
     "depthwise_long": (_depthwise_long, 0.04),

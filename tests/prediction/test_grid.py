@@ -63,6 +63,17 @@ def test_the_grid_covers_every_axis() -> None:
     assert all(count >= 30 for count in paddings.values()), paddings
 
 
+def test_the_grid_covers_dilated_depthwise_stacks_and_padded_mid_kernels() -> None:
+    # where a grid without them left real layers far from any measurement: Conv-TasNet's and
+    # TCNs' depthwise blocks dilated by powers of two, and padded K=12-32 dense layers at
+    # training batch sizes (ECG and time-series ResNets)
+    grid = training_grid(1000)
+    dilated = {s.dilation for s in grid if s.is_depthwise and s.kernel_size <= 87}
+    assert {2, 4, 8, 16, 32, 64, 128} <= dilated
+    assert sum(1 for s in grid if s.groups == 1 and 12 <= s.kernel_size <= 32
+               and s.batch >= 8 and s.padding_left + s.padding_right > 0) >= 20
+
+
 def test_grid_signatures_are_distinct_length_buckets() -> None:
     from autoconv.buckets import decision_key
     from autoconv.settings import Settings
