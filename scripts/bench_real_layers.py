@@ -21,12 +21,15 @@ Reports, in one run:
    signatures measured;
 5. with several runs, the noise between them: each run's fastest candidate scored on
    another run's times (the ceiling noise puts on any picker judged on one run), and the
-   learned model judged on each run alone.
+   learned model judged on each run alone;
+6. given several grid databases (``--grid-db``: independent measurements of the same grid;
+   the first trains every figure above), the learned model trained on each in turn: how
+   much of a figure is the grid measurement's own noise.
 
 A pick's regret is its measured time over the best measured time of that layer, among the
 candidates measured for it.
 
-Usage: python scripts/bench_real_layers.py --grid-db sqlite:////tmp/ac/grid.sqlite3
+Usage: python scripts/bench_real_layers.py --grid-db sqlite:////tmp/ac/grid.sqlite3 [...]
            --real-db sqlite:////tmp/ac/real.sqlite3 [sqlite:////tmp/ac/real2.sqlite3 ...]
            [--measure] [--out FILE]
 """
@@ -266,9 +269,30 @@ def noise_table(grid: Sequence[Sample], runs: Sequence[Sequence[Sample]]) -> str
     return markdown_table(SCORE_HEADERS, rows)
 
 
+def grid_noise_table(grids: Sequence[Sequence[Sample]], real: Sequence[Sample]) -> str:
+    """The learned model trained on each of several measurements of the grid, judged on the
+    same real layers: the spread is what one grid measurement's noise does to the figures."""
+    real_signatures = {s.signature for s in real}
+    rows = []
+    for i, grid in enumerate(grids):
+        held = evaluate_held_out(list(grid) + list(real), [real_signatures], baselines={})
+        rows.append(scores_row(replace(held.overall["learned"],
+                                       name=f"learned, trained on grid measurement {i + 1}")))
+    return markdown_table(SCORE_HEADERS, rows)
+
+
+def training_grid_of(url: str, real: Sequence[Sample]) -> tuple[list[Sample], int]:
+    """The grid's samples, less any signature that is also a real layer (and how many)."""
+    grid = samples_of(url)
+    leaked = {s.signature for s in grid} & {s.signature for s in real}
+    return [s for s in grid if s.signature not in leaked], len(leaked)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid-db", required=True, help="the grid's measurements")
+    parser.add_argument("--grid-db", required=True, nargs="+",
+                        help="the grid's measurements (the first trains the model; others, "
+                             "measurements of the same grid, show the grid's noise)")
     parser.add_argument("--real-db", required=True, nargs="+",
                         help="the real layers' measurements: one database per run")
     parser.add_argument("--measure", action="store_true",
@@ -284,11 +308,10 @@ def main() -> None:
         for url in args.real_db:
             measure_in_own_process(url)
     header = machine_header("cpu")
-    grid = samples_of(args.grid_db)
     runs = [[s for s in samples_of(url) if s.signature in layers] for url in args.real_db]
     real = fastest_of_runs(runs)
-    leaked = {s.signature for s in grid} & {s.signature for s in real}
-    grid = [s for s in grid if s.signature not in leaked]  # no real layer in the training data
+    grids = [training_grid_of(url, real) for url in args.grid_db]
+    grid, leaked = grids[0]  # no real layer in the training data
     real_signatures = {s.signature for s in real}
     architectures = sorted({layers[s].architecture for s in real_signatures})
     held = evaluate_held_out(grid + real, [real_signatures])
@@ -298,7 +321,7 @@ def main() -> None:
     sections = [
         "# The predictor on real layers it has never seen", "", header,
         f"- training data: {len(group_by_signature(grid))} grid signatures "
-        f"({len(grid)} measured candidates; {len(leaked)} grid signatures equal to a real "
+        f"({len(grid)} measured candidates; {leaked} grid signatures equal to a real "
         f"layer left out)",
         f"- held out: {len(real_signatures)} real layers of {len(architectures)} "
         f"architectures ({len(real)} measured candidates; {len(runs)} measurement run(s), "
@@ -313,6 +336,9 @@ def main() -> None:
                      selection_curve(grid, real), ""]
     if len(runs) > 1:
         sections += ["## Noise between measurement runs", "", noise_table(grid, runs), ""]
+    if len(grids) > 1:
+        sections += ["## Noise between measurements of the grid", "",
+                     grid_noise_table([g for g, _ in grids], real), ""]
     publish("\n".join(sections), args.out)
 
 

@@ -76,6 +76,15 @@ def test_the_noise_table_scores_every_run_on_every_other() -> None:
     assert table.count("learned, judged on run") == 2
 
 
+def test_the_grid_noise_table_trains_on_each_grid_measurement() -> None:
+    first = synthetic_samples(random_signatures(200, seed=1), seed=1)
+    second = synthetic_samples(random_signatures(200, seed=1), seed=3)  # same grid, new times
+    real = synthetic_samples(random_signatures(20, seed=2), seed=2)
+    table = bench_real_layers.grid_noise_table([first, second], real)
+    assert "| learned, trained on grid measurement 1 | 20 |" in table
+    assert "| learned, trained on grid measurement 2 | 20 |" in table
+
+
 def test_worst_picks_show_what_each_run_measured() -> None:
     grid = synthetic_samples(random_signatures(200, seed=1), seed=1)
     real_signatures = random_signatures(20, seed=2)
