@@ -39,10 +39,15 @@ text                  embeddings of 50-300 -> 50-256 filters (text CNNs): batch 
 
 Across families: strides 1 (most), 2, 3, 4, 5 or 8 where a family lists none; dilations 1
 (most) up to 16; padding valid, same (stride 1), full, or causal (as a caller does it: the
-input left-padded with ``F.pad``, then no padding, since ``F.conv1d`` pads symmetrically); one signature in ten needs
-gradients (timed forward + backward). Signatures whose cheapest plausible strategy would still
-be huge are redrawn (at most 8M input or output elements and 2^31 multiply-adds or FFT
-butterfly units), so one signature tunes in about a second or less. The grid holds distinct
+input left-padded with ``F.pad``, then no padding, since ``F.conv1d`` pads symmetrically);
+one signature in ten needs gradients (timed forward + backward). Signatures whose cheapest
+plausible strategy would still be huge are redrawn (at most 16M input or output elements
+and 2^32 multiply-adds or FFT butterfly units), so one signature tunes in a second or two at
+most. The bounds are as high as that because the largest real layers live there (batch-32
+ECG ResNets, wav2vec2's and Conv-TasNet's encoders at 4-8 clips): with 8M and 2^31, 37 of
+the 260 layers of ``scripts/real_layers.py`` lay beyond anything measured, where
+overlap-add's buffers outgrow the caches and its time per operation rises by half; with
+these bounds, 12. The grid holds distinct
 signatures *after* length bucketing (:mod:`autoconv.buckets`: what the selector stores), and
 its order is shuffled, so a run stopped by its time budget covers every family evenly; a later
 run resumes (signatures already in the database are skipped).
@@ -69,8 +74,8 @@ from autoconv.tuning.cost_model import direct_macs, fft_counts
 DEFAULT_SIZE = 2000
 SEED = 20261202
 #: The most input or output elements, and the most work of the cheaper of direct and FFT.
-MAX_ELEMENTS = 1 << 23
-MAX_WORK = 1 << 31
+MAX_ELEMENTS = 1 << 24
+MAX_WORK = 1 << 32
 #: Share of signatures that need gradients.
 GRAD_SHARE = 0.1
 
