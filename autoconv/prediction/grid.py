@@ -42,8 +42,9 @@ Across families: strides 1 (most), 2, 3, 4, 5 or 8 where a family lists none; di
 input left-padded with ``F.pad``, then no padding, since ``F.conv1d`` pads symmetrically);
 one signature in ten needs gradients (timed forward + backward). Signatures whose cheapest
 plausible strategy would still be huge are redrawn (at most 16M input or output elements
-and 2^32 multiply-adds or FFT butterfly units), so one signature tunes in a second or two at
-most. The bounds are as high as that because the largest real layers live there (batch-32
+and 2^32 multiply-adds or FFT butterfly units): the 2,000 of the default grid took 903 s
+and 912 s on the project's 2-core test machine, within ``warm --grid``'s 900 s default
+budget or just past it (a later run resumes). The bounds are as high as that because the largest real layers live there (batch-32
 ECG ResNets, wav2vec2's and Conv-TasNet's encoders at 4-8 clips): with 8M and 2^31, 37 of
 the 260 layers of ``scripts/real_layers.py`` lay beyond anything measured, where
 overlap-add's buffers outgrow the caches and its time per operation rises by half; with
