@@ -261,24 +261,24 @@ def noise_table(grid: Sequence[Sample], runs: Sequence[Sequence[Sample]]) -> str
             if i != j:
                 rows.append(scores_row(replace(repeatability(first, second),
                                                name=f"run {i + 1} on run {j + 1}")))
-    for i, run in enumerate(runs):
-        held = evaluate_held_out(list(grid) + list(run), [{s.signature for s in run}],
-                                 baselines={})
-        rows.append(scores_row(replace(held.overall["learned"],
-                                       name=f"learned, judged on run {i + 1} alone")))
+    rows += [learned_row(grid, run, f"learned, judged on run {i + 1} alone")
+             for i, run in enumerate(runs)]
     return markdown_table(SCORE_HEADERS, rows)
+
+
+def learned_row(grid: Sequence[Sample], real: Sequence[Sample], name: str) -> list[str]:
+    """The learned model fitted on ``grid``, judged on ``real``'s signatures, as a row."""
+    held = evaluate_held_out(list(grid) + list(real), [{s.signature for s in real}],
+                             baselines={})
+    return scores_row(replace(held.overall["learned"], name=name))
 
 
 def grid_noise_table(grids: Sequence[Sequence[Sample]], real: Sequence[Sample]) -> str:
     """The learned model trained on each of several measurements of the grid, judged on the
     same real layers: the spread is what one grid measurement's noise does to the figures."""
-    real_signatures = {s.signature for s in real}
-    rows = []
-    for i, grid in enumerate(grids):
-        held = evaluate_held_out(list(grid) + list(real), [real_signatures], baselines={})
-        rows.append(scores_row(replace(held.overall["learned"],
-                                       name=f"learned, trained on grid measurement {i + 1}")))
-    return markdown_table(SCORE_HEADERS, rows)
+    return markdown_table(SCORE_HEADERS, [
+        learned_row(grid, real, f"learned, trained on grid measurement {i + 1}")
+        for i, grid in enumerate(grids)])
 
 
 def training_grid_of(url: str, real: Sequence[Sample]) -> tuple[list[Sample], int]:

@@ -78,11 +78,14 @@ def test_the_noise_table_scores_every_run_on_every_other() -> None:
 
 def test_the_grid_noise_table_trains_on_each_grid_measurement() -> None:
     first = synthetic_samples(random_signatures(200, seed=1), seed=1)
-    second = synthetic_samples(random_signatures(200, seed=1), seed=3)  # same grid, new times
+    # the same grid measured upside down: a model trained on it picks the slowest candidates
+    second = [Sample(s.signature, s.strategy, s.params, 1.0 / s.seconds) for s in first]
     real = synthetic_samples(random_signatures(20, seed=2), seed=2)
-    table = bench_real_layers.grid_noise_table([first, second], real)
-    assert "| learned, trained on grid measurement 1 | 20 |" in table
-    assert "| learned, trained on grid measurement 2 | 20 |" in table
+    rows = bench_real_layers.grid_noise_table([first, second], real).splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| learned, trained on grid measurement 1", "| learned, trained on grid measurement 2"]
+    geomeans = [float(row.split(" | ")[2]) for row in rows]
+    assert geomeans[0] < 1.1 < geomeans[1]  # each row trained on its own grid
 
 
 def test_worst_picks_show_what_each_run_measured() -> None:
