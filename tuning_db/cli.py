@@ -181,8 +181,8 @@ def format_stats(stats: Stats) -> str:
                      f"{item.provisional} | {wins or '-'} |")
     if any(item.provisional for item in stats.per_device):
         lines += ["", f"provisional: the winner was timed fewer than {SETTLED_SAMPLES} times "
-                      "(a first call within its budget); 'autoconv warm' on the same "
-                      "signatures measures them again"]
+                      "(a first call within its budget) or on a busy machine; 'autoconv warm' "
+                      "on the same signatures measures them again"]
     return "\n".join(lines)
 
 

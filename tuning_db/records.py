@@ -33,6 +33,11 @@ MAX_SAMPLES = 10_000
 #: first call's quick answer under its budget): ``autoconv warm`` times every candidate at
 #: least this often, re-measures provisional decisions, and ``autoconv stats`` counts them.
 SETTLED_SAMPLES = 3
+#: How a measurement taken while the machine was busy says so: its ``note`` starts with this
+#: (the rest says how busy). Such a decision is *provisional* whatever its sample count.
+CONTENDED_NOTE = "contended:"
+#: How a measurement written from the timings of live calls says so (it corrected a decision).
+CORRECTED_NOTE = "corrected:"
 #: The longest plausible single measurement (one day); anything longer is a corrupt record.
 MAX_SECONDS = 86_400.0
 
@@ -183,6 +188,16 @@ class CandidateMeasurement(BaseModel):
         """The parameters as canonical JSON (sorted keys): part of the measurement's identity."""
         return params_key(self.params)
 
+    @property
+    def contended(self) -> bool:
+        """Whether it was measured on a busy machine (its note says so)."""
+        return is_contended(self.note)
+
+
+def is_contended(note: str | None) -> bool:
+    """Whether a measurement's note says it was taken on a busy machine."""
+    return note is not None and note.startswith(CONTENDED_NOTE)
+
 
 class MeasurementRecord(CandidateMeasurement):
     """One timed candidate for one signature on one device (see :class:`CandidateMeasurement`
@@ -205,6 +220,7 @@ class BestChoice(BaseModel):
     params: dict[str, Any]
     median_s: float
     samples: int
+    note: str | None = None
 
 
 class DeviceStats(BaseModel):
@@ -214,7 +230,8 @@ class DeviceStats(BaseModel):
     measurements: int
     signatures: int
     wins: dict[str, int]
-    #: signatures whose winner was timed fewer than :data:`SETTLED_SAMPLES` times
+    #: signatures whose winner was timed fewer than :data:`SETTLED_SAMPLES` times, or on a
+    #: busy machine (:data:`CONTENDED_NOTE`)
     provisional: int = 0
     first_measured: datetime | None
     last_measured: datetime | None

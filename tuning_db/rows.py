@@ -90,7 +90,7 @@ def measurement_from_row(row: Mapping[str, Any]) -> MeasurementRecord:
 def best_from_row(row: Mapping[str, Any]) -> BestChoice:
     """The winner described by a ``measurements`` row."""
     return BestChoice(strategy=row["strategy"], params=json.loads(row["params"]),
-                      median_s=row["median_s"], samples=row["samples"])
+                      median_s=row["median_s"], samples=row["samples"], note=row["note"])
 
 
 def replaces(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:

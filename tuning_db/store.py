@@ -48,6 +48,7 @@ from tuning_db.records import (
     MeasurementRecord,
     SignatureRecord,
     Stats,
+    is_contended,
 )
 from tuning_db.rows import (
     as_utc,
@@ -65,7 +66,7 @@ _T = TypeVar("_T")
 _m = measurements.c
 # Built once: the hot lookups only bind values (the unique index starts with these columns).
 _SAME_SIGNATURE = (_m.device_id == bindparam("device_id"), _m.sig_key == bindparam("sig_key"))
-_BEST = (select(_m.strategy, _m.params, _m.median_s, _m.samples)
+_BEST = (select(_m.strategy, _m.params, _m.median_s, _m.samples, _m.note)
          .where(*_SAME_SIGNATURE, _m.ok).order_by(_m.median_s, _m.id).limit(1))
 _OK_ROWS = select(measurements).where(*_SAME_SIGNATURE, _m.ok).order_by(_m.median_s, _m.id)
 _ANY = select(_m.id).where(*_SAME_SIGNATURE).limit(1)
@@ -328,7 +329,7 @@ class TuningDB:
             provisional = 0
             for choice in self.best_many(device_id).values():
                 wins[choice.strategy] = wins.get(choice.strategy, 0) + 1
-                provisional += choice.samples < SETTLED_SAMPLES
+                provisional += choice.samples < SETTLED_SAMPLES or is_contended(choice.note)
             per_device.append(DeviceStats(
                 device=device, measurements=count, signatures=signatures, wins=wins,
                 provisional=provisional,

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.timing import Timing
+from tuning_db.records import CONTENDED_NOTE, SETTLED_SAMPLES, is_contended
 
 #: Longest note stored with an outcome (the database keeps short texts).
 NOTE_LENGTH = 200
 #: Shortest time an outcome records: a clock's zero is no measurement.
 MIN_SECONDS = 1e-9
+#: The tie margin between two outcomes when either was timed on a busy machine: a simpler
+#: strategy (``F.conv1d`` first) keeps the decision unless the other wins by more than this.
+CONTENDED_TIE_MARGIN = 0.25
+#: ``F.conv1d`` within this factor of the winner makes the decision a close call: if either
+#: was timed on a busy machine, the decision is provisional.
+CLOSE_CALL = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,20 @@ class Outcome:
 
     @classmethod
     def timed(cls, candidate: Candidate, timing: Timing, error: float | None) -> Outcome:
-        """A candidate that ran correctly and was timed."""
+        """A candidate that ran correctly and was timed; a timing taken on a busy machine
+        says so in its note (:data:`~tuning_db.records.CONTENDED_NOTE`)."""
+        note = None
+        if timing.disturbed:
+            note = (f"{CONTENDED_NOTE} {timing.disturbed} of {timing.samples + timing.disturbed}"
+                    f" samples disturbed{timing.busy_note}")[:NOTE_LENGTH]
         return cls(candidate, max(timing.median_s, MIN_SECONDS), timing.spread_s,
-                   timing.samples, error)
+                   timing.samples, error, note=note)
+
+    @property
+    def contended(self) -> bool:
+        """Whether it was timed on a machine too busy to trust its time
+        (:class:`~autoconv.tuning.timing.Timing` ``.contended``)."""
+        return self.ok and is_contended(self.note)
 
     @classmethod
     def failed(cls, candidate: Candidate, seconds: float, why: str,
@@ -65,8 +83,9 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     """The outcome the tie rule picks: the fastest valid one, unless it is tied with a
     simpler strategy (None when none is valid).
 
-    An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
-    when their interquartile ranges overlap. A tie goes to the strategy that comes first in
+    An outcome is tied with the fastest when its median is within ``tie_margin`` of it
+    (:data:`CONTENDED_TIE_MARGIN` when either was timed on a busy machine), or when their
+    interquartile ranges overlap. A tie goes to the strategy that comes first in
     ``order`` (registry order: simpler first), then to its form without parameters, then to
     the faster median. Both selectors (conv1d calls and streams) decide with it, on fresh
     measurements and on stored ones alike.
@@ -77,7 +96,9 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     fastest = min(valid, key=lambda o: o.median_s)
 
     def tied(o: Outcome) -> bool:
-        if o.median_s <= fastest.median_s * (1 + tie_margin):
+        margin = (max(tie_margin, CONTENDED_TIE_MARGIN) if o.contended or fastest.contended
+                  else tie_margin)
+        if o.median_s <= fastest.median_s * (1 + margin):
             return True
         return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
 
@@ -85,3 +106,28 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     return min((o for o in valid if tied(o)),
                key=lambda o: (rank.get(o.candidate.name, len(rank)),
                               bool(o.candidate.params), o.median_s))
+
+
+def provisional_reason(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: float
+                       ) -> str | None:
+    """Why the decision the tie rule takes on ``outcomes`` is provisional, or None when it is
+    final.
+
+    Provisional: its winner was timed fewer than :data:`~tuning_db.records.SETTLED_SAMPLES`
+    times, or its winner or a close rival ``F.conv1d`` (within :data:`CLOSE_CALL` of it) was
+    timed on a busy machine. A
+    provisional decision is used, but ``autoconv warm`` measures it again, and the live
+    re-check watches it.
+    """
+    winner = tie_winner(outcomes, order, tie_margin)
+    if winner is None:
+        return None
+    if winner.samples < SETTLED_SAMPLES:
+        return f"the winner was timed {winner.samples} time(s), fewer than {SETTLED_SAMPLES}"
+    close = [o for o in outcomes if o.ok and o is not winner and o.candidate.is_plain_conv1d
+             and o.median_s <= CLOSE_CALL * winner.median_s]
+    for outcome in [winner, *close]:
+        if outcome.contended:
+            who = "the winner" if outcome is winner else "F.conv1d"
+            return f"{who} was timed on a busy machine ({outcome.note})"
+    return None

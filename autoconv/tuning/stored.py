@@ -28,7 +28,7 @@ def stored_outcomes(signature: Signature, rows: Iterable, strategies: Sequence[A
 
     Args:
         rows: stored measurements (``strategy``, ``params``, ``median_s``, ``spread_s``,
-            ``samples``, ``error``), as the store returns them.
+            ``samples``, ``error``, ``note``), as the store returns them.
         strategies: the strategies that may be chosen.
         excluded: candidates never to choose (they failed in this process).
     """
@@ -46,7 +46,7 @@ def stored_outcomes(signature: Signature, rows: Iterable, strategies: Sequence[A
         candidate = Candidate(strategy, freeze_params(row.params))
         if candidate not in excluded:
             outcomes.append(Outcome(candidate, row.median_s, row.spread_s, row.samples,
-                                    row.error))
+                                    row.error, note=getattr(row, "note", None)))
     if problems and signature not in _warned:
         _warned.add(signature)
         warnings.warn(f"autoconv: ignoring {len(problems)} stored measurement(s) of {signature} "

@@ -14,11 +14,12 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
 
+from autoconv.tuning.contention import MachineLoad, QuietMachine
 from tuning_db.records import SETTLED_SAMPLES
 
 Clock = Callable[[], float]
@@ -46,21 +47,38 @@ class Timing:
     """The summary of one candidate's timed calls.
 
     Attributes:
-        median_s: median wall time of one call, seconds (``inf`` if the candidate raised).
+        median_s: median wall time of one call, seconds (``inf`` if the candidate raised);
+            for a contended timing, the lower quartile of all its samples instead (a stall
+            only ever slows a call).
         spread_s: interquartile range of the samples, seconds (0 with fewer than 4 samples:
             the range of the samples instead).
-        samples: number of timed calls.
+        samples: number of timed calls the summary is made of.
         failure: the exception message if the candidate raised while being timed.
+        disturbed: samples taken while the machine was busy
+            (:mod:`autoconv.tuning.contention`): left out of the summary when enough
+            undisturbed ones remain, else in it (and the timing is :attr:`contended`).
+        peak_excess: the most threads seen waiting for a core while it was timed.
+        contended: whether the summary had to use disturbed samples (too few undisturbed
+            ones): its time is a busy machine's, and the decision it makes is provisional.
     """
 
     median_s: float
     spread_s: float
     samples: int
     failure: str | None = None
+    disturbed: int = 0
+    peak_excess: int = 0
+    contended: bool = False
 
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def busy_note(self) -> str:
+        """How busy the machine was, for a note (empty when unknown)."""
+        return (f", up to {self.peak_excess} thread(s) waiting for a core"
+                if self.peak_excess > 0 else "")
 
 
 def summarize(samples: Sequence[float]) -> Timing:
@@ -71,6 +89,35 @@ def summarize(samples: Sequence[float]) -> Timing:
     else:
         spread = max(samples) - min(samples)
     return Timing(statistics.median(samples), spread, len(samples))
+
+
+#: Undisturbed samples a timing needs to be summarised on them alone (fewer: the disturbed
+#: ones join them, and the timing is contended).
+CLEAN_SAMPLES = 3
+
+
+def summarize_disturbed(clean: Sequence[float], disturbed: Sequence[float],
+                        peak_excess: int = 0) -> Timing:
+    """The timing of a candidate some of whose samples were taken on a busy machine.
+
+    With :data:`CLEAN_SAMPLES` undisturbed samples (or more undisturbed than disturbed), the
+    summary is theirs and the disturbed ones are only counted. Otherwise all of them make
+    it, judged by their lower quartile (their fastest, with fewer than four): stalls only
+    ever slow a call, so the lower samples are the ones closest to the call's own time.
+    """
+    if not disturbed:
+        return summarize(clean)
+    if len(clean) >= min(CLEAN_SAMPLES, len(clean) + len(disturbed)) or \
+            len(clean) > len(disturbed):
+        return replace(summarize(clean), disturbed=len(disturbed), peak_excess=peak_excess)
+    everything = [*clean, *disturbed]
+    if len(everything) >= 4:
+        quartiles = statistics.quantiles(everything, n=4)
+        low, spread = quartiles[0], quartiles[2] - quartiles[0]
+    else:
+        low, spread = min(everything), max(everything) - min(everything)
+    return Timing(low, spread, len(everything), disturbed=len(disturbed),
+                  peak_excess=peak_excess, contended=True)
 
 
 class Timer(Protocol):
@@ -213,21 +260,43 @@ def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
     return max(medians) <= TIED_FACTOR * min(medians)
 
 
+#: Pause before the next round after a round with disturbed samples (doubling each time,
+#: up to :data:`MAX_BACKOFF_S`): a burst of other work may pass, and the pause gives it the
+#: cores rather than competing for them.
+BACKOFF_S = 0.005
+MAX_BACKOFF_S = 0.08
+#: Rounds at most, as a multiple of ``max_samples``: disturbed samples do not count towards
+#: ``max_samples``, so a busy machine earns extra rounds, within the deadline.
+ROUNDS_PER_SAMPLE = 3
+
+
 def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torch.device,
                         deadline: float, max_samples: int = 25, min_samples: int = 1,
                         clock: Clock = time.perf_counter,
-                        drop_factor: float | None = DROP_FACTOR) -> list[Timing]:
+                        drop_factor: float | None = DROP_FACTOR,
+                        load: MachineLoad | QuietMachine | None = None,
+                        sleep: Callable[[float], None] = time.sleep) -> list[Timing]:
     """Time each candidate in rounds, each in a new shuffled order (:func:`round_orders`),
     until ``deadline`` or ``max_samples``.
 
     Candidates race (:func:`clearly_slower`): one whose times are clearly worse than the
     best's is not timed again, and timing stops as soon as a single candidate is left (and has
     ``SETTLED_SAMPLES``, so that its decision is not provisional) or those left are tied
-    (:func:`tied`), so the budget goes to candidates too close to call. Every candidate still in the race gets at least ``min_samples``
-    samples (default one; a dropped one has at least two); a further round starts only if the
-    previous round's duration still fits before the deadline, and within a round the deadline
-    is checked before each sample, so under contention the deadline is overrun by at most
-    the samples ``min_samples`` demands.
+    (:func:`tied`), so the budget goes to candidates too close to call. Every candidate still
+    in the race gets at least ``min_samples`` samples (default one; a dropped one has at least
+    two); a further round starts only if the previous round's duration still fits before the
+    deadline, and within a round the deadline is checked before each sample, so under
+    contention the deadline is overrun by at most the samples ``min_samples`` demands.
+
+    On the CPU, the machine's load is read before and after each sample
+    (:class:`~autoconv.tuning.contention.MachineLoad`): a sample with other work competing
+    for the cores at both ends is *disturbed* (one end alone is a blip: on the quiet 2-core
+    test machine 3-10% of single readings showed one extra runnable thread). Disturbed samples do not count towards
+    ``max_samples``, nor in the tie and halving rules (only in the stall-proof clear-loss
+    rule); after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`, doubling) and
+    times again; at the end, a candidate with too few undisturbed samples is summarised on
+    all of them by a lower quantile and marked contended (:func:`summarize_disturbed`).
+
     The callables are assumed warmed up (called once) by the caller. A candidate that raises
     gets ``median_s=inf`` and its message, and is not called again.
 
@@ -235,41 +304,76 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
         candidates: zero-argument callables, each one convolution (or forward + backward).
         device: where they run; CUDA timing uses events and synchronises.
         deadline: a ``clock()`` value after which no new round starts.
-        max_samples: the most timed calls per candidate.
+        max_samples: the most undisturbed timed calls per candidate.
         min_samples: the fewest, deadline or not (capped by ``max_samples``).
         clock: the wall clock (injectable for tests).
         drop_factor: the factor of :func:`clearly_slower` (None: no racing, every candidate
             is timed until the deadline or ``max_samples``).
+        load: the machine's load (default: :class:`MachineLoad` on the CPU, none on CUDA,
+            whose events time the device alone).
+        sleep: how the timer pauses after a disturbed round (injectable for tests).
 
     Returns:
         One :class:`Timing` per candidate, in order (a dropped candidate's from the samples
         it got).
     """
+    if load is None:
+        load = QuietMachine() if device.type == "cuda" else MachineLoad()
+    load.reset_peak()
     samples: list[list[float]] = [[] for _ in candidates]
+    disturbed: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
     dropped: set[int] = set()
-    for round_index, order in zip(range(max_samples), round_orders(len(candidates))):
+    backoff = BACKOFF_S
+
+    def taken(index: int) -> int:
+        return len(samples[index]) + len(disturbed[index])
+
+    for _, order in zip(range(ROUNDS_PER_SAMPLE * max_samples), round_orders(len(candidates))):
         round_start = clock()
+        busy_before = load.busy()
+        round_disturbed = False
         for index in order:
             if failures[index] is not None or index in dropped:
                 continue
-            if len(samples[index]) >= min_samples and clock() > deadline:
+            if len(samples[index]) >= max_samples:
+                continue
+            if taken(index) >= min_samples and clock() > deadline:
                 continue  # checked between samples: a slow round under contention stops here
             try:
-                samples[index].append(time_call(candidates[index], device, clock))
+                took = time_call(candidates[index], device, clock)
             except Exception as error:  # a failing candidate loses; it never aborts tuning
                 failures[index] = f"{type(error).__name__}: {error}"
+                continue
+            busy_after = load.busy()
+            if busy_before and busy_after:  # busy at both ends: a blip at one is no stall
+                disturbed[index].append(took)
+                round_disturbed = True
+            else:
+                samples[index].append(took)
+            busy_before = busy_after
         if drop_factor is not None:
-            dropped |= clearly_slower(samples, failures, drop_factor)
+            everything = [[*s, *d] for s, d in zip(samples, disturbed)]
+            dropped |= clearly_slower(everything, failures, drop_factor)
             dropped |= halved(samples, failures, dropped)
         racing = [i for i in range(len(candidates)) if failures[i] is None and i not in dropped]
-        done = min((len(samples[i]) for i in racing), default=min_samples)
+        done = min((taken(i) for i in racing), default=min_samples)
+        full = all(len(samples[i]) >= max_samples for i in racing)
         # nothing left to decide: once the survivor's own time is settled (its few extra
         # samples are the cheapest of all), unless the deadline came first
         alone = drop_factor is not None and (not racing or tied(samples, racing) or (
             len(racing) == 1 and len(samples[racing[0]]) >= SETTLED_SAMPLES))
-        if done >= min_samples and (alone or clock() > deadline
+        if done >= min_samples and (alone or full or clock() > deadline
                                     or clock() + (clock() - round_start) > deadline):
             break
-    return [Timing(float("inf"), 0.0, len(s), failure) if failure is not None or not s
-            else summarize(s) for s, failure in zip(samples, failures)]
+        if round_disturbed:
+            pause = min(backoff, max(0.0, deadline - clock() - (clock() - round_start)))
+            if pause > 0:
+                sleep(pause)
+            backoff = min(2 * backoff, MAX_BACKOFF_S)
+        else:
+            backoff = BACKOFF_S
+    return [Timing(float("inf"), 0.0, len(s) + len(d), failure)
+            if failure is not None or not (s or d)
+            else summarize_disturbed(s, d, load.peak_excess)
+            for s, d, failure in zip(samples, disturbed, failures)]

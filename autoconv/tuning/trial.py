@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -82,15 +83,30 @@ class OutputCheck:
     """Each candidate's output against ``F.conv1d``'s, within a tolerance.
 
     The reference output is the first output of a reference candidate (``F.conv1d`` itself,
-    which runs anyway) when one is to run; otherwise ``F.conv1d`` on the first
+    which runs anyway) when one is to run first; otherwise ``F.conv1d`` on the first
     :data:`~autoconv.tuning.candidates.REFERENCE_WINDOW` outputs, computed up front (cheap
-    even for a kernel too long to run in full).
+    even for a kernel too long to run in full) and timed: scaled to the whole output, it is
+    this device's own estimate of what ``F.conv1d`` as called takes
+    (:attr:`reference_estimate_s`).
     """
 
-    def __init__(self, inputs: ConvInputs, tolerance: float, reference_runs: bool) -> None:
+    def __init__(self, inputs: ConvInputs, tolerance: float, reference_runs: bool,
+                 clock: Clock | None = None) -> None:
         self.tolerance = tolerance
-        self.reference = None if reference_runs else Reference.of(
-            inputs.reference(window=REFERENCE_WINDOW))
+        self.reference = None
+        #: seconds ``F.conv1d`` as called is expected to take, from the timed window (None
+        #: when the reference runs in full instead)
+        self.reference_estimate_s: float | None = None
+        if not reference_runs:
+            clock = clock or time.perf_counter
+            start = clock()
+            self.reference = Reference.of(inputs.reference(window=REFERENCE_WINDOW))
+            signature = inputs.signature
+            window = min(REFERENCE_WINDOW, signature.output_length)
+            # a call that needs gradients also runs the backward pass, about twice the forward
+            passes = 3 if signature.requires_grad else 1
+            self.reference_estimate_s = ((clock() - start) * passes * signature.output_length
+                                         / max(window, 1))
 
     @staticmethod
     def tolerance_for(signature: Signature, tolerance: float | None) -> float:
@@ -197,3 +213,37 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
             continue
         warmed.append(WarmedUp(call, error, took))
     return warmed, rejected
+
+
+#: ``F.conv1d`` predicted to take at most this share of what is left of the budget runs first
+#: on the cost model's word; above it, the timed window must confirm the prediction first.
+CHEAP_REFERENCE_SHARE = 0.1
+
+
+def reference_first(survivors: Sequence[tuple[Candidate, float | None]], budget: Budget
+                    ) -> tuple[list[tuple[Candidate, float | None]], bool]:
+    """The candidates in warm-up order with ``F.conv1d`` as called moved first, so that every
+    measured decision times the reference it must beat (whatever the cost model thinks of
+    it), and whether the cost model alone vouches for running it first.
+
+    Returns:
+        (the candidates, reference first; True when the reference is predicted cheap:
+        :data:`CHEAP_REFERENCE_SHARE` of the budget left). When it is not, the caller
+        confirms the prediction on this device with :class:`OutputCheck`'s timed window
+        (:func:`confirmed_beyond_budget`) before the warm-up.
+    """
+    plain = [pair for pair in survivors if pair[0].is_plain_conv1d]
+    if not plain:
+        return list(survivors), False
+    others = [pair for pair in survivors if not pair[0].is_plain_conv1d]
+    expected = budget.expected(plain[0][1])
+    cheap = expected is not None and expected <= CHEAP_REFERENCE_SHARE * budget.remaining()
+    return [plain[0], *others], cheap
+
+
+def confirmed_beyond_budget(check: OutputCheck, budget: Budget) -> bool:
+    """Whether ``F.conv1d`` as called, timed on a window and scaled to the whole call
+    (:attr:`OutputCheck.reference_estimate_s`), cannot run once in what is left of the
+    budget: the only case where a measured decision is taken without it."""
+    estimate = check.reference_estimate_s
+    return estimate is not None and estimate > budget.remaining()

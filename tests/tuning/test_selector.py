@@ -98,11 +98,12 @@ class FakeCostModel:
 
 
 def make_selector(names: list[str], times: dict[str, float], *, store=None, cost=None,
-                  **settings_values) -> tuple[Selector, FakeTimer]:
+                  clock=None, **settings_values) -> tuple[Selector, FakeTimer]:
     timer = FakeTimer(times)
     settings = Settings(bucket_lengths=False, **settings_values)
     selector = Selector(strategies=[STRATEGIES[n] for n in names], timer=timer,
-                        store=store, cost_model=cost, settings=settings)
+                        store=store, cost_model=cost, settings=settings,
+                        **({} if clock is None else {"clock": clock}))
     return selector, timer
 
 
@@ -211,15 +212,38 @@ def test_cost_model_prunes_hopeless_candidates_before_they_run() -> None:
     assert timer.timed == [["fast"]]
 
 
-def test_reference_without_direct_still_catches_wrong_results() -> None:
+def test_the_reference_is_timed_even_when_the_cost_model_prices_it_far_slower() -> None:
+    store = FakeStore()
+    selector, timer = make_selector(
+        ["direct", "fast"], {"direct": 100.0, "fast": 1.0}, store=store,
+        cost=FakeCostModel({"direct": 100.0, "fast": 1.0}))
+    # 100x the best is beyond prune_factor, and 50x the budget: but the cost model's word
+    # alone never keeps F.conv1d out; its timed window here says it is quick, so it runs
+    assert selector.choose(SIG, CPU).strategy == "fast"
+    assert sorted(timer.timed[0]) == ["direct", "fast"]
+    assert {o.candidate.name for o in store.rows[(SIG, CPU)]} == {"direct", "fast"}
+
+
+def test_the_reference_is_left_out_only_when_its_timed_window_confirms_it_beyond_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"now": 0.0}
+    window = ConvInputs.reference
+
+    def slow_window(self, *, window=None):
+        clock["now"] += 1.0  # each window of F.conv1d takes a (fake) second
+        return window_call(self, window=window)
+
+    window_call = window
+    monkeypatch.setattr(ConvInputs, "reference", slow_window)
     store = FakeStore()
     selector, timer = make_selector(
         ["direct", "fast", "wrong"], {"fast": 1.0, "wrong": 0.5}, store=store,
-        cost=FakeCostModel({"direct": 100.0, "fast": 1.0, "wrong": 1.0}))
+        cost=FakeCostModel({"direct": 100.0, "fast": 0.01, "wrong": 0.01}),
+        clock=lambda: clock["now"])
     assert selector.choose(SIG, CPU).strategy == "fast"
     assert timer.timed == [["fast"]]
-    # direct was pruned (never run, never stored); wrong was checked against the windowed
-    # reference and disqualified
+    # direct was confirmed too slow to run (never run, never stored); wrong was checked
+    # against the windowed reference and disqualified
     rows = {o.candidate.name: o for o in store.rows[(SIG, CPU)]}
     assert set(rows) == {"fast", "wrong"} and rows["fast"].ok and not rows["wrong"].ok
     assert rows["wrong"].note.startswith("disqualified: error ")

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 import torch
 
-from autoconv.tuning.timing import (
-    SEPARATED_SAMPLES,
-    TIE_SAMPLES,
-    measure_interleaved,
-    summarize,
-)
+from autoconv.tuning import timing
+from autoconv.tuning.contention import QuietMachine
+from autoconv.tuning.timing import SEPARATED_SAMPLES, TIE_SAMPLES, summarize
 
 CPU = torch.device("cpu")
+#: The timer on a machine that never reports other work (its tests do not depend on the
+#: machine's load; tests/tuning/test_contention.py scripts the load).
+measure_interleaved = functools.partial(timing.measure_interleaved, load=QuietMachine())
 
 
 class FakeClock:

@@ -1,0 +1,154 @@
+"""Timing on a busy machine, with a scripted load and a fake clock: disturbed samples are
+kept apart, a contended timing is judged on its lower samples and stored as provisional, and
+a contended near-win does not displace F.conv1d."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from autoconv.settings import Settings
+from autoconv.strategies import Strategy, direct
+from autoconv.tuning.candidates import Candidate
+from autoconv.tuning.contention import MachineLoad, runnable_threads
+from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
+from autoconv.tuning.selector import Selector
+from autoconv.tuning.timing import CLEAN_SAMPLES, Timing, measure_interleaved
+from tests.tuning.test_selector import SIG, FakeStore, correct
+from tuning_db.records import CONTENDED_NOTE
+
+CPU = torch.device("cpu")
+ORDER = ["direct", "fast"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def candidate(self, seconds):
+        """A candidate taking ``seconds`` (a number, or an iterator of them) per call."""
+        times = iter(seconds) if not isinstance(seconds, float) else itertools.repeat(seconds)
+
+        def run() -> None:
+            self.now += next(times)
+        return run
+
+
+def scripted(readings):
+    """A load whose runnable-thread readings follow ``readings`` (then repeat the last)."""
+    values = list(readings)
+    state = {"i": 0}
+
+    def read() -> int:
+        value = values[min(state["i"], len(values) - 1)]
+        state["i"] += 1
+        return value
+    return MachineLoad(read_runnable=read, cores=2)
+
+
+def test_the_load_counts_threads_beyond_the_cores() -> None:
+    assert scripted([2]).busy() is False
+    load = scripted([4])
+    assert load.busy() is True and load.peak_excess == 2
+    assert MachineLoad(read_runnable=lambda: None, cores=2).busy() is False
+    assert runnable_threads() is None or runnable_threads() >= 1
+
+
+def test_proc_stat_is_read_and_a_missing_file_falls_back(tmp_path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu 1 2 3\nprocs_running 7\nprocs_blocked 0\n")
+    assert runnable_threads(str(stat)) == 7
+    fallback = runnable_threads(str(tmp_path / "missing"))
+    assert fallback is None or fallback >= 0
+
+
+def test_a_busy_machine_throughout_gives_a_contended_timing_on_its_lower_samples() -> None:
+    clock, sleeps = FakeClock(), []
+    stalls = [0.001, 0.010, 0.001, 0.020, 0.001, 0.030, 0.001, 0.040]
+    timings = measure_interleaved([clock.candidate(itertools.cycle(stalls))], device=CPU,
+                                  deadline=1.0,
+                                  max_samples=8, clock=clock, drop_factor=None,
+                                  load=scripted([4]), sleep=sleeps.append)
+    (timing,) = timings
+    # disturbed samples earn extra rounds (up to 3 per sample asked for), all disturbed here
+    assert timing.contended and timing.disturbed == timing.samples == 24
+    # the lower quartile of the samples, not the stall-polluted median (0.0055)
+    assert timing.median_s == pytest.approx(0.001)
+    assert timing.peak_excess == 2 and sleeps  # it paused between disturbed rounds
+    assert sleeps == sorted(sleeps)  # backing off
+
+
+def test_disturbed_samples_are_left_out_once_enough_clean_ones_remain() -> None:
+    clock = FakeClock()
+    # busy for the first three samples (one reading before and one after each), quiet after
+    load = scripted([4, 4, 4, 4, 4, 4, 2])
+    times = iter([0.05, 0.05, 0.05] + [0.002] * 20)
+    timings = measure_interleaved([clock.candidate(times)], device=CPU, deadline=10.0,
+                                  max_samples=5, clock=clock, drop_factor=None, load=load,
+                                  sleep=lambda s: None)
+    (timing,) = timings
+    assert not timing.contended and timing.disturbed == 3
+    assert timing.samples == 5 >= CLEAN_SAMPLES and timing.median_s == pytest.approx(0.002)
+
+
+def test_a_blip_at_one_end_of_a_sample_does_not_disturb_it() -> None:
+    clock = FakeClock()
+    load = scripted([4, 2, 4, 2, 4, 2, 4, 2])  # never busy at both ends of a sample
+    (timing,) = measure_interleaved([clock.candidate(0.001)], device=CPU, deadline=1.0,
+                                    max_samples=4, clock=clock, drop_factor=None, load=load)
+    assert timing.disturbed == 0 and timing.samples == 4
+
+
+def outcome(name: str, median: float, samples: int = 10, note: str | None = None) -> Outcome:
+    strategy = Strategy(name, direct if name == "direct" else correct,
+                        reference=name == "direct")
+    return Outcome(Candidate(strategy, ()), median, 0.0, samples, note=note)
+
+
+def test_a_contended_winner_makes_the_decision_provisional_and_says_why() -> None:
+    busy = f"{CONTENDED_NOTE} 6 of 6 samples disturbed"
+    outcomes = [outcome("direct", 2.0), outcome("fast", 1.0, note=busy)]
+    assert tie_winner(outcomes, ORDER, 0.03).candidate.name == "fast"
+    reason = provisional_reason(outcomes, ORDER, 0.03)
+    assert reason is not None and "busy machine" in reason and "6 of 6" in reason
+    # a contended F.conv1d far slower than the winner leaves the decision final
+    far = [outcome("direct", 10.0, note=busy), outcome("fast", 1.0)]
+    assert provisional_reason(far, ORDER, 0.03) is None
+    # ... a close one does not
+    close = [outcome("direct", 1.5, note=busy), outcome("fast", 1.0)]
+    assert "F.conv1d" in provisional_reason(close, ORDER, 0.03)
+    assert "timed 1 time" in provisional_reason([outcome("fast", 1.0, samples=1)], ORDER, 0.03)
+
+
+def test_a_contended_near_win_goes_to_f_conv1d() -> None:
+    busy = f"{CONTENDED_NOTE} 4 of 4 samples disturbed"
+    near = [outcome("direct", 1.2), outcome("fast", 1.0, note=busy)]
+    assert tie_winner(near, ORDER, 0.03).candidate.name == "direct"
+    quiet = [outcome("direct", 1.2), outcome("fast", 1.0)]
+    assert tie_winner(quiet, ORDER, 0.03).candidate.name == "fast"
+    clear = [outcome("direct", 2.0), outcome("fast", 1.0, note=busy)]
+    assert tie_winner(clear, ORDER, 0.03).candidate.name == "fast"
+
+
+def test_a_contended_measurement_is_stored_as_provisional() -> None:
+    def busy_timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+        return [Timing(1e-3 if c.candidate.name == "fast" else 3e-3, 1e-4, 8, disturbed=8,
+                       peak_excess=2, contended=True) for c in candidates]
+
+    store = FakeStore()
+    strategies = [Strategy("direct", direct, reference=True), Strategy("fast", correct)]
+    selector = Selector(strategies=strategies, timer=busy_timer, store=store,
+                        settings=Settings(bucket_lengths=False))
+    choice = selector.choose(SIG, CPU)
+    assert choice.strategy == "fast"  # 3x: a clear win even on a busy machine
+    rows = store.rows[(SIG, CPU)]
+    assert all(row.note.startswith(CONTENDED_NOTE) for row in rows)
+    assert "2 thread(s) waiting for a core" in rows[0].note
+    assert selector.provisional_reason(rows) is not None
+    assert math.isclose(min(r.median_s for r in rows), 1e-3)
