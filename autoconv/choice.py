@@ -15,8 +15,10 @@ from autoconv.strategies.streaming import StreamEngine, StreamStrategy
 from autoconv.strategies.streaming import get as get_stream_strategy
 
 #: Where a choice came from. "memory" is reported by lookups that hit the in-process cache;
-#: the entry itself remembers its ``origin`` (one of the others).
-Source = Literal["memory", "database", "measured", "predicted", "cost_model", "off", "fallback"]
+#: the entry itself remembers its ``origin`` (one of the others). "corrected": decided again
+#: on the timings of live calls (:mod:`autoconv.tuning.live_check`).
+Source = Literal["memory", "database", "measured", "corrected", "predicted", "cost_model", "off",
+                 "fallback"]
 
 
 class _Answer:

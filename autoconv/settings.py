@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     tolerance: float | None = Field(None, gt=0, description=(
         "Largest error relative to the output's magnitude that a candidate may show against "
         "F.conv1d before it is disqualified; None = a default per dtype."))
+    recheck_every: int = Field(64, ge=0, description=(
+        "Re-check decisions on live calls: one call in this many of a signature decided for "
+        "another strategy than F.conv1d is timed (alternately the winner and F.conv1d), and "
+        "a winner found clearly slower is decided again on those timings and corrected in "
+        "the database; the interval doubles each time the decision is confirmed. CPU calls "
+        "without gradients; 0 turns it off."))
     bucket_lengths: bool = Field(True, description=(
         "Share one tuning decision between nearby input lengths (geometric buckets), so that "
         "a model fed many lengths tunes a bounded number of signatures."))

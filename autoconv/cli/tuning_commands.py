@@ -197,7 +197,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         choice = select(dataclasses.replace(signature, device=device.type), device=device)
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"
     # a time from the database or a measurement was timed; one from a model is a prediction
-    timed = choice.origin in ("measured", "database")
+    timed = choice.origin in ("measured", "database", "corrected")
     timing = (f", {choice.median_s * 1e3:.3g} ms {'measured' if timed else 'predicted'}"
               if choice.median_s else "")
     print(f"{choice.strategy} ({params}) from {choice.origin}{timing}")

@@ -14,8 +14,9 @@ changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -29,12 +30,18 @@ from autoconv.storage.cost_cache import persistent_cost_model
 from autoconv.storage.guarded import GuardedStore
 from autoconv.storage.store import open_default_store
 from autoconv.strategies import SpectrumCache
+from autoconv.strategies import reference as reference_strategy
+from autoconv.tuning.candidates import Candidate
+from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.live_check import LiveCheck
+from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.selector import Selector
 from autoconv.tuning.stream_selector import StreamSelector
 
 Runner = Callable[..., torch.Tensor]
-#: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None).
-Runners = tuple[Runner, Runner | None]
+#: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None,
+#: the live re-check of its decision, else None).
+Runners = tuple[Runner, Runner | None, LiveCheck | None]
 
 
 def default_selector(settings: Settings) -> Selector:
@@ -66,6 +73,9 @@ class Dispatcher:
         self._stream_selector: StreamSelector | None = None
         self._lock = threading.Lock()
         self._fast: dict[tuple, Runners] = {}
+        #: the clock and load the live re-checks time with (tests inject fakes)
+        self.live_clock: Callable[[], float] = time.perf_counter
+        self.live_load: MachineLoad | QuietMachine | None = None
 
     @property
     def selector(self) -> Selector:
@@ -157,15 +167,40 @@ class Dispatcher:
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
         choice = self.choose(signature, input.device)
-        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None)
+        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
+                 self._live_check(key, signature, choice, input.device))
         if key is not None:
             if len(self._fast) >= self.fast_limit:
                 self._fast.clear()
             self._fast[key] = entry
         return entry
 
+    def _live_check(self, key: tuple | None, signature: Signature, choice: Choice,
+                    device: torch.device) -> LiveCheck | None:
+        """The live re-check of a decision (:mod:`autoconv.tuning.live_check`), for a
+        remembered CPU call without gradients or autocast decided for another strategy than
+        ``F.conv1d`` as called; None otherwise (nothing to watch: F.conv1d is the bar)."""
+        every = self.settings.recheck_every
+        if (not every or key is None or key[-2] or key[-1] or device.type != "cpu"
+                or choice.strategy_impl.is_plain_conv1d(choice.params_dict)):
+            return None
+        selector = self.selector
+        reference = Candidate(reference_strategy(), ())
+        stored = {o.candidate: o for o in selector.stored(signature, device) if o.ok}
+        reference_s = stored[reference].median_s if reference in stored else None
 
-_PLAIN: Runners = (plain.conv1d, None)
+        def correct(live: Sequence[Outcome]) -> None:
+            selector.correct(signature, device, live)
+            with self._lock:
+                self._fast.clear()  # rare: every key is looked up again once
+
+        return LiveCheck(signature, Candidate(choice.strategy_impl, choice.params), choice.run,
+                         reference, stored_s=choice.median_s, reference_s=reference_s,
+                         every=every, correct=correct, clock=self.live_clock,
+                         load=self.live_load)
+
+
+_PLAIN: Runners = (plain.conv1d, None, None)
 # The defaults, compared by identity: ``is`` holds for the int 0 or 1 alone (CPython keeps one
 # object of each small int), not for 1.0 or True, which F.conv1d refuses and must see.
 _ZERO, _ONE = 0, 1
@@ -202,8 +237,12 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
-    run = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)[0]
+    run, _, watch = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)
     try:
+        if watch is not None:  # a decision re-checked on live calls: one call in N is timed
+            watch.countdown -= 1
+            if watch.countdown <= 0:
+                return watch.sampled(input, weight, bias, stride, padding, dilation, groups)
         if (bias is None and stride is _ONE and padding is _ZERO and dilation is _ONE
                 and groups is _ONE):
             return run(input, weight)  # torch parses two arguments faster than seven
@@ -224,8 +263,13 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
-    run, run_cached = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)
+    run, run_cached, watch = dispatcher.runners(input, weight, bias, stride, padding, dilation,
+                                                groups)
     try:
+        if watch is not None:
+            watch.countdown -= 1
+            if watch.countdown <= 0:
+                return watch.sampled(input, weight, bias, stride, padding, dilation, groups)
         if run_cached is not None:
             return run_cached(input, weight, bias, stride, padding, dilation, groups,
                               spectrum_cache=spectrum_cache)

@@ -26,11 +26,18 @@ from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
 from autoconv.tuning.leasing import tune_under_lease
 from autoconv.tuning.memory import DecisionMemory
-from autoconv.tuning.outcome import Outcome, tie_winner
+from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
 from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
-from autoconv.tuning.trial import Budget, OutputCheck, WarmedUp, warm_up
+from autoconv.tuning.trial import (
+    Budget,
+    OutputCheck,
+    WarmedUp,
+    confirmed_beyond_budget,
+    reference_first,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +46,8 @@ def _timed(choice: Choice) -> str:
     """A choice's time, saying whether it was measured or predicted."""
     if not choice.median_s:
         return "no time"
-    kind = "measured" if choice.source in ("measured", "database") else "predicted"
+    kind = ("measured" if choice.source in ("measured", "database", "corrected")
+            else "predicted")
     return f"{choice.median_s * 1e3:.3g} ms {kind}"
 
 
@@ -109,6 +117,26 @@ class Selector(DecisionMemory[Choice]):
                     Candidate(choice.strategy_impl, choice.params))
         return choice
 
+    def correct(self, signature: Signature, device: torch.device,
+                live: Sequence[Outcome]) -> Choice:
+        """Decide ``signature`` again because live calls timed its winner clearly slower
+        (:mod:`autoconv.tuning.live_check`): the live outcomes replace the stored ones of
+        their candidates, are written to the database (where they replace the rows they
+        correct, for every process that shares it), and the tie rule picks again.
+
+        Returns:
+            The new choice (source ``"corrected"``), remembered for the signature.
+        """
+        key = (self.key_signature(signature), device)
+        with self._lock_for(key):
+            replaced = {outcome.candidate for outcome in live}
+            outcomes = [o for o in self._stored_outcomes(*key) if o.candidate not in replaced]
+            outcomes += live
+            self._record(key[0], device, live)
+            choice = self.pick_winner(outcomes, source="corrected")
+            self._memory[key] = choice
+        return choice
+
     # -- the slow path --------------------------------------------------------------------
 
     def _lookup_or_decide(self, signature: Signature, device: torch.device,
@@ -154,6 +182,17 @@ class Selector(DecisionMemory[Choice]):
         prediction = self.predictor.decide(signature, candidates, device)
         return prediction.choice if prediction is not None and prediction.confident else None
 
+    def stored(self, signature: Signature, device: torch.device) -> list[Outcome]:
+        """The stored outcomes of ``signature`` on ``device`` that may be chosen here (rows
+        checked by their strategies; none when there is no database or it fails)."""
+        return self._stored_outcomes(self.key_signature(signature), device)
+
+    def provisional_reason(self, outcomes: Sequence[Outcome]) -> str | None:
+        """Why the decision on ``outcomes`` is provisional (None: it is final), by
+        :func:`~autoconv.tuning.outcome.provisional_reason`."""
+        return provisional_reason(outcomes, [strategy.name for strategy in self.strategies],
+                                  self.settings.tie_margin)
+
     def _stored_outcomes(self, signature: Signature, device: torch.device) -> list[Outcome]:
         if self.store is None:
             return []
@@ -198,12 +237,14 @@ class Selector(DecisionMemory[Choice]):
         """Candidates worth timing, fastest predicted first, with their predicted seconds.
 
         Those predicted to be more than ``prune_factor`` times slower than the predicted best
-        are dropped (never run); candidates the cost model cannot judge are kept.
+        are dropped (never run), except ``F.conv1d`` as called, the reference every decision
+        is measured against; candidates the cost model cannot judge are kept.
         """
         predicted = self._predicted_times(signature, candidates, device)
         known = [t for t in predicted if t is not None]
         limit = min(known) * self.settings.prune_factor if known else math.inf
-        kept = [(c, t) for c, t in zip(candidates, predicted) if t is None or t <= limit]
+        kept = [(c, t) for c, t in zip(candidates, predicted)
+                if t is None or t <= limit or c.is_plain_conv1d]
         return sorted(kept, key=lambda ct: math.inf if ct[1] is None else ct[1])
 
     def tune(self, signature: Signature, device: torch.device,
@@ -216,13 +257,20 @@ class Selector(DecisionMemory[Choice]):
         """
         budget = Budget.of(self.clock, self.settings.budget_s)
         inputs = ConvInputs.random(signature, device)
-        survivors = self.prune(signature, candidates, device)
-        # F.conv1d's own output is the reference only if it runs first; otherwise (it may be
-        # skipped, or run after others) a window of it is computed up front, so that every
-        # candidate is checked
-        first_is_reference = bool(survivors) and survivors[0][0].strategy.reference
+        survivors, reference_cheap = reference_first(
+            self.prune(signature, candidates, device), budget)
+        # F.conv1d as called runs first: its output is the reference. When the cost model
+        # does not vouch for it being cheap, a window of it is computed (and timed) up front:
+        # it checks every candidate, and confirms whether the whole call fits the budget
+        first_is_reference = bool(survivors) and survivors[0][0].is_plain_conv1d
         check = OutputCheck(inputs, OutputCheck.tolerance_for(signature, self.settings.tolerance),
-                            reference_runs=first_is_reference)
+                            reference_runs=first_is_reference and reference_cheap,
+                            clock=self.clock)
+        if first_is_reference and confirmed_beyond_budget(check, budget):
+            logger.info("%s: F.conv1d is not timed: a window of it puts the whole call at "
+                        "%.3g s, beyond the %.3g s left", signature.short(),
+                        check.reference_estimate_s, budget.remaining())
+            survivors = survivors[1:]
         warmed, outcomes = warm_up(survivors, inputs, budget, check,
                                    **({} if self.settings.race else {"drop_factor": None}))
         outcomes += self.time_warmed(warmed, device, budget)

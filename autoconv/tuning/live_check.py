@@ -1,0 +1,183 @@
+"""Decisions re-checked on live calls: a stored winner that runs slower than it should is
+decided again.
+
+A decision is only as good as the measurement behind it, and a measurement taken on a busy
+machine (or on another day) can be wrong. So one call in ``recheck_every`` of a decided
+signature is timed as it runs (:class:`LiveCheck`): alternately the winner itself and, while
+that costs little, ``F.conv1d`` as called (whose output is returned instead: it is the
+reference). When the winner's recent undisturbed times are clearly slower than ``F.conv1d``'s,
+or than the time stored for it, the live times are written to the tuning database as
+measurements (noted :data:`~tuning_db.records.CORRECTED_NOTE`) and the signature is decided
+again on them (:meth:`autoconv.tuning.selector.Selector.correct`). A decision the live calls
+confirm is checked less and less often (the interval doubles after each confirming window).
+
+The hot path pays a counter and a comparison; the timing itself happens on the sampled call
+only, with the same contention test as tuning (:mod:`autoconv.tuning.contention`): a sample
+taken while other work competed for the cores is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from autoconv import plain
+from autoconv.signature import Signature
+from autoconv.tuning.candidates import Candidate
+from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.outcome import NOTE_LENGTH, Outcome
+from autoconv.tuning.timing import Clock
+from tuning_db.records import CORRECTED_NOTE
+
+logger = logging.getLogger(__name__)
+
+#: Undisturbed live samples of the winner (and of ``F.conv1d``) a verdict needs.
+WINDOW = 5
+#: The winner is clearly slower than ``F.conv1d`` when its live median exceeds the
+#: reference's by this factor (tuning already gives near-ties to ``F.conv1d``).
+SLOWER_THAN_REFERENCE = 1.10
+#: ... or clearly slower than its stored time by this factor (the stored time was wrong).
+SLOWER_THAN_STORED = 1.5
+#: ``F.conv1d`` is timed on live calls only while its times stay within this factor of the
+#: winner's: a sampled call may cost that much more, never a long kernel's 100x.
+REFERENCE_COST_LIMIT = 4.0
+#: The longest interval between sampled calls, however often the decision was confirmed.
+MAX_INTERVAL = 1 << 16
+
+#: Called with the live outcomes (winner first, then ``F.conv1d`` when it was timed); returns
+#: nothing: the owner decides again and forgets the call's runner.
+Correct = Callable[[list[Outcome]], None]
+
+
+class LiveCheck:
+    """The live re-check of one decided signature (see the module docstring).
+
+    Args:
+        signature: the signature (for messages).
+        winner: the chosen candidate and its runner (what the call runs).
+        reference: ``F.conv1d`` as called, as a candidate.
+        stored_s: the winner's stored (or predicted) seconds per call; None when unknown.
+        reference_s: ``F.conv1d``'s stored seconds, when it was timed.
+        every: sample one call in this many (doubling after each confirming window).
+        correct: what to do when the winner is found slower.
+        clock, load: the wall clock and the machine's load (injectable for tests).
+    """
+
+    def __init__(self, signature: Signature, winner: Candidate, run: Callable[..., Any],
+                 reference: Candidate, *, stored_s: float | None, reference_s: float | None,
+                 every: int, correct: Correct, clock: Clock = time.perf_counter,
+                 load: MachineLoad | QuietMachine | None = None) -> None:
+        self.signature = signature
+        self.winner = winner
+        self.run = run
+        self.reference = reference
+        self.stored_s = stored_s
+        self.reference_s = reference_s
+        self.every = max(1, every)
+        #: calls left until the next sampled one (decremented on the hot path)
+        self.countdown = self.every
+        self.correct = correct
+        self.clock = clock
+        self.load = load if load is not None else MachineLoad()
+        self.winner_times: deque[float] = deque(maxlen=WINDOW)
+        self.reference_times: deque[float] = deque(maxlen=WINDOW)
+        self.disturbed = 0
+        self.corrected = False
+        self._time_reference_next = False
+        self._lock = threading.Lock()
+
+    # -- the sampled call ----------------------------------------------------------------
+
+    def sampled(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride, padding, dilation, groups) -> torch.Tensor:
+        """Run one real call timed: the winner, or ``F.conv1d`` in its turn; return its
+        output (either is the call's answer)."""
+        self.countdown = self.every
+        if self.corrected or not self._lock.acquire(blocking=False):
+            return self.run(input, weight, bias, stride, padding, dilation, groups)
+        try:
+            reference = self._reference_turn()
+            runner = plain.conv1d if reference else self.run
+            busy_before = self.load.busy()
+            start = self.clock()
+            output = runner(input, weight, bias, stride, padding, dilation, groups)
+            took = self.clock() - start
+            if busy_before and self.load.busy():
+                self.disturbed += 1  # not evidence: the machine was busy at both ends
+            else:
+                (self.reference_times if reference else self.winner_times).append(took)
+                self._judge()
+            return output
+        finally:
+            self._lock.release()
+
+    def _reference_turn(self) -> bool:
+        """Whether this sampled call times ``F.conv1d``: every other one, once the winner has
+        half a window, while ``F.conv1d`` stays cheap enough to time on a live call."""
+        turn = self._time_reference_next
+        self._time_reference_next = not turn
+        if not turn or len(self.winner_times) < (WINDOW + 1) // 2:
+            return False
+        return self._reference_affordable(statistics.median(self.winner_times))
+
+    def _reference_affordable(self, winner_s: float) -> bool:
+        """Whether ``F.conv1d`` may be timed on a live call: its time (live, else stored)
+        within :data:`REFERENCE_COST_LIMIT` of the winner's, or unknown (one call tells)."""
+        known = (statistics.median(self.reference_times) if self.reference_times
+                 else self.reference_s)
+        return known is None or known <= REFERENCE_COST_LIMIT * winner_s
+
+    # -- the verdict ----------------------------------------------------------------------
+
+    def _judge(self) -> None:
+        if len(self.winner_times) < WINDOW:
+            return
+        winner_s = statistics.median(self.winner_times)
+        reference_s = (statistics.median(self.reference_times)
+                       if len(self.reference_times) >= WINDOW else None)
+        why = None
+        if reference_s is not None and winner_s > SLOWER_THAN_REFERENCE * reference_s:
+            why = (f"{winner_s * 1e3:.3g} ms on live calls against F.conv1d's "
+                   f"{reference_s * 1e3:.3g} ms")
+        elif self.stored_s is not None and winner_s > SLOWER_THAN_STORED * self.stored_s:
+            why = (f"{winner_s * 1e3:.3g} ms on live calls against "
+                   f"{self.stored_s * 1e3:.3g} ms stored")
+        if why is None:
+            if reference_s is not None or not self._reference_affordable(winner_s):
+                self._confirmed()  # else wait for F.conv1d's window
+            return
+        self.corrected = True
+        logger.warning("autoconv: %s: %s runs %s: deciding again on the live timings",
+                       self.signature.short(), self.winner.label, why)
+        self.correct(self.live_outcomes(why))
+
+    def _confirmed(self) -> None:
+        """A window confirmed the decision: sample half as often from now on, afresh."""
+        self.every = min(2 * self.every, MAX_INTERVAL)
+        self.countdown = self.every
+        self.winner_times.clear()
+        self.reference_times.clear()
+
+    def live_outcomes(self, why: str) -> list[Outcome]:
+        """The live timings as outcomes to store: the winner's, then ``F.conv1d``'s when it
+        has a whole window."""
+        note = f"{CORRECTED_NOTE} {why}"[:NOTE_LENGTH]
+        outcomes = [_outcome(self.winner, self.winner_times, note)]
+        if len(self.reference_times) >= WINDOW:  # fewer would replace a better-supported row
+            outcomes.append(_outcome(self.reference, self.reference_times, note))
+        return outcomes
+
+
+def _outcome(candidate: Candidate, times: deque[float], note: str) -> Outcome:
+    ordered = sorted(times)
+    spread = ordered[-1] - ordered[0] if len(ordered) < 4 else (
+        statistics.quantiles(ordered, n=4)[2] - statistics.quantiles(ordered, n=4)[0])
+    return Outcome(candidate, max(statistics.median(ordered), 1e-9), spread, len(ordered),
+                   note=note)

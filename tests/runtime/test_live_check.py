@@ -1,0 +1,159 @@
+"""Decisions re-checked on live calls (autoconv.tuning.live_check), with an injected clock:
+a stored winner made slow is decided again, the database corrected; a confirmed one is
+checked less often; a busy machine's samples are not evidence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import autoconv
+import tuning_db
+from autoconv.runtime import dispatcher
+from autoconv.signature import Signature
+from autoconv.storage.store import device_record, signature_record
+from autoconv.strategies import Strategy, register, unregister
+from autoconv.tuning.contention import QuietMachine
+from autoconv.tuning.live_check import WINDOW
+from tuning_db.records import CORRECTED_NOTE
+
+pytestmark = pytest.mark.usefixtures("fresh_autoconv")
+
+CPU = torch.device("cpu")
+
+
+class FakeClock:
+    """Moves only when a strategy under test runs (by the seconds it is told to take)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    fake = FakeClock()
+    dispatcher.live_clock = fake
+    dispatcher.live_load = QuietMachine()
+    yield fake
+
+
+def sluggish_strategy(clock: FakeClock, seconds: dict[str, float]) -> Strategy:
+    """A correct strategy that 'takes' ``seconds["sluggish"]`` on the fake clock per call,
+    while F.conv1d is made to 'take' ``seconds["direct"]``."""
+    def run(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, **params):
+        clock.now += seconds["sluggish"]
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+    return Strategy("sluggish", run)
+
+
+@pytest.fixture
+def timed_plain(clock, monkeypatch):
+    """F.conv1d as autoconv calls it, 'taking' ``seconds["direct"]`` on the fake clock."""
+    seconds = {"direct": 1e-3, "sluggish": 1e-3}
+    real = autoconv.plain.conv1d
+
+    def plain_conv1d(*args, **kwargs):
+        clock.now += seconds["direct"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autoconv.plain, "conv1d", plain_conv1d)
+    strategy = register(sluggish_strategy(clock, seconds))
+    yield seconds
+    unregister(strategy.name)
+
+
+def store(signature: Signature, *rows: tuple[str, float]) -> None:
+    with tuning_db.connect(autoconv.settings.db_url) as db:
+        db.record_many(device_record(CPU), [
+            tuning_db.MeasurementRecord(signature=signature_record(signature), strategy=name,
+                                        median_s=seconds, samples=5, autoconv_version="test")
+            for name, seconds in rows])
+
+
+def stored_rows(signature: Signature) -> dict[str, tuning_db.MeasurementRecord]:
+    with tuning_db.connect(autoconv.settings.db_url) as db:
+        rows = db.candidates(device_record(CPU).device_id, signature_record(signature))
+    return {row.strategy: row for row in rows}
+
+
+def test_a_winner_made_slow_is_decided_again_on_live_calls_and_corrected_in_the_database(
+        timed_plain) -> None:
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    signature = Signature.of(x, w)
+    # stored: sluggish faster than F.conv1d (say, F.conv1d's samples were disturbed) ...
+    store(signature, ("sluggish", 0.5e-3), ("direct", 0.6e-3))
+    # ... but on live calls it is 40% slower than F.conv1d (and within 1.5x of its stored time)
+    timed_plain.update(sluggish=0.7e-3, direct=0.5e-3)
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=2):
+        assert autoconv.select(x, w).strategy == "sluggish"
+        for _ in range(4 * WINDOW * 2):
+            torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+        choice = autoconv.select(x, w)
+    assert (choice.strategy, choice.origin) == ("direct", "corrected")
+    rows = stored_rows(signature)
+    assert rows["sluggish"].median_s == pytest.approx(0.7e-3)
+    assert rows["sluggish"].note.startswith(CORRECTED_NOTE)
+    assert "against F.conv1d's 0.5 ms" in rows["sluggish"].note
+    assert rows["direct"].median_s == pytest.approx(0.5e-3) and rows["direct"].samples == WINDOW
+
+
+def test_a_winner_slower_than_its_stored_time_is_corrected_without_timing_a_costly_reference(
+        timed_plain) -> None:
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    signature = Signature.of(x, w)
+    store(signature, ("sluggish", 1e-3), ("direct", 50e-3), ("fft", 2e-3))
+    timed_plain["sluggish"] = 3e-3  # 3x its stored time; F.conv1d (50 ms) too costly to time
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+        for _ in range(WINDOW):
+            autoconv.conv1d(x, w)
+        choice = autoconv.select(x, w)
+    assert (choice.strategy, choice.origin) == ("fft", "corrected")
+    assert stored_rows(signature)["direct"].samples == 5  # never timed on a live call
+
+
+def test_a_confirmed_decision_is_checked_less_often(timed_plain) -> None:
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    timed_plain["sluggish"] = 0.5e-3
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=2):
+        for _ in range(60):
+            autoconv.conv1d(x, w)
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+        assert autoconv.select(x, w).strategy == "sluggish"
+    assert watch is not None and watch.every > 2 and not watch.corrected
+
+
+def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain) -> None:
+    class Busy(QuietMachine):
+        def busy(self) -> bool:
+            return True
+
+    dispatcher.live_load = Busy()
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    timed_plain["sluggish"] = 10e-3
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+        for _ in range(30):
+            autoconv.conv1d(x, w)
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+        assert autoconv.select(x, w).strategy == "sluggish"
+    assert watch.disturbed == 30 and not watch.winner_times
+
+
+def test_calls_with_gradients_or_decided_for_f_conv1d_are_not_watched(timed_plain) -> None:
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    with autoconv.settings.override(mode="predict"):
+        w.requires_grad_(True)
+        autoconv.conv1d(x, w).sum().backward()
+        assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
+        w.requires_grad_(False)
+        y = torch.randn(2, 4, 300)
+        store(Signature.of(y, w), ("direct", 1e-3), ("sluggish", 2e-3))
+        assert dispatcher.runners(y, w, None, 1, 0, 1, 1)[2] is None
+    with autoconv.settings.override(mode="predict", recheck_every=0):
+        assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
