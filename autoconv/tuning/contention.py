@@ -3,14 +3,15 @@
 On a CPU shared with other work, torch's threads wait for a free core at each parallel region,
 so one call can take 20-50 times its quiet time for a while. A sample taken then says nothing
 about the candidate, and a decision built on it is stored and shared. The timer therefore asks,
-before and after each sample, whether more threads are runnable on the machine than it has
-cores (:class:`MachineLoad`): a sample taken while they were is *disturbed*, and is kept apart
-(:func:`autoconv.tuning.timing.measure_interleaved`).
+before and after each sample, whether other processes' runnable threads and torch's own
+outnumber the cores (:class:`MachineLoad`): a sample taken while they did is *disturbed*, and
+is kept apart (:func:`autoconv.tuning.timing.measure_interleaved`).
 
-Measured on this project's 2-core test machine, between calls of a 7 ms ``F.conv1d``: quiet,
-``/proc/stat``'s ``procs_running`` read 2 (this process and a torch worker); with two busy
-processes beside it, 4, and the same call took 11-69 ms. The count is instantaneous (unlike
-the load average, a one-minute mean) and costs a few microseconds to read.
+The count is Linux's ``procs_running`` (``/proc/stat``) less this process's running threads
+(``/proc/self/task``): instantaneous, unlike the load average (a one-minute mean), and about
+30 microseconds to read. Measured on this project's 2-core test machine between calls of
+``F.conv1d`` (2 torch threads): quiet, 0-2% of samples read busy at both ends; beside one
+spinning process, 100%, and a 7 ms call took 11-69 ms beside two.
 """
 
 from __future__ import annotations
@@ -42,30 +43,59 @@ def runnable_threads(path: str = "/proc/stat") -> int | None:
         return None
 
 
+def own_running_threads(task_dir: str = "/proc/self/task") -> int | None:
+    """This process's threads that are running or runnable now (Linux), or None."""
+    try:
+        tasks = os.listdir(task_dir)
+    except OSError:
+        return None
+    running = 0
+    for task in tasks:
+        try:
+            with open(f"{task_dir}/{task}/stat", "rb") as stat:
+                # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces)
+                running += stat.read().rpartition(b")")[2].split()[0] == b"R"
+        except (OSError, IndexError):
+            continue
+    return running
+
+
+def other_runnable_threads() -> int | None:
+    """Threads of other processes runnable on the machine now: :func:`runnable_threads`
+    less this process's own (Linux); elsewhere the load average, less nothing."""
+    total = runnable_threads()
+    if total is None:
+        return None
+    own = own_running_threads()
+    return total if own is None else max(0, total - own)
+
+
 @dataclass
 class MachineLoad:
     """Whether the machine is busier than this process can use it undisturbed.
 
-    The machine is *busy* when more threads are runnable than it has cores (or than torch
-    uses, when torch is set to more threads than there are cores: those are this process's
-    own). Nothing else is running when the count equals this process's own busy threads.
+    The machine is *busy* when other processes' runnable threads and torch's threads
+    together outnumber its cores: torch's parallel regions then wait for a core. (Counting
+    this process's own threads as they are at the moment of reading would miss a neighbour
+    whenever torch's workers happen to sleep between calls.)
 
     Args:
-        read_runnable: the reading (injectable: tests use a scripted one).
+        read_runnable: the reading of other processes' runnable threads (injectable: tests
+            use a scripted one).
         cores: the machine's cores (``os.cpu_count()``: the reading is machine-wide).
     """
 
-    read_runnable: RunnableReader = runnable_threads
+    read_runnable: RunnableReader = other_runnable_threads
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: the largest excess seen since :meth:`reset_peak` (threads waiting for a core)
     peak_excess: int = 0
 
     def excess(self) -> int | None:
-        """Runnable threads beyond what the machine can run at once (None: unknown)."""
-        runnable = self.read_runnable()
-        if runnable is None:
+        """Threads beyond what the machine can run at once (None: unknown)."""
+        others = self.read_runnable()
+        if others is None:
             return None
-        excess = runnable - max(self.cores, torch.get_num_threads())
+        excess = others + torch.get_num_threads() - self.cores
         self.peak_excess = max(self.peak_excess, excess)
         return excess
 

@@ -13,9 +13,14 @@ from tuning_db.records import CONTENDED_NOTE, SETTLED_SAMPLES, is_contended
 NOTE_LENGTH = 200
 #: Shortest time an outcome records: a clock's zero is no measurement.
 MIN_SECONDS = 1e-9
-#: The tie margin between two outcomes when either was timed on a busy machine: a simpler
-#: strategy (``F.conv1d`` first) keeps the decision unless the other wins by more than this.
-CONTENDED_TIE_MARGIN = 0.25
+#: The tie margin of ``F.conv1d`` as called against the fastest when either was timed on a
+#: busy machine: F.conv1d keeps the decision unless the other is more than twice as fast.
+#: Contention does not slow every candidate alike (torch's parallel regions wait for every
+#: thread's core, so a multi-threaded call suffers most): on the 2-core test machine beside
+#: one spinning process, an overlap-add measured faster than F.conv1d ran 5x slower once the
+#: machine was quiet. A large gain (FFT on a long kernel) still shows; a provisional
+#: decision is measured again by ``autoconv warm`` and re-checked on live calls.
+CONTENDED_TIE_MARGIN = 1.0
 #: ``F.conv1d`` within this factor of the winner makes the decision a close call: if either
 #: was timed on a busy machine, the decision is provisional.
 CLOSE_CALL = 2.0
@@ -84,8 +89,8 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     simpler strategy (None when none is valid).
 
     An outcome is tied with the fastest when its median is within ``tie_margin`` of it
-    (:data:`CONTENDED_TIE_MARGIN` when either was timed on a busy machine), or when their
-    interquartile ranges overlap. A tie goes to the strategy that comes first in
+    (``F.conv1d`` as called: :data:`CONTENDED_TIE_MARGIN`, when either was timed on a busy
+    machine), or when their interquartile ranges overlap. A tie goes to the strategy that comes first in
     ``order`` (registry order: simpler first), then to its form without parameters, then to
     the faster median. Both selectors (conv1d calls and streams) decide with it, on fresh
     measurements and on stored ones alike.
@@ -96,8 +101,9 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     fastest = min(valid, key=lambda o: o.median_s)
 
     def tied(o: Outcome) -> bool:
-        margin = (max(tie_margin, CONTENDED_TIE_MARGIN) if o.contended or fastest.contended
-                  else tie_margin)
+        contended = o.contended or fastest.contended
+        margin = (max(tie_margin, CONTENDED_TIE_MARGIN)
+                  if contended and o.candidate.is_plain_conv1d else tie_margin)
         if o.median_s <= fastest.median_s * (1 + margin):
             return True
         return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
