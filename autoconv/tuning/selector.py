@@ -24,6 +24,7 @@ from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
+from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.leasing import tune_under_lease
 from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
@@ -62,7 +63,8 @@ class Selector(DecisionMemory[Choice]):
                  timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
                  store: ChoiceStore | None = None, cost_model: CostModel | None = None,
                  predictor: Predictor | None = None, settings: Settings | None = None,
-                 revisit: Callable[[Sequence[Outcome]], bool] | None = None) -> None:
+                 revisit: Callable[[Sequence[Outcome]], bool] | None = None,
+                 load: MachineLoad | QuietMachine | None = None) -> None:
         self._strategies = list(strategies) if strategies is not None else None
         self.timer = timer
         self.clock = clock
@@ -71,8 +73,11 @@ class Selector(DecisionMemory[Choice]):
         self.predictor = predictor
         self.settings = settings or global_settings
         #: stored outcomes of a signature for which this is true are measured again when
-        #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them)
+        #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them);
+        #: by default, a decision taken on a busy machine, once this one is quiet
         self.revisit = revisit
+        #: how busy the machine is now (:mod:`autoconv.tuning.contention`)
+        self.load = load if load is not None else MachineLoad()
         super().__init__()
         #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
         self.unsaved = 0
@@ -142,7 +147,7 @@ class Selector(DecisionMemory[Choice]):
     def _lookup_or_decide(self, signature: Signature, device: torch.device,
                           measurable: bool) -> Choice:
         stored = self._stored_outcomes(signature, device)
-        if stored and not (measurable and self.revisit is not None and self.revisit(stored)):
+        if stored and not (measurable and self._measure_again(stored)):
             return self.pick_winner(stored, source="database")
         failed = self._failed.get((signature, device), set())
         candidates = [c for c in enumerate_candidates(self.strategies, signature)
@@ -192,6 +197,18 @@ class Selector(DecisionMemory[Choice]):
         :func:`~autoconv.tuning.outcome.provisional_reason`."""
         return provisional_reason(outcomes, [strategy.name for strategy in self.strategies],
                                   self.settings.tie_margin)
+
+    def _measure_again(self, stored: Sequence[Outcome]) -> bool:
+        """Whether stored outcomes are measured again, in mode tune: as ``revisit`` says, and
+        by default when their decision was taken on a busy machine (its winner, or
+        ``F.conv1d``, contended) and this machine is quiet now."""
+        if self.revisit is not None:
+            return self.revisit(stored)
+        winner = tie_winner(stored, [strategy.name for strategy in self.strategies],
+                            self.settings.tie_margin)
+        contended = winner is not None and (winner.contended or any(
+            o.contended and o.candidate.is_plain_conv1d for o in stored))
+        return contended and not self.load.busy()
 
     def _stored_outcomes(self, signature: Signature, device: torch.device) -> list[Outcome]:
         if self.store is None:

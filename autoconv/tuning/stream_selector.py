@@ -15,6 +15,7 @@ floating-point operations per chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -167,8 +168,8 @@ class StreamSelector(DecisionMemory[StreamChoice]):
             for w, timing in zip(warmed, timings):
                 candidate = w.call.candidate
                 if timing.ok and math.isfinite(timing.median_s) and timing.samples:
-                    per_chunk = Timing(timing.median_s / cycle, timing.spread_s / cycle,
-                                       timing.samples)
+                    per_chunk = dataclasses.replace(timing, median_s=timing.median_s / cycle,
+                                                    spread_s=timing.spread_s / cycle)
                     outcomes.append(Outcome.timed(candidate, per_chunk, w.error))
                 else:
                     outcomes.append(Outcome.failed(candidate, w.warm_up_s / cycle,

@@ -164,3 +164,29 @@ def test_a_contended_measurement_is_stored_as_provisional() -> None:
     assert "2 thread(s) waiting for a core" in rows[0].note
     assert selector.provisional_reason(rows) is not None
     assert math.isclose(min(r.median_s for r in rows), 1e-3)
+
+
+@pytest.mark.parametrize("busy_now", [False, True])
+def test_a_contended_stored_decision_is_measured_again_once_the_machine_is_quiet(
+        busy_now: bool) -> None:
+    busy = f"{CONTENDED_NOTE} 6 of 6 samples disturbed"
+    store = FakeStore()
+    strategies = [Strategy("direct", direct, reference=True), Strategy("fast", correct)]
+    store.rows[(SIG, CPU)] = [Outcome(Candidate(strategies[0], ()), 9e-3, 0.0, 6, note=busy),
+                              Outcome(Candidate(strategies[1], ()), 1e-3, 0.0, 6, note=busy)]
+    timed = []
+
+    def quiet_timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+        timed.append([c.candidate.name for c in candidates])
+        return [Timing(1e-3 if c.candidate.name == "direct" else 2e-3, 0.0, 9)
+                for c in candidates]
+
+    load = MachineLoad(read_runnable=lambda: 2 if busy_now else 0,
+                       cores=torch.get_num_threads())
+    selector = Selector(strategies=strategies, timer=quiet_timer, store=store, load=load,
+                        settings=Settings(bucket_lengths=False))
+    choice = selector.choose(SIG, CPU)
+    if busy_now:  # still busy: the stored (provisional) decision stands, nothing is timed
+        assert (choice.strategy, choice.source, timed) == ("fast", "database", [])
+    else:
+        assert (choice.strategy, choice.source) == ("direct", "measured") and timed

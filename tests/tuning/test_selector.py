@@ -82,7 +82,7 @@ class FakeStore:
         self.lookups += 1
         return [SimpleNamespace(strategy=o.candidate.name, params=dict(o.candidate.params),
                                 median_s=o.median_s, spread_s=o.spread_s, samples=o.samples,
-                                error=o.error)
+                                error=o.error, note=o.note)
                 for o in self.rows.get((signature, device), []) if o.ok]
 
     def record(self, signature, device, outcomes: Sequence[Outcome]) -> None:
