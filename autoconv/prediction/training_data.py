@@ -1,6 +1,9 @@
 """Training data for the predictor: the tuning database's measurements for one device.
 
-Only measurements that ran correctly (``ok``) are learned from. Rows of this device's
+Only measurements that ran correctly (``ok``) on a quiet machine are learned from: one taken
+while other work competed for the cores (``contended``, :mod:`autoconv.tuning.contention`)
+says more about the neighbours than about the candidate, and a model trained on them would
+spread the disturbance to signatures never measured. Rows of this device's
 fingerprint count fully; rows of devices *of the same kind* (same CPU model and GPU, but e.g.
 another torch version or thread count) can be added with a lower weight, so a machine after an
 upgrade starts from its old timings instead of from nothing. Rows of other kinds of device
@@ -58,7 +61,7 @@ def offered(samples: Iterable[Sample]) -> list[Sample]:
 
 def load_samples(db: TuningDB, device: DeviceRecord, *,
                  same_kind_weight: float = 0.0) -> list[Sample]:
-    """The ok measurements of ``device`` (and, when ``same_kind_weight > 0``, of devices of
+    """The ok measurements of ``device`` taken on a quiet machine (and, when ``same_kind_weight > 0``, of devices of
     the same kind, at that weight) of candidates still offered (:func:`offered`), as training
     samples."""
     weights = {device.device_id: 1.0}
@@ -69,7 +72,7 @@ def load_samples(db: TuningDB, device: DeviceRecord, *,
     samples = []
     for device_id, weight in weights.items():
         samples.extend(sample_of(m, weight) for _, m in db.measurements(device_id)
-                       if m.ok)
+                       if m.ok and not m.contended)
     return offered(samples)
 
 

@@ -14,13 +14,13 @@ NOTE_LENGTH = 200
 #: Shortest time an outcome records: a clock's zero is no measurement.
 MIN_SECONDS = 1e-9
 #: The tie margin of ``F.conv1d`` as called against the fastest when either was timed on a
-#: busy machine: F.conv1d keeps the decision unless the other is more than twice as fast.
+#: busy machine: F.conv1d keeps the decision unless the other is more than 1.5x as fast.
 #: Contention does not slow every candidate alike (torch's parallel regions wait for every
 #: thread's core, so a multi-threaded call suffers most): on the 2-core test machine beside
 #: one spinning process, an overlap-add measured faster than F.conv1d ran 5x slower once the
 #: machine was quiet. A large gain (FFT on a long kernel) still shows; a provisional
 #: decision is measured again by ``autoconv warm`` and re-checked on live calls.
-CONTENDED_TIE_MARGIN = 1.0
+CONTENDED_TIE_MARGIN = 0.5
 #: ``F.conv1d`` within this factor of the winner makes the decision a close call: if either
 #: was timed on a busy machine, the decision is provisional.
 CLOSE_CALL = 2.0

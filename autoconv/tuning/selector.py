@@ -35,7 +35,7 @@ from autoconv.tuning.trial import (
     Budget,
     OutputCheck,
     WarmedUp,
-    confirmed_beyond_budget,
+    probe_reference,
     reference_first,
     warm_up,
 )
@@ -274,19 +274,17 @@ class Selector(DecisionMemory[Choice]):
         """
         budget = Budget.of(self.clock, self.settings.budget_s)
         inputs = ConvInputs.random(signature, device)
-        survivors, reference_cheap = reference_first(
-            self.prune(signature, candidates, device), budget)
-        # F.conv1d as called runs first: its output is the reference. When the cost model
-        # does not vouch for it being cheap, a window of it is computed (and timed) up front:
-        # it checks every candidate, and confirms whether the whole call fits the budget
-        first_is_reference = bool(survivors) and survivors[0][0].is_plain_conv1d
-        check = OutputCheck(inputs, OutputCheck.tolerance_for(signature, self.settings.tolerance),
-                            reference_runs=first_is_reference and reference_cheap,
-                            clock=self.clock)
-        if first_is_reference and confirmed_beyond_budget(check, budget):
-            logger.info("%s: F.conv1d is not timed: a window of it puts the whole call at "
+        survivors = reference_first(self.prune(signature, candidates, device))
+        # F.conv1d as called, timed on growing windows of its output: the reference every
+        # candidate is checked against, and whether the whole call can be timed at all
+        probe = probe_reference(inputs, budget)
+        check = OutputCheck.of_reference(
+            probe.output, OutputCheck.tolerance_for(signature, self.settings.tolerance))
+        if survivors and survivors[0][0].is_plain_conv1d and \
+                probe.estimate_s > budget.remaining():
+            logger.info("%s: F.conv1d is not timed: windows of it put the whole call at "
                         "%.3g s, beyond the %.3g s left", signature.short(),
-                        check.reference_estimate_s, budget.remaining())
+                        probe.estimate_s, budget.remaining())
             survivors = survivors[1:]
         warmed, outcomes = warm_up(survivors, inputs, budget, check,
                                    **({} if self.settings.race else {"drop_factor": None}))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -85,28 +84,22 @@ class OutputCheck:
     The reference output is the first output of a reference candidate (``F.conv1d`` itself,
     which runs anyway) when one is to run first; otherwise ``F.conv1d`` on the first
     :data:`~autoconv.tuning.candidates.REFERENCE_WINDOW` outputs, computed up front (cheap
-    even for a kernel too long to run in full) and timed: scaled to the whole output, it is
-    this device's own estimate of what ``F.conv1d`` as called takes
-    (:attr:`reference_estimate_s`).
+    even for a kernel too long to run in full), or the leading outputs a
+    :func:`probe_reference` computed (:meth:`of_reference`).
     """
 
-    def __init__(self, inputs: ConvInputs, tolerance: float, reference_runs: bool,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, inputs: ConvInputs | None, tolerance: float, reference_runs: bool
+                 ) -> None:
         self.tolerance = tolerance
-        self.reference = None
-        #: seconds ``F.conv1d`` as called is expected to take, from the timed window (None
-        #: when the reference runs in full instead)
-        self.reference_estimate_s: float | None = None
-        if not reference_runs:
-            clock = clock or time.perf_counter
-            start = clock()
-            self.reference = Reference.of(inputs.reference(window=REFERENCE_WINDOW))
-            signature = inputs.signature
-            window = min(REFERENCE_WINDOW, signature.output_length)
-            # a call that needs gradients also runs the backward pass, about twice the forward
-            passes = 3 if signature.requires_grad else 1
-            self.reference_estimate_s = ((clock() - start) * passes * signature.output_length
-                                         / max(window, 1))
+        self.reference = None if reference_runs or inputs is None else Reference.of(
+            inputs.reference(window=REFERENCE_WINDOW))
+
+    @classmethod
+    def of_reference(cls, output: torch.Tensor, tolerance: float) -> OutputCheck:
+        """A check against ``output``: ``F.conv1d``'s leading outputs (or all of them)."""
+        check = cls(None, tolerance, reference_runs=True)
+        check.reference = Reference.of(output)
+        return check
 
     @staticmethod
     def tolerance_for(signature: Signature, tolerance: float | None) -> float:
@@ -215,35 +208,65 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     return warmed, rejected
 
 
-#: ``F.conv1d`` predicted to take at most this share of what is left of the budget runs first
-#: on the cost model's word; above it, the timed window must confirm the prediction first.
-CHEAP_REFERENCE_SHARE = 0.1
+#: The reference probe's windows grow by up to this factor ...
+PROBE_GROWTH = 8
+#: ... while one window is expected to take at most this share of what is left of the budget.
+PROBE_SHARE = 0.1
 
 
-def reference_first(survivors: Sequence[tuple[Candidate, float | None]], budget: Budget
-                    ) -> tuple[list[tuple[Candidate, float | None]], bool]:
-    """The candidates in warm-up order with ``F.conv1d`` as called moved first, so that every
-    measured decision times the reference it must beat (whatever the cost model thinks of
-    it), and whether the cost model alone vouches for running it first.
+@dataclass(frozen=True)
+class ReferenceProbe:
+    """``F.conv1d`` as called, run on a growing prefix of the tuning inputs' outputs.
 
-    Returns:
-        (the candidates, reference first; True when the reference is predicted cheap:
-        :data:`CHEAP_REFERENCE_SHARE` of the budget left). When it is not, the caller
-        confirms the prediction on this device with :class:`OutputCheck`'s timed window
-        (:func:`confirmed_beyond_budget`) before the warm-up.
+    Attributes:
+        output: its leading outputs (all of them when the window reached the whole call).
+        estimate_s: seconds the whole call takes: measured when the window is whole, else
+            the largest window's time scaled to the whole output length.
+        whole: whether the window was the whole call.
     """
+
+    output: torch.Tensor
+    estimate_s: float
+    whole: bool
+
+
+def probe_reference(inputs: ConvInputs, budget: Budget) -> ReferenceProbe:
+    """Time ``F.conv1d`` as called on windows of its outputs, 64 first, each up to
+    :data:`PROBE_GROWTH` times the last, until the window is the whole call or one more
+    would take over :data:`PROBE_SHARE` of the budget left: this device's own estimate of
+    what the call costs, which decides whether it can be timed at all.
+
+    Neither the cost model nor a small window can tell: on the 2-core test machine the
+    calibrated cost model put a 2x1x96000, K=8191 ``F.conv1d`` at 0.17 s (it takes 4.7 s,
+    on a slow path of oneDNN's), and a 64-output window put a WaveNet layer that takes 17 ms
+    at 1.1 s. A window grown until it takes a tenth of the budget is on the call's own path.
+    The probe costs at most a little more than its last window (the earlier ones shrink
+    geometrically); a call that fits whole costs one extra run of ``F.conv1d``.
+    """
+    signature = inputs.signature
+    length = signature.output_length
+    # a call that needs gradients also runs the backward pass, about twice the forward
+    passes = 3 if signature.requires_grad else 1
+    window = min(REFERENCE_WINDOW, length)
+    while True:
+        start = budget.clock()
+        output = inputs.reference(window=window)
+        took = budget.clock() - start
+        estimate = took * passes * length / window
+        if window >= length:
+            return ReferenceProbe(output, estimate, whole=True)
+        allowed = PROBE_SHARE * budget.remaining()
+        growth = min(PROBE_GROWTH, allowed / took if took > 0 else PROBE_GROWTH)
+        if growth < 2:
+            return ReferenceProbe(output, estimate, whole=False)
+        window = min(length, int(window * growth))
+
+
+def reference_first(survivors: Sequence[tuple[Candidate, float | None]]
+                    ) -> list[tuple[Candidate, float | None]]:
+    """The candidates in warm-up order with ``F.conv1d`` as called moved first, so that every
+    measured decision times the reference it must beat, whatever the cost model thinks of
+    it (:func:`probe_reference` decides whether it can be timed at all)."""
     plain = [pair for pair in survivors if pair[0].is_plain_conv1d]
-    if not plain:
-        return list(survivors), False
     others = [pair for pair in survivors if not pair[0].is_plain_conv1d]
-    expected = budget.expected(plain[0][1])
-    cheap = expected is not None and expected <= CHEAP_REFERENCE_SHARE * budget.remaining()
-    return [plain[0], *others], cheap
-
-
-def confirmed_beyond_budget(check: OutputCheck, budget: Budget) -> bool:
-    """Whether ``F.conv1d`` as called, timed on a window and scaled to the whole call
-    (:attr:`OutputCheck.reference_estimate_s`), cannot run once in what is left of the
-    budget: the only case where a measured decision is taken without it."""
-    estimate = check.reference_estimate_s
-    return estimate is not None and estimate > budget.remaining()
+    return [*plain[:1], *others]

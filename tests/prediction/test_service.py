@@ -190,6 +190,19 @@ def test_devices_of_the_same_kind_count_at_a_lower_weight(store) -> None:
     assert [x.seconds for x in load_samples(store.db, here)] == [1.0]
 
 
+def test_measurements_taken_on_a_busy_machine_are_not_learned_from(store) -> None:
+    from autoconv.prediction.training_data import load_samples
+    from autoconv.storage.store import measurement_record, signature_record
+    from tuning_db.records import CONTENDED_NOTE
+
+    here = store.device(CPU)
+    (quiet, busy) = SIGNATURES[:2]
+    for s, note in ((quiet, None), (busy, f"{CONTENDED_NOTE} 8 of 8 samples disturbed")):
+        outcome = Outcome(candidates(s)[0], 1.0, samples=8, note=note)
+        store.db.record(here, measurement_record(signature_record(s), outcome))
+    assert [x.signature for x in load_samples(store.db, here)] == [quiet]
+
+
 def test_only_candidates_still_offered_are_learned_from() -> None:
     from autoconv.prediction.predictor import Sample
     from autoconv.prediction.training_data import offered

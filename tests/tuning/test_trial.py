@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from autoconv.strategies import Strategy, get
 from autoconv.tuning.candidates import REFERENCE_WINDOW, Candidate, ConvInputs
 from autoconv.tuning.outcome import NOTE_LENGTH, Outcome
 from autoconv.tuning.timing import Timing
-from autoconv.tuning.trial import Budget, OutputCheck, warm_up
+from autoconv.tuning.trial import PROBE_SHARE, Budget, OutputCheck, probe_reference, warm_up
 
 CPU = torch.device("cpu")
 SIG = Signature(2, 3, 4, 300, 5, 1, 2, 2, 1, 1, "float32", "cpu", False)
@@ -147,7 +148,7 @@ def test_autograds_first_call_costs_are_paid_before_any_candidate_is_timed() -> 
         from autoconv.signature import Signature
         from autoconv.strategies import Strategy
         from autoconv.tuning.candidates import Candidate, ConvInputs
-        from autoconv.tuning.trial import Budget, OutputCheck, warm_up
+        from autoconv.tuning.trial import PROBE_SHARE, Budget, OutputCheck, probe_reference, warm_up
         seen = []
         def run(*args, **kwargs):
             seen.append("torch.fx.experimental.symbolic_shapes" in sys.modules)
@@ -196,3 +197,46 @@ def test_warm_up_skips_the_rest_of_a_strategy_that_proved_clearly_slower() -> No
     everything, _ = warm_up(survivors, inputs, Budget.of(clock, 100.0),
                             OutputCheck(inputs, 1e-4, reference_runs=True), drop_factor=None)
     assert len(everything) == 5  # race=False: every candidate that fits the budget
+
+
+class WindowedInputs:
+    """Tuning inputs whose ``F.conv1d`` window takes ``per_output`` fake seconds per output
+    (plus ``fixed`` per call) on ``clock``; records the windows asked for."""
+
+    def __init__(self, signature: Signature, clock: Clock, per_output: float,
+                 fixed: float = 0.0) -> None:
+        self.real = ConvInputs.random(signature, CPU)
+        self.signature = signature
+        self.clock, self.per_output, self.fixed = clock, per_output, fixed
+        self.windows: list[int] = []
+
+    def reference(self, *, window=None):
+        output = self.real.reference(window=window)
+        self.windows.append(output.shape[-1])
+        self.clock.now += self.fixed + self.per_output * output.shape[-1]
+        return output
+
+
+LONG = Signature(1, 1, 1, 100_000, 9, 1, 4, 4, 1, 1, "float32", "cpu", False)
+
+
+def test_the_reference_probe_grows_its_window_to_the_whole_call_when_it_is_cheap() -> None:
+    clock = Clock()
+    inputs = WindowedInputs(LONG, clock, per_output=1e-8, fixed=1e-3)  # overhead-bound
+    probe = probe_reference(inputs, Budget.of(clock, 2.0))
+    assert probe.whole and inputs.windows[0] == REFERENCE_WINDOW
+    assert inputs.windows[-1] == LONG.output_length
+    assert probe.estimate_s == pytest.approx(1e-3 + 1e-8 * LONG.output_length)
+    torch.testing.assert_close(probe.output, inputs.real.reference())
+
+
+def test_the_reference_probe_stops_at_a_tenth_of_the_budget_and_scales_its_window() -> None:
+    clock = Clock()
+    inputs = WindowedInputs(LONG, clock, per_output=1e-4)  # the whole call: 10 s
+    budget = Budget.of(clock, 2.0)
+    probe = probe_reference(inputs, budget)
+    assert not probe.whole and probe.estimate_s == pytest.approx(10.0)
+    assert inputs.windows[-1] * 1e-4 <= PROBE_SHARE * 1.8 + 1e-9  # no window over its share
+    assert clock.now < 0.5  # the probe itself stayed a small part of the 2 s budget
+    grad = WindowedInputs(dataclasses.replace(LONG, requires_grad=True), Clock(), 1e-4)
+    assert probe_reference(grad, Budget.of(grad.clock, 2.0)).estimate_s == pytest.approx(30.0)
