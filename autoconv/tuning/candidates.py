@@ -120,6 +120,30 @@ class ConvInputs:
         """``fn(input, weight, bias, stride, padding, dilation, groups)`` on these inputs."""
         return fn(self.padded_input(), self.weight, self.bias, *self.args)
 
+    def leading_as_called(self, window: int) -> tuple[torch.Tensor, int]:
+        """``F.conv1d`` exactly as called (the same padding argument: oneDNN takes another,
+        much slower path for a long padding than for an input padded beforehand), on the
+        shortest prefix of the input whose call gives at least ``window`` of the call's own
+        leading outputs.
+
+        Returns:
+            (those leading outputs, how many outputs the shortened call computed: its time is
+            theirs).
+        """
+        s = self.signature
+        stride, padding, dilation, groups = self.args
+        left = s.padding_left if (self._same or padding) else 0
+        length = max(1, min(s.length, (window - 1) * stride + s.span - left))
+        x = self.padded_input()
+        if x is not self.input:  # padded beforehand: the call as made has no padding
+            length = min(x.shape[-1], (window - 1) * stride + s.span)
+        with torch.no_grad():
+            output = plain.conv1d(x[..., :length], self.weight, self.bias, stride, padding,
+                                  dilation, groups)
+        whole = x is not self.input or length >= s.length
+        valid = output.shape[-1] if whole else (left + length - s.span) // stride + 1
+        return output[..., :max(0, min(valid, output.shape[-1]))], output.shape[-1]
+
     def reference(self, *, window: int | None = None) -> torch.Tensor:
         """The direct output, or only its first ``window`` outputs (cheap for huge kernels)."""
         x = self.padded_input()

@@ -56,11 +56,17 @@ class Outcome:
         """A candidate that ran correctly and was timed; a timing taken on a busy machine
         says so in its note (:data:`~tuning_db.records.CONTENDED_NOTE`)."""
         note = None
-        if timing.disturbed:
+        if timing.contended:
             note = (f"{CONTENDED_NOTE} {timing.disturbed} of {timing.samples + timing.disturbed}"
                     f" samples disturbed{timing.busy_note}")[:NOTE_LENGTH]
         return cls(candidate, max(timing.median_s, MIN_SECONDS), timing.spread_s,
                    timing.samples, error, note=note)
+
+    @classmethod
+    def estimated(cls, candidate: Candidate, seconds: float, how: str) -> Outcome:
+        """A candidate not run in full, whose time was estimated on this device (``how``
+        says from what): it may win, and a decision it wins is provisional (one sample)."""
+        return cls(candidate, max(seconds, MIN_SECONDS), note=f"estimated: {how}"[:NOTE_LENGTH])
 
     @property
     def contended(self) -> bool:

@@ -280,15 +280,20 @@ class Selector(DecisionMemory[Choice]):
         probe = probe_reference(inputs, budget)
         check = OutputCheck.of_reference(
             probe.output, OutputCheck.tolerance_for(signature, self.settings.tolerance))
-        if survivors and survivors[0][0].is_plain_conv1d and \
-                probe.estimate_s > budget.remaining():
-            logger.info("%s: F.conv1d is not timed: windows of it put the whole call at "
-                        "%.3g s, beyond the %.3g s left", signature.short(),
+        estimated: list[Outcome] = []
+        if survivors and survivors[0][0].is_plain_conv1d and probe.too_long_for(budget):
+            # it would eat the budget: its estimate stands for it, so that nothing slower
+            # than F.conv1d can win, and a decision it wins is provisional
+            estimated.append(Outcome.estimated(
+                survivors[0][0], probe.estimate_s,
+                f"F.conv1d as called on windows of {probe.output.shape[-1]} outputs"))
+            logger.info("%s: F.conv1d is not run in full: windows of it put the whole call at "
+                        "%.3g s, over half the %.3g s left", signature.short(),
                         probe.estimate_s, budget.remaining())
             survivors = survivors[1:]
         warmed, outcomes = warm_up(survivors, inputs, budget, check,
                                    **({} if self.settings.race else {"drop_factor": None}))
-        outcomes += self.time_warmed(warmed, device, budget)
+        outcomes += self.time_warmed(warmed, device, budget) + estimated
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
 

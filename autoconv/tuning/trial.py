@@ -208,6 +208,9 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     return warmed, rejected
 
 
+#: ``F.conv1d`` estimated to take more than this share of the budget left is not run in
+#: full: its estimate stands for it (:meth:`Outcome.estimated`).
+REFERENCE_SHARE = 0.5
 #: The reference probe's windows grow by up to this factor ...
 PROBE_GROWTH = 8
 #: ... while one window is expected to take at most this share of what is left of the budget.
@@ -229,17 +232,24 @@ class ReferenceProbe:
     estimate_s: float
     whole: bool
 
+    def too_long_for(self, budget: Budget) -> bool:
+        """Whether the whole call is expected to take over :data:`REFERENCE_SHARE` of what
+        is left of ``budget``: then it is not run in full."""
+        return not self.whole and self.estimate_s > REFERENCE_SHARE * budget.remaining()
+
 
 def probe_reference(inputs: ConvInputs, budget: Budget) -> ReferenceProbe:
-    """Time ``F.conv1d`` as called on windows of its outputs, 64 first, each up to
-    :data:`PROBE_GROWTH` times the last, until the window is the whole call or one more
-    would take over :data:`PROBE_SHARE` of the budget left: this device's own estimate of
-    what the call costs, which decides whether it can be timed at all.
+    """Time ``F.conv1d`` as called (its own padding argument) on windows of its outputs, 64
+    first, each up to :data:`PROBE_GROWTH` times the last, until the window is the whole
+    call or one more would take over :data:`PROBE_SHARE` of the budget left: this device's
+    own estimate of what the call costs, which decides whether it can be timed at all.
 
-    Neither the cost model nor a small window can tell: on the 2-core test machine the
-    calibrated cost model put a 2x1x96000, K=8191 ``F.conv1d`` at 0.17 s (it takes 4.7 s,
-    on a slow path of oneDNN's), and a 64-output window put a WaveNet layer that takes 17 ms
-    at 1.1 s. A window grown until it takes a tenth of the budget is on the call's own path.
+    Neither the cost model nor a small window of an input padded beforehand can tell: on the
+    2-core test machine the calibrated cost model put a 2x1x96000, K=8191 ``F.conv1d`` with
+    padding 8190 at 0.17 s and a 30,000-output window of the pre-padded input at 0.3 s (it
+    takes 3.4-4.7 s: oneDNN takes a slow path for a long padding), and a 64-output window put
+    a WaveNet layer that takes 17 ms at 1.1 s. A window of the call as made, grown until it
+    takes a tenth of the budget, is on the call's own path.
     The probe costs at most a little more than its last window (the earlier ones shrink
     geometrically); a call that fits whole costs one extra run of ``F.conv1d``.
     """
@@ -250,16 +260,16 @@ def probe_reference(inputs: ConvInputs, budget: Budget) -> ReferenceProbe:
     window = min(REFERENCE_WINDOW, length)
     while True:
         start = budget.clock()
-        output = inputs.reference(window=window)
+        output, computed = inputs.leading_as_called(window)
         took = budget.clock() - start
-        estimate = took * passes * length / window
-        if window >= length:
+        estimate = took * passes * length / max(computed, 1)
+        if output.shape[-1] >= length:
             return ReferenceProbe(output, estimate, whole=True)
         allowed = PROBE_SHARE * budget.remaining()
         growth = min(PROBE_GROWTH, allowed / took if took > 0 else PROBE_GROWTH)
         if growth < 2:
             return ReferenceProbe(output, estimate, whole=False)
-        window = min(length, int(window * growth))
+        window = min(length, max(output.shape[-1] + 1, int(window * growth)))
 
 
 def reference_first(survivors: Sequence[tuple[Candidate, float | None]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -43,3 +44,19 @@ def test_the_work_of_f_conv1d_counts_the_padding_it_takes_itself() -> None:
     assert (same.conv_padding, same.copied) == (3, 2 * 3 * 57)  # the odd sample: a copy
     assert reference().work(_signature(5, 5), {}).conv_padding == 5
     assert reference().work(_signature(7, 0), {}).conv_padding == 0
+
+
+@pytest.mark.parametrize("length,kernel,stride,padding,dilation", [
+    (300, 17, 1, 8, 1), (300, 17, 3, 40, 2), (50, 8, 1, "same", 2), (7, 3, 2, 5, 1),
+    (300, 3, 1, 0, 1), (1, 1, 1, 0, 1), (50, 17, 3, 5, 1)])
+@pytest.mark.parametrize("window", [1, 5, 64])
+def test_leading_outputs_as_called_are_the_calls_own(length, kernel, stride, padding, dilation,
+                                                     window) -> None:
+    x, w = torch.randn(2, 3, length), torch.randn(4, 3, kernel)
+    signature = Signature.of(x, w, None, stride, padding, dilation, 1)
+    inputs = ConvInputs.random(signature, torch.device("cpu"))
+    full = inputs.reference()
+    leading, computed = inputs.leading_as_called(window)
+    assert leading.shape[-1] >= min(window, full.shape[-1])
+    assert computed >= leading.shape[-1]
+    torch.testing.assert_close(leading, full[..., :leading.shape[-1]])
