@@ -291,9 +291,11 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     On the CPU, the machine's load is read before and after each sample
     (:class:`~autoconv.tuning.contention.MachineLoad`): a sample with other work competing
     for the cores at both ends is *disturbed* (one end alone is a blip: on the quiet 2-core
-    test machine 3-10% of single readings showed one extra runnable thread). Disturbed samples do not count towards
-    ``max_samples``, nor in the tie and halving rules (only in the stall-proof clear-loss
-    rule); after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`, doubling) and
+    test machine 0-2% of samples read busy at both ends). Disturbed samples do not count
+    towards ``max_samples``, nor in any racing rule: a candidate whose every sample was
+    stalled has a stalled fastest sample too, and contention does not slow all candidates
+    alike, so on a machine that stays busy nothing is dropped and every candidate is timed
+    to the deadline; after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`, doubling) and
     times again; at the end, a candidate with too few undisturbed samples is summarised on
     all of them by a lower quantile and marked contended (:func:`summarize_disturbed`).
 
@@ -352,9 +354,8 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
             else:
                 samples[index].append(took)
             busy_before = busy_after
-        if drop_factor is not None:
-            everything = [[*s, *d] for s, d in zip(samples, disturbed)]
-            dropped |= clearly_slower(everything, failures, drop_factor)
+        if drop_factor is not None:  # on clean samples alone: a stalled minimum is no bound
+            dropped |= clearly_slower(samples, failures, drop_factor)
             dropped |= halved(samples, failures, dropped)
         racing = [i for i in range(len(candidates)) if failures[i] is None and i not in dropped]
         done = min((taken(i) for i in racing), default=min_samples)
