@@ -5,7 +5,8 @@ Use ``autoconv.conv1d`` as ``F.conv1d``, ``autoconv.Conv1d`` as ``nn.Conv1d``,
 conv1d call in the process through autoconv; ``autoconv.Conv1dStream`` (or
 ``Conv1d.stream(chunk_size)``) runs a causal convolution chunk by chunk, in real time;
 ``autoconv.settings`` controls the mode (``tune``, ``predict``, ``off``), the database and the
-budgets; ``autoconv.select`` tells which strategy a call gets and why.
+budgets; ``autoconv.select`` tells which strategy a call gets and where from, and
+``autoconv.explain`` shows the measurements behind it.
 
 Modules that import torch are loaded on first use, so that ``autoconv`` commands that only
 touch the tuning database start quickly.
@@ -24,6 +25,7 @@ from autoconv.settings import Settings, settings  # noqa: E402  (no torch: cheap
 _LAZY = {
     "conv1d": "autoconv.functional",
     "select": "autoconv.functional",
+    "explain": "autoconv.functional",
     "Conv1d": "autoconv.nn",
     "Conv1dStream": "autoconv.streaming",
     "patch": "autoconv.nn",

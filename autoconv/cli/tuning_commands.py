@@ -176,12 +176,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    """``autoconv select``: the strategy a call gets, and where the answer came from."""
+    """``autoconv select``: the strategy a call gets, where the answer came from, and the
+    measurements behind it (:mod:`autoconv.tuning.explanation`)."""
     import torch
 
     from autoconv.functional import select
+    from autoconv.runtime.dispatch import dispatcher
     from autoconv.settings import settings
     from autoconv.signature import Signature
+    from autoconv.tuning.explanation import explain as explain_choice
 
     dtype = options.dtype(args.dtype)
     device = torch.device(args.device)
@@ -194,11 +197,14 @@ def cmd_select(args: argparse.Namespace) -> int:
                                      args.groups)
         except (RuntimeError, TypeError) as error:  # the conv1d arguments are invalid
             raise CommandError(str(error)) from None
-        choice = select(dataclasses.replace(signature, device=device.type), device=device)
+        signature = dataclasses.replace(signature, device=device.type)
+        choice = select(signature, device=device)
+        explanation = explain_choice(dispatcher.selector, signature, device, choice)
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"
     # a time from the database or a measurement was timed; one from a model is a prediction
     timed = choice.origin in ("measured", "database", "corrected")
     timing = (f", {choice.median_s * 1e3:.3g} ms {'measured' if timed else 'predicted'}"
               if choice.median_s else "")
     print(f"{choice.strategy} ({params}) from {choice.origin}{timing}")
+    print(explanation.format())
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import tuning_db
 from autoconv.cli import main
@@ -23,7 +24,8 @@ def test_select_predicts_without_measuring(db_url: str, capsys) -> None:
                  "--db", db_url]) == 0
     out = capsys.readouterr().out
     assert "from cost_model" in out or "from predicted" in out
-    assert out.strip().endswith(" ms predicted")
+    assert out.splitlines()[0].endswith(" ms predicted")
+    assert "\nnothing was measured for 2x1x" in out
     with tuning_db.connect(db_url) as db:
         assert list(db.measurements()) == []
 
@@ -33,11 +35,38 @@ def test_select_tune_measures_and_stores(db_url: str, capsys) -> None:
             "--budget", "0.3"]
     assert main([*args, "--mode", "tune"]) == 0
     out = capsys.readouterr().out
-    assert "from measured" in out and out.strip().endswith(" ms measured")
+    assert "from measured" in out and out.splitlines()[0].endswith(" ms measured")
     dispatcher.reset()
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "from database" in out and out.strip().endswith(" ms measured")
+    assert "from database" in out and out.splitlines()[0].endswith(" ms measured")
+    # the explanation: a row per candidate, F.conv1d's time, the verdict
+    assert "\nF.conv1d: " in out and "\ndecision: " in out
+    assert any(line.startswith("*") for line in out.splitlines())
+
+
+def test_select_explains_a_provisional_decision_with_its_speedup(db_url: str, capsys) -> None:
+    from autoconv.signature import Signature
+    from autoconv.storage.store import device_record, signature_record
+    from tuning_db.records import CONTENDED_NOTE
+
+    signature = Signature(1, 2, 2, 200, 101, 1, 0, 0, 1, 1, "float32", "cpu")  # unbucketed
+    busy = f"{CONTENDED_NOTE} 9 of 9 samples disturbed"
+    with tuning_db.connect(db_url) as db:
+        db.record_many(device_record(torch.device("cpu")), [
+            tuning_db.MeasurementRecord(signature=signature_record(signature), strategy=name,
+                                        params=params, median_s=seconds, samples=9,
+                                        note=note, autoconv_version="test")
+            for name, params, seconds, note in (("direct", {}, 8e-3, busy),
+                                                ("fft", {}, 2e-3, busy))])
+    assert main(["select", "--input-shape", "1,2,200", "--weight-shape", "2,2,101",
+                 "--db", db_url, "--mode", "predict"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("fft (no parameters) from database, 2 ms measured")
+    (chosen,) = [line for line in lines if line.startswith("*")]
+    assert "fft" in chosen and "4.00x" in chosen and "contended:" in chosen
+    assert "F.conv1d: 8 ms" in lines
+    assert lines[-1].startswith("decision: provisional: the winner was timed on a busy machine")
 
 
 def test_select_reports_bad_arguments_in_one_line(db_url: str, capsys) -> None:
@@ -70,11 +99,13 @@ def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys
 
 def test_warm_stores_at_least_three_timed_calls_per_candidate(db_url: str, capsys) -> None:
     # a budget far too small for a timing round: warming still times every candidate 3 times
+    # (F.conv1d, 100x the budget here, is estimated on windows of it instead: one sample)
     args = ["warm", "--suite", "--only", "audio_fir_k1023", "--db", db_url, "--budget", "0.001"]
     assert main(args) == 0
     with tuning_db.connect(db_url) as db:
         rows = [m for _, m in db.measurements() if m.ok]
-    assert rows and all(m.samples >= 3 for m in rows)
+    timed = [m for m in rows if not (m.note or "").startswith("estimated: ")]
+    assert timed and all(m.samples >= 3 for m in timed)
 
 
 def test_warm_from_a_model_records_and_saves_its_shapes(db_url: str, tmp_path: Path,
