@@ -1,5 +1,5 @@
-"""Shared pytest configuration: hypothesis profiles, a private cache directory, and one
-database URL per backend.
+"""Shared pytest configuration: hypothesis profiles, a private cache directory, a machine
+load the tests never see, and one database URL per backend.
 
 ``backend_url`` is parametrized over the backends: a fresh SQLite file, and PostgreSQL (from
 ``AUTOCONV_TEST_DATABASE_URL``; skipped when unset) in a schema of its own, dropped after the
@@ -35,6 +35,16 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory,
     """Keep the user's real default database and model cache out of every test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("AUTOCONV_DB_URL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _machine_load_unseen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test passes or fails with the machine's load: the timer's reading of other
+    processes' runnable threads says none (tests of contention script their own load, and
+    test the reading functions directly)."""
+    import autoconv.tuning.contention as contention
+
+    monkeypatch.setattr(contention, "other_runnable_threads", lambda: 0)
 
 
 @pytest.fixture

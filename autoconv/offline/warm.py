@@ -3,8 +3,8 @@
 Each signature goes through a *measuring* selector (database first, then timing; never the
 learned predictor, whose confident answers would otherwise stand in for measurements), so a
 signature already in the database costs a lookup (unless its decision is provisional, see
-:func:`is_provisional`, or ``refresh`` asks to measure everything again), and every finished signature is stored in its
-own transaction: an interrupted or budget-limited run keeps what it finished and resumes where
+:func:`is_provisional`, or ``refresh`` asks to measure everything again), and every finished
+signature is stored in its own transaction: an interrupted or budget-limited run keeps what it finished and resumes where
 it stopped when run again.
 
 Sharding: ``shard(signatures, index, count)`` keeps the signatures whose stable hash falls in
@@ -26,20 +26,21 @@ from autoconv.settings import settings
 from autoconv.signature import Signature
 from autoconv.storage.cost_cache import persistent_cost_model
 from autoconv.storage.store import open_default_store
-from autoconv.tuning.outcome import Outcome
+from autoconv.strategies import all_strategies
+from autoconv.tuning.outcome import Outcome, provisional_reason
 from autoconv.tuning.selector import Selector
-from tuning_db.records import SETTLED_SAMPLES
 
 #: Called after each signature with (signatures done, how many of them were measured now).
 Progress = Callable[[int, int], None]
 
 
 def is_provisional(outcomes: Sequence[Outcome]) -> bool:
-    """Whether a stored decision is provisional: its fastest candidate was timed fewer than
-    :data:`~tuning_db.records.SETTLED_SAMPLES` times (a first call's answer within its
-    budget), so warming measures it again."""
-    valid = [outcome for outcome in outcomes if outcome.ok]
-    return bool(valid) and min(valid, key=lambda o: o.median_s).samples < SETTLED_SAMPLES
+    """Whether a stored decision is provisional, so warming measures it again: its winner
+    was timed fewer than :data:`~tuning_db.records.SETTLED_SAMPLES` times (a first call's
+    answer within its budget), or on a busy machine
+    (:func:`~autoconv.tuning.outcome.provisional_reason`)."""
+    order = [strategy.name for strategy in all_strategies()]
+    return provisional_reason(outcomes, order, settings.tie_margin) is not None
 
 
 def measuring_selector(refresh: bool = False) -> Selector:

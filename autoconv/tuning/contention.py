@@ -81,18 +81,18 @@ class MachineLoad:
 
     Args:
         read_runnable: the reading of other processes' runnable threads (injectable: tests
-            use a scripted one).
+            use a scripted one); default :func:`other_runnable_threads`, looked up when read.
         cores: the machine's cores (``os.cpu_count()``: the reading is machine-wide).
     """
 
-    read_runnable: RunnableReader = other_runnable_threads
+    read_runnable: RunnableReader | None = None
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: the largest excess seen since :meth:`reset_peak` (threads waiting for a core)
     peak_excess: int = 0
 
     def excess(self) -> int | None:
         """Threads beyond what the machine can run at once (None: unknown)."""
-        others = self.read_runnable()
+        others = (self.read_runnable or other_runnable_threads)()
         if others is None:
             return None
         excess = others + torch.get_num_threads() - self.cores

@@ -20,6 +20,7 @@ from autoconv.offline.warm import measuring_selector, warm
 from autoconv.runtime.dispatch import dispatcher
 from autoconv.settings import settings
 from autoconv.storage.store import device_record, signature_record
+from autoconv.tuning.timing import Timing
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[2]
@@ -76,6 +77,13 @@ def test_two_shards_in_two_processes_split_the_work(pg_schema_url, tmp_path: Pat
     assert stored_signatures(url) == {signature_record(s) for s in everything}
 
 
+def settled_timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+    """Five samples each, F.conv1d as called fastest: every decision settled, whatever the
+    machine's speed or load (a real timer under a 0.1 s budget on a busy machine leaves
+    decisions provisional, and a resumed warm then measures them again)."""
+    return [Timing(1e-3 if c.candidate.is_plain_conv1d else 2e-3, 0.0, 5) for c in candidates]
+
+
 def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
     signatures = load_shapes(shapes_file(tmp_path / "shapes.json", 5))
@@ -83,6 +91,7 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
     class InterruptedSelector:
         def __init__(self, after: int) -> None:
             self.inner, self.calls, self.after = measuring_selector(), 0, after
+            self.inner.timer = settled_timer
 
         def choose(self, signature, device):
             self.calls += 1
@@ -98,7 +107,9 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
         report = warm(signatures, CPU, selector=InterruptedSelector(after=2))
         assert report.interrupted and len(report.visited) == 2 and report.measured == 2
         assert len(stored_signatures(url)) == 2
-        resumed = warm(signatures, CPU)
+        resuming = measuring_selector()
+        resuming.timer = settled_timer
+        resumed = warm(signatures, CPU, selector=resuming)
     assert resumed.complete and resumed.measured == 3
     assert len(stored_signatures(url)) == 5
 
