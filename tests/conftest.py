@@ -42,7 +42,7 @@ def _machine_load_unseen(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test passes or fails with the machine's load: the timer's reading of other
     processes' runnable threads says none (tests of contention script their own load, and
     test the reading functions directly)."""
-    import autoconv.tuning.contention as contention
+    from autoconv.tuning import contention
 
     monkeypatch.setattr(contention, "other_runnable_threads", lambda: 0)
 
