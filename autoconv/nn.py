@@ -46,7 +46,7 @@ class Conv1d(nn.Conv1d):
         return conv1d_cached(input, weight, bias, self.stride, padding, self.dilation,
                              self.groups, self._spectrum_cache)
 
-    def stream(self, chunk_size: int) -> Conv1dStream:
+    def stream(self, chunk_size: int, *, sample_rate: float | None = None) -> Conv1dStream:
         """A stream of this layer: its causal convolution fed chunk by chunk, exact, with no
         added latency (:class:`autoconv.Conv1dStream`, tuned per chunk size).
 
@@ -54,12 +54,14 @@ class Conv1d(nn.Conv1d):
         left-padded with ``dilation * (kernel_size - 1)`` zeros) or ``padding=dilation *
         (kernel_size - 1)`` (the stream is the first ``n`` outputs of the layer on ``n``
         samples), stride 1 and zero padding mode; the weight and bias are copied now.
+        ``sample_rate`` (Hz) makes the stream warn when it cannot keep up
+        (:class:`autoconv.Conv1dStream`).
 
         Raises:
             ValueError: a stride other than 1, another padding mode, or a padding that would
                 need look-ahead ('same', for one): the message says why and what streams.
         """
-        return stream_of_module(self, chunk_size)
+        return stream_of_module(self, chunk_size, sample_rate=sample_rate)
 
     def __getstate__(self) -> dict[str, Any]:
         # Spectra are derived data tied to live tensors: never pickled or deep-copied.

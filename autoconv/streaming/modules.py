@@ -56,9 +56,10 @@ def causal_history(module: nn.Conv1d) -> int:
     return history
 
 
-def stream_of_module(module: nn.Conv1d, chunk_size: int) -> Conv1dStream:
+def stream_of_module(module: nn.Conv1d, chunk_size: int, *,
+                     sample_rate: float | None = None) -> Conv1dStream:
     """A :class:`Conv1dStream` of ``module``'s current weight and bias (a parametrized
     module's weight is computed once, now), after :func:`causal_history`'s checks."""
     causal_history(module)
     return Conv1dStream(module.weight, module.bias, dilation=module.dilation[0],
-                        groups=module.groups, chunk_size=chunk_size)
+                        groups=module.groups, chunk_size=chunk_size, sample_rate=sample_rate)

@@ -11,6 +11,8 @@ conv1d calls (:class:`~autoconv.tuning.stream_selector.StreamSelector`).
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -18,6 +20,21 @@ import torch
 from autoconv.choice import StreamChoice
 from autoconv.signature import Signature
 from autoconv.strategies.streaming import StreamEngine
+
+#: Where a choice's time was measured rather than predicted.
+_MEASURED = ("measured", "database", "corrected")
+
+
+def _sample_rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Conv1dStream(): sample_rate must be a number of samples per "
+                        f"second, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"Conv1dStream(): sample_rate must be positive and finite, got "
+                         f"{value}")
+    return float(value)
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -56,6 +73,10 @@ class Conv1dStream:
         dilation, groups: as for ``F.conv1d`` (stride is 1, padding is causal).
         chunk_size: the longest chunk ``stream`` accepts (the one tuned for).
         choice: run this choice instead of asking the process's stream selector.
+        sample_rate: samples per second the stream must keep up with (optional). When the
+            decision carries a measured per-chunk time longer than a chunk's real-time
+            budget (``chunk_size / sample_rate``), the stream warns once, with the figures
+            and what to do (:attr:`real_time_factor`).
 
     Raises:
         TypeError, ValueError: malformed arguments (a weight not 3-D, groups that do not
@@ -64,7 +85,8 @@ class Conv1dStream:
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
                  dilation: int = 1, groups: int = 1, chunk_size: int,
-                 choice: StreamChoice | None = None) -> None:
+                 choice: StreamChoice | None = None, sample_rate: float | None = None
+                 ) -> None:
         if not isinstance(weight, torch.Tensor) or weight.dim() != 3:
             shape = list(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
             raise ValueError(f"Conv1dStream(): weight must be (out_channels, in_channels / "
@@ -74,6 +96,8 @@ class Conv1dStream:
         self.dilation = _positive_int(dilation, "dilation")
         self.groups = _positive_int(groups, "groups")
         self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        self.sample_rate = _sample_rate(sample_rate)
+        self._warned_slow = False
         out_channels, in_per_group, kernel = weight.shape
         if out_channels % self.groups or 0 in weight.shape:
             raise ValueError(f"Conv1dStream(): weight {list(weight.shape)} does not suit "
@@ -109,6 +133,17 @@ class Conv1dStream:
     def latency(self) -> int:
         """Samples of delay the stream adds: none."""
         return 0
+
+    @property
+    def real_time_factor(self) -> float | None:
+        """The decision's measured time of one full chunk over the chunk's real-time budget
+        at :attr:`sample_rate` (above 1: slower than real time); None before the decision,
+        without a sample rate, or when the time was predicted rather than measured."""
+        choice = self._choice
+        if (choice is None or self.sample_rate is None or not choice.median_s
+                or choice.origin not in _MEASURED):
+            return None
+        return choice.median_s / (self.chunk_size / self.sample_rate)
 
     @property
     def choice(self) -> StreamChoice | None:
@@ -162,7 +197,26 @@ class Conv1dStream:
                                         groups=self.groups, batch=batch,
                                         chunk_size=self.chunk_size)
         self._choice, self._batch, self._silence = choice, batch, None
+        self._warn_if_slower_than_real_time()
         return choice
+
+    def _warn_if_slower_than_real_time(self) -> None:
+        """Warn once when the measured per-chunk time exceeds the real-time budget."""
+        factor = self.real_time_factor
+        if factor is None or factor <= 1 or self._warned_slow:
+            return
+        self._warned_slow = True
+        choice = self._choice
+        budget_ms = self.chunk_size / self.sample_rate * 1e3  # type: ignore[operator]
+        warnings.warn(
+            f"autoconv: this stream cannot keep up with {self.sample_rate:g} Hz: "
+            f"{choice.strategy} measured {choice.median_s * 1e3:.3g} ms per "  # type: ignore
+            f"{self.chunk_size}-sample chunk, whose real-time budget is {budget_ms:.3g} ms "
+            f"({factor:.2f}x real time, {torch.get_num_threads()} torch thread(s)). Remedies: "
+            f"a larger chunk_size; torch.set_num_threads(1) when the CPU is shared with other "
+            f"work or the chunks are small; and check that the machine was not busy when it "
+            f"was measured (autoconv select shows whether the decision is provisional)",
+            RuntimeWarning, stacklevel=4)
 
     def reset(self) -> None:
         """Start a new signal: forget every sample seen (the next chunk may have another
