@@ -92,12 +92,18 @@ def test_select_takes_a_signature() -> None:
         best.name, dict(best.params), best_s)
 
 
-def test_long_kernel_is_not_run_directly_while_tuning() -> None:
+def test_a_long_kernel_is_decided_against_f_conv1d_without_running_it_past_the_budget(
+        ) -> None:
     choice = autoconv.select(torch.randn(1, 1, 48000), torch.randn(1, 1, 8191))
     assert choice.source == "measured" and choice.strategy != "direct"
-    # pruned before it ran: a candidate that ran (even one that failed) leaves a row
-    stored = {m.strategy for _, m in dispatcher.selector.store.db.measurements()}
-    assert stored and "direct" not in stored
+    # F.conv1d as called is in every measured decision: timed when the probe put it within
+    # the budget, else estimated from windows of it (never run in full past the budget)
+    rows = {m.strategy: m for _, m in dispatcher.selector.store.db.measurements()}
+    assert "direct" in rows
+    direct = rows["direct"]
+    assert (direct.note or "").startswith("estimated: ") or \
+        direct.median_s <= autoconv.settings.budget_s
+
 
 
 def test_mode_off_is_plain_f_conv1d_and_tunes_nothing() -> None:
