@@ -34,11 +34,11 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock():
+def clock(monkeypatch: pytest.MonkeyPatch):
     fake = FakeClock()
-    dispatcher.live_clock = fake
-    dispatcher.live_load = QuietMachine()
-    yield fake
+    monkeypatch.setattr(dispatcher, "live_clock", fake)
+    monkeypatch.setattr(dispatcher, "live_load", QuietMachine())
+    return fake
 
 
 def sluggish_strategy(clock: FakeClock, seconds: dict[str, float]) -> Strategy:
@@ -115,32 +115,32 @@ def test_a_winner_slower_than_its_stored_time_is_corrected_without_timing_a_cost
     assert stored_rows(signature)["direct"].samples == 5  # never timed on a live call
 
 
-def test_a_confirmed_decision_is_checked_less_often(timed_plain) -> None:
+def watched_calls(calls: int, every: int):
+    """``calls`` calls of a signature stored with sluggish 2x faster than F.conv1d, sampled
+    one in ``every``; returns its live check, after checking the decision stands."""
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
     store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
-    timed_plain["sluggish"] = 0.5e-3
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=2):
-        for _ in range(60):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=every):
+        for _ in range(calls):
             autoconv.conv1d(x, w)
-        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
         assert autoconv.select(x, w).strategy == "sluggish"
+        return dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+
+
+def test_a_confirmed_decision_is_checked_less_often(timed_plain) -> None:
+    timed_plain["sluggish"] = 0.5e-3
+    watch = watched_calls(60, every=2)
     assert watch is not None and watch.every > 2 and not watch.corrected
 
 
-def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain) -> None:
+def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain, monkeypatch) -> None:
     class Busy(QuietMachine):
         def busy(self) -> bool:
             return True
 
-    dispatcher.live_load = Busy()
-    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
-    store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    monkeypatch.setattr(dispatcher, "live_load", Busy())
     timed_plain["sluggish"] = 10e-3
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
-        for _ in range(30):
-            autoconv.conv1d(x, w)
-        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
-        assert autoconv.select(x, w).strategy == "sluggish"
+    watch = watched_calls(30, every=1)
     assert watch.disturbed == 30 and not watch.winner_times
 
 
