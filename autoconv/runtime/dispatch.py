@@ -194,8 +194,11 @@ class Dispatcher:
             with self._lock:
                 self._fast.clear()  # rare: every key is looked up again once
 
+        # a predicted time is no bar to hold a winner to: only a measured one
+        measured = choice.origin in ("measured", "database", "corrected")
         return LiveCheck(signature, Candidate(choice.strategy_impl, choice.params), choice.run,
-                         reference, stored_s=choice.median_s, reference_s=reference_s,
+                         reference, stored_s=choice.median_s if measured else None,
+                         reference_s=reference_s,
                          every=every, correct=correct, clock=self.live_clock,
                          load=self.live_load)
 

@@ -63,7 +63,7 @@ class LiveCheck:
         signature: the signature (for messages).
         winner: the chosen candidate and its runner (what the call runs).
         reference: ``F.conv1d`` as called, as a candidate.
-        stored_s: the winner's stored (or predicted) seconds per call; None when unknown.
+        stored_s: the winner's measured seconds per call; None when unknown or predicted.
         reference_s: ``F.conv1d``'s stored seconds, when it was timed.
         every: sample one call in this many (doubling after each confirming window).
         correct: what to do when the winner is found slower.

@@ -157,3 +157,19 @@ def test_calls_with_gradients_or_decided_for_f_conv1d_are_not_watched(timed_plai
         assert dispatcher.runners(y, w, None, 1, 0, 1, 1)[2] is None
     with autoconv.settings.override(mode="predict", recheck_every=0):
         assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
+
+
+def test_a_predicted_time_is_no_bar_only_f_conv1d_live_is(timed_plain, monkeypatch) -> None:
+    from autoconv.choice import Choice
+    from autoconv.strategies import get
+
+    predicted = Choice.make(get("sluggish"), source="cost_model", median_s=1e-6)
+    monkeypatch.setattr(dispatcher, "choose", lambda signature, device: predicted)
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+        assert watch is not None and watch.stored_s is None
+        timed_plain.update(sluggish=1e-3, direct=1e-3)  # 1000x its prediction, tied live
+        for _ in range(4 * WINDOW):
+            autoconv.conv1d(x, w)
+    assert not watch.corrected
