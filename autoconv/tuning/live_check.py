@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from autoconv import plain
+from autoconv.contexts import may_measure
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, QuietMachine
@@ -100,7 +101,9 @@ class LiveCheck:
         """Run one real call timed: the winner, or ``F.conv1d`` in its turn; return its
         output (either is the call's answer)."""
         self.countdown = self.every
-        if self.corrected or not self._lock.acquire(blocking=False):
+        if (self.corrected or not may_measure(input.device)
+                or not self._lock.acquire(blocking=False)):
+            # a transform (vmap batches the call), a trace, or another thread sampling
             return self.run(input, weight, bias, stride, padding, dilation, groups)
         try:
             reference = self._reference_turn()

@@ -173,3 +173,15 @@ def test_a_predicted_time_is_no_bar_only_f_conv1d_live_is(timed_plain, monkeypat
         for _ in range(4 * WINDOW):
             autoconv.conv1d(x, w)
     assert not watch.corrected
+
+
+def test_calls_inside_a_transform_are_not_timed(timed_plain) -> None:
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    timed_plain["sluggish"] = 10e-3  # would be corrected if timed
+    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+        autoconv.conv1d(x, w)  # decided, and watched, outside the transform
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+        batched = torch.func.vmap(lambda xi: autoconv.conv1d(xi, w))(torch.randn(3, 2, 4, 200))
+        assert batched.shape == (3, 2, 4, 196)
+    assert not watch.corrected and len(watch.winner_times) <= 1
