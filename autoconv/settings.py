@@ -81,8 +81,9 @@ class Settings(BaseSettings):
         "Largest error relative to the output's magnitude that a candidate may show against "
         "F.conv1d before it is disqualified; None = a default per dtype."))
     recheck_every: int = Field(64, ge=0, description=(
-        "Re-check decisions on live calls: one call in this many of a signature decided for "
-        "another strategy than F.conv1d is timed (alternately the winner and F.conv1d), and "
+        "Re-check decisions on live calls: the first calls of a signature decided for another "
+        "strategy than F.conv1d, then one call in this many, are timed (alternately the "
+        "winner and F.conv1d), and "
         "a winner found clearly slower is decided again on those timings and corrected in "
         "the database; the interval doubles each time the decision is confirmed. CPU calls "
         "without gradients; 0 turns it off."))

@@ -2,14 +2,15 @@
 decided again.
 
 A decision is only as good as the measurement behind it, and a measurement taken on a busy
-machine (or on another day) can be wrong. So one call in ``recheck_every`` of a decided
-signature is timed as it runs (:class:`LiveCheck`): alternately the winner itself and, while
-that costs little, ``F.conv1d`` as called (whose output is returned instead: it is the
-reference). When the winner's recent undisturbed times are clearly slower than ``F.conv1d``'s,
+machine (or on another day) can be wrong. So the first calls of a decided signature, then
+one call in ``recheck_every``, are timed as they run (:class:`LiveCheck`): alternately the
+winner itself and, while that costs little, ``F.conv1d`` as called (whose output is returned
+instead: it is the reference). When the winner's recent undisturbed times are clearly slower than ``F.conv1d``'s,
 or than the time stored for it, the live times are written to the tuning database as
 measurements (noted :data:`~tuning_db.records.CORRECTED_NOTE`) and the signature is decided
 again on them (:meth:`autoconv.tuning.selector.Selector.correct`). A decision the live calls
-confirm is checked less and less often (the interval doubles after each confirming window).
+confirm is checked less and less often (one call in ``recheck_every`` after the first
+window, the interval doubling after each later one).
 
 The hot path pays a counter and a comparison; the timing itself happens on the sampled call
 only, with the same contention test as tuning (:mod:`autoconv.tuning.contention`): a sample
@@ -66,7 +67,9 @@ class LiveCheck:
         reference: ``F.conv1d`` as called, as a candidate.
         stored_s: the winner's measured seconds per call; None when unknown or predicted.
         reference_s: ``F.conv1d``'s stored seconds, when it was timed.
-        every: sample one call in this many (doubling after each confirming window).
+        every: once the first window has confirmed the decision, sample one call in this
+            many (doubling after each further confirming window). The first window samples
+            consecutive calls, so that a wrong decision is caught within a few calls.
         correct: what to do when the winner is found slower.
         clock, load: the wall clock and the machine's load (injectable for tests).
     """
@@ -82,8 +85,10 @@ class LiveCheck:
         self.stored_s = stored_s
         self.reference_s = reference_s
         self.every = max(1, every)
+        #: calls between sampled ones: 1 until the first window is judged, then ``every``
+        self.interval = 1
         #: calls left until the next sampled one (decremented on the hot path)
-        self.countdown = self.every
+        self.countdown = 1
         self.correct = correct
         self.clock = clock
         self.load = load if load is not None else MachineLoad()
@@ -100,7 +105,7 @@ class LiveCheck:
                 stride, padding, dilation, groups) -> torch.Tensor:
         """Run one real call timed: the winner, or ``F.conv1d`` in its turn; return its
         output (either is the call's answer)."""
-        self.countdown = self.every
+        self.countdown = self.interval
         if (self.corrected or not may_measure(input.device)
                 or not self._lock.acquire(blocking=False)):
             # a transform (vmap batches the call), a trace, or another thread sampling
@@ -162,9 +167,11 @@ class LiveCheck:
         self.correct(self.live_outcomes(why))
 
     def _confirmed(self) -> None:
-        """A window confirmed the decision: sample half as often from now on, afresh."""
-        self.every = min(2 * self.every, MAX_INTERVAL)
-        self.countdown = self.every
+        """A window confirmed the decision: sample one call in ``every`` after the first
+        window, half as often after each later one, afresh."""
+        self.interval = (self.every if self.interval < self.every
+                         else min(2 * self.interval, MAX_INTERVAL))
+        self.countdown = self.interval
         self.winner_times.clear()
         self.reference_times.clear()
 

@@ -130,7 +130,7 @@ def watched_calls(calls: int, every: int):
 def test_a_confirmed_decision_is_checked_less_often(timed_plain) -> None:
     timed_plain["sluggish"] = 0.5e-3
     watch = watched_calls(60, every=2)
-    assert watch is not None and watch.every > 2 and not watch.corrected
+    assert watch is not None and watch.interval > 2 and not watch.corrected
 
 
 def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain, monkeypatch) -> None:
