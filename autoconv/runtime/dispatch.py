@@ -13,6 +13,7 @@ changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import warnings
@@ -196,8 +197,8 @@ class Dispatcher:
 
         # a predicted time is no bar to hold a winner to: only a measured one
         measured = choice.origin in ("measured", "database", "corrected")
-        return LiveCheck(signature, Candidate(choice.strategy_impl, choice.params), choice.run,
-                         reference, stored_s=choice.median_s if measured else None,
+        return LiveCheck(signature, Candidate(choice.strategy_impl, choice.params), reference,
+                         stored_s=choice.median_s if measured else None,
                          reference_s=reference_s,
                          every=every, correct=correct, clock=self.live_clock,
                          load=self.live_load)
@@ -245,7 +246,8 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
         if watch is not None:  # a decision re-checked on live calls: one call in N is timed
             watch.countdown -= 1
             if watch.countdown <= 0:
-                return watch.sampled(input, weight, bias, stride, padding, dilation, groups)
+                return watch.sampled(run, input, weight, bias, stride, padding, dilation,
+                                     groups)
         if (bias is None and stride is _ONE and padding is _ZERO and dilation is _ONE
                 and groups is _ONE):
             return run(input, weight)  # torch parses two arguments faster than seven
@@ -272,7 +274,10 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         if watch is not None:
             watch.countdown -= 1
             if watch.countdown <= 0:
-                return watch.sampled(input, weight, bias, stride, padding, dilation, groups)
+                cached = None if run_cached is None else functools.partial(
+                    run_cached, spectrum_cache=spectrum_cache)
+                return watch.sampled(cached or run, input, weight, bias, stride, padding,
+                                     dilation, groups)
         if run_cached is not None:
             return run_cached(input, weight, bias, stride, padding, dilation, groups,
                               spectrum_cache=spectrum_cache)

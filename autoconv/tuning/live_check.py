@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -63,7 +62,7 @@ class LiveCheck:
 
     Args:
         signature: the signature (for messages).
-        winner: the chosen candidate and its runner (what the call runs).
+        winner: the chosen candidate.
         reference: ``F.conv1d`` as called, as a candidate.
         stored_s: the winner's measured seconds per call; None when unknown or predicted.
         reference_s: ``F.conv1d``'s stored seconds, when it was timed.
@@ -74,13 +73,11 @@ class LiveCheck:
         clock, load: the wall clock and the machine's load (injectable for tests).
     """
 
-    def __init__(self, signature: Signature, winner: Candidate, run: Callable[..., Any],
-                 reference: Candidate, *, stored_s: float | None, reference_s: float | None,
+    def __init__(self, signature: Signature, winner: Candidate, reference: Candidate, *, stored_s: float | None, reference_s: float | None,
                  every: int, correct: Correct, clock: Clock = time.perf_counter,
                  load: MachineLoad | QuietMachine | None = None) -> None:
         self.signature = signature
         self.winner = winner
-        self.run = run
         self.reference = reference
         self.stored_s = stored_s
         self.reference_s = reference_s
@@ -101,18 +98,20 @@ class LiveCheck:
 
     # -- the sampled call ----------------------------------------------------------------
 
-    def sampled(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                stride, padding, dilation, groups) -> torch.Tensor:
-        """Run one real call timed: the winner, or ``F.conv1d`` in its turn; return its
-        output (either is the call's answer)."""
+    def sampled(self, run: Callable[..., torch.Tensor], input: torch.Tensor,
+                weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation,
+                groups) -> torch.Tensor:
+        """Run one real call timed: the winner as the call runs it (``run``: with the
+        module's spectrum cache, say), or ``F.conv1d`` in its turn; return its output
+        (either is the call's answer)."""
         self.countdown = self.interval
         if (self.corrected or not may_measure(input.device)
                 or not self._lock.acquire(blocking=False)):
             # a transform (vmap batches the call), a trace, or another thread sampling
-            return self.run(input, weight, bias, stride, padding, dilation, groups)
+            return run(input, weight, bias, stride, padding, dilation, groups)
         try:
             reference = self._reference_turn()
-            runner = plain.conv1d if reference else self.run
+            runner = plain.conv1d if reference else run
             busy_before = self.load.busy()
             start = self.clock()
             output = runner(input, weight, bias, stride, padding, dilation, groups)
