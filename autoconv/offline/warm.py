@@ -4,8 +4,8 @@ Each signature goes through a *measuring* selector (database first, then timing;
 learned predictor, whose confident answers would otherwise stand in for measurements), so a
 signature already in the database costs a lookup (unless its decision is provisional, see
 :func:`is_provisional`, or ``refresh`` asks to measure everything again), and every finished
-signature is stored in its own transaction: an interrupted or budget-limited run keeps what it finished and resumes where
-it stopped when run again.
+signature is stored in its own transaction: an interrupted or budget-limited run keeps what
+it finished and resumes where it stopped when run again.
 
 Sharding: ``shard(signatures, index, count)`` keeps the signatures whose stable hash falls in
 shard ``index`` of ``count``. N machines of one kind, pointed at one shared database, each warm

@@ -61,9 +61,9 @@ def offered(samples: Iterable[Sample]) -> list[Sample]:
 
 def load_samples(db: TuningDB, device: DeviceRecord, *,
                  same_kind_weight: float = 0.0) -> list[Sample]:
-    """The ok measurements of ``device`` taken on a quiet machine (and, when ``same_kind_weight > 0``, of devices of
-    the same kind, at that weight) of candidates still offered (:func:`offered`), as training
-    samples."""
+    """The ok measurements of ``device`` taken on a quiet machine (and, when
+    ``same_kind_weight > 0``, of devices of the same kind, at that weight) of candidates
+    still offered (:func:`offered`), as training samples."""
     weights = {device.device_id: 1.0}
     if same_kind_weight > 0:
         for other in db.devices():

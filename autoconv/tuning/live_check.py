@@ -5,10 +5,10 @@ A decision is only as good as the measurement behind it, and a measurement taken
 machine (or on another day) can be wrong. So the first calls of a decided signature, then
 one call in ``recheck_every``, are timed as they run (:class:`LiveCheck`): alternately the
 winner itself and, while that costs little, ``F.conv1d`` as called (whose output is returned
-instead: it is the reference). When the winner's recent undisturbed times are clearly slower than ``F.conv1d``'s,
-or than the time stored for it, the live times are written to the tuning database as
-measurements (noted :data:`~tuning_db.records.CORRECTED_NOTE`) and the signature is decided
-again on them (:meth:`autoconv.tuning.selector.Selector.correct`). A decision the live calls
+instead: it is the reference). When the winner's recent undisturbed times are clearly
+slower than ``F.conv1d``'s, or than the time measured for it, the live times are written to
+the tuning database as measurements (noted :data:`~tuning_db.records.CORRECTED_NOTE`) and
+the signature is decided again on them (:meth:`autoconv.tuning.selector.Selector.correct`). A decision the live calls
 confirm is checked less and less often (one call in ``recheck_every`` after the first
 window, the interval doubling after each later one).
 
@@ -73,7 +73,8 @@ class LiveCheck:
         clock, load: the wall clock and the machine's load (injectable for tests).
     """
 
-    def __init__(self, signature: Signature, winner: Candidate, reference: Candidate, *, stored_s: float | None, reference_s: float | None,
+    def __init__(self, signature: Signature, winner: Candidate, reference: Candidate, *,
+                 stored_s: float | None, reference_s: float | None,
                  every: int, correct: Correct, clock: Clock = time.perf_counter,
                  load: MachineLoad | QuietMachine | None = None) -> None:
         self.signature = signature

@@ -295,9 +295,10 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     towards ``max_samples``, nor in any racing rule: a candidate whose every sample was
     stalled has a stalled fastest sample too, and contention does not slow all candidates
     alike, so on a machine that stays busy nothing is dropped and every candidate is timed
-    to the deadline; after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`, doubling) and
-    times again; at the end, a candidate with too few undisturbed samples is summarised on
-    all of them by a lower quantile and marked contended (:func:`summarize_disturbed`).
+    to the deadline; after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`,
+    doubling) and times again; at the end, a candidate with too few undisturbed samples is
+    summarised on all of them by a lower quantile and marked contended
+    (:func:`summarize_disturbed`).
 
     The callables are assumed warmed up (called once) by the caller. A candidate that raises
     gets ``median_s=inf`` and its message, and is not called again.
