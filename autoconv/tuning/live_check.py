@@ -8,9 +8,9 @@ winner itself and, while that costs little, ``F.conv1d`` as called (whose output
 instead: it is the reference). When the winner's recent undisturbed times are clearly
 slower than ``F.conv1d``'s, or than the time measured for it, the live times are written to
 the tuning database as measurements (noted :data:`~tuning_db.records.CORRECTED_NOTE`) and
-the signature is decided again on them (:meth:`autoconv.tuning.selector.Selector.correct`). A decision the live calls
-confirm is checked less and less often (one call in ``recheck_every`` after the first
-window, the interval doubling after each later one).
+the signature is decided again on them (:meth:`autoconv.tuning.selector.Selector.correct`).
+A decision the live calls confirm is checked less and less often (one call in
+``recheck_every`` after the first window, the interval doubling after each later one).
 
 The hot path pays a counter and a comparison; the timing itself happens on the sampled call
 only, with the same contention test as tuning (:mod:`autoconv.tuning.contention`): a sample

@@ -98,8 +98,8 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
     (``F.conv1d`` as called: :data:`CONTENDED_TIE_MARGIN`, when either was timed on a busy
     machine), or when their interquartile ranges overlap. A tie goes to the strategy that
     comes first in ``order`` (registry order: simpler first), then to its form without
-    parameters, then to the faster median. Both selectors (conv1d calls and streams) decide with it, on fresh
-    measurements and on stored ones alike.
+    parameters, then to the faster median. Both selectors (conv1d calls and streams) decide
+    with it, on fresh measurements and on stored ones alike.
     """
     valid = [o for o in outcomes if o.ok]
     if not valid:
