@@ -69,6 +69,8 @@ _SAME_SIGNATURE = (_m.device_id == bindparam("device_id"), _m.sig_key == bindpar
 _BEST = (select(_m.strategy, _m.params, _m.median_s, _m.samples, _m.note)
          .where(*_SAME_SIGNATURE, _m.ok).order_by(_m.median_s, _m.id).limit(1))
 _OK_ROWS = select(measurements).where(*_SAME_SIGNATURE, _m.ok).order_by(_m.median_s, _m.id)
+_FAILED_ROWS = (select(measurements).where(*_SAME_SIGNATURE, _m.ok.is_(False))
+                .order_by(_m.median_s, _m.id))
 _ANY = select(_m.id).where(*_SAME_SIGNATURE).limit(1)
 
 
@@ -228,6 +230,15 @@ class TuningDB:
         values = {"device_id": device_id, "sig_key": signature.key}
         rows = self._read(lambda connection: connection.execute(_OK_ROWS, values).mappings()
                           .all())
+        return [measurement for _, measurement in self._valid(
+            ((device_id, row) for row in rows), f"{signature.key} on device {device_id}")]
+
+    def failures(self, device_id: str, signature: SignatureRecord) -> list[MeasurementRecord]:
+        """Every failed or disqualified measurement of ``signature`` on ``device_id`` (``ok``
+        false, ``note`` saying why), fastest first: what explains a candidate's absence."""
+        values = {"device_id": device_id, "sig_key": signature.key}
+        rows = self._read(lambda connection: connection.execute(_FAILED_ROWS, values)
+                          .mappings().all())
         return [measurement for _, measurement in self._valid(
             ((device_id, row) for row in rows), f"{signature.key} on device {device_id}")]
 

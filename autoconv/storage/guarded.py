@@ -81,6 +81,18 @@ class GuardedStore:
             self._failed(f"could not read the measurements of {signature.short()}", error)
             return []
 
+    def failures(self, signature: Signature, device: torch.device
+                 ) -> Sequence[MeasurementRecord]:
+        """This device's failed measurements of ``signature``; none when the lookup fails."""
+        if not self.available:
+            return []
+        try:
+            return self.store.failures(signature, device)
+        except Exception as error:  # only an explanation asks: it loses a detail, no more
+            self._failed(f"could not read the failed measurements of {signature.short()}",
+                         error)
+            return []
+
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> bool:
         """Store one tuning run's outcomes; on failure (or while resting) they are kept in

@@ -93,6 +93,12 @@ class TuningStore:
         """This device's ok measurements of ``signature``, fastest first."""
         return self.db.candidates(self.device(device).device_id, signature_record(signature))
 
+    def failures(self, signature: Signature, device: torch.device
+                 ) -> list[MeasurementRecord]:
+        """This device's failed or disqualified measurements of ``signature`` (never chosen:
+        shown by :mod:`autoconv.tuning.explanation`)."""
+        return self.db.failures(self.device(device).device_id, signature_record(signature))
+
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None:
         """Store every outcome of one tuning run in one transaction."""

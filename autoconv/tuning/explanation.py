@@ -9,6 +9,7 @@ signature: never one against a prediction.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ import torch
 from autoconv.choice import Choice
 from autoconv.signature import Signature
 from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.protocols import FailureStore
+from autoconv.tuning.stored import failed_outcomes
 
 
 def _ms(seconds: float) -> str:
@@ -31,8 +34,8 @@ class Explanation:
         signature: the call's signature (length bucketed as stored).
         device: where it runs.
         choice: what the selector chose, and where from.
-        outcomes: every stored candidate of the signature, fastest first (failed and
-            disqualified ones last).
+        outcomes: every stored candidate of the signature, fastest first; the failed and
+            disqualified ones (``ok`` false, ``note`` saying why) last.
         provisional: why the decision is provisional, or None when it is final (or nothing
             was measured).
     """
@@ -87,9 +90,26 @@ class Explanation:
 def explain(selector, signature: Signature, device: torch.device,
             choice: Choice) -> Explanation:
     """The explanation of ``choice`` for ``signature`` on ``device`` from ``selector``'s
-    database (a :class:`~autoconv.tuning.selector.Selector`)."""
+    database (a :class:`~autoconv.tuning.selector.Selector`): the rows it may choose from, and
+    the failed or disqualified ones, with their notes, when its store keeps them."""
     stored: Sequence[Outcome] = selector.stored(signature, device)
-    ordered = sorted(stored, key=lambda o: (not o.ok, o.median_s))
+    ordered = sorted([*stored, *_failed(selector, signature, device)],
+                     key=lambda o: (not o.ok, o.median_s))
     reason = selector.provisional_reason(stored) if stored else None
     return Explanation(selector.key_signature(signature), device, choice, tuple(ordered),
                        reason)
+
+
+def _failed(selector, signature: Signature, device: torch.device) -> list[Outcome]:
+    """The stored failed candidates of ``signature`` (none when the store cannot say)."""
+    store = selector.store
+    if not isinstance(store, FailureStore):
+        return []
+    key = selector.key_signature(signature)
+    try:
+        rows = store.failures(key, device)
+    except Exception as error:  # the explanation loses a detail, never the answer
+        warnings.warn(f"autoconv: could not read the failed candidates of {key.short()}: "
+                      f"{error}", RuntimeWarning, stacklevel=3)
+        return []
+    return failed_outcomes(rows, selector.strategies)

@@ -57,8 +57,8 @@ class Outcome:
         says so in its note (:data:`~tuning_db.records.CONTENDED_NOTE`)."""
         note = None
         if timing.contended:
-            note = (f"{CONTENDED_NOTE} {timing.disturbed} of {timing.samples + timing.disturbed}"
-                    f" samples disturbed{timing.busy_note}")[:NOTE_LENGTH]
+            note = (f"{CONTENDED_NOTE} {timing.disturbed} of {timing.samples} samples "
+                    f"disturbed{timing.busy_note}")[:NOTE_LENGTH]
         return cls(candidate, max(timing.median_s, MIN_SECONDS), timing.spread_s,
                    timing.samples, error, note=note)
 
@@ -96,7 +96,9 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
 
     An outcome is tied with the fastest when its median is within ``tie_margin`` of it
     (``F.conv1d`` as called: :data:`CONTENDED_TIE_MARGIN`, when either was timed on a busy
-    machine), or when their interquartile ranges overlap. A tie goes to the strategy that
+    machine), or when their interquartile ranges overlap (unless either was timed on a busy
+    machine: beside two spinning processes, a 7.8 ms FFT "tied" a 1.2 ms overlap-add by its
+    spread, and won the tie as the simpler strategy). A tie goes to the strategy that
     comes first in ``order`` (registry order: simpler first), then to its form without
     parameters, then to the faster median. Both selectors (conv1d calls and streams) decide
     with it, on fresh measurements and on stored ones alike.
@@ -112,7 +114,9 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
                   if contended and o.candidate.is_plain_conv1d else tie_margin)
         if o.median_s <= fastest.median_s * (1 + margin):
             return True
-        return o.median_s - o.spread_s / 2 <= fastest.median_s + fastest.spread_s / 2
+        # a busy machine's spread is its neighbours' noise, not the candidates'
+        return not contended and (o.median_s - o.spread_s / 2
+                                  <= fastest.median_s + fastest.spread_s / 2)
 
     rank = {name: index for index, name in enumerate(order)}
     return min((o for o in valid if tied(o)),

@@ -5,7 +5,7 @@ cost model and the learned predictor. Each is injected, so the selector is teste
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -29,6 +29,17 @@ class ChoiceStore(Protocol):
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> bool | None:
         """Store one tuning run's outcomes; False (or an exception) when they were not kept."""
+        ...
+
+
+@runtime_checkable
+class FailureStore(Protocol):
+    """A store that also returns the failed candidates of a signature (what an explanation
+    shows; the selector never needs them)."""
+
+    def failures(self, signature: Signature, device: torch.device
+                 ) -> Sequence[MeasurementRecord]:
+        """This device's failed or disqualified measurements of ``signature``."""
         ...
 
 

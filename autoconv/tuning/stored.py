@@ -53,3 +53,16 @@ def stored_outcomes(signature: Signature, rows: Iterable, strategies: Sequence[A
                       f"that no strategy here can run: {'; '.join(problems)[:300]}",
                       RuntimeWarning, stacklevel=5)
     return outcomes
+
+
+def failed_outcomes(rows: Iterable, strategies: Sequence[AnyStrategy]) -> list[Outcome]:
+    """Stored failed or disqualified rows (``ok`` false) as outcomes that can never win, for
+    showing why a candidate is out; rows of strategies not offered here are left out.
+
+    Their parameters are not validated: such an outcome is only shown, never run.
+    """
+    known = {strategy.name: strategy for strategy in strategies}
+    return [Outcome(Candidate(known[row.strategy], freeze_params(row.params)), row.median_s,
+                    row.spread_s, row.samples, row.error, ok=False,
+                    note=getattr(row, "note", None) or "failed")
+            for row in rows if row.strategy in known]

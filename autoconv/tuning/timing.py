@@ -257,11 +257,6 @@ def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
     return max(medians) <= TIED_FACTOR * min(medians)
 
 
-#: Pause before the next round after a round with disturbed samples (doubling each time,
-#: up to :data:`MAX_BACKOFF_S`): a burst of other work may pass, and the pause gives it the
-#: cores rather than competing for them.
-BACKOFF_S = 0.005
-MAX_BACKOFF_S = 0.08
 #: Rounds at most, as a multiple of ``max_samples``: disturbed samples do not count towards
 #: ``max_samples``, so a busy machine earns extra rounds, within the deadline.
 ROUNDS_PER_SAMPLE = 3
@@ -271,8 +266,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
                         deadline: float, max_samples: int = 25, min_samples: int = 1,
                         clock: Clock = time.perf_counter,
                         drop_factor: float | None = DROP_FACTOR,
-                        load: MachineLoad | QuietMachine | None = None,
-                        sleep: Callable[[float], None] = time.sleep) -> list[Timing]:
+                        load: MachineLoad | QuietMachine | None = None) -> list[Timing]:
     """Time each candidate in rounds, each in a new shuffled order (:func:`round_orders`),
     until ``deadline`` or ``max_samples``.
 
@@ -292,10 +286,13 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     towards ``max_samples``, nor in any racing rule: a candidate whose every sample was
     stalled has a stalled fastest sample too, and contention does not slow all candidates
     alike, so on a machine that stays busy nothing is dropped and every candidate is timed
-    to the deadline; after a disturbed round the timer pauses briefly (:data:`BACKOFF_S`,
-    doubling) and times again; at the end, a candidate with too few undisturbed samples is
-    summarised on all of them, by their median, and marked contended
-    (:func:`summarize_disturbed`).
+    to the deadline, in as many rounds as the deadline allows (up to
+    :data:`ROUNDS_PER_SAMPLE` times ``max_samples``): a burst of other work that passes
+    leaves clean samples behind it. The timer never pauses to wait for one: on the test
+    machine a pause let torch's worker threads fall asleep, and waking them on a busy
+    machine made the next sub-millisecond call take 40 ms. At the end, a candidate with too
+    few undisturbed samples is summarised on all of them, by their median, and marked
+    contended (:func:`summarize_disturbed`).
 
     The callables are assumed warmed up (called once) by the caller. A candidate that raises
     gets ``median_s=inf`` and its message, and is not called again.
@@ -311,7 +308,6 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
             is timed until the deadline or ``max_samples``).
         load: the machine's load (default: :class:`MachineLoad` on the CPU, none on CUDA,
             whose events time the device alone).
-        sleep: how the timer pauses after a disturbed round (injectable for tests).
 
     Returns:
         One :class:`Timing` per candidate, in order (a dropped candidate's from the samples
@@ -324,7 +320,6 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     disturbed: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
     dropped: set[int] = set()
-    backoff = BACKOFF_S
 
     def taken(index: int) -> int:
         return len(samples[index]) + len(disturbed[index])
@@ -332,7 +327,6 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     for _, order in zip(range(ROUNDS_PER_SAMPLE * max_samples), round_orders(len(candidates))):
         round_start = clock()
         busy_before = load.busy()
-        round_disturbed = False
         for index in order:
             if failures[index] is not None or index in dropped:
                 continue
@@ -348,7 +342,6 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
             busy_after = load.busy()
             if busy_before and busy_after:  # busy at both ends: a blip at one is no stall
                 disturbed[index].append(took)
-                round_disturbed = True
             else:
                 samples[index].append(took)
             busy_before = busy_after
@@ -365,13 +358,6 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
         if done >= min_samples and (alone or full or clock() > deadline
                                     or clock() + (clock() - round_start) > deadline):
             break
-        if round_disturbed:
-            pause = min(backoff, max(0.0, deadline - clock() - (clock() - round_start)))
-            if pause > 0:
-                sleep(pause)
-            backoff = min(2 * backoff, MAX_BACKOFF_S)
-        else:
-            backoff = BACKOFF_S
     return [Timing(float("inf"), 0.0, len(s) + len(d), failure)
             if failure is not None or not (s or d)
             else summarize_disturbed(s, d, load.peak_excess)

@@ -55,16 +55,21 @@ def test_select_explains_a_provisional_decision_with_its_speedup(db_url: str, ca
     with tuning_db.connect(db_url) as db:
         db.record_many(device_record(torch.device("cpu")), [
             tuning_db.MeasurementRecord(signature=signature_record(signature), strategy=name,
-                                        params=params, median_s=seconds, samples=9,
+                                        params=params, median_s=seconds, samples=9, ok=ok,
                                         note=note, autoconv_version="test")
-            for name, params, seconds, note in (("direct", {}, 8e-3, busy),
-                                                ("fft", {}, 2e-3, busy))])
+            for name, params, seconds, ok, note in (
+                ("direct", {}, 8e-3, True, busy), ("fft", {}, 2e-3, True, busy),
+                ("overlap_add", {"block_size": 128}, 1e-3, False, "failed: RuntimeError: boom"))])
     assert main(["select", "--input-shape", "1,2,200", "--weight-shape", "2,2,101",
                  "--db", db_url, "--mode", "predict"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("fft (no parameters) from database, 2 ms measured")
     (chosen,) = [line for line in lines if line.startswith("*")]
     assert "fft" in chosen and "4.00x" in chosen and "contended:" in chosen
+    rows = [line.split() for line in lines[2:5]]  # candidates, fastest first, failed last
+    assert [row[1 if row[0] == "*" else 0] for row in rows] == [
+        "fft", "direct", "overlap_add(block_size=128)"]
+    assert "-" in rows[2] and lines[4].endswith("failed: RuntimeError: boom")
     assert "F.conv1d: 8 ms" in lines
     assert lines[-1].startswith("decision: provisional: the winner was timed on a busy machine")
 

@@ -3,6 +3,8 @@ when it was timed, and why a decision is provisional."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from autoconv.choice import Choice
@@ -20,8 +22,18 @@ DIRECT = Strategy("direct", direct, reference=True)
 FAST = Strategy("fast", correct)
 
 
+class FailureKeepingStore(FakeStore):
+    """A fake store that, like the real one, also returns the failed rows of a signature."""
+
+    def failures(self, signature, device) -> list[SimpleNamespace]:
+        return [SimpleNamespace(strategy=o.candidate.name, params=dict(o.candidate.params),
+                                median_s=o.median_s, spread_s=o.spread_s, samples=o.samples,
+                                error=o.error, note=o.note)
+                for o in self.rows.get((signature, device), []) if not o.ok]
+
+
 def explained(*outcomes: Outcome):
-    store = FakeStore()
+    store = FailureKeepingStore()
     store.rows[(SIG, CPU)] = list(outcomes)
     selector = Selector(strategies=[DIRECT, FAST], store=store,
                         settings=Settings(bucket_lengths=False, mode="predict"))
@@ -36,6 +48,26 @@ def test_every_candidate_with_its_speedup_over_f_conv1d_and_a_final_decision() -
     (chosen,) = [line for line in lines if line.startswith("*")]
     assert "fast" in chosen and "1 ms" in chosen and "4.00x" in chosen and " 9 " in chosen
     assert "F.conv1d: 4 ms" in lines and lines[-1] == "decision: final"
+
+
+def test_the_speedup_is_f_conv1d_median_over_the_candidate_median() -> None:
+    explanation = explained(Outcome(Candidate(DIRECT, ()), 3e-3, 0.0, 9),
+                            Outcome(Candidate(FAST, ()), 1.5e-3, 0.0, 9))
+    fast, direct = explanation.outcomes
+    assert explanation.reference is direct
+    assert explanation.speedup(fast) == 2.0 and explanation.speedup(direct) == 1.0
+
+
+def test_a_failed_candidate_is_listed_last_with_its_note_and_no_speedup() -> None:
+    failed = Outcome.failed(Candidate(FAST, ()), 5e-4, "RuntimeError: out of memory")
+    explanation = explained(Outcome(Candidate(DIRECT, ()), 4e-3, 0.0, 9), failed)
+    assert explanation.outcomes[-1] is failed and explanation.speedup(failed) is None
+    assert explanation.choice.strategy == DIRECT.name and explanation.provisional is None
+    lines = explanation.format().splitlines()
+    assert lines[1].startswith("*") and lines[1].split()[1] == DIRECT.name
+    row = lines[2]
+    assert row.split()[0] == FAST.name and "failed: RuntimeError: out of memory" in row
+    assert " - " in row and "x " not in row
 
 
 def test_no_speedup_is_shown_without_a_timed_f_conv1d() -> None:

@@ -54,6 +54,12 @@ def test_failed_candidates_are_kept_but_never_win(db_url: str) -> None:
         assert db.has_signature(device.device_id, signature)
         [(_, stored)] = list(db.measurements())
         assert stored.ok is False and stored.note == "raised RuntimeError"
+        db.record(device, make_measurement(signature, strategy="fft"))
+        [failed] = db.failures(device.device_id, signature)  # what an explanation shows
+        assert (failed.strategy, failed.ok, failed.note) == ("direct", False,
+                                                             "raised RuntimeError")
+        assert [m.strategy for m in db.candidates(device.device_id, signature)] == ["fft"]
+        assert db.failures(device.device_id, make_signature(length=4097)) == []
 
 
 def test_count_is_per_device_and_skips_failed_rows_unless_asked(db_url: str) -> None:
