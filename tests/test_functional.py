@@ -1,5 +1,5 @@
-"""autoconv.conv1d and autoconv.select: results equal to F.conv1d, the database round trip,
-modes, threads, autograd contexts."""
+"""autoconv.conv1d, autoconv.select and autoconv.explain: results equal to F.conv1d, the
+database round trip, modes, threads, autograd contexts."""
 
 from __future__ import annotations
 
@@ -70,6 +70,23 @@ def test_select_reports_where_the_answer_came_from() -> None:
     assert again.source == "memory" and again.strategy == first.strategy
     dispatcher.reset()  # a new process, in effect: the answer now comes from the database
     assert autoconv.select(x, w).source == "database"
+
+
+def test_explain_shows_the_measurements_behind_select() -> None:
+    x, w = torch.randn(1, 1, 2000), torch.randn(1, 1, 301)
+    explanation = autoconv.explain(x, w)  # measured (mode tune), then read from the database
+    choice = autoconv.select(x, w)
+    assert (explanation.choice.strategy, explanation.choice.params) == (choice.strategy,
+                                                                      choice.params)
+    assert sum(explanation.is_chosen(o) for o in explanation.outcomes) == 1
+    assert explanation.reference is not None
+    assert explanation.speedup(explanation.reference) == 1.0
+    text = explanation.format()
+    assert "\nF.conv1d: " in text and "\ndecision: " in text
+    by_signature = autoconv.explain(Signature.of(x, w), device="cpu")
+    assert by_signature.outcomes == explanation.outcomes
+    with pytest.raises(TypeError):
+        autoconv.explain(x)
 
 
 def test_select_takes_a_signature() -> None:

@@ -61,7 +61,7 @@ def test_the_speedup_is_f_conv1d_median_over_the_candidate_median() -> None:
 def test_a_failed_candidate_is_listed_last_with_its_note_and_no_speedup() -> None:
     failed = Outcome.failed(Candidate(FAST, ()), 5e-4, "RuntimeError: out of memory")
     explanation = explained(Outcome(Candidate(DIRECT, ()), 4e-3, 0.0, 9), failed)
-    assert explanation.outcomes[-1] is failed and explanation.speedup(failed) is None
+    assert explanation.outcomes[-1] == failed and explanation.speedup(failed) is None
     assert explanation.choice.strategy == DIRECT.name and explanation.provisional is None
     lines = explanation.format().splitlines()
     assert lines[1].startswith("*") and lines[1].split()[1] == DIRECT.name
