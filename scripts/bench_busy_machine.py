@@ -6,7 +6,7 @@ measures there becomes a stored, shared decision. For the built-in suite
 (``scripts/real_layers.py``), in one process:
 
 1. **busy**: each signature is tuned (mode ``tune``, ``--budget`` seconds, a fresh database)
-   while ``--hogs`` other processes (``python -c 'while True: pass'``) keep the cores busy;
+   while ``--hogs`` other processes spin on the CPU (``benchlib.HOG``), keeping the cores busy;
 2. **quiet**: the same, into another fresh database, with the hogs stopped;
 3. **judge**, quiet: every candidate the cost model does not rule out (and F.conv1d and both
    picks, always) is timed interleaved, each called directly as tuning calls it
@@ -25,7 +25,6 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from benchlib import machine_header, markdown_table, publish, time_interleaved, warm_up
+from benchlib import (
+    machine_header,
+    markdown_table,
+    publish,
+    start_hogs,
+    time_interleaved,
+    warm_up,
+)
 from real_layers import real_layers
 
 import autoconv
@@ -66,7 +72,7 @@ class Decision:
 @contextmanager
 def hogs(count: int) -> Iterator[None]:
     """``count`` processes spinning on the CPU for as long as the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    procs = start_hogs(count)
     time.sleep(0.5)
     try:
         yield

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from benchlib import machine_header, markdown_table, publish
+from benchlib import machine_header, markdown_table, publish, start_hogs
 
 import autoconv
 from autoconv.choice import StreamChoice
@@ -99,8 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     workloads = calls()
     header = machine_header("cpu")
     quiet = measure(workloads, threads, args.repeats)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            for _ in range(args.hogs)]
+    hogs = start_hogs(args.hogs)
     try:
         time.sleep(0.5)
         busy = measure(workloads, threads, args.repeats)
@@ -117,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     report = "\n".join([
         "# One torch thread or all of them", "", *header.splitlines(),
-        f"- medians of {args.repeats} samples; busy: beside {args.hogs} spinning process(es) "
-        f"on {os.cpu_count()} cores", "",
+        (f"- medians of {args.repeats} samples; busy: beside {args.hogs} spinning "
+         f"process(es) on {os.cpu_count()} cores"), "",
         markdown_table(["workload", "quiet 1 thread ms", f"quiet {cores} threads ms",
                         "ratio", "busy 1 thread ms", f"busy {cores} threads ms", "ratio"],
                        rows)])

@@ -344,6 +344,19 @@ def suite_arguments(description: str, cell_budget_s: float) -> argparse.Argument
     return parser
 
 
+#: A process that spins on a CPU core until its parent is gone (a benchmark killed midway
+#: leaves no spinning process behind).
+HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"
+
+
+def start_hogs(count: int) -> list:
+    """``count`` processes keeping a core busy each (:data:`HOG`); kill them when done."""
+    import subprocess
+    import sys
+
+    return [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(count)]
+
+
 def publish(report: str, out: Path | None) -> None:
     """Print ``report`` and, given a path, also write it there (folders created)."""
     print(report)
