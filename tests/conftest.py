@@ -1,5 +1,6 @@
 """Shared pytest configuration: hypothesis profiles, a private cache directory, a machine
-load the tests never see, and one database URL per backend.
+load the tests never see, a steady machine for warming, and one database URL per
+backend.
 
 ``backend_url`` is parametrized over the backends: a fresh SQLite file, and PostgreSQL (from
 ``AUTOCONV_TEST_DATABASE_URL``; skipped when unset) in a schema of its own, dropped after the
@@ -45,6 +46,19 @@ def _machine_load_unseen(monkeypatch: pytest.MonkeyPatch) -> None:
     from autoconv.tuning import contention
 
     monkeypatch.setattr(contention, "other_runnable_threads", lambda: 0)
+
+
+@pytest.fixture
+def steady_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warming (``autoconv.offline.warm``, the ``warm`` command) times with the fake clock and
+    timer of :mod:`tests.steady`: its decisions, and so what a resumed warm measures again,
+    depend neither on the machine's speed nor on its load."""
+    from autoconv.offline import warm
+    from tests.steady import StepClock, steady_timer
+
+    real = warm.measuring_selector
+    monkeypatch.setattr(warm, "measuring_selector", lambda refresh=False: real(
+        refresh, timer=steady_timer, clock=StepClock()))
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from autoconv.storage.store import open_default_store
 from autoconv.strategies import all_strategies
 from autoconv.tuning.outcome import Outcome, provisional_reason
 from autoconv.tuning.selector import Selector
+from autoconv.tuning.timing import Clock, Timer, measure_interleaved
 
 #: Called after each signature with (signatures done, how many of them were measured now).
 Progress = Callable[[int, int], None]
@@ -43,11 +44,17 @@ def is_provisional(outcomes: Sequence[Outcome]) -> bool:
     return provisional_reason(outcomes, order, settings.tie_margin) is not None
 
 
-def measuring_selector(refresh: bool = False) -> Selector:
+def measuring_selector(refresh: bool = False, *, timer: Timer = measure_interleaved,
+                       clock: Clock = time.perf_counter) -> Selector:
     """A selector on the configured database that measures what it does not know, and what
-    it knows only provisionally (everything, with ``refresh``)."""
+    it knows only provisionally (everything, with ``refresh``).
+
+    ``timer`` and ``clock`` are the :class:`~autoconv.tuning.selector.Selector`'s (injectable
+    for tests: a fake pair makes a warm's decisions independent of the machine's speed and
+    load)."""
     return Selector(store=open_default_store(settings), cost_model=persistent_cost_model,
-                    revisit=(lambda outcomes: True) if refresh else is_provisional)
+                    revisit=(lambda outcomes: True) if refresh else is_provisional,
+                    timer=timer, clock=clock)
 
 
 @dataclass

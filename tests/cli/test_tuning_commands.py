@@ -83,6 +83,7 @@ def test_select_reports_bad_arguments_in_one_line(db_url: str, capsys) -> None:
         main(["select", "--input-shape", "1,x,100", "--weight-shape", "1,1,5"])
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_tunes_the_suite_and_resumes(db_url: str, capsys) -> None:
     assert_warm_measures_then_resumes(
         ["warm", "--suite", "--only", "tiny_many_batch", "--db", db_url, "--budget", "0.3"], 1,
@@ -94,6 +95,7 @@ def test_warm_unknown_workload_is_a_one_line_error(db_url: str, capsys) -> None:
     assert "no_such_workload" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_from_a_shapes_file_then_resume(db_url: str, tmp_path: Path, capsys) -> None:
     shapes = tmp_path / "shapes.json"
     shapes.write_text('[{"input_shape": [1, 1, 2000], "weight_shape": [1, 1, 301]},'

@@ -20,7 +20,7 @@ from autoconv.offline.warm import measuring_selector, warm
 from autoconv.runtime.dispatch import dispatcher
 from autoconv.settings import settings
 from autoconv.storage.store import device_record, signature_record
-from autoconv.tuning.timing import Timing
+from tests.steady import StepClock, steady_timer
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +45,7 @@ def fresh_selector():
     dispatcher.reset()
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_from_a_file_and_a_model_into_each_backend(backend_url: str, tmp_path: Path,
                                                         capsys) -> None:
     shapes = shapes_file(tmp_path / "shapes.json", 3)
@@ -68,7 +69,7 @@ def test_two_shards_in_two_processes_split_the_work(pg_schema_url, tmp_path: Pat
          "--budget", "0.1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for index in (1, 2)]
     for process in processes:
-        out, err = process.communicate(timeout=300)
+        _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
     first, second = (set(load_shapes(tmp_path / f"shard{i}.json")) for i in (1, 2))
     assert first.isdisjoint(second)
@@ -77,11 +78,11 @@ def test_two_shards_in_two_processes_split_the_work(pg_schema_url, tmp_path: Pat
     assert stored_signatures(url) == {signature_record(s) for s in everything}
 
 
-def settled_timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
-    """Five samples each, F.conv1d as called fastest: every decision settled, whatever the
-    machine's speed or load (a real timer under a 0.1 s budget on a busy machine leaves
-    decisions provisional, and a resumed warm then measures them again)."""
-    return [Timing(1e-3 if c.candidate.is_plain_conv1d else 2e-3, 0.0, 5) for c in candidates]
+def steady_selector():
+    """The measuring selector, timed with :mod:`tests.steady`'s fakes: its decisions settled
+    on any machine (a real timer under a 0.1 s budget on a busy machine leaves some
+    provisional, and a resumed warm measures them again)."""
+    return measuring_selector(timer=steady_timer, clock=StepClock())
 
 
 def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) -> None:
@@ -90,8 +91,7 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
 
     class InterruptedSelector:
         def __init__(self, after: int) -> None:
-            self.inner, self.calls, self.after = measuring_selector(), 0, after
-            self.inner.timer = settled_timer
+            self.inner, self.calls, self.after = steady_selector(), 0, after
 
         def choose(self, signature, device):
             self.calls += 1
@@ -107,9 +107,7 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
         report = warm(signatures, CPU, selector=InterruptedSelector(after=2))
         assert report.interrupted and len(report.visited) == 2 and report.measured == 2
         assert len(stored_signatures(url)) == 2
-        resuming = measuring_selector()
-        resuming.timer = settled_timer
-        resumed = warm(signatures, CPU, selector=resuming)
+        resumed = warm(signatures, CPU, selector=steady_selector())
     assert resumed.complete and resumed.measured == 3
     assert len(stored_signatures(url)) == 5
 
@@ -131,11 +129,12 @@ def test_export_then_import_gives_the_same_winners(backend_url: str, tmp_path: P
     dispatcher.reset()
     first = load_shapes(shapes)[0]
     assert main(["select", "--input-shape", f"{first.batch},{first.in_channels},{first.length}",
-                 "--weight-shape", f"{first.out_channels},{first.in_channels},"
-                 f"{first.kernel_size}", "--db", backend_url, "--mode", "tune"]) == 0
+                 "--weight-shape", f"{first.out_channels},{first.in_channels},{first.kernel_size}",
+                 "--db", backend_url, "--mode", "tune"]) == 0
     assert "from database" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_measures_provisional_decisions_again_and_everything_with_refresh(
         tmp_path: Path) -> None:
     from autoconv.signature import Signature

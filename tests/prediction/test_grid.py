@@ -146,6 +146,7 @@ def fill(db_url: str, count: int) -> None:
     store.close()
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_grid_measures_and_resumes(db_url: str, capsys) -> None:
     assert_warm_measures_then_resumes(
         ["warm", "--grid", "--grid-size", "2", "--budget", "0.05", "--db", db_url], 2, capsys)
@@ -174,6 +175,7 @@ def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:
     assert report.read_text().startswith("40 held-out signatures")
 
 
+@pytest.mark.usefixtures("steady_machine")
 def test_warm_grid_adaptive_measures_and_resumes(db_url: str, capsys) -> None:
     assert_warm_measures_then_resumes(["warm", "--grid", "--adaptive", "--grid-size", "3",
                                        "--budget", "0.05", "--db", db_url], 3, capsys)

@@ -16,8 +16,9 @@ from tests.tuning_db.factories import make_signature
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: One process: wait for the start file, then choose the signature with a timer that takes
-#: 0.6 s (so that the other process arrives while it measures), and print the answer.
+#: One process: touch its ready file once imported and connected, wait for the start file,
+#: then choose the signature with a timer that takes 0.6 s (so that the other process arrives
+#: while it measures), and print the answer.
 TUNER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
@@ -32,12 +33,13 @@ TUNER = textwrap.dedent("""
         time.sleep(0.6)
         return [Timing(1e-3 * (index + 1), 0.0, 5) for index, _ in enumerate(calls)]
 
-    url, start = sys.argv[1], Path(sys.argv[2])
+    url, start, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     store = TuningStore(url)
     selector = Selector(timer=slow_timer, store=store,
                         settings=Settings(mode="tune", budget_s=5.0, bucket_lengths=False))
     signature = Signature(1, 2, 2, 500, 9, 1, 4, 4, 1, 1, "float32", "cpu")
     store.candidates(signature, torch.device("cpu"))  # connected before the start
+    ready.touch()
     while not start.exists():
         time.sleep(0.005)
     choice = selector.choose(signature, torch.device("cpu"))
@@ -49,10 +51,13 @@ def test_two_processes_measure_a_signature_once_and_agree(backend_url: str,
                                                           tmp_path: Path) -> None:
     start = tmp_path / "start"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    processes = [subprocess.Popen([sys.executable, "-c", TUNER, backend_url, str(start)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env) for _ in range(2)]
-    time.sleep(3.0)  # both imported and connected
+    ready = [tmp_path / f"ready{index}" for index in range(2)]
+    processes = [subprocess.Popen([sys.executable, "-c", TUNER, backend_url, str(start),
+                                   str(flag)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for flag in ready]
+    deadline = time.monotonic() + 120  # a guard against hanging, not a speed target
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)  # both imported and connected, however busy the machine
     start.touch()
     answers = []
     for process in processes:
