@@ -63,10 +63,14 @@ class Outcome:
                    timing.samples, error, note=note)
 
     @classmethod
-    def estimated(cls, candidate: Candidate, seconds: float, how: str) -> Outcome:
+    def estimated(cls, candidate: Candidate, seconds: float, how: str, *,
+                  busy: bool = False) -> Outcome:
         """A candidate not run in full, whose time was estimated on this device (``how``
-        says from what): it may win, and a decision it wins is provisional (one sample)."""
-        return cls(candidate, max(seconds, MIN_SECONDS), note=f"estimated: {how}"[:NOTE_LENGTH])
+        says from what): it may win, and a decision it wins is provisional (one sample).
+        An estimate taken on a busy machine is noted as contended."""
+        note = (f"{CONTENDED_NOTE} estimated from {how}" if busy
+                else f"estimated: {how}")
+        return cls(candidate, max(seconds, MIN_SECONDS), note=note[:NOTE_LENGTH])
 
     @property
     def contended(self) -> bool:

@@ -277,7 +277,7 @@ class Selector(DecisionMemory[Choice]):
         survivors = reference_first(self.prune(signature, candidates, device))
         # F.conv1d as called, timed on growing windows of its output: the reference every
         # candidate is checked against, and whether the whole call can be timed at all
-        probe = probe_reference(inputs, budget)
+        probe = probe_reference(inputs, budget, None if device.type == "cuda" else self.load)
         check = OutputCheck.of_reference(
             probe.output, OutputCheck.tolerance_for(signature, self.settings.tolerance))
         estimated: list[Outcome] = []
@@ -286,9 +286,10 @@ class Selector(DecisionMemory[Choice]):
             # than F.conv1d can win, and a decision it wins is provisional
             estimated.append(Outcome.estimated(
                 survivors[0][0], probe.estimate_s,
-                f"F.conv1d as called on windows of {probe.output.shape[-1]} outputs"))
+                f"F.conv1d as called on windows of {probe.output.shape[-1]} outputs",
+                busy=probe.disturbed))
             logger.info("%s: F.conv1d is not run in full: windows of it put the whole call at "
-                        "%.3g s, over half the %.3g s left", signature.short(),
+                        "%.3g s, too long for the %.3g s left", signature.short(),
                         probe.estimate_s, budget.remaining())
             survivors = survivors[1:]
         warmed, outcomes = warm_up(survivors, inputs, budget, check,

@@ -25,6 +25,7 @@ from autoconv.tuning.candidates import (
     ConvInputs,
     Reference,
 )
+from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.timing import Clock, settle_allocator
 
@@ -209,8 +210,11 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
 
 
 #: ``F.conv1d`` estimated to take more than this share of the budget left is not run in
-#: full: its estimate stands for it (:meth:`Outcome.estimated`).
+#: full: its estimate stands for it (:meth:`Outcome.estimated`) ...
 REFERENCE_SHARE = 0.5
+#: ... or this many times the budget left, when the machine was busy while it was probed (a
+#: stall can make a 15 us call's window take 56 ms: only a call far beyond is left out).
+BUSY_REFERENCE_SHARE = 4.0
 #: The reference probe's windows grow by up to this factor ...
 PROBE_GROWTH = 8
 #: ... while one window is expected to take at most this share of what is left of the budget.
@@ -226,19 +230,24 @@ class ReferenceProbe:
         estimate_s: seconds the whole call takes: measured when the window is whole, else
             the largest window's time scaled to the whole output length.
         whole: whether the window was the whole call.
+        disturbed: whether other work competed for the cores at both ends of the last window.
     """
 
     output: torch.Tensor
     estimate_s: float
     whole: bool
+    disturbed: bool = False
 
     def too_long_for(self, budget: Budget) -> bool:
         """Whether the whole call is expected to take over :data:`REFERENCE_SHARE` of what
-        is left of ``budget``: then it is not run in full."""
-        return not self.whole and self.estimate_s > REFERENCE_SHARE * budget.remaining()
+        is left of ``budget`` (:data:`BUSY_REFERENCE_SHARE` times it, when the probe was
+        disturbed): then it is not run in full."""
+        share = BUSY_REFERENCE_SHARE if self.disturbed else REFERENCE_SHARE
+        return not self.whole and self.estimate_s > share * budget.remaining()
 
 
-def probe_reference(inputs: ConvInputs, budget: Budget) -> ReferenceProbe:
+def probe_reference(inputs: ConvInputs, budget: Budget,
+                    load: MachineLoad | QuietMachine | None = None) -> ReferenceProbe:
     """Time ``F.conv1d`` as called (its own padding argument) on windows of its outputs, 64
     first, each up to :data:`PROBE_GROWTH` times the last, until the window is the whole
     call or one more would take over :data:`PROBE_SHARE` of the budget left: this device's
@@ -251,24 +260,28 @@ def probe_reference(inputs: ConvInputs, budget: Budget) -> ReferenceProbe:
     a WaveNet layer that takes 17 ms at 1.1 s. A window of the call as made, grown until it
     takes a tenth of the budget, is on the call's own path.
     The probe costs at most a little more than its last window (the earlier ones shrink
-    geometrically); a call that fits whole costs one extra run of ``F.conv1d``.
+    geometrically); a call that fits whole costs one extra run of ``F.conv1d``. ``load``
+    (default: none read) tells whether the machine was busy at both ends of the last window.
     """
     signature = inputs.signature
     length = signature.output_length
     # a call that needs gradients also runs the backward pass, about twice the forward
     passes = 3 if signature.requires_grad else 1
     window = min(REFERENCE_WINDOW, length)
+    load = load or QuietMachine()
     while True:
+        busy_before = load.busy()
         start = budget.clock()
         output, computed = inputs.leading_as_called(window)
         took = budget.clock() - start
+        disturbed = busy_before and load.busy()
         estimate = took * passes * length / max(computed, 1)
         if output.shape[-1] >= length:
-            return ReferenceProbe(output, estimate, whole=True)
+            return ReferenceProbe(output, estimate, whole=True, disturbed=disturbed)
         allowed = PROBE_SHARE * budget.remaining()
         growth = min(PROBE_GROWTH, allowed / took if took > 0 else PROBE_GROWTH)
         if growth < 2:
-            return ReferenceProbe(output, estimate, whole=False)
+            return ReferenceProbe(output, estimate, whole=False, disturbed=disturbed)
         window = min(length, max(output.shape[-1] + 1, int(window * growth)))
 
 

@@ -199,3 +199,11 @@ def test_a_contended_stored_decision_is_measured_again_once_the_machine_is_quiet
         assert (choice.strategy, choice.source, timed) == ("fast", "database", [])
     else:
         assert (choice.strategy, choice.source) == ("direct", "measured") and timed
+
+
+def test_an_estimate_taken_on_a_busy_machine_is_contended() -> None:
+    reference = Candidate(Strategy("direct", direct, reference=True), ())
+    quiet = Outcome.estimated(reference, 3.0, "windows")
+    busy = Outcome.estimated(reference, 3.0, "windows", busy=True)
+    assert not quiet.contended and quiet.note == "estimated: windows"
+    assert busy.contended and busy.note.startswith(CONTENDED_NOTE)

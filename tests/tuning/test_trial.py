@@ -240,3 +240,21 @@ def test_the_reference_probe_stops_at_a_tenth_of_the_budget_and_scales_its_windo
     assert clock.now < 0.5  # the probe itself stayed a small part of the 2 s budget
     grad = WindowedInputs(dataclasses.replace(LONG, requires_grad=True), Clock(), 1e-4)
     assert probe_reference(grad, Budget.of(grad.clock, 2.0)).estimate_s == pytest.approx(30.0)
+
+
+def test_a_probe_on_a_busy_machine_leaves_f_conv1d_out_only_when_far_beyond_the_budget(
+        ) -> None:
+    from autoconv.tuning.contention import MachineLoad
+
+    busy = MachineLoad(read_runnable=lambda: 2, cores=torch.get_num_threads())
+    clock = Clock()
+    inputs = WindowedInputs(LONG, clock, per_output=1.2e-5)  # the whole call: 1.2 s
+    budget = Budget.of(clock, 2.0)
+    quiet_probe = probe_reference(inputs, budget)
+    assert not quiet_probe.disturbed and quiet_probe.too_long_for(budget)
+    clock.now = 0.0
+    busy_probe = probe_reference(WindowedInputs(LONG, clock, per_output=1.2e-5), budget, busy)
+    assert busy_probe.disturbed and not busy_probe.too_long_for(budget)  # 1.2 s: run it
+    clock.now = 0.0
+    far = probe_reference(WindowedInputs(LONG, clock, per_output=1e-3), budget, busy)
+    assert far.disturbed and far.too_long_for(budget)  # 100 s: estimated, even busy
