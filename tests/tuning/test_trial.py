@@ -125,6 +125,17 @@ def test_warm_up_runs_the_first_candidate_whatever_its_prediction_then_keeps_to_
     assert clock.now == pytest.approx(0.6)  # a and c ran; b was never called
 
 
+def test_f_conv1d_eating_the_budget_does_not_take_its_first_rivals_turn() -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+    survivors = [(candidate("direct", taking(clock, 3.5), reference=True), 0.2),  # 3.5 s
+                 (candidate("fast", taking(clock, 0.002)), 0.001),  # runs all the same
+                 (candidate("other", taking(clock, 0.002)), 0.001)]  # the budget is spent
+    warmed, _ = warm_up(survivors, inputs, Budget.of(clock, 2.0),
+                        OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.name for w in warmed] == ["direct", "fast"]
+
+
 def test_outcome_records_keep_their_fields_and_a_short_note() -> None:
     c = candidate("x", taking(Clock(), 0.0))
     timed = Outcome.timed(c, Timing(0.0, 0.1, 7), 1e-6)
@@ -242,7 +253,7 @@ def test_the_reference_probe_stops_at_a_tenth_of_the_budget_and_scales_its_windo
     assert probe_reference(grad, Budget.of(grad.clock, 2.0)).estimate_s == pytest.approx(30.0)
 
 
-def test_a_probe_on_a_busy_machine_leaves_f_conv1d_out_only_when_far_beyond_the_budget(
+def test_a_probe_on_a_busy_machine_leaves_f_conv1d_out_only_beyond_the_whole_budget_left(
         ) -> None:
     from autoconv.tuning.contention import MachineLoad
 
@@ -256,5 +267,5 @@ def test_a_probe_on_a_busy_machine_leaves_f_conv1d_out_only_when_far_beyond_the_
     busy_probe = probe_reference(WindowedInputs(LONG, clock, per_output=1.2e-5), budget, busy)
     assert busy_probe.disturbed and not busy_probe.too_long_for(budget)  # 1.2 s: run it
     clock.now = 0.0
-    far = probe_reference(WindowedInputs(LONG, clock, per_output=1e-3), budget, busy)
-    assert far.disturbed and far.too_long_for(budget)  # 100 s: estimated, even busy
+    far = probe_reference(WindowedInputs(LONG, clock, per_output=3e-5), budget, busy)
+    assert far.disturbed and far.too_long_for(budget)  # 3 s: estimated, even busy
