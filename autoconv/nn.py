@@ -10,13 +10,17 @@ one, in place (parametrized ones included); ``unpatch(model)`` turns them back.
 
 from __future__ import annotations
 
+import copy
+import copyreg
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _single
 from torch.nn.utils import parametrize
 
+from autoconv import plain
 from autoconv.functional import conv1d_cached
 from autoconv.strategies import SpectrumCache
 from autoconv.streaming import Conv1dStream, stream_of_module
@@ -38,6 +42,21 @@ class Conv1d(nn.Conv1d):
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor | None) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            # TorchScript compiles this branch alone: a scripted model runs F.conv1d, as a
+            # scripted nn.Conv1d does (autoconv's dispatch is Python, not TorchScript).
+            if self.padding_mode != "zeros":
+                return plain.conv1d(F.pad(input, self._reversed_padding_repeated_twice,
+                                          mode=self.padding_mode),
+                                    weight, bias, self.stride, _single(0), self.dilation,
+                                    self.groups)
+            return plain.conv1d(input, weight, bias, self.stride, self.padding, self.dilation,
+                                self.groups)
+        return self._tuned_forward(input, weight, bias)
+
+    @torch.jit.unused
+    def _tuned_forward(self, input: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding: Any = 0
@@ -72,6 +91,31 @@ class Conv1d(nn.Conv1d):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._spectrum_cache = SpectrumCache(max_entries=_SPECTRA_PER_MODULE)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Pickled (``torch.save`` of a whole model) as the ``nn.Conv1d`` it stands in for: the
+        # file loads where autoconv is not installed; ``autoconv.patch`` after loading makes it
+        # an autoconv layer again. A subclass of ours keeps its own class.
+        if type(self) is not Conv1d:
+            return super().__reduce_ex__(protocol)
+        # copyreg's reconstructor (what pickle's protocols 0 and 1 use): object.__new__ of
+        # nn.Conv1d, then nn.Module.__setstate__ with our state (the spectra left out)
+        return copyreg._reconstructor, (nn.Conv1d, object, None), self.__getstate__()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Conv1d:
+        # A copy in the same process stays an autoconv layer (pickling above does not).
+        replica = type(self).__new__(type(self))
+        memo[id(self)] = replica
+        state = {k: v for k, v in self.__dict__.items() if k != "_spectrum_cache"}
+        replica.__dict__ = copy.deepcopy(state, memo)
+        replica._spectrum_cache = SpectrumCache(max_entries=_SPECTRA_PER_MODULE)
+        return replica
+
+    def __copy__(self) -> Conv1d:
+        replica = type(self).__new__(type(self))
+        replica.__dict__ = dict(self.__dict__)
+        replica._spectrum_cache = SpectrumCache(max_entries=_SPECTRA_PER_MODULE)
+        return replica
 
     @classmethod
     def convert(cls, conv: nn.Conv1d) -> Conv1d:

@@ -143,7 +143,9 @@ def test_module_pickles_and_deep_copies() -> None:
     torch.save(conv, buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=False)
+    assert type(loaded) is nn.Conv1d  # pickled as torch's layer: loads without autoconv
     clone = copy.deepcopy(conv)
+    assert type(clone) is autoconv.Conv1d  # a copy in the process stays ours
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), conv(x))
         torch.testing.assert_close(clone(x), conv(x))

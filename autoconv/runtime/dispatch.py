@@ -293,7 +293,14 @@ def traced_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                   stride, padding, dilation, groups: int) -> torch.Tensor:
     """What :func:`conv1d` does while ``torch.compile`` traces it: one
     ``torch.ops.autoconv.conv1d`` node (registered by :mod:`autoconv.runtime.custom_op`,
-    which importing :mod:`autoconv.runtime` loads), with the padding made explicit."""
+    which importing :mod:`autoconv.runtime` loads), with the padding made explicit.
+
+    ``torch.export`` (and the exporters built on it: ``torch.onnx.export``, AOTInductor)
+    records ``F.conv1d`` itself instead: an exported program runs where autoconv does not
+    (onnxruntime, a C++ runtime, a process without autoconv), so it carries the standard op.
+    """
+    if torch.compiler.is_exporting():
+        return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     stride_, dilation_ = _single(stride, "stride"), _single(dilation, "dilation")
     left, right = resolve_padding(padding, weight.shape[-1], dilation_, stride_)
     return torch.ops.autoconv.conv1d(input, weight, bias, stride_, left, right, dilation_,
