@@ -14,8 +14,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     report = subparsers.add_parser("report", parents=[options.tuning_options()], help=(
         "a winners map and speed-up chart (PNG) and a markdown summary of this device"))
     report.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
-    report.add_argument("--channels", type=options.shape, default=(1, 16, 64), metavar="C,C,...",
-                        help="channel counts of the winners map's panels (default 1,16,64)")
+    report.add_argument("--channels", type=options.shape, default=None, metavar="C,C,...",
+                        help="channel counts of the winners map's panels (default: the input "
+                        "channel counts measured most often, at most three)")
     report.set_defaults(handler=cmd_report)
 
 
@@ -31,7 +32,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out} exists and is not a folder")
     with settings.override(**options.settings_overrides(args)):
         try:
-            paths = make_report(out, args.device, tuple(args.channels))
+            paths = make_report(out, args.device,
+                                    tuple(args.channels) if args.channels else None)
         except ReportError as error:
             raise CommandError(str(error)) from None
     for path in paths:

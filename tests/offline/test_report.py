@@ -56,6 +56,20 @@ def test_report_writes_valid_pngs_and_a_summary(db_url: str, tmp_path: Path, cap
     assert "| overlap_add | 0 | 0% |" in text
     assert "![winners map](winners_map.png)" in text
     assert "held-out signatures" in text  # the predictor was cross-validated
+    # the regret is explained where it is printed, and each picker's worst pick named:
+    # always F.conv1d is worst at K=4096 (4.096 ms against fft's 0.1 ms)
+    assert "**Regret** of a pick: the measured time of the candidate a picker chose" in text
+    worst = next(line for line in text.splitlines() if line.startswith("| F.conv1d | 40.96 |"))
+    assert "K=4096" in worst and worst.endswith("| F.conv1d 4.1 ms | fft 0.1 ms |")
+    # each picker's worst pick is the worst regret its row of the first table prints
+    table = text[text.index("**All signatures**"):text.index("**Single-channel")]
+    in_table = {row.split(" | ")[0].strip("| "): row.split(" | ")[7]
+               for row in table.splitlines() if row.startswith("| ") and "---" not in row
+               and not row.startswith("| picker")}
+    named = {row.split(" | ")[0].strip("| "): row.split(" | ")[1]
+             for row in text[text.index("| picker | worst regret"):].splitlines()[2:]
+             if row.startswith("| ")}
+    assert in_table == named and "learned" in named
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / n) for n in ("winners_map.png", "speedup.png", "report.md")]
 
@@ -93,7 +107,8 @@ def _measure(db_url: str, batch: int, length: int, kernel: int, times: dict[str,
 
 def test_each_map_cell_says_where_its_winner_came_from(db_url: str, tmp_path: Path) -> None:
     from autoconv.buckets import decision_key
-    from autoconv.offline import report
+    from autoconv.offline import report_data
+    from autoconv.offline import report_map as report
     from autoconv.settings import settings
 
     # the map cell itself (batch 4, length 1024, K 8; stored under its length bucket),
@@ -109,7 +124,7 @@ def test_each_map_cell_says_where_its_winner_came_from(db_url: str, tmp_path: Pa
         dispatcher.reset()
         with tuning_db.connect(db_url) as db:
             device_id = device_record(torch.device("cpu")).device_id
-            tuned = report.tuned_signatures(m for _, m in db.measurements(device_id))
+            tuned = report_data.tuned_signatures(m for _, m in db.measurements(device_id))
         cells = report.map_cells(1, torch.device("cpu"), tuned)
         cell = {(kernel, length): cells[row][column]
                 for row, kernel in enumerate(report.MAP_KERNELS)
