@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tuning_db.records import MAX_SAMPLES
 
-Mode = Literal["tune", "predict", "off"]
+Mode = Literal["tune", "live", "predict", "off"]
 
 
 class Settings(BaseSettings):
@@ -39,7 +39,9 @@ class Settings(BaseSettings):
                                       extra="forbid")
 
     mode: Mode = Field("tune", description=(
-        "'tune': measure an unseen signature once and remember the winner; 'predict': never "
+        "'tune': measure an unseen signature once and remember the winner; 'live': answer "
+        "at once as 'predict' does, then measure the candidates on the signature's later "
+        "calls (CPU calls without gradients) and switch to the winner; 'predict': never "
         "measure, use the database or a prediction; 'off': always F.conv1d."))
     db_url: str | None = Field(None, description=(
         "SQLAlchemy URL of the tuning database; None = the default SQLite file in the user's "
@@ -87,6 +89,12 @@ class Settings(BaseSettings):
         "a winner found clearly slower is decided again on those timings and corrected in "
         "the database; the interval doubles each time the decision is confirmed. CPU calls "
         "without gradients; 0 turns it off."))
+    explore_overhead: float = Field(0.10, gt=0, le=1, description=(
+        "Mode live: exploration adds at most this fraction to the time of a signature's "
+        "calls (what its explored calls cost beyond the current answer)."))
+    explore_call_factor: float = Field(4.0, ge=1, description=(
+        "Mode live: no explored call is expected to take more than this many times the "
+        "current answer's time; a candidate expected slower is not explored."))
     bucket_lengths: bool = Field(True, description=(
         "Share one tuning decision between nearby input lengths (geometric buckets), so that "
         "a model fed many lengths tunes a bounded number of signatures."))

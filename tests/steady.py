@@ -34,3 +34,14 @@ def steady_timer(candidates, *, device, deadline, max_samples, min_samples=1, **
     samples = max(min_samples, min(max_samples, 5))
     return [Timing(1e-3 if c.candidate.is_plain_conv1d else 2e-3, 0.0, samples)
             for c in candidates]
+
+
+class ManualClock:
+    """A clock that moves only when a test moves it (``clock.now += seconds``): scripted
+    strategies "take" exactly what they are told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -19,7 +19,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOCONV_MODE", "fastest")
     with pytest.raises(pydantic.ValidationError, match="mode\n  Input should be 'tune', "
-                       "'predict' or 'off'"):
+                       "'live', 'predict' or 'off'"):
         Settings()
 
 
@@ -51,7 +51,7 @@ def test_override_is_all_or_nothing() -> None:
 
 def test_assignment_is_validated() -> None:
     before = settings.mode
-    with pytest.raises(pydantic.ValidationError, match="'tune', 'predict' or 'off'"):
+    with pytest.raises(pydantic.ValidationError, match="'tune', 'live', 'predict' or 'off'"):
         settings.mode = "sometimes"  # type: ignore[assignment]
     assert settings.mode == before
 

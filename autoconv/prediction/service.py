@@ -123,6 +123,8 @@ class DevicePredictor:
             return _Entry(None, 0, self.clock())
         if not self.store.available:  # the database failed a moment ago: not now, no warning
             return entry or _Entry(None, 0, -math.inf)
+        if getattr(self.store, "unborn", False):  # not created yet: nothing to learn from
+            return _Entry(None, 0, self.clock())
         record = self.store.device(device)
         # Counting this device's rows is one indexed query; the rows are read only to refit.
         rows = self.store.db.count(record.device_id)

@@ -34,15 +34,18 @@ from autoconv.strategies import SpectrumCache
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.exploration import Exploration
 from autoconv.tuning.live_check import LiveCheck
 from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.selector import Selector
 from autoconv.tuning.stream_selector import StreamSelector
+from autoconv.tuning.trial import OutputCheck
 
 Runner = Callable[..., torch.Tensor]
 #: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None,
-#: the live re-check of its decision, else None).
-Runners = tuple[Runner, Runner | None, LiveCheck | None]
+#: what watches its decision on live calls, else None: the live re-check, or in mode ``live``
+#: the exploration).
+Runners = tuple[Runner, Runner | None, LiveCheck | Exploration | None]
 
 
 def default_selector(settings: Settings) -> Selector:
@@ -74,6 +77,8 @@ class Dispatcher:
         self._stream_selector: StreamSelector | None = None
         self._lock = threading.Lock()
         self._fast: dict[tuple, Runners] = {}
+        #: mode live: the explorations under way, by (call signature, device)
+        self._explorations: dict[tuple[Signature, torch.device], Exploration] = {}
         #: the clock and load the live re-checks time with (tests inject fakes)
         self.live_clock: Callable[[], float] = time.perf_counter
         self.live_load: MachineLoad | QuietMachine | None = None
@@ -106,6 +111,7 @@ class Dispatcher:
         """Forget every in-memory decision and close the database (reopened on next use)."""
         with self._lock:
             self._fast.clear()
+            self._explorations.clear()
             store = self._selector.store if self._selector is not None else None
             self._selector = None
             self._stream_selector = None
@@ -169,12 +175,53 @@ class Dispatcher:
             return _PLAIN
         choice = self.choose(signature, input.device)
         entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
-                 self._live_check(key, signature, choice, input.device))
+                 self._exploration(key, signature, choice, input.device)
+                 or self._live_check(key, signature, choice, input.device))
         if key is not None:
             if len(self._fast) >= self.fast_limit:
                 self._fast.clear()
             self._fast[key] = entry
         return entry
+
+    def _exploration(self, key: tuple | None, signature: Signature, choice: Choice,
+                     device: torch.device) -> Exploration | None:
+        """Mode ``live``: the exploration of a signature answered without a measurement
+        (:mod:`autoconv.tuning.exploration`), for a remembered CPU call without gradients or
+        autocast; None otherwise."""
+        if (self.settings.mode != "live" or key is None or key[-2] or key[-1]
+                or device.type != "cpu"
+                or choice.origin in ("measured", "database", "corrected")):
+            return None
+        answer = Candidate(choice.strategy_impl, choice.params)
+        known = self._explorations.get((signature, device))
+        if known is not None and not known.finished and known.answer.candidate == answer:
+            return known  # the hot-path dict was cleared: carry on where it was
+        selector = self.selector
+        arms = [(candidate, predicted,
+                 choice.run if candidate == answer
+                 else candidate.strategy.bound(dict(candidate.params)))
+                for candidate, predicted in selector.explorable(signature, device, answer)]
+        if len(arms) < 2:
+            return None
+
+        def settle(outcomes: Sequence[Outcome]) -> None:
+            if outcomes:
+                selector.adopt(signature, device, outcomes)
+            with self._lock:
+                self._explorations.pop((signature, device), None)
+                # the calls it explored on look their decision up again; no others
+                for stale in [k for k, entry in self._fast.items() if entry[2] is exploration]:
+                    del self._fast[stale]
+
+        exploration = Exploration(signature, answer, arms, settle=settle,
+                           overhead=self.settings.explore_overhead,
+                           call_factor=self.settings.explore_call_factor,
+                           tolerance=OutputCheck.tolerance_for(signature,
+                                                               self.settings.tolerance),
+                           clock=self.live_clock, load=self.live_load)
+        with self._lock:
+            self._explorations[(signature, device)] = exploration
+        return exploration
 
     def _live_check(self, key: tuple | None, signature: Signature, choice: Choice,
                     device: torch.device) -> LiveCheck | None:

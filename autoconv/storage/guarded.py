@@ -66,6 +66,11 @@ class GuardedStore:
         return self.store.device(device)
 
     @property
+    def unborn(self) -> bool:
+        """Whether the database does not exist yet (:attr:`TuningStore.unborn`)."""
+        return self.store.unborn
+
+    @property
     def available(self) -> bool:
         """Whether the database may be tried now (not resting after a failure)."""
         return self.clock() >= self._resting_until

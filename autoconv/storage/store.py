@@ -21,7 +21,7 @@ from autoconv.signature import Signature
 from autoconv.storage.fingerprint import device_key, fingerprint_fields
 from autoconv.tuning.outcome import Outcome
 from tuning_db import DeviceRecord, MeasurementRecord, SignatureRecord
-from tuning_db.urls import default_url, masked
+from tuning_db.urls import default_url, masked, parse_url, sqlite_file
 
 
 def device_record(device: torch.device) -> DeviceRecord:
@@ -74,6 +74,19 @@ class TuningStore:
     available = True
 
     @property
+    def unborn(self) -> bool:
+        """Whether the database is an SQLite file that does not exist yet (and was not opened
+        here): it holds nothing to read, so reads answer at once, and the file is created
+        by the first write (a first call never waits for a schema to be built)."""
+        if self._db is not None:
+            return False
+        try:
+            path = sqlite_file(parse_url(self.url or default_url()))
+        except tuning_db.TuningDBError:
+            return False  # opening it says what is wrong
+        return path is not None and not path.exists()
+
+    @property
     def where(self) -> str:
         """The database's location, for messages (password masked)."""
         if self._db is not None:
@@ -91,12 +104,16 @@ class TuningStore:
     def candidates(self, signature: Signature, device: torch.device
                    ) -> list[MeasurementRecord]:
         """This device's ok measurements of ``signature``, fastest first."""
+        if self.unborn:
+            return []
         return self.db.candidates(self.device(device).device_id, signature_record(signature))
 
     def failures(self, signature: Signature, device: torch.device
                  ) -> list[MeasurementRecord]:
         """This device's failed or disqualified measurements of ``signature`` (never chosen:
         shown by :mod:`autoconv.tuning.explanation`)."""
+        if self.unborn:
+            return []
         return self.db.failures(self.device(device).device_id, signature_record(signature))
 
     def record(self, signature: Signature, device: torch.device,

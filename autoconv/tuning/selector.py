@@ -25,6 +25,7 @@ from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
 from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.exploration import EXPLORE_FACTOR, MAX_RIVALS
 from autoconv.tuning.leasing import tune_under_lease
 from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
@@ -132,15 +133,48 @@ class Selector(DecisionMemory[Choice]):
         Returns:
             The new choice (source ``"corrected"``), remembered for the signature.
         """
+        return self.adopt(signature, device, live, source="corrected")
+
+    def adopt(self, signature: Signature, device: torch.device, live: Sequence[Outcome], *,
+              source: str = "measured") -> Choice:
+        """Decide ``signature`` on outcomes timed on live calls (a correction, or mode
+        ``live``'s exploration: :mod:`autoconv.tuning.exploration`): they replace the stored
+        outcomes of their candidates, are written to the database, and the tie rule picks
+        among all of them.
+
+        Returns:
+            The new choice (with ``source``), remembered for the signature.
+        """
         key = (self.key_signature(signature), device)
         with self._lock_for(key):
             replaced = {outcome.candidate for outcome in live}
             outcomes = [o for o in self._stored_outcomes(*key) if o.candidate not in replaced]
             outcomes += live
             self._record(key[0], device, live)
-            choice = self.pick_winner(outcomes, source="corrected")
+            choice = self.pick_winner(outcomes, source=source)
             self._memory[key] = choice
         return choice
+
+    def explorable(self, signature: Signature, device: torch.device, answer: Candidate
+                   ) -> list[tuple[Candidate, float | None]]:
+        """Mode ``live``: what to explore on ``signature``'s live calls, with the cost model's
+        seconds: the current ``answer``, ``F.conv1d`` as called, and the rivals predicted
+        within :data:`~autoconv.tuning.exploration.EXPLORE_FACTOR` of the best (at most
+        :data:`~autoconv.tuning.exploration.MAX_RIVALS`, fastest predicted first)."""
+        failed = self._failed.get((self.key_signature(signature), device), set())
+        candidates = [c for c in enumerate_candidates(self.strategies, signature)
+                      if c not in failed or c == answer]
+        predicted = dict(zip(candidates, self._predicted_times(signature, candidates, device)))
+        known = [t for t in predicted.values() if t is not None]
+        limit = EXPLORE_FACTOR * min(known) if known else math.inf
+        rivals = sorted(((c, t) for c, t in predicted.items()
+                         if t is not None and t <= limit and c != answer
+                         and not c.is_plain_conv1d), key=lambda ct: ct[1])[:MAX_RIVALS]
+        reference = Candidate(reference_strategy(), ())
+        arms = [(answer, predicted.get(answer))]
+        if answer != reference:
+            arms.append((reference, predicted.get(reference)))
+        return arms + rivals
 
     # -- the slow path --------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("AUTOCONV_MODE", "bogus", "AUTOCONV_MODE='bogus': Input should be 'tune', 'predict' or 'off'"),
+    ("AUTOCONV_MODE", "bogus", "AUTOCONV_MODE='bogus': Input should be 'tune', 'live', 'predict' or 'off'"),
     ("AUTOCONV_BUDGET_S", "abc", "AUTOCONV_BUDGET_S='abc': Input should be a valid number")])
 def test_an_invalid_environment_variable_is_one_line_naming_it(db_url: str, variable: str,
                                                                value: str, expected: str
