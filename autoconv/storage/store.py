@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import torch
 
@@ -43,6 +44,9 @@ def measurement_record(signature: SignatureRecord, outcome: Outcome) -> Measurem
         note=outcome.note, autoconv_version=__version__)
 
 
+_UNKNOWN = object()
+
+
 class TuningStore:
     """A lazily opened, fork-aware tuning database for the selector.
 
@@ -59,6 +63,7 @@ class TuningStore:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, int | None, int], DeviceRecord] = {}
+        self._file: Path | None | object = _UNKNOWN  # the SQLite file, once looked up
 
     @property
     def db(self) -> tuning_db.TuningDB:
@@ -80,11 +85,12 @@ class TuningStore:
         by the first write (a first call never waits for a schema to be built)."""
         if self._db is not None:
             return False
-        try:
-            path = sqlite_file(parse_url(self.url or default_url()))
-        except tuning_db.TuningDBError:
-            return False  # opening it says what is wrong
-        return path is not None and not path.exists()
+        if self._file is _UNKNOWN:
+            try:
+                self._file = sqlite_file(parse_url(self.url or default_url()))
+            except tuning_db.TuningDBError:
+                self._file = None  # opening it says what is wrong
+        return self._file is not None and not self._file.exists()
 
     @property
     def where(self) -> str:

@@ -43,6 +43,9 @@ from autoconv.tuning.trial import (
 
 logger = logging.getLogger(__name__)
 
+#: Cost-model predictions remembered, at most (the memory is cleared beyond).
+PREDICTIONS_KEPT = 100_000
+
 
 def _timed(choice: Choice) -> str:
     """A choice's time, saying whether it was measured or predicted."""
@@ -82,6 +85,10 @@ class Selector(DecisionMemory[Choice]):
         super().__init__()
         #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
         self.unsaved = 0
+        #: the cost model's answers, per (signature, candidate, device, torch threads)
+        self._predictions: dict[tuple[Signature, Candidate, torch.device, int],
+                                float | None] = {}
+        self._predicted_by: CostModel | None = cost_model
         #: candidates that raised when they ran a call, per (signature, device): never again
         self._failed: dict[tuple[Signature, torch.device], set[Candidate]] = {}
 
@@ -278,10 +285,22 @@ class Selector(DecisionMemory[Choice]):
 
     def _predicted_times(self, signature: Signature, candidates: Sequence[Candidate],
                          device: torch.device) -> list[float | None]:
+        """The cost model's seconds for each candidate (remembered: a signature is asked
+        about when it is answered and again when it is explored or tuned)."""
         if self.cost_model is None:
             return [None] * len(candidates)
-        return [self.cost_model.predict(signature, c.strategy, dict(c.params), device)
-                for c in candidates]
+        if len(self._predictions) > PREDICTIONS_KEPT or self._predicted_by is not self.cost_model:
+            self._predictions.clear()
+            self._predicted_by = self.cost_model
+        threads = torch.get_num_threads()  # a CPU's calibration is per thread count
+        times = []
+        for c in candidates:
+            key = (signature, c, device, threads)
+            if key not in self._predictions:
+                self._predictions[key] = self.cost_model.predict(signature, c.strategy,
+                                                                 dict(c.params), device)
+            times.append(self._predictions[key])
+        return times
 
     def prune(self, signature: Signature, candidates: Sequence[Candidate],
               device: torch.device) -> list[tuple[Candidate, float | None]]:
