@@ -12,11 +12,12 @@ Change a value for the rest of the process by assignment, or for a block with
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     explore_call_factor: float = Field(4.0, ge=1, description=(
         "Mode live: no explored call is expected to take more than this many times the "
         "current answer's time; a candidate expected slower is not explored."))
+    refresh_s: float = Field(30.0, ge=0, description=(
+        "A process that answers signatures without a measurement (mode predict; in mode "
+        "live, calls exploration does not cover) notes them in the database for "
+        "'autoconv warm --wanted', and looks them up again every this many seconds, "
+        "switching to a measured answer once one is stored (a background thread; never a "
+        "query per call). 0 turns both off."))
     bucket_lengths: bool = Field(True, description=(
         "Share one tuning decision between nearby input lengths (geometric buckets), so that "
         "a model fed many lengths tunes a bounded number of signatures."))
@@ -179,21 +186,58 @@ def from_environment() -> tuple[Settings, list[str]]:
         return Settings(**defaults), problems
 
 
-#: The process-wide settings object (``autoconv.settings``), and the environment variables
-#: it had to ignore (:func:`from_environment`).
+#: ``AUTOCONV_*`` variables autoconv reads besides its settings': the log level
+#: (:func:`configure_logging`), the folder of fitted models (``prediction/model_cache.py``) and
+#: the test suite's PostgreSQL URL (``tests/conftest.py``, ``.ci/run``).
+OTHER_VARIABLES = frozenset({"AUTOCONV_LOG_LEVEL", "AUTOCONV_MODEL_DIR",
+                             "AUTOCONV_TEST_DATABASE_URL"})
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``AUTOCONV_*`` environment variable autoconv reads: one per setting
+    (``AUTOCONV_`` + its name in capitals), and :data:`OTHER_VARIABLES`."""
+    return frozenset(f"AUTOCONV_{name.upper()}" for name in Settings.model_fields) | OTHER_VARIABLES
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``AUTOCONV_*`` variable of ``environ`` (default: this process's) that
+    autoconv does not read, naming the closest one it reads: a misspelt setting
+    (``AUTOCONV_MODE`` without its E) would otherwise be ignored without a word."""
+    environ = os.environ if environ is None else environ
+    known = sorted(known_variables())
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings reads the variables whatever their case
+        if not upper.startswith("AUTOCONV_") or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"ignoring unknown environment variable {name}{hint}")
+    return lines
+
+
+#: The process-wide settings object (``autoconv.settings``), the environment variables it had
+#: to ignore (:func:`from_environment`), and the unknown ones (:func:`unknown_variables`).
 settings, ENVIRONMENT_PROBLEMS = from_environment()
+UNKNOWN_VARIABLES = unknown_variables()
 _warned = False
 
 
 def warn_about_environment() -> None:
-    """Warn, once per process, about the environment variables :data:`settings` ignored (the
-    process's selector calls it when it is created, so that the ``autoconv`` command, which
-    refuses them in one line, does not warn as well)."""
+    """Warn, once per process, about the environment variables :data:`settings` ignored:
+    invalid values, and unknown ``AUTOCONV_*`` names (:data:`UNKNOWN_VARIABLES`). The
+    process's selector calls it when it is created, and the ``autoconv`` command before it
+    runs (after refusing invalid values in one line), so that nothing is said twice."""
     global _warned
-    if ENVIRONMENT_PROBLEMS and not _warned:
-        _warned = True
+    if _warned:
+        return
+    _warned = True
+    if ENVIRONMENT_PROBLEMS:
         warnings.warn(f"autoconv: ignoring invalid settings, using their defaults: "
                       f"{'; '.join(ENVIRONMENT_PROBLEMS)}", RuntimeWarning, stacklevel=3)
+    if UNKNOWN_VARIABLES:
+        warnings.warn(f"autoconv: {'; '.join(UNKNOWN_VARIABLES)}", RuntimeWarning,
+                      stacklevel=3)
 
 
 

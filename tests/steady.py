@@ -45,3 +45,19 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def busy_timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+    """As :func:`steady_timer`, on a machine busy throughout: every sample disturbed, so
+    every timing is contended and every decision provisional."""
+    return [Timing(t.median_s, t.spread_s, t.samples, disturbed=t.samples, peak_excess=2,
+                   contended=True)
+            for t in steady_timer(candidates, device=device, deadline=deadline,
+                                  max_samples=max_samples, min_samples=min_samples)]
+
+
+def busy_load():
+    """A machine load that always reads busy (others' threads outnumber the cores)."""
+    from autoconv.tuning.contention import MachineLoad
+
+    return MachineLoad(read_runnable=lambda: 64, cores=2)

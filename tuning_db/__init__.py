@@ -11,12 +11,19 @@
 from __future__ import annotations
 
 from tuning_db.errors import TuningDBError
-from tuning_db.records import (BestChoice, DeviceRecord, DeviceStats, MeasurementRecord,
-                               SignatureRecord, Stats)
+from tuning_db.records import (
+                               BestChoice,
+                               DeviceRecord,
+                               DeviceStats,
+                               MeasurementRecord,
+                               SignatureRecord,
+                               Stats,
+                               WantedRecord,
+)
 from tuning_db.schema import SCHEMA_VERSION
 from tuning_db.store import TuningDB, connect
 from tuning_db.urls import default_path, default_url
 
 __all__ = ["SCHEMA_VERSION", "BestChoice", "DeviceRecord", "DeviceStats", "MeasurementRecord",
-           "SignatureRecord", "Stats", "TuningDB", "TuningDBError", "connect", "default_path",
-           "default_url"]
+           "SignatureRecord", "Stats", "TuningDB", "TuningDBError", "WantedRecord", "connect",
+           "default_path", "default_url"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import uuid
 from array import array
@@ -338,12 +339,38 @@ class _Scanner:
             raise self._fail("extra data after the bundle")
 
 
+#: What only a shapes file (``autoconv warm --shapes FILE``, JSON or YAML) has: entries with
+#: tensor shapes, or a top-level list of signatures.
+_SHAPES_FILE = re.compile(r"""(?m)(?:^|[{,\s])["']?(?:input_shape|weight_shape|signatures)"""
+                          r"""["']?\s*:""")
+
+
+def looks_like_shapes_file(data: bytes) -> bool:
+    """Whether bytes that are not a bundle hold a shapes file instead (the list of
+    signatures ``autoconv warm --shapes`` measures): its keys, and no bundle's."""
+    text = data[:1_000_000].decode("utf-8", errors="replace")
+    return (FORMAT not in text and '"groups"' not in text
+            and _SHAPES_FILE.search(text) is not None)
+
+
 def parse(data: bytes, name: str) -> BundleFile:
     """Validate bundle bytes strictly; ``name`` is used in messages only.
 
     Raises:
-        BundleError: not JSON, a pickle, or any record that fails validation.
+        BundleError: not JSON, a pickle, a shapes file (the message names the command that
+            takes it), or any record that fails validation.
     """
+    try:
+        return _parse(data, name)
+    except BundleError:
+        if looks_like_shapes_file(data):
+            raise BundleError(
+                f"{name} is a shapes file (signatures to measure), not a tuning bundle: "
+                f"measure them with: autoconv warm --shapes {shlex.quote(name)}") from None
+        raise
+
+
+def _parse(data: bytes, name: str) -> BundleFile:
     if data.startswith(_PICKLE_PROTOCOL_MARK):
         raise BundleError(f"{name} looks like a Python pickle, not a JSON bundle; pickles are "
                           "never loaded")

@@ -50,6 +50,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
                                    "unwanted SQLite file aside (never deletes it)")
     reset.add_argument("--backup", action="store_true", help="required: the file is renamed "
                        "to NAME.YYYYmmdd-HHMMSS.bak, and a new one is made on next use")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation "
+                       "(required when stdin is not a terminal)")
     reset.set_defaults(handler=cmd_reset)
 
     export = subparsers.add_parser("export", parents=[shared],
@@ -105,8 +107,28 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup_name(path: Path) -> Path:
+    """``NAME.YYYYmmdd-HHMMSS.bak`` beside ``path``, one that does not exist yet."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.{stamp}.bak")
+    counter = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
+        counter += 1
+    return backup
+
+
+def _confirmed(question: str) -> bool:
+    """Ask ``question [y/N]`` on the terminal; whether the answer was yes."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
-    """``autoconv db reset --backup``: rename the SQLite file (and its WAL) aside."""
+    """``autoconv db reset --backup``: rename the SQLite file (and its WAL) aside, after
+    saying which file and asking (``--yes``: without asking; required without a terminal)."""
     if not args.backup:
         raise TuningDBError("db reset only moves the database aside; say so with --backup "
                             "(nothing is ever deleted)")
@@ -115,19 +137,28 @@ def cmd_reset(args: argparse.Namespace) -> int:
     if path is None:
         raise TuningDBError(f"db reset works on SQLite files only; {url.get_backend_name()} "
                             "databases are managed on their server")
+    path = path.absolute()
     if not path.exists():
         raise DatabaseMissingError(f"no tuning database at {path}; nothing to reset")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.{stamp}.bak")
-    counter = 1
-    while backup.exists():
-        backup = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
-        counter += 1
-    path.rename(backup)
-    for suffix in ("-wal", "-shm"):
-        companion = Path(f"{path}{suffix}")
-        if companion.exists():
-            companion.rename(Path(f"{backup}{suffix}"))
+    backup = _backup_name(path)
+    if not args.yes:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+        if not interactive:
+            raise TuningDBError(f"db reset would move {path} to {backup.name}; stdin is not "
+                                "a terminal to confirm it: add --yes to move it")
+        if not _confirmed(f"move the tuning database {path} aside to {backup.name} "
+                          "(a new, empty one is made on next use)?"):
+            print(f"nothing was moved; {path} is unchanged")
+            return 1
+        backup = _backup_name(path)  # time passed while asking
+    try:
+        path.rename(backup)
+        for suffix in ("-wal", "-shm"):
+            companion = Path(f"{path}{suffix}")
+            if companion.exists():
+                companion.rename(Path(f"{backup}{suffix}"))
+    except OSError as error:
+        raise TuningDBError(f"cannot move {path} aside: {error.strerror or error}") from None
     print(f"moved {path} to {backup}; a new database is created on next use")
     return 0
 
@@ -170,19 +201,25 @@ def format_stats(stats: Stats) -> str:
     lines = [f"{stats.url}: {stats.devices} devices, {stats.signatures} signatures, "
              f"{stats.measurements} measurements", "",
              "| device | cpu / gpu | threads | torch | measurements | signatures "
-             "| provisional | wins |",
-             "|---|---|---:|---|---:|---:|---:|---|"]
+             "| provisional | wanted (measured) | wins |",
+             "|---|---|---:|---|---:|---:|---:|---:|---|"]
     for item in stats.per_device:
         device = item.device
         hardware = device.gpu_name or device.cpu_model
         wins = ", ".join(f"{name} {count}" for name, count in sorted(item.wins.items()))
         lines.append(f"| {device.device_id} | {hardware} | {device.torch_threads} | "
                      f"{device.torch_version} | {item.measurements} | {item.signatures} | "
-                     f"{item.provisional} | {wins or '-'} |")
+                     f"{item.provisional} | {item.wanted} ({item.wanted_measured}) | "
+                     f"{wins or '-'} |")
     if any(item.provisional for item in stats.per_device):
         lines += ["", f"provisional: the winner was timed fewer than {SETTLED_SAMPLES} times "
                       "(a first call within its budget) or on a busy machine; 'autoconv warm' "
-                      "on the same signatures measures them again"]
+                      "on the same signatures measures them again when that can settle them "
+                      "(a busy machine's, once it is quiet)"]
+    if any(item.wanted for item in stats.per_device):
+        lines += ["", "wanted: signatures processes answered without a measurement (mode "
+                      "predict), noted for 'autoconv warm --wanted' on a machine of the same "
+                      "fingerprint; in parentheses, how many of them are measured now"]
     return "\n".join(lines)
 
 

@@ -82,8 +82,8 @@ def translated(where: str) -> Iterator[None]:
         first_line = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
         if sqlite_safety.is_corruption(error):
             raise DatabaseCorruptError(
-                f"{where} is damaged ({first_line}); move it aside with: "
-                "autoconv db reset --backup") from None
+                f"{where} is damaged ({first_line}); {sqlite_safety.reset_hint(where)}"
+            ) from None
         if isinstance(error, OperationalError) and not sqlite_safety.is_busy(error):
             raise ConnectionFailedError(f"cannot open the tuning database at {where}: "
                                         f"{first_line}") from None
@@ -92,8 +92,8 @@ def translated(where: str) -> Iterator[None]:
         first_line = (str(error).strip().splitlines() or [""])[0]
         if sqlite_safety.is_corruption(error):
             raise DatabaseCorruptError(
-                f"{where} is damaged ({first_line}); move it aside with: "
-                "autoconv db reset --backup") from None
+                f"{where} is damaged ({first_line}); {sqlite_safety.reset_hint(where)}"
+            ) from None
         raise ConnectionFailedError(f"cannot open the tuning database at {where}: "
                                     f"{first_line}") from None
 

@@ -24,13 +24,14 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from tuning_db.errors import ForeignSchemaError, SchemaTooNewError, SchemaTooOldError
-from tuning_db.schema import SCHEMA_VERSION, metadata
+from tuning_db.schema import SCHEMA_VERSION
 from tuning_db.sqlite_safety import IMMEDIATE
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: Key of the PostgreSQL advisory lock held while a schema is created or upgraded.
 _PG_LOCK_KEY = 0x6175746F636F6E76 & 0x7FFFFFFFFFFFFFFF  # "autoconv"
-_OUR_TABLES = frozenset(metadata.tables)
+#: The tables every schema revision has (later ones add tables: ``wanted`` from 0005).
+_OUR_TABLES = frozenset({"devices", "measurements"})
 
 
 @dataclass(frozen=True)

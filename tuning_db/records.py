@@ -233,8 +233,25 @@ class DeviceStats(BaseModel):
     #: signatures whose winner was timed fewer than :data:`SETTLED_SAMPLES` times, or on a
     #: busy machine (:data:`CONTENDED_NOTE`)
     provisional: int = 0
+    #: signatures processes answered without a measurement (``TuningDB.want``), and how many
+    #: of them are measured now
+    wanted: int = 0
+    wanted_measured: int = 0
     first_measured: datetime | None
     last_measured: datetime | None
+
+
+class WantedRecord(BaseModel):
+    """A signature answered without a measurement on a device (``TuningDB.wanted``)."""
+
+    device_id: str
+    signature: SignatureRecord
+    #: calls seen, summed over the processes that noted it
+    calls: int
+    first_seen: datetime
+    last_seen: datetime
+    #: whether an ok measurement of it is stored now
+    measured: bool = False
 
 
 class Stats(BaseModel):

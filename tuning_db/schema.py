@@ -1,7 +1,8 @@
 """The tables of the tuning database (SQLAlchemy Core).
 
-Two tables: ``devices`` (one row per fingerprint) and ``measurements`` (one row per device,
-signature, strategy and parameters). The winner of a (device, signature) is not stored: it is
+Three tables: ``devices`` (one row per fingerprint), ``measurements`` (one row per device,
+signature, strategy and parameters) and ``wanted`` (signatures that processes answered
+without a measurement, for a tuning worker to measure: ``autoconv warm --wanted``). The winner of a (device, signature) is not stored: it is
 the ok measurement with the smallest median, so it can never disagree with the measurements.
 
 The signature is stored twice over: as one column per field (for training queries) and as the
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 
 #: The alembic revision of the newest schema this code reads and writes.
-SCHEMA_VERSION = "0004"
+SCHEMA_VERSION = "0005"
 
 metadata = MetaData()
 
@@ -86,3 +87,22 @@ measurements = Table(
 
 #: The columns that identify a measurement; a second one with the same values is an upsert.
 MEASUREMENT_KEY = ("device_id", "sig_key", "strategy", "params")
+
+#: Signatures answered without a measurement on a device (a process in mode predict, or a call
+#: live exploration does not cover), with how often they were called: a tuning worker of the
+#: same fingerprint measures them (``autoconv warm --wanted``).
+wanted = Table(
+    "wanted", metadata,
+    Column("device_id", String(32), ForeignKey("devices.device_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("sig_key", String(120), nullable=False),
+    *(Column(name, Integer, nullable=False) for name in SIGNATURE_COLUMNS[:10]),
+    Column("dtype", String(32), nullable=False),
+    Column("device", String(32), nullable=False),
+    Column("requires_grad", Boolean, nullable=False),
+    Column("chunk_size", Integer),
+    Column("calls", Integer, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("device_id", "sig_key", name="uq_wanted"),
+)

@@ -16,6 +16,7 @@ file at once. Three measures keep "database is locked" from reaching the caller:
 from __future__ import annotations
 
 import random
+import shlex
 import sqlite3
 import struct
 import time
@@ -108,6 +109,17 @@ def retry_busy(operation: Callable[[], _T], what: str, deadline_s: float | None 
             delay = min(delay * 2, 0.5)
 
 
+def reset_hint(where: str | Path) -> str:
+    """How to move a damaged database aside, naming it with ``--db``: run as given it moves
+    this file and no other (never the default database of another configuration).
+
+    ``where`` is the file (made absolute) or, for a database that is no plain file, its URL.
+    """
+    text = str(where)
+    url = text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
+    return f"move it aside with: autoconv db reset --backup --db {shlex.quote(url)}"
+
+
 def check_file(path: Path) -> None:
     """Refuse a file that cannot be an intact SQLite database, naming it.
 
@@ -118,7 +130,7 @@ def check_file(path: Path) -> None:
     Raises:
         DatabaseCorruptError: the file is empty, not SQLite, or truncated.
     """
-    hint = f"move it aside with: autoconv db reset --backup --db sqlite:///{path}"
+    hint = reset_hint(path)
     size = path.stat().st_size
     if size == 0:
         raise DatabaseCorruptError(f"{path} is an empty (0-byte) file, not a tuning database; "

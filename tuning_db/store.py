@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import shlex
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from sqlalchemy import Select, bindparam, delete, distinct, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from tuning_db import migrate, sqlite_safety, upsert
+from tuning_db import wanted as wanted_rows
 from tuning_db.engine import create_sqlite_file, make_engine, remove_orphans, translated
 from tuning_db.errors import DatabaseMissingError
 from tuning_db.leases import Leases
@@ -48,6 +49,7 @@ from tuning_db.records import (
     MeasurementRecord,
     SignatureRecord,
     Stats,
+    WantedRecord,
     is_contended,
 )
 from tuning_db.rows import (
@@ -128,7 +130,7 @@ def connect(url: str | None = None, *, create: bool = True,
     except BaseException:
         engine.dispose()
         raise
-    return TuningDB(engine, where)
+    return TuningDB(engine, where, masked(url or default_url()))
 
 
 class TuningDB:
@@ -137,11 +139,14 @@ class TuningDB:
     Build one with :func:`connect`. Usable as a context manager (closes on exit).
     """
 
-    def __init__(self, engine: Engine, where: str) -> None:
+    def __init__(self, engine: Engine, where: str, url: str | None = None) -> None:
         self._engine = engine
         self._pid = os.getpid()
         #: The file or masked URL, for messages.
         self.where = where
+        #: The URL as the user gave it, password masked (not the engine's, which carries the
+        #: driver and the timeouts added to it).
+        self.url = url if url is not None else masked(engine.url)
         self._leases = Leases(engine, sqlite_file(engine.url))
 
     # -- connections -----------------------------------------------------------------------
@@ -215,6 +220,26 @@ class TuningDB:
             return int(gone.rowcount or 0)
 
         return self._write(work, f"deleting device {device_id}")
+
+    def want(self, device: DeviceRecord, calls: Mapping[SignatureRecord, int]) -> None:
+        """Note signatures answered without a measurement on ``device``, with the calls seen
+        since the last note (summed into one row per signature: :mod:`tuning_db.wanted`)."""
+        now = datetime.now(UTC)
+
+        def work(connection: Connection) -> None:
+            upsert.upsert_devices(connection, [device_row(device, now)])
+            wanted_rows.note(connection, device.device_id, calls, now)
+
+        if calls:
+            self._write(work, "noting wanted signatures")
+
+    def wanted(self, device_id: str | None = None, *, unmeasured_only: bool = True
+               ) -> list[WantedRecord]:
+        """The signatures noted by :meth:`want` (of one device, or all) that no ``ok``
+        measurement answers yet (``unmeasured_only=False``: all of them), most called
+        first."""
+        return self._read(lambda connection: wanted_rows.read(
+            connection, device_id, unmeasured_only=unmeasured_only))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -341,9 +366,12 @@ class TuningDB:
             for choice in self.best_many(device_id).values():
                 wins[choice.strategy] = wins.get(choice.strategy, 0) + 1
                 provisional += choice.samples < SETTLED_SAMPLES or is_contended(choice.note)
+            wanted, wanted_measured = self._read(
+                lambda connection, device_id=device_id: wanted_rows.counts(connection,
+                                                                           device_id))
             per_device.append(DeviceStats(
                 device=device, measurements=count, signatures=signatures, wins=wins,
-                provisional=provisional,
+                provisional=provisional, wanted=wanted, wanted_measured=wanted_measured,
                 first_measured=None if first is None else as_utc(first),
                 last_measured=None if last is None else as_utc(last)))
         path = sqlite_file(self._engine.url)
@@ -351,7 +379,7 @@ class TuningDB:
         if path is not None:
             size = sum(candidate.stat().st_size for candidate in
                        (path, Path(f"{path}-wal")) if candidate.exists())
-        return Stats(url=masked(self._engine.url), schema_version=SCHEMA_VERSION,
+        return Stats(url=self.url, schema_version=SCHEMA_VERSION,
                      devices=len(per_device),
                      measurements=sum(item.measurements for item in per_device),
                      signatures=sum(item.signatures for item in per_device),

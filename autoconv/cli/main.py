@@ -3,7 +3,7 @@
 Each command group lives in a module of its own and adds itself to the parser here; a
 mistake the user can fix raises :class:`~autoconv.cli.errors.CommandError` (or a
 :class:`tuning_db.TuningDBError`), which :func:`main` prints as one line (exit status 2).
-Nothing imports this package.
+Warnings print as one line each (:func:`one_line_warning`). Nothing imports this package.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -45,11 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                     lineno: int, line: str | None = None) -> str:
+    """A warning as the command prints it: ``autoconv: warning: ...``, one line, without
+    the source file and line Python adds (a ``warnings.formatwarning``)."""
+    text = " ".join(str(message).split()) or category.__name__
+    return f"autoconv: warning: {text.removeprefix('autoconv: ')}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``autoconv`` command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from autoconv.settings import ENVIRONMENT_PROBLEMS
+    from autoconv.settings import ENVIRONMENT_PROBLEMS, warn_about_environment
 
     if args.verbose:
         from autoconv.settings import configure_logging
@@ -58,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ENVIRONMENT_PROBLEMS:  # the library carries on with defaults; a command does not
         print(f"autoconv: error: invalid setting: {ENVIRONMENT_PROBLEMS[0]}", file=sys.stderr)
         return 2
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = one_line_warning  # type: ignore[assignment]
     try:
+        warn_about_environment()  # unknown AUTOCONV_* variables: a misspelt setting
         return int(args.handler(args) or 0)
     except (CommandError, TuningDBError) as error:
         print(f"autoconv: error: {error}", file=sys.stderr)
@@ -70,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that flushing at exit raises nothing
         return 141
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

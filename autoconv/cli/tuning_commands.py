@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from autoconv.cli import options, predictor_commands
+from autoconv.cli import options, predictor_commands, warm_report
 from autoconv.cli.errors import CommandError
 from tuning_db.records import SETTLED_SAMPLES
 
@@ -29,10 +29,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "a JSON or YAML shapes file (format: autoconv.offline.shapes_file)"))
     source.add_argument("--model", metavar="MODULE:FACTORY", help=(
         "record the conv1d calls of FACTORY() on a random input of --input-shape"))
+    source.add_argument("--wanted", action="store_true", help=(
+        "the signatures processes of this machine's fingerprint answered without a "
+        "measurement (mode predict), noted in the database: a fleet's tuning worker"))
     predictor_commands.add_grid_options(source)
+    warm.add_argument("--follow", action="store_true", help=(
+        "--wanted: keep watching for newly wanted signatures until interrupted"))
+    warm.add_argument("--every", type=float, default=10.0, metavar="S", help=(
+        "--wanted --follow: seconds between looks at the database (default 10)"))
     warm.add_argument("--refresh", action="store_true", help=(
-        "measure every signature again, even those the database already knows (provisional "
-        f"decisions, timed fewer than {SETTLED_SAMPLES} times, are always measured again)"))
+        "measure every signature again, even those the database already knows (without it, "
+        f"a provisional decision, timed fewer than {SETTLED_SAMPLES} times, only estimated or "
+        "on a busy machine, is measured again only when that can settle it, e.g. once the "
+        "machine is quiet)"))
     warm.add_argument("--quick", action="store_true", help="--suite: only its quick subset")
     warm.add_argument("--only", nargs="+", metavar="NAME", help="--suite: only these workloads")
     warm.add_argument("--input-shape", type=options.shape, metavar="B,C,L",
@@ -79,9 +88,6 @@ def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> lis
     from autoconv.offline.recording import record_model
     from autoconv.offline.shapes_file import ShapesFileError, load_shapes
 
-    chosen = [args.suite, args.grid, args.shapes is not None, args.model is not None]
-    if sum(chosen) != 1:
-        raise CommandError("warm needs exactly one of --suite, --grid, --shapes and --model")
     device_type = torch.device(args.device).type
     if args.suite:
         try:
@@ -129,6 +135,15 @@ def cmd_warm(args: argparse.Namespace) -> int:
     from autoconv.offline.warm import shard, unique, warm
     from autoconv.settings import settings
 
+    chosen = [args.suite, args.grid, args.shapes is not None, args.model is not None,
+              args.wanted]
+    if sum(chosen) != 1:
+        raise CommandError("warm needs exactly one of --suite, --grid, --shapes, --model and "
+                           "--wanted")
+    if args.follow and not args.wanted:
+        raise CommandError("--follow watches for wanted signatures: use it with --wanted")
+    if args.every <= 0:
+        raise CommandError(f"--every must be positive, got {args.every}")
     if args.total_budget is not None and args.total_budget <= 0:
         raise CommandError(f"--total-budget must be positive, got {args.total_budget}")
     if args.adaptive:
@@ -140,6 +155,10 @@ def cmd_warm(args: argparse.Namespace) -> int:
             raise CommandError(f"--adaptive decides what to measure as it goes: it cannot "
                                f"be combined with {', '.join(clashing)}")
     overrides = options.settings_overrides(args, mode="tune", min_samples=WARM_MIN_SAMPLES)
+    with settings.override(**overrides):
+        warm_report.check_database(args.device)  # before anything is measured
+    if args.wanted:
+        return _warm_wanted(args, overrides)
     signatures = _warm_signatures(args, overrides)
     with settings.override(**overrides):
         # Shard what will be stored (bucketed lengths), so shards never share a decision.
@@ -159,20 +178,69 @@ def cmd_warm(args: argparse.Namespace) -> int:
             report = warm(signatures, args.device, total_budget_s=total_budget,
                           progress=bar.update, refresh=args.refresh)
             bar.close()
-    visited = len(report.visited) + report.already
-    rest = "" if report.complete else (
-        f"; {report.total - visited} left: run the same command again to continue")
-    print(f"warmed {visited}/{report.total} signatures ({report.measured} measured, "
-          f"{visited - report.measured} already known) in {report.seconds:.1f} s{rest}")
-    if report.interrupted:
-        return 130
-    if report.unsaved:
-        from tuning_db.urls import default_url, masked
+    return warm_report.finish(report, overrides.get("db_url"))
 
-        where = masked(overrides.get("db_url") or default_url())
-        raise CommandError(f"the measurements of {report.unsaved} of {report.measured} "
-                           f"measured signatures could not be stored in {where}")
-    return 0
+
+def _warm_wanted(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``warm --wanted [--follow]``: measure what processes of this fingerprint answered
+    without a measurement, most called first; with ``--follow``, look again every
+    ``--every`` seconds until interrupted."""
+    import time
+
+    from autoconv.offline.progress import ProgressLine
+    from autoconv.offline.wanted import wanted_signatures
+    from autoconv.offline.warm import warm
+    from autoconv.settings import settings
+    from tuning_db.errors import TuningDBError
+
+    status = 0
+    try:
+        while True:
+            with settings.override(**overrides):
+                try:
+                    signatures = wanted_signatures(settings.db_url, args.device)
+                except TuningDBError as error:
+                    raise CommandError(str(error)) from None
+                if signatures:
+                    bar = ProgressLine(len(signatures), args.total_budget)
+                    report = warm(signatures, args.device, total_budget_s=args.total_budget,
+                                  progress=bar.update, refresh=args.refresh)
+                    bar.close()
+                    status = warm_report.finish(report, overrides.get("db_url"))
+                    if status == 130:
+                        return status
+                elif not args.follow:
+                    print("nothing is wanted: no process of this machine's fingerprint has "
+                          "noted a signature without a measurement")
+            if not args.follow:
+                return status
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return 130
+
+
+#: The option of ``autoconv select`` that sets each field of a signature.
+_OPTION_OF = {"batch": "--input-shape", "in_channels": "--input-shape",
+              "length": "--input-shape", "out_channels": "--weight-shape",
+              "kernel_size": "--weight-shape", "padding_left": "--padding",
+              "padding_right": "--padding", "stride": "--stride", "dilation": "--dilation",
+              "groups": "--groups", "dtype": "--dtype", "device": "--device"}
+
+
+def _check_range(signature: Any) -> None:
+    """Refuse a call with a size the tuning database cannot hold (32-bit), naming the option
+    and the range: the input is at fault, never the database.
+
+    Raises:
+        CommandError: a size out of range.
+    """
+    from autoconv.storage.store import UnstorableSignature, signature_record
+
+    try:
+        signature_record(signature)
+    except UnstorableSignature as error:
+        option = _OPTION_OF.get(error.field)
+        raise CommandError(f"{option}: {error}" if option else str(error)) from None
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -198,6 +266,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         except (RuntimeError, TypeError) as error:  # the conv1d arguments are invalid
             raise CommandError(str(error)) from None
         signature = dataclasses.replace(signature, device=device.type)
+        _check_range(signature)
         choice = select(signature, device=device)
         explanation = explain_choice(dispatcher.selector, signature, device, choice)
     params = ", ".join(f"{k}={v}" for k, v in choice.params) or "no parameters"

@@ -5,6 +5,9 @@ that fails loses that one tuning run's rows, and the warning says which. After a
 database is left alone for ``retry_s`` seconds, so a server that is down costs the program one
 timeout, not one per call, and then it is tried again: storage comes back by itself. One
 warning per failure, naming the database (password masked), the device and the signature.
+A signature outside what the database stores (a length over 32 bits) is the call's doing,
+not the database's: it is looked up as unknown and not stored, and the database neither
+rests nor is blamed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 
 from autoconv.signature import Signature
-from autoconv.storage.store import TuningStore
+from autoconv.storage.store import TuningStore, UnstorableSignature
 from autoconv.tuning.outcome import Outcome
 from tuning_db import MeasurementRecord, TuningDBError
 
@@ -98,17 +101,25 @@ class GuardedStore:
                          error)
             return []
 
+    #: What becomes of the outcomes a write loses (for the warning).
+    unsaved_outcomes = "kept in memory only"
+
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> bool:
         """Store one tuning run's outcomes; on failure (or while resting) they are kept in
-        memory only and the answer is False."""
+        memory only and the answer is False. A signature the database cannot hold
+        (:class:`~autoconv.storage.store.UnstorableSignature`) is not a failure of the
+        database: it is logged, and the database does not rest."""
         if not self.available:
             return False
         try:
             self.store.record(signature, device, outcomes)
+        except UnstorableSignature as error:
+            logger.info("autoconv: %s is not stored (%s)", signature.short(), error)
+            return False
         except Exception as error:
             self._failed(f"could not store {len(outcomes)} measurements of "
-                         f"{signature.short()} (kept in memory only)", error)
+                         f"{signature.short()} ({self.unsaved_outcomes})", error)
             return False
         return True
 
@@ -134,6 +145,19 @@ class GuardedStore:
                 held.__exit__(None, None, None)
             except Exception as error:
                 self._failed(f"could not release the lease of {signature.short()}", error)
+
+    def want(self, calls: dict[tuple[Signature, torch.device], int]) -> bool:
+        """Note signatures answered without a measurement (:meth:`TuningStore.want`);
+        whether they were noted (a failure is one warning, and the database rests)."""
+        if not self.available or not calls:
+            return False
+        try:
+            self.store.want(calls)
+        except Exception as error:
+            self._failed(f"could not note {len(calls)} signature(s) answered without a "
+                         "measurement", error)
+            return False
+        return True
 
     def close(self) -> None:
         self.store.close()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 import tuning_db
 from autoconv import __version__
@@ -30,9 +31,57 @@ def device_record(device: torch.device) -> DeviceRecord:
     return DeviceRecord(**fingerprint_fields(device))
 
 
+class UnstorableSignature(ValueError):
+    """A signature with a field outside what the tuning database stores (sizes are 32-bit):
+    the call is at fault, not the database. Nothing is stored for it, so a lookup finds
+    nothing, and no failure of the database is reported.
+
+    Attributes:
+        field: the signature's field (``length``, ``stride``, ...).
+        value: its value.
+        low, high: the range the database stores (None when the field is not a number).
+    """
+
+    def __init__(self, field: str, value: object, low: int | None, high: int | None,
+                 why: str) -> None:
+        self.field, self.value, self.low, self.high = field, value, low, high
+        bounds = f" (allowed: {low} to {high})" if low is not None and high is not None else ""
+        super().__init__(f"{field} {value} is out of range{bounds}" if bounds
+                         else f"{field} {value!r}: {why}")
+
+
+def _bounds(field: str) -> tuple[int | None, int | None]:
+    """The range ``SignatureRecord`` allows for ``field`` (None, None: not a bounded number)."""
+    info = SignatureRecord.model_fields.get(field)
+    low = high = None
+    for constraint in () if info is None else info.metadata:
+        low = getattr(constraint, "ge", low)
+        high = getattr(constraint, "le", high)
+    return low, high
+
+
 def signature_record(signature: Signature) -> SignatureRecord:
-    """``signature`` as a tuning_db record."""
-    return SignatureRecord(**signature.as_dict())
+    """``signature`` as a tuning_db record.
+
+    Raises:
+        UnstorableSignature: a field outside what the database stores (the first one).
+    """
+    fields = signature.as_dict()
+    try:
+        return SignatureRecord(**fields)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "signature"
+        raise UnstorableSignature(field, fields.get(field), *_bounds(field),
+                                  first["msg"]) from None
+
+
+def _storable(signature: Signature) -> SignatureRecord | None:
+    """``signature``'s record, or None when the database cannot hold it."""
+    try:
+        return signature_record(signature)
+    except UnstorableSignature:
+        return None
 
 
 def measurement_record(signature: SignatureRecord, outcome: Outcome) -> MeasurementRecord:
@@ -109,22 +158,30 @@ class TuningStore:
 
     def candidates(self, signature: Signature, device: torch.device
                    ) -> list[MeasurementRecord]:
-        """This device's ok measurements of ``signature``, fastest first."""
-        if self.unborn:
+        """This device's ok measurements of ``signature``, fastest first (none for a
+        signature the database cannot hold: :class:`UnstorableSignature`)."""
+        record = _storable(signature)
+        if self.unborn or record is None:
             return []
-        return self.db.candidates(self.device(device).device_id, signature_record(signature))
+        return self.db.candidates(self.device(device).device_id, record)
 
     def failures(self, signature: Signature, device: torch.device
                  ) -> list[MeasurementRecord]:
         """This device's failed or disqualified measurements of ``signature`` (never chosen:
         shown by :mod:`autoconv.tuning.explanation`)."""
-        if self.unborn:
+        record = _storable(signature)
+        if self.unborn or record is None:
             return []
-        return self.db.failures(self.device(device).device_id, signature_record(signature))
+        return self.db.failures(self.device(device).device_id, record)
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> None:
-        """Store every outcome of one tuning run in one transaction."""
+        """Store every outcome of one tuning run in one transaction.
+
+        Raises:
+            UnstorableSignature: the signature cannot be stored (nothing was tried).
+            TuningDBError: the database failed.
+        """
         record = signature_record(signature)
         self.db.record_many(self.device(device),
                             [measurement_record(record, outcome) for outcome in outcomes])
@@ -132,8 +189,25 @@ class TuningStore:
     def lease(self, signature: Signature, device: torch.device
               ) -> AbstractContextManager[bool]:
         """Try to take the lease of measuring ``signature`` on ``device`` (never waits): a
-        context manager yielding whether it was granted (``tuning_db.leases``)."""
-        return self.db.lease(self.device(device).device_id, signature_record(signature))
+        context manager yielding whether it was granted (``tuning_db.leases``); granted at
+        once for a signature the database cannot hold (no other process can store it)."""
+        record = _storable(signature)
+        if record is None:
+            return nullcontext(True)
+        return self.db.lease(self.device(device).device_id, record)
+
+    def want(self, calls: dict[tuple[Signature, torch.device], int]) -> None:
+        """Note signatures answered without a measurement, with the calls seen since the last
+        note (``TuningDB.want``: summed over processes, for ``autoconv warm --wanted``)."""
+        per_device: dict[torch.device, dict[SignatureRecord, int]] = {}
+        for (signature, device), count in calls.items():
+            try:
+                record = signature_record(signature)
+            except UnstorableSignature:
+                continue  # nothing of it is stored: there is nothing to ask a worker for
+            per_device.setdefault(device, {})[record] = count
+        for device, records in per_device.items():
+            self.db.want(self.device(device), records)
 
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():

@@ -24,6 +24,9 @@ CONTENDED_TIE_MARGIN = 0.5
 #: ``F.conv1d`` within this factor of the winner makes the decision a close call: if either
 #: was timed on a busy machine, the decision is provisional.
 CLOSE_CALL = 2.0
+#: How an outcome estimated rather than timed in full says so (its ``note`` starts with it):
+#: ``F.conv1d`` as called, too long for the budget, timed on windows of its output.
+ESTIMATED_NOTE = "estimated:"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class Outcome:
         says from what): it may win, and a decision it wins is provisional (one sample).
         An estimate taken on a busy machine is noted as contended."""
         note = (f"{CONTENDED_NOTE} estimated from {how}" if busy
-                else f"estimated: {how}")
+                else f"{ESTIMATED_NOTE} {how}")
         return cls(candidate, max(seconds, MIN_SECONDS), note=note[:NOTE_LENGTH])
 
     @property
@@ -77,6 +80,12 @@ class Outcome:
         """Whether it was timed on a machine too busy to trust its time
         (:class:`~autoconv.tuning.timing.Timing` ``.contended``)."""
         return self.ok and is_contended(self.note)
+
+    @property
+    def is_estimate(self) -> bool:
+        """Whether its time is an estimate on a quiet machine (:meth:`estimated`), not a
+        timing: measuring again under the same budget estimates it again."""
+        return self.ok and (self.note or "").startswith(ESTIMATED_NOTE)
 
     @classmethod
     def failed(cls, candidate: Candidate, seconds: float, why: str,

@@ -20,7 +20,7 @@ from autoconv.offline.warm import measuring_selector, warm
 from autoconv.runtime.dispatch import dispatcher
 from autoconv.settings import settings
 from autoconv.storage.store import device_record, signature_record
-from tests.steady import StepClock, steady_timer
+from tests.steady import StepClock, busy_load, busy_timer, steady_timer
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[2]
@@ -85,13 +85,22 @@ def steady_selector():
     return measuring_selector(timer=steady_timer, clock=StepClock())
 
 
-def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) -> None:
+def busy_selector():
+    """The measuring selector on a machine busy throughout: every decision it stores is
+    provisional (timed on a busy machine)."""
+    return measuring_selector(timer=busy_timer, clock=StepClock(), load=busy_load())
+
+
+@pytest.mark.parametrize("make_selector", [steady_selector, busy_selector],
+                         ids=["steady", "busy"])
+def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path,
+                                                                make_selector) -> None:
     url = f"sqlite:///{tmp_path / 'tuning.sqlite3'}"
     signatures = load_shapes(shapes_file(tmp_path / "shapes.json", 5))
 
     class InterruptedSelector:
         def __init__(self, after: int) -> None:
-            self.inner, self.calls, self.after = steady_selector(), 0, after
+            self.inner, self.calls, self.after = make_selector(), 0, after
 
         def choose(self, signature, device):
             self.calls += 1
@@ -107,9 +116,12 @@ def test_an_interrupted_warm_keeps_what_it_finished_and_resumes(tmp_path: Path) 
         report = warm(signatures, CPU, selector=InterruptedSelector(after=2))
         assert report.interrupted and len(report.visited) == 2 and report.measured == 2
         assert len(stored_signatures(url)) == 2
-        resumed = warm(signatures, CPU, selector=steady_selector())
-    assert resumed.complete and resumed.measured == 3
-    assert len(stored_signatures(url)) == 5
+        resumed = warm(signatures, CPU, selector=make_selector())
+        # only what was left: on a busy machine, measuring the two finished (provisional)
+        # decisions again could not settle them
+        assert resumed.complete and resumed.measured == 3 and resumed.remeasured == 0
+        assert len(stored_signatures(url)) == 5
+        assert warm(signatures, CPU, selector=make_selector()).measured == 0
 
 
 def test_export_then_import_gives_the_same_winners(backend_url: str, tmp_path: Path,

@@ -154,7 +154,7 @@ def test_warm_grid_measures_and_resumes(db_url: str, capsys) -> None:
 
 def test_warm_needs_exactly_one_of_suite_and_grid(db_url: str, capsys) -> None:
     assert main(["warm", "--db", db_url]) == 2
-    assert "exactly one of --suite, --grid, --shapes and --model" in capsys.readouterr().err
+    assert "exactly one of --suite, --grid, --shapes, --model and --wanted" in capsys.readouterr().err
 
 
 def test_train_and_evaluate_report(db_url: str, capsys, tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def test_info_and_stats(filled: str, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["stats", "--db", filled]) == 0
     out = capsys.readouterr().out
     assert f"| {make_device().device_id} | Test CPU @ 3.0GHz | 4 |" in out
-    assert "| 4 | 2 | 0 | direct 2 |" in out  # measurements, signatures, provisional
+    assert "| 4 | 2 | 0 | 0 (0) | direct 2 |" in out  # measurements, signatures, provisional,
+    # wanted (measured)
 
 
 def test_export_import_merge(filled: str, tmp_path: Path,

@@ -162,7 +162,9 @@ def test_reset_moves_the_file_aside_and_a_new_one_is_made(tmp_path: Path,
     url = f"sqlite:///{path}"
     assert main(["db", "reset", "--db", url]) == 2  # --backup is required
     assert path.exists()
-    assert main(["db", "reset", "--backup", "--db", url]) == 0
+    assert main(["db", "reset", "--backup", "--db", url]) == 2  # not a terminal: say --yes
+    assert path.exists()
+    assert main(["db", "reset", "--backup", "--yes", "--db", url]) == 0
     [backup] = tmp_path.glob("tuning.sqlite3.*.bak")
     assert backup.read_bytes() == b"this used to be a database"
     assert str(backup) in capsys.readouterr().out
