@@ -25,6 +25,7 @@ from autoconv import contexts, plain
 from autoconv.choice import Choice
 from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
+from autoconv.runtime.refresh import CallCounter, Refresher
 from autoconv.settings import Settings, settings, warn_about_environment
 from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
 from autoconv.storage.cost_cache import persistent_cost_model
@@ -43,9 +44,10 @@ from autoconv.tuning.trial import OutputCheck
 
 Runner = Callable[..., torch.Tensor]
 #: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None,
-#: what watches its decision on live calls, else None: the live re-check, or in mode ``live``
-#: the exploration).
-Runners = tuple[Runner, Runner | None, LiveCheck | Exploration | None]
+#: what watches its decision on live calls, else None: the live re-check, in mode ``live``
+#: the exploration, or for an answer given without a measurement the call counter of
+#: :mod:`autoconv.runtime.refresh`).
+Runners = tuple[Runner, Runner | None, LiveCheck | Exploration | CallCounter | None]
 
 
 def default_selector(settings: Settings) -> Selector:
@@ -79,6 +81,11 @@ class Dispatcher:
         self._fast: dict[tuple, Runners] = {}
         #: mode live: the explorations under way, by (call signature, device)
         self._explorations: dict[tuple[Signature, torch.device], Exploration] = {}
+        #: answers given without a measurement: noted, and replaced once measured
+        self._refresher: Refresher | None = None
+        #: whether the refresher runs in a background thread (tests call refresh() instead)
+        self.refresh_in_background = True
+        self._keys_of: dict[tuple[Signature, torch.device], set[tuple]] = {}
         #: the clock and load the live re-checks time with (tests inject fakes)
         self.live_clock: Callable[[], float] = time.perf_counter
         self.live_load: MachineLoad | QuietMachine | None = None
@@ -112,6 +119,10 @@ class Dispatcher:
         with self._lock:
             self._fast.clear()
             self._explorations.clear()
+            self._keys_of.clear()
+            if self._refresher is not None:
+                self._refresher.stop()
+            self._refresher = None
             store = self._selector.store if self._selector is not None else None
             self._selector = None
             self._stream_selector = None
@@ -174,14 +185,56 @@ class Dispatcher:
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
         choice = self.choose(signature, input.device)
-        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
-                 self._exploration(key, signature, choice, input.device)
+        watch = (self._exploration(key, signature, choice, input.device)
                  or self._live_check(key, signature, choice, input.device))
+        if not isinstance(watch, Exploration) and self._wanted(key, signature, choice):
+            watch = self._counted(key, signature, input.device, watch)
+        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
+                 watch)
         if key is not None:
             if len(self._fast) >= self.fast_limit:
                 self._fast.clear()
             self._fast[key] = entry
         return entry
+
+    def _wanted(self, key: tuple | None, signature: Signature, choice: Choice) -> bool:
+        """Whether a call answered by ``choice`` is noted for a tuning worker: answered
+        without a measurement where this process will not measure it (mode predict, or
+        mode live on a call exploration does not cover), with a database to note it in."""
+        return (key is not None and self.settings.refresh_s > 0 and not signature.is_degenerate
+                and self.settings.mode in ("predict", "live")
+                and choice.origin in ("predicted", "cost_model", "fallback")
+                and self.selector.store is not None)
+
+    def _counted(self, key: tuple, signature: Signature, device: torch.device,
+                 watch: LiveCheck | None) -> CallCounter:
+        """The call's watch, counting its calls for the refresher (:mod:`.refresh`)."""
+        refresher = self.refresher
+        stored_as = self.selector.key_signature(signature)  # what a worker measures
+        with self._lock:
+            self._keys_of.setdefault((stored_as, device), set()).add(key)
+        return CallCounter(functools.partial(refresher.noted, stored_as, device), watch)
+
+    @property
+    def refresher(self) -> Refresher:
+        """Notes and refreshes the answers given without a measurement (created on first
+        use, on the selector; no background thread when ``refresh_in_background`` is off)."""
+        refresher = self._refresher
+        if refresher is None:
+            selector = self.selector
+            with self._lock:
+                if self._refresher is None:
+                    self._refresher = Refresher(
+                        selector, self._forget_calls,
+                        self.settings.refresh_s if self.refresh_in_background else 0.0)
+                refresher = self._refresher
+        return refresher
+
+    def _forget_calls(self, signature: Signature, device: torch.device) -> None:
+        """Drop the hot-path entries of the calls noted under (signature, device)."""
+        with self._lock:
+            for key in self._keys_of.pop((signature, device), ()):
+                self._fast.pop(key, None)
 
     def _exploration(self, key: tuple | None, signature: Signature, choice: Choice,
                      device: torch.device) -> Exploration | None:

@@ -130,6 +130,13 @@ class Selector(DecisionMemory[Choice]):
                     Candidate(choice.strategy_impl, choice.params))
         return choice
 
+    def forget(self, signature: Signature, device: torch.device) -> None:
+        """Forget the remembered choice of ``signature`` on ``device``: the next call decides
+        again (the database first), e.g. once a measured answer replaces a prediction."""
+        key = (self.key_signature(signature), device)
+        with self._lock_for(key):
+            self._memory.pop(key, None)
+
     def correct(self, signature: Signature, device: torch.device,
                 live: Sequence[Outcome]) -> Choice:
         """Decide ``signature`` again because live calls timed its winner clearly slower

@@ -1,6 +1,7 @@
 """Decisions re-checked on live calls (autoconv.tuning.live_check), with an injected clock:
 a stored winner made slow is decided again, the database corrected; a confirmed one is
-checked less often; a busy machine's samples are not evidence."""
+checked less often; a busy machine's samples are not evidence. (Notes for a tuning worker,
+``refresh_s``, are off here: tests/runtime/test_refresh.py covers them.)"""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_a_winner_made_slow_is_decided_again_on_live_calls_and_corrected_in_the_
     store(signature, ("sluggish", 0.5e-3), ("direct", 0.6e-3))
     # ... but on live calls it is 40% slower than F.conv1d (and within 1.5x of its stored time)
     timed_plain.update(sluggish=0.7e-3, direct=0.5e-3)
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=2):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=2):
         assert autoconv.select(x, w).strategy == "sluggish"
         for _ in range(4 * WINDOW * 2):
             torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
@@ -107,7 +108,7 @@ def test_a_winner_slower_than_its_stored_time_is_corrected_without_timing_a_cost
     signature = Signature.of(x, w)
     store(signature, ("sluggish", 1e-3), ("direct", 50e-3), ("fft", 2e-3))
     timed_plain["sluggish"] = 3e-3  # 3x its stored time; F.conv1d (50 ms) too costly to time
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
         for _ in range(WINDOW):
             autoconv.conv1d(x, w)
         choice = autoconv.select(x, w)
@@ -120,7 +121,7 @@ def watched_calls(calls: int, every: int):
     one in ``every``; returns its live check, after checking the decision stands."""
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
     store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=every):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=every):
         for _ in range(calls):
             autoconv.conv1d(x, w)
         assert autoconv.select(x, w).strategy == "sluggish"
@@ -147,7 +148,7 @@ def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain, monkeypat
 def test_calls_with_gradients_or_decided_for_f_conv1d_are_not_watched(timed_plain) -> None:
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
     store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
-    with autoconv.settings.override(mode="predict"):
+    with autoconv.settings.override(mode="predict", refresh_s=0):
         w.requires_grad_(True)
         autoconv.conv1d(x, w).sum().backward()
         assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
@@ -155,7 +156,7 @@ def test_calls_with_gradients_or_decided_for_f_conv1d_are_not_watched(timed_plai
         y = torch.randn(2, 4, 300)
         store(Signature.of(y, w), ("direct", 1e-3), ("sluggish", 2e-3))
         assert dispatcher.runners(y, w, None, 1, 0, 1, 1)[2] is None
-    with autoconv.settings.override(mode="predict", recheck_every=0):
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=0):
         assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
 
 
@@ -166,7 +167,7 @@ def test_a_predicted_time_is_no_bar_only_f_conv1d_live_is(timed_plain, monkeypat
     predicted = Choice.make(get("sluggish"), source="cost_model", median_s=1e-6)
     monkeypatch.setattr(dispatcher, "choose", lambda signature, device: predicted)
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
         watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
         assert watch is not None and watch.stored_s is None
         timed_plain.update(sluggish=1e-3, direct=1e-3)  # 1000x its prediction, tied live
@@ -179,7 +180,7 @@ def test_calls_inside_a_transform_are_not_timed(timed_plain) -> None:
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
     store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
     timed_plain["sluggish"] = 10e-3  # would be corrected if timed
-    with torch.no_grad(), autoconv.settings.override(mode="predict", recheck_every=1):
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
         autoconv.conv1d(x, w)  # decided, and watched, outside the transform
         watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
         batched = torch.func.vmap(lambda xi: autoconv.conv1d(xi, w))(torch.randn(3, 2, 4, 200))
