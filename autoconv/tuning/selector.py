@@ -10,28 +10,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 
 from autoconv.buckets import decision_key
 from autoconv.choice import PLAIN_CONV1D, Choice
 from autoconv.settings import Settings
-from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
 from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.exploration import EXPLORE_FACTOR, MAX_RIVALS
-from autoconv.tuning.leasing import tune_under_lease
-from autoconv.tuning.memory import DecisionMemory
-from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
+from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
-from autoconv.tuning.stored import stored_outcomes
-from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
+from autoconv.tuning.selector_core import SelectorCore
+from autoconv.tuning.timing import Clock, Timer, measure_interleaved
 from autoconv.tuning.trial import (
     Budget,
     OutputCheck,
@@ -56,7 +51,7 @@ def _timed(choice: Choice) -> str:
     return f"{choice.median_s * 1e3:.3g} ms {kind}"
 
 
-class Selector(DecisionMemory[Choice]):
+class Selector(SelectorCore[Choice]):
     """Chooses, remembers and (in mode ``tune``) measures the strategy for each signature.
 
     Thread-safe: two threads that hit the same untuned signature tune it once; the second
@@ -69,22 +64,16 @@ class Selector(DecisionMemory[Choice]):
                  predictor: Predictor | None = None, settings: Settings | None = None,
                  revisit: Callable[[Sequence[Outcome]], bool] | None = None,
                  load: MachineLoad | QuietMachine | None = None) -> None:
+        super().__init__(timer=timer, clock=clock, store=store, settings=settings)
         self._strategies = list(strategies) if strategies is not None else None
-        self.timer = timer
-        self.clock = clock
-        self.store = store
         self.cost_model = cost_model
         self.predictor = predictor
-        self.settings = settings or global_settings
         #: stored outcomes of a signature for which this is true are measured again when
         #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them);
         #: by default, a decision taken on a busy machine, once this one is quiet
         self.revisit = revisit
         #: how busy the machine is now (:mod:`autoconv.tuning.contention`)
         self.load = load if load is not None else MachineLoad()
-        super().__init__()
-        #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
-        self.unsaved = 0
         #: the cost model's answers, per (signature, candidate, device, torch threads)
         self._predictions: dict[tuple[Signature, Candidate, torch.device, int],
                                 float | None] = {}
@@ -209,22 +198,11 @@ class Selector(DecisionMemory[Choice]):
 
     def _tune_once(self, signature: Signature, device: torch.device,
                    candidates: Sequence[Candidate]) -> Choice:
-        """Tune under the store's lease (:func:`~autoconv.tuning.leasing.tune_under_lease`),
-        so that processes sharing a database never measure one signature at the same time:
-        while another holds it, wait (up to ``budget_s``) for its measurements to appear and
-        use them; if they do not, answer without measuring this once (not remembered: a
-        later call decides again)."""
-        if not self.settings.persist or getattr(self.store, "lease", None) is None:
-            return self.tune(signature, device, candidates)
-
-        def from_database() -> Choice | None:
-            stored = self._stored_outcomes(signature, device)
-            return self.pick_winner(stored, source="database") if stored else None
-
-        return tune_under_lease(
-            self.store, signature, device, self.settings.budget_s,
-            tune=lambda: self.tune(signature, device, candidates),
-            from_database=from_database,
+        """Tune under the store's lease (:meth:`SelectorCore._under_lease`); answer without
+        measuring this once (not remembered: a later call decides again) when another
+        process held it and its measurements did not come within the budget."""
+        return self._under_lease(
+            signature, device, tune=lambda: self.tune(signature, device, candidates),
             fallback=lambda: self._predict(signature, device, candidates))
 
     def _confident_prediction(self, signature: Signature, device: torch.device,
@@ -240,12 +218,6 @@ class Selector(DecisionMemory[Choice]):
         checked by their strategies; none when there is no database or it fails)."""
         return self._stored_outcomes(self.key_signature(signature), device)
 
-    def provisional_reason(self, outcomes: Sequence[Outcome]) -> str | None:
-        """Why the decision on ``outcomes`` is provisional (None: it is final), by
-        :func:`~autoconv.tuning.outcome.provisional_reason`."""
-        return provisional_reason(outcomes, [strategy.name for strategy in self.strategies],
-                                  self.settings.tie_margin)
-
     def _measure_again(self, stored: Sequence[Outcome]) -> bool:
         """Whether stored outcomes are measured again, in mode tune: as ``revisit`` says, and
         by default when their decision was taken on a busy machine (its winner, or
@@ -258,17 +230,11 @@ class Selector(DecisionMemory[Choice]):
             o.contended and o.candidate.is_plain_conv1d for o in stored))
         return contended and not self.load.busy()
 
-    def _stored_outcomes(self, signature: Signature, device: torch.device) -> list[Outcome]:
-        if self.store is None:
-            return []
-        try:
-            rows = self.store.candidates(signature, device)
-        except Exception as error:  # a broken database must not break the user's model
-            warnings.warn(f"autoconv: tuning database lookup failed, deciding without it: "
-                          f"{error}", RuntimeWarning, stacklevel=4)
-            return []
-        return stored_outcomes(signature, rows, self.strategies,
-                               self._failed.get((signature, device), set()))
+    def _stored_outcomes(self, signature: Signature, device: torch.device,
+                         excluded: Collection[Candidate] = ()) -> list[Outcome]:
+        """The stored outcomes that may be chosen, less the candidates that failed here."""
+        failed = self._failed.get((signature, device), set())
+        return super()._stored_outcomes(signature, device, {*excluded, *failed})
 
     def _predict(self, signature: Signature, device: torch.device,
                  candidates: Sequence[Candidate]) -> Choice:
@@ -361,56 +327,12 @@ class Selector(DecisionMemory[Choice]):
     def time_warmed(self, warmed: Sequence[WarmedUp], device: torch.device,
                     budget: Budget) -> list[Outcome]:
         """Time the warmed-up candidates interleaved with the injected timer, and turn the
-        timings into outcomes.
+        timings into outcomes (:meth:`SelectorCore._timed_outcomes`)."""
+        return self._timed_outcomes(warmed, device, budget)
 
-        When another round would not fit in the budget (and ``min_samples`` asks for no more
-        than one), the warm-up calls are the only samples.
-        """
-        if not warmed:
-            return []
-        min_samples = min(self.settings.min_samples, self.settings.max_samples)
-        if min_samples > 1 or budget.fits_a_round(sum(w.warm_up_s for w in warmed)):
-            no_race: dict[str, Any] = {} if self.settings.race else {"drop_factor": None}
-            timings = self.timer([w.call for w in warmed], device=device,
-                                 deadline=budget.deadline, max_samples=self.settings.max_samples,
-                                 min_samples=min_samples, **no_race)
-        else:
-            timings = [Timing(w.warm_up_s, 0.0, 1) for w in warmed]
-        return [Outcome.timed(w.call.candidate, timing, w.error)
-                if timing.ok and math.isfinite(timing.median_s) and timing.samples
-                else Outcome.failed(w.call.candidate, w.warm_up_s, str(timing.failure), w.error)
-                for w, timing in zip(warmed, timings)]
+    def make_choice(self, outcome: Outcome, source: str) -> Choice:
+        return Choice.make(outcome.candidate.strategy, dict(outcome.candidate.params),
+                           source=source, median_s=outcome.median_s)
 
-    def pick_winner(self, outcomes: Sequence[Outcome], source: str = "measured") -> Choice:
-        """The fastest valid outcome, unless it is tied with a simpler strategy.
-
-        The same rule picks among fresh measurements and among stored ones (``source``
-        ``"database"``), so a process reading the database chooses what the process that
-        measured chose.
-
-        An outcome is tied with the fastest when its median is within ``tie_margin`` of it, or
-        when their interquartile ranges overlap (the difference is within the noise of the
-        measurements). A tie goes to the strategy registered first (direct, then fft, then
-        overlap-add): simpler and more accurate, and never slower than doing nothing; within
-        one strategy, to its form without parameters (``F.conv1d`` itself rather than padding
-        first), then to the faster median.
-        """
-        best = tie_winner(outcomes, [strategy.name for strategy in self.strategies],
-                          self.settings.tie_margin)
-        if best is None:
-            return Choice.make(reference_strategy(), source="fallback")
-        return Choice.make(best.candidate.strategy, dict(best.candidate.params),
-                           source=source, median_s=best.median_s)
-
-    def _record(self, signature: Signature, device: torch.device,
-                outcomes: Sequence[Outcome]) -> None:
-        if self.store is None or not self.settings.persist or not outcomes:
-            return
-        try:
-            stored = self.store.record(signature, device, outcomes)
-        except Exception as error:
-            stored = False
-            warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
-                          f"only: {error}", RuntimeWarning, stacklevel=4)
-        if stored is False:
-            self.unsaved += 1
+    def fallback_choice(self) -> Choice:
+        return Choice.make(reference_strategy(), source="fallback")

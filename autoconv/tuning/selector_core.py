@@ -1,0 +1,168 @@
+"""What both selectors share: stored outcomes, recording, the lease, timing warmed-up
+candidates into outcomes, and the tie rule's pick.
+
+:class:`SelectorCore` is the base of :class:`~autoconv.tuning.selector.Selector` (conv1d
+calls) and :class:`~autoconv.tuning.stream_selector.StreamSelector` (streams). Each subclass
+says what a choice is (:meth:`SelectorCore.make_choice`), what it answers without a winner
+(:meth:`SelectorCore.fallback_choice`) and how it decides (``_lookup_or_decide``, from
+:class:`~autoconv.tuning.memory.DecisionMemory`); the rest is here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from autoconv.settings import Settings
+from autoconv.settings import settings as global_settings
+from autoconv.signature import Signature
+from autoconv.tuning.candidates import Candidate
+from autoconv.tuning.leasing import tune_under_lease
+from autoconv.tuning.memory import DecisionMemory
+from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
+from autoconv.tuning.protocols import ChoiceStore
+from autoconv.tuning.stored import stored_outcomes
+from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
+from autoconv.tuning.trial import Budget
+
+Decision = TypeVar("Decision")
+
+
+class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
+    """The shared machinery of a selector (see the module docstring).
+
+    Args:
+        timer, clock: how candidates are timed, and the wall clock (injectable for tests).
+        store: the tuning database (None: decisions live in memory only).
+        settings: what the selector obeys (default: ``autoconv.settings``).
+    """
+
+    def __init__(self, *, timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
+                 store: ChoiceStore | None = None, settings: Settings | None = None) -> None:
+        self.timer = timer
+        self.clock = clock
+        self.store = store
+        self.settings = settings or global_settings
+        super().__init__()
+        #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
+        self.unsaved = 0
+
+    # -- what a subclass says --------------------------------------------------------------
+
+    @property
+    def strategies(self) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def make_choice(self, outcome: Outcome, source: str) -> Decision:
+        """The choice that runs ``outcome``'s candidate."""
+        raise NotImplementedError
+
+    def fallback_choice(self) -> Decision:
+        """The answer when no outcome may win (the reference)."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def strategy_order(self) -> list[str]:
+        """The strategies' names in registry order: the tie rule's order of simplicity."""
+        return [strategy.name for strategy in self.strategies]
+
+    def pick_winner(self, outcomes: Sequence[Outcome], source: str = "measured") -> Decision:
+        """The fastest valid outcome, unless it is tied with a simpler strategy
+        (:func:`~autoconv.tuning.outcome.tie_winner`); the reference when none is valid.
+
+        The same rule picks among fresh measurements and stored ones (``source``
+        ``"database"``), so a process reading the database chooses what the process that
+        measured chose.
+        """
+        best = tie_winner(outcomes, self.strategy_order(), self.settings.tie_margin)
+        return self.fallback_choice() if best is None else self.make_choice(best, source)
+
+    def provisional_reason(self, outcomes: Sequence[Outcome]) -> str | None:
+        """Why the decision on ``outcomes`` is provisional (None: it is final), by
+        :func:`~autoconv.tuning.outcome.provisional_reason`."""
+        return provisional_reason(outcomes, self.strategy_order(), self.settings.tie_margin)
+
+    def _stored_outcomes(self, signature: Signature, device: torch.device,
+                         excluded: Collection[Candidate] = ()) -> list[Outcome]:
+        """The stored rows of ``signature`` on ``device`` that may be chosen here (checked
+        by their strategies, ``excluded`` left out); none without a database or when it
+        fails."""
+        if self.store is None:
+            return []
+        try:
+            rows = self.store.candidates(signature, device)
+        except Exception as error:  # a broken database must not break the user's model
+            warnings.warn(f"autoconv: tuning database lookup failed, deciding without it: "
+                          f"{error}", RuntimeWarning, stacklevel=4)
+            return []
+        return stored_outcomes(signature, rows, self.strategies, excluded)
+
+    def _record(self, signature: Signature, device: torch.device,
+                outcomes: Sequence[Outcome]) -> None:
+        """Store one tuning run's outcomes (counted in :attr:`unsaved` when they are not)."""
+        if self.store is None or not self.settings.persist or not outcomes:
+            return
+        try:
+            stored = self.store.record(signature, device, outcomes)
+        except Exception as error:
+            stored = False
+            warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
+                          f"only: {error}", RuntimeWarning, stacklevel=4)
+        if stored is False:
+            self.unsaved += 1
+
+    def _under_lease(self, signature: Signature, device: torch.device,
+                     tune: Callable[[], Decision], fallback: Callable[[], Decision]
+                     ) -> Decision:
+        """``tune()`` under the store's lease (:func:`~autoconv.tuning.leasing.
+        tune_under_lease`), so that processes sharing a database never measure one
+        signature at the same time: while another holds it, wait (up to ``budget_s``) for
+        its measurements and use them; if they do not come, ``fallback()`` this once."""
+        if not self.settings.persist or getattr(self.store, "lease", None) is None:
+            return tune()
+
+        def from_database() -> Decision | None:
+            stored = self._stored_outcomes(signature, device)
+            return self.pick_winner(stored, source="database") if stored else None
+
+        return tune_under_lease(self.store, signature, device, self.settings.budget_s,
+                                tune=tune, from_database=from_database, fallback=fallback)
+
+    def _timed_outcomes(self, warmed: Sequence[Any], device: torch.device, budget: Budget, *,
+                        per_call: float = 1.0) -> list[Outcome]:
+        """Time warmed-up candidates (each with ``call``, ``error``, ``warm_up_s``)
+        interleaved with the injected timer, and turn the timings into outcomes, each
+        divided by ``per_call`` (a stream's cycle of chunks: its time is one chunk's).
+
+        When another round would not fit in the budget (and ``min_samples`` asks for no more
+        than one), the warm-up calls are the only samples.
+        """
+        if not warmed:
+            return []
+        settings = self.settings
+        min_samples = min(settings.min_samples, settings.max_samples)
+        if min_samples > 1 or budget.fits_a_round(sum(w.warm_up_s for w in warmed)):
+            no_race: dict[str, Any] = {} if settings.race else {"drop_factor": None}
+            timings = self.timer([w.call for w in warmed], device=device,
+                                 deadline=budget.deadline, max_samples=settings.max_samples,
+                                 min_samples=min_samples, **no_race)
+        else:
+            timings = [Timing(w.warm_up_s, 0.0, 1) for w in warmed]
+        outcomes = []
+        for w, timing in zip(warmed, timings):
+            candidate = w.call.candidate
+            if timing.ok and math.isfinite(timing.median_s) and timing.samples:
+                scaled = dataclasses.replace(timing, median_s=timing.median_s / per_call,
+                                             spread_s=timing.spread_s / per_call)
+                outcomes.append(Outcome.timed(candidate, scaled, w.error))
+            else:
+                outcomes.append(Outcome.failed(candidate, w.warm_up_s / per_call,
+                                               str(timing.failure), w.error))
+        return outcomes
