@@ -156,3 +156,25 @@ def test_a_rival_that_raises_is_never_seen_by_the_caller(live) -> None:
     finally:
         SECONDS.pop("broken")
         unregister(strategy.name)
+
+
+def test_an_answer_that_raises_is_recovered_and_exploration_goes_on_without_it(live) -> None:
+    def broken(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        raise RuntimeError("no kernel for this")
+
+    strategy = register(Strategy("broken", broken))
+    try:
+        SECONDS["broken"] = 0.1e-3  # 20x F.conv1d by the cost model: the prior's answer
+        dispatcher.selector.cost_model = FakeCostModel()
+        x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+        with torch.no_grad():
+            assert autoconv.select(x, w).strategy == "broken"
+            with pytest.warns(RuntimeWarning, match="broken .* raised RuntimeError"):
+                for _ in range(80):
+                    torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+            choice = autoconv.select(x, w)
+        assert choice.strategy != "broken"
+        assert choice.origin == "measured"  # explored again without it, and decided
+    finally:
+        SECONDS.pop("broken")
+        unregister(strategy.name)
