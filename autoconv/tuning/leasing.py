@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
@@ -19,24 +18,6 @@ _T = TypeVar("_T")
 
 #: Seconds between two looks at the database while another process measures a signature.
 LEASE_POLL_S = 0.05
-
-
-@contextmanager
-def store_lease(store: Any, signature: Signature, device: torch.device) -> Iterator[bool]:
-    """The store's lease of measuring ``signature`` on ``device``: yields whether it was
-    granted, and granted when taking or releasing it fails (a lease only saves duplicate
-    work, it never stops a call)."""
-    try:
-        held = store.lease(signature, device)
-        granted = held.__enter__()
-    except Exception:
-        yield True
-        return
-    try:
-        yield granted
-    finally:
-        with suppress(Exception):
-            held.__exit__(None, None, None)
 
 
 def tune_under_lease(store: Any, signature: Signature, device: torch.device, budget_s: float,
@@ -52,7 +33,9 @@ def tune_under_lease(store: Any, signature: Signature, device: torch.device, bud
     waited_until = time.monotonic() + budget_s
     waited = False
     while True:
-        with store_lease(store, signature, device) as granted:
+        # the store grants the lease when taking it fails (GuardedStore.lease): a lease
+        # only saves duplicate work, it never stops a call
+        with store.lease(signature, device) as granted:
             if granted:
                 stored = from_database() if waited else None
                 if stored is not None:  # the holder finished between two looks

@@ -5,6 +5,7 @@ cost model and the learned predictor. Each is injected, so the selector is teste
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -28,7 +29,21 @@ class ChoiceStore(Protocol):
 
     def record(self, signature: Signature, device: torch.device,
                outcomes: Sequence[Outcome]) -> bool | None:
-        """Store one tuning run's outcomes; False (or an exception) when they were not kept."""
+        """Store one tuning run's outcomes; False when they were not kept (a failing
+        database is the store's to report: :class:`~autoconv.storage.guarded.GuardedStore`
+        never raises)."""
+        ...
+
+
+@runtime_checkable
+class LeaseStore(ChoiceStore, Protocol):
+    """A store with leases: processes sharing it never measure one signature at once (the
+    selectors tune under the lease when their store has one)."""
+
+    def lease(self, signature: Signature, device: torch.device
+              ) -> AbstractContextManager[bool]:
+        """Take the lease of measuring ``signature`` on ``device`` if free (never waits):
+        yields whether it was granted; granted when taking it fails."""
         ...
 
 

@@ -1,6 +1,10 @@
 """What both selectors share: stored outcomes, recording, the lease, timing warmed-up
 candidates into outcomes, and the tie rule's pick.
 
+Database failures are not handled here: the store a process's selectors are given is a
+:class:`~autoconv.storage.guarded.GuardedStore`, the one layer that turns a failing database
+into misses (one warning, then a rest).
+
 :class:`SelectorCore` is the base of :class:`~autoconv.tuning.selector.Selector` (conv1d
 calls) and :class:`~autoconv.tuning.stream_selector.StreamSelector` (streams). Each subclass
 says what a choice is (:meth:`SelectorCore.make_choice`), what it answers without a winner
@@ -13,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -26,7 +29,7 @@ from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.leasing import tune_under_lease
 from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
-from autoconv.tuning.protocols import ChoiceStore
+from autoconv.tuning.protocols import ChoiceStore, LeaseStore
 from autoconv.tuning.stored import stored_outcomes
 from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
 from autoconv.tuning.trial import Budget
@@ -92,30 +95,22 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
     def _stored_outcomes(self, signature: Signature, device: torch.device,
                          excluded: Collection[Candidate] = ()) -> list[Outcome]:
         """The stored rows of ``signature`` on ``device`` that may be chosen here (checked
-        by their strategies, ``excluded`` left out); none without a database or when it
-        fails."""
+        by their strategies, ``excluded`` left out); none without a database. A database
+        that fails is the store's to turn into a miss
+        (:class:`~autoconv.storage.guarded.GuardedStore`, what every selector of a process
+        is given): it is not caught again here."""
         if self.store is None:
             return []
-        try:
-            rows = self.store.candidates(signature, device)
-        except Exception as error:  # a broken database must not break the user's model
-            warnings.warn(f"autoconv: tuning database lookup failed, deciding without it: "
-                          f"{error}", RuntimeWarning, stacklevel=4)
-            return []
+        rows = self.store.candidates(signature, device)
         return stored_outcomes(signature, rows, self.strategies, excluded)
 
     def _record(self, signature: Signature, device: torch.device,
                 outcomes: Sequence[Outcome]) -> None:
-        """Store one tuning run's outcomes (counted in :attr:`unsaved` when they are not)."""
+        """Store one tuning run's outcomes (counted in :attr:`unsaved` when the store says
+        it did not keep them: a guarded store's answer to a failing database)."""
         if self.store is None or not self.settings.persist or not outcomes:
             return
-        try:
-            stored = self.store.record(signature, device, outcomes)
-        except Exception as error:
-            stored = False
-            warnings.warn(f"autoconv: could not store measurements, keeping them in memory "
-                          f"only: {error}", RuntimeWarning, stacklevel=4)
-        if stored is False:
+        if self.store.record(signature, device, outcomes) is False:
             self.unsaved += 1
 
     def _under_lease(self, signature: Signature, device: torch.device,
@@ -125,7 +120,7 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
         tune_under_lease`), so that processes sharing a database never measure one
         signature at the same time: while another holds it, wait (up to ``budget_s``) for
         its measurements and use them; if they do not come, ``fallback()`` this once."""
-        if not self.settings.persist or getattr(self.store, "lease", None) is None:
+        if not self.settings.persist or not isinstance(self.store, LeaseStore):
             return tune()
 
         def from_database() -> Decision | None:

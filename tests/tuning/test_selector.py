@@ -399,12 +399,20 @@ def test_two_threads_tune_a_signature_once() -> None:
 
 
 def test_broken_store_warns_and_tuning_goes_on() -> None:
+    # the guarded store is the one layer that turns a failing database into misses
+    from autoconv.storage.guarded import GuardedStore
+
     class BrokenStore(FakeStore):
+        where = "a broken disk"
+
         def candidates(self, signature, device):
             raise OSError("disk on fire")
 
+        def device(self, device):
+            return None
+
     selector, _ = make_selector(["direct", "fast"], {"direct": 2.0, "fast": 1.0},
-                                store=BrokenStore())
+                                store=GuardedStore(BrokenStore(), retry_s=30.0))
     with pytest.warns(RuntimeWarning, match="disk on fire"):
         assert selector.choose(SIG, CPU).strategy == "fast"
 
