@@ -76,12 +76,17 @@ _FAILED_ROWS = (select(measurements).where(*_SAME_SIGNATURE, _m.ok.is_(False))
 _ANY = select(_m.id).where(*_SAME_SIGNATURE).limit(1)
 
 
-def _location(url: str, explicit: bool) -> tuple[str, str]:
-    """(file or masked URL for messages, ``--db`` option for commands in messages)."""
+def _location(url: str) -> tuple[str, str]:
+    """(file or masked URL for messages, ``--db`` option for commands in messages).
+
+    The option is always given, however the database was configured (``--db``,
+    ``AUTOCONV_DB_URL``, the default file): a command copied from a message acts on that
+    database and no other.
+    """
     parsed = parse_url(url)
     path = sqlite_file(parsed)
     where = str(path) if path is not None else masked(url)
-    return where, f" --db {shlex.quote(masked(url))}" if explicit else ""
+    return where, f" --db {shlex.quote(masked(url))}"
 
 
 def open_engine(url: str | None = None, *, create: bool = True,
@@ -93,7 +98,7 @@ def open_engine(url: str | None = None, *, create: bool = True,
     """
     text = url or default_url()
     parsed = parse_url(text)
-    where, db_option = _location(text, url is not None)
+    where, db_option = _location(text)
     path = sqlite_file(parsed)
     if path is not None:
         if not path.exists():

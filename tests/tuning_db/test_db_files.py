@@ -144,6 +144,12 @@ def test_an_older_schema_names_the_upgrade_command_and_upgrades_keeping_rows(
         tuning_db.connect(db_url)
     assert str(raised.value).endswith(
         f"upgrade it with: autoconv db upgrade --db {shlex.quote(masked(db_url))}")
+    # configured by the environment, not a flag: the command still names this database
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("AUTOCONV_DB_URL", db_url)
+        with pytest.raises(errors.SchemaTooOldError) as raised:
+            tuning_db.connect()
+    assert str(raised.value).endswith(f"--db {shlex.quote(masked(db_url))}")
 
     assert main(["db", "upgrade", "--db", db_url]) == 0
     assert f"from schema 0001 to {tuning_db.SCHEMA_VERSION}" in capsys.readouterr().out
