@@ -51,7 +51,8 @@ class WriteCounts:
         return self
 
 
-def _dialect_insert(connection: Connection):  # type: ignore[no-untyped-def]
+def dialect_insert(connection: Connection):  # type: ignore[no-untyped-def]
+    """The dialect's ``insert`` with ``ON CONFLICT`` (SQLite, PostgreSQL), else None."""
     name = connection.dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -111,7 +112,7 @@ def upsert_devices(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """
     if not rows:
         return
-    insert = _dialect_insert(connection)
+    insert = dialect_insert(connection)
     if insert is not None:
         _executemany(connection, devices,
                      insert(devices).on_conflict_do_nothing(index_elements=["device_id"]), rows)
@@ -172,7 +173,7 @@ def upsert_measurements(connection: Connection, rows: list[dict[str, Any]]) -> W
         changes.append(row)
     if not changes:
         return counts
-    insert = _dialect_insert(connection)
+    insert = dialect_insert(connection)
     if insert is None:
         _write_generic(connection, changes, stored)
         return counts

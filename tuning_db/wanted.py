@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Connection
 
+from tuning_db import upsert
 from tuning_db.records import SignatureRecord, WantedRecord
 from tuning_db.rows import as_utc, signature_columns, signature_from_row
 from tuning_db.schema import measurements, wanted
@@ -25,17 +26,6 @@ _m = measurements.c
 _MEASURED = exists().where(and_(_m.device_id == _w.device_id, _m.sig_key == _w.sig_key, _m.ok))
 
 
-def _insert(connection: Connection):  # type: ignore[no-untyped-def]
-    name = connection.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-        return insert
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-        return insert
-    return None
-
-
 def note(connection: Connection, device_id: str, calls: Mapping[SignatureRecord, int],
          now: datetime) -> None:
     """Add ``calls`` (signature -> calls seen since the last note) to the device's rows."""
@@ -44,7 +34,7 @@ def note(connection: Connection, device_id: str, calls: Mapping[SignatureRecord,
             for signature, count in sorted(calls.items(), key=lambda item: item[0].key)]
     if not rows:
         return
-    insert = _insert(connection)
+    insert = upsert.dialect_insert(connection)
     if insert is not None:
         statement = insert(wanted)
         statement = statement.on_conflict_do_update(

@@ -46,7 +46,7 @@ from autoconv.contexts import may_measure
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import REFERENCE_WINDOW, Candidate, ConvInputs, Reference
 from autoconv.tuning.contention import MachineLoad, QuietMachine
-from autoconv.tuning.outcome import NOTE_LENGTH, Outcome
+from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.timing import Clock
 from tuning_db.records import CONTENDED_NOTE
 
@@ -356,16 +356,5 @@ class Exploration:
                 continue
             note = (f"{CONTENDED_NOTE} {len(arm.disturbed)} live calls disturbed"
                     if contended else f"{LIVE_NOTE} timed on {len(times)} live calls")
-            outcomes.append(_outcome(arm.candidate, times, note[:NOTE_LENGTH]))
+            outcomes.append(Outcome.of_live_times(arm.candidate, times, note))
         return outcomes
-
-
-def _outcome(candidate: Candidate, times: Sequence[float], note: str) -> Outcome:
-    ordered = sorted(times)
-    if len(ordered) >= 4:
-        quartiles = statistics.quantiles(ordered, n=4)
-        spread = quartiles[2] - quartiles[0]
-    else:
-        spread = ordered[-1] - ordered[0]
-    return Outcome(candidate, max(statistics.median(ordered), 1e-9), spread, len(ordered),
-                   note=note)

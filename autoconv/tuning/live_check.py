@@ -33,7 +33,7 @@ from autoconv.contexts import may_measure
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, QuietMachine
-from autoconv.tuning.outcome import NOTE_LENGTH, Outcome
+from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.timing import Clock
 from tuning_db.records import CORRECTED_NOTE
 
@@ -178,16 +178,8 @@ class LiveCheck:
     def live_outcomes(self, why: str) -> list[Outcome]:
         """The live timings as outcomes to store: the winner's, then ``F.conv1d``'s when it
         has a whole window."""
-        note = f"{CORRECTED_NOTE} {why}"[:NOTE_LENGTH]
-        outcomes = [_outcome(self.winner, self.winner_times, note)]
+        note = f"{CORRECTED_NOTE} {why}"
+        outcomes = [Outcome.of_live_times(self.winner, self.winner_times, note)]
         if len(self.reference_times) >= WINDOW:  # fewer would replace a better-supported row
-            outcomes.append(_outcome(self.reference, self.reference_times, note))
+            outcomes.append(Outcome.of_live_times(self.reference, self.reference_times, note))
         return outcomes
-
-
-def _outcome(candidate: Candidate, times: deque[float], note: str) -> Outcome:
-    ordered = sorted(times)
-    spread = ordered[-1] - ordered[0] if len(ordered) < 4 else (
-        statistics.quantiles(ordered, n=4)[2] - statistics.quantiles(ordered, n=4)[0])
-    return Outcome(candidate, max(statistics.median(ordered), 1e-9), spread, len(ordered),
-                   note=note)

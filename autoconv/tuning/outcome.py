@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,20 @@ class Outcome:
                     f"disturbed{timing.busy_note}")[:NOTE_LENGTH]
         return cls(candidate, max(timing.median_s, MIN_SECONDS), timing.spread_s,
                    timing.samples, error, note=note)
+
+    @classmethod
+    def of_live_times(cls, candidate: Candidate, times: Sequence[float], note: str
+                      ) -> Outcome:
+        """An outcome of seconds timed on live calls (a live re-check, mode live's
+        exploration): their median, their interquartile range (their range under 4)."""
+        ordered = sorted(times)
+        if len(ordered) >= 4:
+            quartiles = statistics.quantiles(ordered, n=4)
+            spread = quartiles[2] - quartiles[0]
+        else:
+            spread = ordered[-1] - ordered[0]
+        return cls(candidate, max(statistics.median(ordered), MIN_SECONDS), spread,
+                   len(ordered), note=note[:NOTE_LENGTH])
 
     @classmethod
     def estimated(cls, candidate: Candidate, seconds: float, how: str, *,

@@ -302,7 +302,7 @@ def test_connect_uses_the_environment_and_the_cache_dir(monkeypatch: pytest.Monk
 
 def test_backends_without_on_conflict_apply_the_same_rules(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(upsert, "_dialect_insert", lambda connection: None)
+    monkeypatch.setattr(upsert, "dialect_insert", lambda connection: None)
     device, signature = make_device(), make_signature()
     old = datetime(2026, 1, 1, tzinfo=UTC)
     with tuning_db.connect(f"sqlite:///{tmp_path / 'generic.sqlite3'}") as db:

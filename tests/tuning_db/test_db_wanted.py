@@ -49,3 +49,16 @@ def test_many_writers_lose_no_calls(db_url: str) -> None:
     with tuning_db.connect(db_url) as db:
         [row] = db.wanted(device.device_id)
     assert row.calls == 41
+
+
+def test_a_backend_without_on_conflict_sums_the_same(db_url: str,
+                                                      monkeypatch) -> None:
+    from tuning_db import upsert
+
+    monkeypatch.setattr(upsert, "dialect_insert", lambda connection: None)
+    device, signature = make_device(), make_signature()
+    with tuning_db.connect(db_url) as db:
+        db.want(device, {signature: 2})
+        db.want(device, {signature: 3})
+        [row] = db.wanted(device.device_id)
+    assert row.calls == 5
