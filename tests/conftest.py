@@ -74,6 +74,33 @@ def fresh_autoconv(tmp_path: Path) -> Iterator[None]:
     dispatcher.reset()
 
 
+@pytest.fixture
+def exploring(fresh_autoconv: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """autoconv in mode ``live`` with exploration unbounded: every candidate the signature
+    has is explored (none left out by the cost model), and every call after a signature's
+    first runs one (checked against ``F.conv1d`` first, then timed) until the signature is
+    decided. Every timed call takes one whole second (far beyond what the cost model
+    predicts for any candidate, so every one fits exploration's allowance at once) and the
+    machine reads quiet: how far exploration goes depends neither on the machine's speed nor
+    on its load."""
+    import itertools
+    import math
+
+    import autoconv
+    from autoconv.runtime.dispatch import dispatcher
+    from autoconv.tuning import selector
+    from autoconv.tuning.contention import QuietMachine
+
+    seconds = itertools.count()
+    monkeypatch.setattr(selector, "EXPLORE_FACTOR", math.inf)
+    monkeypatch.setattr(selector, "MAX_RIVALS", 1 << 10)
+    monkeypatch.setattr(dispatcher, "live_clock", lambda: float(next(seconds)))
+    monkeypatch.setattr(dispatcher, "live_load", QuietMachine())
+    with autoconv.settings.override(mode="live", explore_overhead=1.0,
+                                    explore_call_factor=1e9):
+        yield
+
+
 def pg_base_url() -> str | None:
     """The PostgreSQL test server's URL, or None when tests against it are off."""
     return os.environ.get(PG_ENV) or None

@@ -240,9 +240,10 @@ class Dispatcher:
                      device: torch.device) -> Exploration | None:
         """Mode ``live``: the exploration of a signature answered without a measurement
         (:mod:`autoconv.tuning.exploration`), for a remembered CPU call without gradients or
-        autocast; None otherwise."""
+        autocast; None otherwise (a degenerate call, which every strategy answers with
+        ``F.conv1d``, has nothing to explore)."""
         if (self.settings.mode != "live" or key is None or key[-2] or key[-1]
-                or device.type != "cpu"
+                or device.type != "cpu" or signature.is_degenerate
                 or choice.origin in ("measured", "database", "corrected")):
             return None
         answer = Candidate(choice.strategy_impl, choice.params)
@@ -283,6 +284,7 @@ class Dispatcher:
         ``F.conv1d`` as called; None otherwise (nothing to watch: F.conv1d is the bar)."""
         every = self.settings.recheck_every
         if (not every or key is None or key[-2] or key[-1] or device.type != "cpu"
+                or signature.is_degenerate
                 or choice.strategy_impl.is_plain_conv1d(choice.params_dict)):
             return None
         selector = self.selector

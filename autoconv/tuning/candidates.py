@@ -7,6 +7,7 @@ measured at its representative length.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -174,12 +175,16 @@ class Reference:
     @classmethod
     def of(cls, output: torch.Tensor) -> Reference:
         output = output.detach()
-        return cls(output, _widened(output).abs().max().item())
+        return cls(output, _widened(output).abs().max().item() if output.numel() else 0.0)
 
     def error(self, output: torch.Tensor) -> float:
         """max |output - reference| / max |reference|, over the reference's leading outputs
         (NaN if the output holds a NaN)."""
         output = output[..., : self.output.shape[-1]].detach()
+        if output.shape != self.output.shape:
+            return math.inf  # not the call's output at all
+        if not output.numel():
+            return 0.0
         difference = (_widened(output) - _widened(self.output)).abs().max().item()
         return difference / self.scale if self.scale != 0.0 else difference
 

@@ -82,6 +82,23 @@ def test_conv1d_pays_one_timeout_then_runs_without_the_database(silent: SilentSe
         dispatcher.reset()
 
 
+def test_live_exploration_goes_on_without_the_database(silent: SilentServer,
+                                                      exploring: None) -> None:
+    # mode live: every call explores, and the decision it reaches cannot be stored
+    x, w = torch.randn(1, 2, 100), torch.randn(2, 2, 3)
+    try:
+        with autoconv.settings.override(db_url=silent.url, db_timeout_s=2), torch.no_grad():
+            with pytest.warns(RuntimeWarning, match="trying it again in 30 s"):
+                torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+            attempts = len(silent.accepted)
+            for _ in range(100):
+                torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
+            assert autoconv.select(x, w).origin == "measured"  # decided, kept in memory
+            assert len(silent.accepted) == attempts >= 1  # and never waited on the server
+    finally:
+        dispatcher.reset()
+
+
 @pytest.mark.postgres
 def test_a_terminated_connection_loses_nothing(pg_schema_url) -> None:
     from sqlalchemy import create_engine, text
