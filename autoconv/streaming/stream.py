@@ -119,6 +119,7 @@ class Conv1dStream:
         self._choice: StreamChoice | None = None
         self._batch = 0
         self._fresh = True  # no sample since the stream was made or reset
+        self._live: Any = None  # mode live: the exploration of the stream's rivals
         self._unbatched = False
         self._silence: torch.Tensor | None = None
 
@@ -188,17 +189,59 @@ class Conv1dStream:
                                f"; call reset() before preparing batch {batch}")
         self._fresh = True
         if self._engine is not None and batch == self._batch:
-            with torch.no_grad():
-                self._engine.reset()
+            self.reset()
             return self._choice  # type: ignore[return-value]
-        choice = self._requested or self._selector().choose(self.signature(batch), self.device)
-        with torch.no_grad(), torch.inference_mode(False):
-            self._engine = choice.build(self._weight, self._bias, dilation=self.dilation,
-                                        groups=self.groups, batch=batch,
-                                        chunk_size=self.chunk_size)
+        signature = self.signature(batch)
+        choice = self._requested or self._selector().choose(signature, self.device)
+        self._engine = self._build(choice, batch)
         self._choice, self._batch, self._silence = choice, batch, None
+        self._live = None if self._requested else self._exploration(signature, choice, batch)
         self._warn_if_slower_than_real_time()
         return choice
+
+    def _build(self, choice: Any, batch: int) -> Any:
+        """An engine of ``choice`` (a StreamChoice or a tuning Candidate) for ``batch``:
+        ordinary tensors even when built under ``torch.inference_mode`` (a stream may be
+        fed outside it later)."""
+        params = choice.params_dict if isinstance(choice, StreamChoice) else dict(choice.params)
+        strategy = choice.strategy_impl if isinstance(choice, StreamChoice) else choice.strategy
+        with torch.no_grad(), torch.inference_mode(False):
+            return strategy.build(self._weight, self._bias, dilation=self.dilation,
+                                  groups=self.groups, batch=batch, chunk_size=self.chunk_size,
+                                  **params)
+
+    def _exploration(self, signature: Signature, choice: StreamChoice, batch: int) -> Any:
+        """Mode live: the exploration of the stream's rivals on its own chunks (None when
+        the choice was measured, or nothing is explored)."""
+        from autoconv.runtime.dispatch import dispatcher
+
+        return dispatcher.stream_selector.exploration(
+            signature, self.device, choice, build=lambda c: self._build(c, batch),
+            weight=self._weight, bias=self._bias, dilation=self.dilation, groups=self.groups,
+            clock=dispatcher.live_clock, load=dispatcher.live_load)
+
+    def _step(self, chunk: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """One chunk through the engine (through the exploration while it is under way;
+        the stream runs the winner once it took over)."""
+        live = self._live
+        if live is None:
+            return self._engine.step(chunk, out)  # type: ignore[union-attr]
+        result = live.step(self._engine, chunk, out)
+        self._follow(live)
+        return result
+
+    def _follow(self, live: Any) -> None:
+        """Take the exploration's outcome once it has one: the winner's engine, or the
+        measured decision for the engine the stream already runs."""
+        if live.replacement is not None:
+            self._engine, self._choice = live.replacement
+        elif live.under_way:
+            return
+        elif live.decision is not None and live.decision.strategy_impl is \
+                self._choice.strategy_impl and live.decision.params == self._choice.params:
+            self._choice = live.decision
+        self._live = None
+        self._warn_if_slower_than_real_time()
 
     def _warn_if_slower_than_real_time(self) -> None:
         """Warn once when the measured per-chunk time exceeds the real-time budget."""
@@ -224,6 +267,9 @@ class Conv1dStream:
         if self._engine is not None:
             with torch.no_grad():
                 self._engine.reset()
+        if self._live is not None:
+            self._live.reset()
+            self._follow(self._live)
         self._fresh = True
 
     @staticmethod
@@ -289,7 +335,7 @@ class Conv1dStream:
             result = out if out is not None else x.new_empty(batch, self.out_channels, 0)
         else:
             with torch.no_grad():
-                result = self._engine.step(x, out)  # type: ignore[union-attr]
+                result = self._step(x, out)
         return result[0] if unbatched else result
 
     __call__ = stream
@@ -314,6 +360,6 @@ class Conv1dStream:
         with torch.no_grad():
             for start in range(0, n, self.chunk_size):
                 end = min(n, start + self.chunk_size)
-                self._engine.step(self._silence[..., :end - start], out[..., start:end])
+                self._step(self._silence[..., :end - start], out[..., start:end])
         self._fresh = self._fresh and n == 0
         return out[0] if self._unbatched else out

@@ -236,6 +236,14 @@ class Exploration:
             self._answer_ran_last = True
             return self.answer
         self._answer_ran_last = False
+        rival = self._pick_rival()
+        if rival is None and answer_waits:
+            self._answer_ran_last = True
+            return self.answer
+        return rival
+
+    def _pick_rival(self) -> Arm | None:
+        """The next rival (round robin) whose expected cost fits the bounds, else None."""
         answer_s = self._answer_s()
         allowance = self.overhead * answer_s * self.calls - self.extra_s
         waiting = [arm for arm in self.arms if not arm.done and arm is not self.answer]
@@ -244,19 +252,25 @@ class Exploration:
             expected = self._expected_s(arm)
             if expected is None:
                 continue
-            if expected > self.call_factor * answer_s:
+            if self._too_slow(expected, answer_s):
                 self._leave_out(arm, expected)
                 continue
             # a first call carries one-time costs (an FFT plan, a kernel's set-up): it is
             # run once the allowance covers it at the warm-up's usual premium
             cost = expected * (WARM_UP_DROP if arm.first_s is None else 1.0)
-            if cost - answer_s <= allowance:
+            if self._extra_cost(arm, cost, answer_s) <= allowance:
                 self._next = (self._next + step + 1) % len(waiting)
                 return arm
-        if answer_waits:
-            self._answer_ran_last = True
-            return self.answer
         return None
+
+    def _too_slow(self, expected: float, answer_s: float) -> bool:
+        """Whether a call running an arm expected to take ``expected`` seconds would exceed
+        ``call_factor`` times the answer's (here the arm runs instead of the answer)."""
+        return expected > self.call_factor * answer_s
+
+    def _extra_cost(self, arm: Arm, expected: float, answer_s: float) -> float:
+        """What one run of ``arm`` costs beyond the answer's call (it replaces it)."""
+        return expected - answer_s
 
     def _leave_out(self, arm: Arm, expected: float) -> None:
         """An arm too slow to run on a live call: ``F.conv1d`` stands as its estimate (so
@@ -271,13 +285,14 @@ class Exploration:
     def _wait_for_allowance(self) -> None:
         """Skip the calls the allowance needs to pay for the cheapest waiting arm."""
         answer_s = self._answer_s()
-        costs = [self._expected_s(arm) for arm in self.arms if not arm.done]
-        needed = min((c - answer_s for c in costs if c is not None), default=0.0)
+        costs = [(arm, self._expected_s(arm)) for arm in self.arms if not arm.done]
+        needed = min((self._extra_cost(arm, c, answer_s) for arm, c in costs if c is not None),
+                     default=0.0)
         per_call = self.overhead * answer_s
         deficit = needed - (per_call * self.calls - self.extra_s)
         calls = math.ceil(deficit / per_call) if per_call > 0 and deficit > 0 else 1
         self.countdown = self._interval = max(1, min(calls, 1 << 16))
-        if not any(c is not None for c in costs):
+        if not any(c is not None for _, c in costs):
             self._finish()  # nothing more can be judged
 
     def _finish(self) -> None:

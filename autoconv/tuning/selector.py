@@ -138,26 +138,6 @@ class Selector(SelectorCore[Choice]):
         """
         return self.adopt(signature, device, live, source="corrected")
 
-    def adopt(self, signature: Signature, device: torch.device, live: Sequence[Outcome], *,
-              source: str = "measured") -> Choice:
-        """Decide ``signature`` on outcomes timed on live calls (a correction, or mode
-        ``live``'s exploration: :mod:`autoconv.tuning.exploration`): they replace the stored
-        outcomes of their candidates, are written to the database, and the tie rule picks
-        among all of them.
-
-        Returns:
-            The new choice (with ``source``), remembered for the signature.
-        """
-        key = (self.key_signature(signature), device)
-        with self._lock_for(key):
-            replaced = {outcome.candidate for outcome in live}
-            outcomes = [o for o in self._stored_outcomes(*key) if o.candidate not in replaced]
-            outcomes += live
-            self._record(key[0], device, live)
-            choice = self.pick_winner(outcomes, source=source)
-            self._memory[key] = choice
-        return choice
-
     def explorable(self, signature: Signature, device: torch.device, answer: Candidate
                    ) -> list[tuple[Candidate, float | None]]:
         """Mode ``live``: what to explore on ``signature``'s live calls, with the cost model's

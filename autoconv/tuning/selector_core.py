@@ -87,6 +87,32 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
         best = tie_winner(outcomes, self.strategy_order(), self.settings.tie_margin)
         return self.fallback_choice() if best is None else self.make_choice(best, source)
 
+    def key_signature(self, signature: Signature) -> Signature:
+        """The signature decisions are stored under (the selector of calls buckets
+        lengths)."""
+        return signature
+
+    def adopt(self, signature: Signature, device: torch.device, live: Sequence[Outcome], *,
+              source: str = "measured") -> Decision:
+        """Decide ``signature`` on outcomes timed on live calls (a correction, or mode
+        ``live``'s exploration of calls or streams: :mod:`autoconv.tuning.exploration`,
+        :mod:`autoconv.tuning.stream_exploration`): they replace the stored
+        outcomes of their candidates, are written to the database, and the tie rule picks
+        among all of them.
+
+        Returns:
+            The new choice (with ``source``), remembered for the signature.
+        """
+        key = (self.key_signature(signature), device)
+        with self._lock_for(key):
+            replaced = {outcome.candidate for outcome in live}
+            outcomes = [o for o in self._stored_outcomes(*key) if o.candidate not in replaced]
+            outcomes += live
+            self._record(key[0], device, live)
+            choice = self.pick_winner(outcomes, source=source)
+            self._memory[key] = choice
+        return choice
+
     def provisional_reason(self, outcomes: Sequence[Outcome]) -> str | None:
         """Why the decision on ``outcomes`` is provisional (None: it is final), by
         :func:`~autoconv.tuning.outcome.provisional_reason`."""

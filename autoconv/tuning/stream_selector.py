@@ -10,9 +10,11 @@ check of stored rows (:func:`~autoconv.tuning.stored.stored_outcomes`) and the s
 (:func:`~autoconv.tuning.outcome.tie_winner`), over the streaming strategies. Everything is
 injected, so its logic is tested with fakes.
 
-Without measurements (mode ``predict``, or a context where nothing may be timed) the prior
-decides: a strategy replaces stateful direct only when it needs ``prior_gain`` times fewer
-floating-point operations per chunk.
+Without measurements (modes ``predict`` and ``live``, or a context where nothing may be
+timed) the prior decides: a strategy replaces stateful direct only when it needs
+``prior_gain`` times fewer floating-point operations per chunk. In mode ``live`` the stream
+then explores its rivals on its own chunks (:meth:`StreamSelector.exploration`,
+:mod:`autoconv.tuning.stream_exploration`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ from autoconv.strategies.streaming import (
     stream_reference,
 )
 from autoconv.tuning.candidates import Candidate, enumerate_candidates
+from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.exploration import EXPLORE_FACTOR, MAX_RIVALS
 from autoconv.tuning.outcome import Outcome
 from autoconv.tuning.protocols import ChoiceStore
 from autoconv.tuning.selector_core import SelectorCore
+from autoconv.tuning.stream_exploration import EngineFactory, StreamExploration
 from autoconv.tuning.stream_trial import StreamBench, cycle_of, warm_up_streams
 from autoconv.tuning.timing import Clock, Timer, measure_interleaved
 from autoconv.tuning.trial import Budget, OutputCheck
@@ -129,6 +134,50 @@ class StreamSelector(SelectorCore[StreamChoice]):
         outcomes += self._timed_outcomes(warmed, device, budget, per_call=cycle)
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
+
+    # -- mode live ------------------------------------------------------------------------
+
+    def explorable(self, signature: Signature, answer: Candidate
+                   ) -> list[tuple[Candidate, float | None]]:
+        """What a stream explores on its chunks, with each candidate's operations per chunk:
+        the ``answer``, and the rivals within
+        :data:`~autoconv.tuning.exploration.EXPLORE_FACTOR` of the fewest operations (at
+        most :data:`~autoconv.tuning.exploration.MAX_RIVALS`, fewest first)."""
+        flops = {c: c.strategy.flops(signature, dict(c.params))
+                 for c in enumerate_candidates(self.strategies, signature)}
+        if answer not in flops:
+            flops[answer] = answer.strategy.flops(signature, dict(answer.params))
+        limit = EXPLORE_FACTOR * min(flops.values())
+        rivals = sorted(((c, f) for c, f in flops.items() if c != answer and f <= limit),
+                        key=lambda cf: cf[1])[:MAX_RIVALS]
+        return [(answer, flops[answer]), *rivals]
+
+    def exploration(self, signature: Signature, device: torch.device, choice: StreamChoice,
+                    *, build: EngineFactory, weight: torch.Tensor, bias: torch.Tensor | None,
+                    dilation: int, groups: int, clock: Clock = time.perf_counter,
+                    load: MachineLoad | QuietMachine | None = None
+                    ) -> StreamExploration | None:
+        """Mode ``live``: the exploration of a stream answered without a measurement (on
+        the CPU), whose outcomes this selector adopts; None otherwise."""
+        if (self.settings.mode != "live" or device.type != "cpu"
+                or choice.origin in ("measured", "database", "corrected")):
+            return None
+        answer = Candidate(choice.strategy_impl, choice.params)  # type: ignore[arg-type]
+        arms = self.explorable(signature, answer)
+        if len(arms) < 2:
+            return None
+
+        def settle(outcomes: list[Outcome]) -> StreamChoice | None:
+            return self.adopt(signature, device, outcomes) if outcomes else None
+
+        return StreamExploration(
+            signature, answer, arms, build=build,
+            period=lambda c: c.strategy.period(signature, dict(c.params)),
+            weight=weight, bias=bias, dilation=dilation, groups=groups, settle=settle,
+            overhead=self.settings.explore_overhead,
+            call_factor=self.settings.explore_call_factor,
+            tolerance=OutputCheck.tolerance_for(signature, self.settings.tolerance),
+            clock=clock, load=load)
 
     def make_choice(self, outcome: Outcome, source: str) -> StreamChoice:
         return StreamChoice.make(outcome.candidate.strategy,  # type: ignore[arg-type]
