@@ -33,17 +33,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import machine_header, markdown_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchlib import machine_header, markdown_table  # noqa: E402
-
-import tuning_db  # noqa: E402
-from autoconv.prediction.evaluation import (  # noqa: E402
+import tuning_db
+from autoconv.prediction.evaluation import (
     Candidates,
     Evaluation,
     FittedPicker,
@@ -54,8 +50,8 @@ from autoconv.prediction.evaluation import (  # noqa: E402
     markdown,
     repeatability,
 )
-from autoconv.prediction.features import WORK_COLUMN, FeatureSpace  # noqa: E402
-from autoconv.prediction.predictor import (  # noqa: E402
+from autoconv.prediction.features import WORK_COLUMN, FeatureSpace
+from autoconv.prediction.predictor import (
     BOOSTING,
     DEFAULT_MARGIN,
     DEFAULT_MAX_DISTANCE,
@@ -63,9 +59,9 @@ from autoconv.prediction.predictor import (  # noqa: E402
     Sample,
     design_matrix,
 )
-from autoconv.prediction.training_data import load_samples  # noqa: E402
-from autoconv.signature import Signature  # noqa: E402
-from autoconv.storage.store import device_record  # noqa: E402
+from autoconv.prediction.training_data import load_samples
+from autoconv.signature import Signature
+from autoconv.storage.store import device_record
 
 
 def sklearn_fitter(make: Callable[[], object]) -> Callable[[Sequence[Sample]], FittedPicker]:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import bench_accuracy
+import benchlib
 import pytest
 import torch
 import torch.nn.functional as F
+from bench_peers import PEERS
 
 from autoconv.signature import Signature
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import bench_accuracy  # noqa: E402
-import benchlib  # noqa: E402
-from bench_peers import PEERS  # noqa: E402
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(),
                                 reason="needs Linux /proc/self/clear_refs")
@@ -72,8 +69,8 @@ def test_formatting_and_tables() -> None:
     assert "torch" in benchlib.machine_header("cpu")
 
 
-@pytest.mark.parametrize("kwargs", [dict(stride=3, padding=4, dilation=2, groups=2),
-                                    dict(padding="same", dilation=3), dict()])
+@pytest.mark.parametrize("kwargs", [{"stride": 3, "padding": 4, "dilation": 2, "groups": 2},
+                                    {"padding": "same", "dilation": 3}, {}])
 def test_sampled_reference_matches_the_full_one(kwargs: dict) -> None:
     torch.manual_seed(0)
     x, w, b = torch.randn(3, 4, 3000), torch.randn(6, 4 // kwargs.get("groups", 1), 9), \
@@ -102,10 +99,10 @@ NOT_APPLICABLE = {
 
 @pytest.mark.parametrize("peer", PEERS, ids=lambda p: p.name)
 @pytest.mark.parametrize("case,shape,kwargs", [
-    (0, (2, 1, 500), dict(padding=20)),
-    (1, (2, 1, 500), dict(stride=3, padding="valid")),
-    (2, (2, 4, 300), dict(groups=2, padding="same", dilation=2)),
-    (3, (2, 4, 300), dict(stride=2, padding=5)),
+    (0, (2, 1, 500), {"padding": 20}),
+    (1, (2, 1, 500), {"stride": 3, "padding": "valid"}),
+    (2, (2, 4, 300), {"groups": 2, "padding": "same", "dilation": 2}),
+    (3, (2, 4, 300), {"stride": 2, "padding": 5}),
 ])
 def test_peer_adapters_match_f_conv1d_or_say_why(peer, case, shape, kwargs) -> None:
     torch.manual_seed(1)
@@ -125,8 +122,8 @@ def test_peer_adapters_match_f_conv1d_or_say_why(peer, case, shape, kwargs) -> N
     torch.testing.assert_close(call(), F.conv1d(x, w, b, **kwargs), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs", [dict(padding=100), dict(stride=4, padding=3),
-                                    dict(padding="same", dilation=5), dict()])
+@pytest.mark.parametrize("kwargs", [{"padding": 100}, {"stride": 4, "padding": 3},
+                                    {"padding": "same", "dilation": 5}, {}])
 def test_probe_input_is_a_fraction_of_the_call(kwargs: dict) -> None:
     from bench_candidates import PROBE_FRACTION, probe_input
 

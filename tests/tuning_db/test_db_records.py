@@ -17,8 +17,7 @@ from tuning_db import DeviceRecord, SignatureRecord
 
 
 def test_device_id_is_the_same_in_every_process() -> None:
-    probe = ("import sys; sys.path.insert(0, 'tests/tuning_db'); "
-             "from factories import make_device; print(make_device().device_id)")
+    probe = "from tests.tuning_db.factories import make_device; print(make_device().device_id)"
     ids = set()
     for seed in ("0", "1", "12345"):
         result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
