@@ -2,8 +2,8 @@
 
 Users tune on machines whose cores are busy with data loaders and other jobs; what autoconv
 measures there becomes a stored, shared decision. For the built-in suite
-(``autoconv.offline.workloads``) and a sample of the held-out real layers
-(``scripts/real_layers.py``), in one process:
+(``autoconv.catalogue.suite``) and a sample of the held-out real layers
+(``autoconv.catalogue.held_out``), in one process:
 
 1. **busy**: each signature is tuned (mode ``tune``, ``--budget`` seconds, a fresh database)
    while ``--hogs`` other processes spin on the CPU (``benchlib.HOG``), keeping the cores busy;
@@ -42,11 +42,11 @@ from benchlib import (
     time_interleaved,
     warm_up,
 )
-from real_layers import real_layers
 
 import autoconv
+from autoconv.catalogue.held_out import real_layers
+from autoconv.catalogue.suite import SUITE
 from autoconv.choice import Choice
-from autoconv.offline import workloads
 from autoconv.offline.report import geometric_mean
 from autoconv.runtime.dispatch import dispatcher
 from autoconv.signature import Signature
@@ -124,7 +124,7 @@ def judge(signature: Signature, must: Sequence[Candidate], repeats: int, cell_s:
 def signatures_of(args: argparse.Namespace) -> list[tuple[str, Signature]]:
     """The suite's signatures (its quick subset with ``--quick``) and every
     ``len(real) / --real``-th held-out real layer."""
-    suite = [(w.name, w.signature()) for w in workloads.SUITE if w.quick or not args.quick]
+    suite = [(w.name, w.signature()) for w in SUITE if w.quick or not args.quick]
     real = real_layers()
     step = max(1, len(real) // args.real) if args.real else len(real) + 1
     sampled = [(f"{r.architecture}/{r.layer}", r.signature) for r in real[::step]][:args.real]
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line, file=sys.stderr, flush=True)
 
     named = signatures_of(args)
-    suite_count = sum(1 for w in workloads.SUITE if w.quick or not args.quick)
+    suite_count = sum(1 for w in SUITE if w.quick or not args.quick)
     signatures = [s for _, s in named]
     header = machine_header("cpu")
     folder = Path(tempfile.mkdtemp(prefix="bench_busy_"))

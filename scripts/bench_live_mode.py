@@ -34,7 +34,7 @@ import torch
 from benchlib import format_seconds, machine_header, markdown_table, publish, warm_up
 
 import autoconv
-from autoconv.offline import zoo
+from autoconv.catalogue import zoo
 from autoconv.runtime import dispatcher
 
 MODELS = ("hifigan_v1", "wav2vec2_base")

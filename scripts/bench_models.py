@@ -1,7 +1,7 @@
 """Real architectures through autoconv: converted layers, parity, first-call tuning cost and
 forward time before and after; and what the global switch costs a model without conv1d.
 
-For each model of ``autoconv.offline.zoo`` (published configurations, random weights) at its
+For each model of ``autoconv.catalogue.zoo`` (published configurations, random weights) at its
 example input (about a second of audio): the model is patched (the Mamba mixer, which calls
 ``F.conv1d`` itself, runs under ``autoconv.enable()``), its first forward pass tunes every
 signature into a fresh database (or ``--db``), and then plain and autoconv forward passes
@@ -31,7 +31,7 @@ from benchlib import (
 from torch import nn
 
 import autoconv
-from autoconv.offline import zoo
+from autoconv.catalogue import zoo
 from autoconv.runtime import dispatcher
 
 #: Models that reach their convolutions only through F.conv1d: timed under the switch.

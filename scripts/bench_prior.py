@@ -29,7 +29,8 @@ from benchlib import (
     time_candidates,
 )
 
-from autoconv.offline import workloads
+from autoconv.catalogue import suite as catalogue_suite
+from autoconv.catalogue.workload import Workload
 from autoconv.offline.report import geometric_mean
 from autoconv.settings import settings
 from autoconv.strategies import all_strategies
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return suite_arguments(__doc__.split("\n\n")[0], cell_budget_s=0.5).parse_args(argv)
 
 
-def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> dict:
+def bench_workload(workload: Workload, args: argparse.Namespace) -> dict:
     signature = workload.signature()
     cpu = torch.device("cpu")
     candidates = enumerate_candidates(all_strategies(), signature)
@@ -75,7 +76,7 @@ def pick(result: dict, threshold: float):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suite = workloads.select(args.only, quick=args.quick)
+    suite = catalogue_suite.select(args.only, quick=args.quick)
     results = []
     with torch.no_grad(), settings.override(bucket_lengths=False):
         for workload in suite:

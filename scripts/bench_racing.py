@@ -29,7 +29,8 @@ from benchlib import (
 )
 
 import autoconv
-from autoconv.offline import workloads
+from autoconv.catalogue import suite as catalogue_suite
+from autoconv.catalogue.workload import Workload
 from autoconv.offline.report import geometric_mean
 from autoconv.tuning.cost_model import default_cost_model
 from autoconv.tuning.selector import Selector
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return suite_arguments(__doc__.split("\n\n")[0], cell_budget_s=1.0).parse_args(argv)
 
 
-def bench_workload(index: int, workload: workloads.Workload,
+def bench_workload(index: int, workload: Workload,
                    args: argparse.Namespace) -> dict:
     signature = workload.signature()
     cpu = torch.device("cpu")
@@ -64,7 +65,7 @@ def bench_workload(index: int, workload: workloads.Workload,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suite = workloads.select(args.only, quick=args.quick)
+    suite = catalogue_suite.select(args.only, quick=args.quick)
     lines = [machine_header("cpu"), "", "# Racing benchmark", "",
              (f"Tuning budget {args.budget:g} s per signature; first-call cost = the "
               "selector's tuning wall time; regret = the pick's time / the fastest "

@@ -2,7 +2,7 @@
 
 Trains the learned model on the training grid's measurements alone (``--grid-db``, filled by
 ``autoconv warm --grid``) and asks it, as predict mode would, about the layers of published
-architectures (``scripts/real_layers.py``) measured into a database of their own
+architectures (``autoconv.catalogue.held_out``) measured into a database of their own
 (``--real-db``; ``--measure`` fills it: every candidate of every layer not predicted
 hopeless timed, see ``MEASURE_*``). Given several real-layer databases (independent
 measurement runs, each in its own process), a pick is judged on each candidate's fastest
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 import time
@@ -47,16 +48,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import machine_header, markdown_table, publish
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchlib import machine_header, markdown_table, publish  # noqa: E402
-from real_layers import RealLayer, real_layers  # noqa: E402
-
-import tuning_db  # noqa: E402
-from autoconv.buckets import decision_key  # noqa: E402
-from autoconv.prediction.adaptive import adaptive_rounds  # noqa: E402
-from autoconv.prediction.evaluation import (  # noqa: E402
+import tuning_db
+from autoconv.buckets import decision_key
+from autoconv.catalogue.held_out import RealLayer, real_layers
+from autoconv.prediction.adaptive import adaptive_rounds
+from autoconv.prediction.evaluation import (
     Evaluation,
     Scores,
     candidate_key,
@@ -67,11 +65,11 @@ from autoconv.prediction.evaluation import (  # noqa: E402
     learned_fitter,
     repeatability,
 )
-from autoconv.prediction.predictor import Sample  # noqa: E402
-from autoconv.prediction.training_data import load_samples  # noqa: E402
-from autoconv.settings import settings  # noqa: E402
-from autoconv.signature import Signature  # noqa: E402
-from autoconv.storage.store import device_record  # noqa: E402
+from autoconv.prediction.predictor import Sample
+from autoconv.prediction.training_data import load_samples
+from autoconv.settings import settings
+from autoconv.signature import Signature
+from autoconv.storage.store import device_record
 
 #: Targets of issue 16 for the learned model trained on the grid alone.
 TARGET_GEOMEAN, TARGET_WITHIN_5, TARGET_WORST = 1.05, 0.85, 1.5
@@ -113,9 +111,11 @@ def measure(real_db: str, layers: dict[Signature, RealLayer]) -> None:
 
 def measure_in_own_process(real_db: str) -> None:
     """:func:`measure` in a fresh interpreter, so that each run is independent of the last."""
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-            f"import bench_real_layers as b; b.measure({real_db!r}, b.keyed_layers())")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = f"import bench_real_layers as b; b.measure({real_db!r}, b.keyed_layers())"
+    scripts = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (scripts, os.environ.get("PYTHONPATH")) if p)
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env={**os.environ, "PYTHONPATH": path})
 
 
 def samples_of(url: str) -> list[Sample]:

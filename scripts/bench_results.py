@@ -13,7 +13,7 @@ from typing import Any
 
 from benchlib import format_bytes, format_seconds, markdown_table
 
-from autoconv.offline.workloads import Workload
+from autoconv.catalogue.workload import Workload
 from autoconv.strategies import reference
 
 #: A result further than this from float64 F.conv1d (relative to the output's max) is "wrong".

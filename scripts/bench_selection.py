@@ -1,6 +1,6 @@
 """How well does autoconv choose? Selection regret, speed-up, dispatch overhead, tuning cost.
 
-For every workload of the suite (``autoconv.offline.workloads``), in one process and into a fresh
+For every workload of the suite (``autoconv.catalogue.suite``), in one process and into a fresh
 tuning database:
 
 * the first ``autoconv.conv1d`` call tunes the signature: its wall time is the tuning cost,
@@ -39,7 +39,8 @@ from benchlib import (
 )
 
 import autoconv
-from autoconv.offline import workloads
+from autoconv.catalogue import suite as catalogue_suite
+from autoconv.catalogue.workload import Workload
 from autoconv.offline.report import geometric_mean
 from autoconv.runtime.dispatch import dispatcher
 from autoconv.strategies import all_strategies
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return suite_arguments(__doc__.split("\n\n")[0], cell_budget_s=1.5).parse_args(argv)
 
 
-def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> dict:
+def bench_workload(workload: Workload, args: argparse.Namespace) -> dict:
     x, w, b = workload.tensors()
     kwargs = workload.conv_kwargs()
     start = time.perf_counter()
@@ -82,7 +83,7 @@ def bench_workload(workload: workloads.Workload, args: argparse.Namespace) -> di
             "speedup": medians["F.conv1d"] / ours, "module_s": medians["autoconv.Conv1d"]}
 
 
-def inference_module(workload: workloads.Workload, w: torch.Tensor,
+def inference_module(workload: Workload, w: torch.Tensor,
                      b: torch.Tensor | None) -> autoconv.Conv1d:
     """``autoconv.Conv1d`` holding the workload's weights: called under ``no_grad`` it reuses
     the weight's spectrum between calls (what a model gets at inference)."""
@@ -116,7 +117,7 @@ def dispatch_overhead(repeats: int = 41) -> tuple[float, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suite = workloads.select(args.only, quick=args.quick)
+    suite = catalogue_suite.select(args.only, quick=args.quick)
     lines = [machine_header("cpu"), "", "# Selection benchmark", ""]
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), autoconv.settings.override(
             db_url=f"sqlite:///{tmp}/tuning.sqlite3", budget_s=args.budget, mode="tune"):

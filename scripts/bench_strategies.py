@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark every registered autoconv strategy against F.conv1d and peer FFT-conv packages.
 
-For each workload of the suite (``autoconv.offline.workloads``) it times ``F.conv1d``, every
+For each workload of the suite (``autoconv.catalogue.suite``) it times ``F.conv1d``, every
 registered strategy at each of its parameter sets (reporting each strategy at its best), and the
 peers (fft-conv-pytorch, torch-fftconv, julius, ``scipy.signal.oaconvolve``; install them with
 ``pip install -c constraints.txt -e '.[bench]'``), in interleaved rounds, and prints markdown
@@ -51,8 +51,8 @@ from benchlib import (
 )
 
 from autoconv import strategies
-from autoconv.offline import workloads
-from autoconv.offline.workloads import Workload
+from autoconv.catalogue import suite
+from autoconv.catalogue.workload import Workload
 
 Call = Callable[[], torch.Tensor]
 
@@ -251,11 +251,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
-        for workload in workloads.SUITE:
+        for workload in suite.SUITE:
             print(f"{workload.name:24s} {workload.summary():44s} {workload.source}")
         return 0
     try:
-        selected = workloads.select(args.only, args.quick)
+        selected = suite.select(args.only, args.quick)
     except KeyError as error:
         print(f"bench_strategies: error: {error.args[0]}", file=sys.stderr)
         return 2

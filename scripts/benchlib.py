@@ -314,7 +314,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, float]:
     """Median seconds of every candidate autoconv offers for ``workload`` (an
-    ``autoconv.offline.workloads.Workload``), each called directly, timed interleaved."""
+    ``autoconv.catalogue.workload.Workload``), each called directly, timed interleaved."""
     from autoconv.strategies import all_strategies
     from autoconv.tuning.candidates import enumerate_candidates
 
@@ -330,7 +330,7 @@ def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, f
 
 
 def suite_arguments(description: str, cell_budget_s: float) -> argparse.ArgumentParser:
-    """The options of a benchmark over the suite (``autoconv.offline.workloads``): which
+    """The options of a benchmark over the suite (``autoconv.catalogue.suite``): which
     workloads, the tuning budget, how long each candidate is timed, where the report goes."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="the quick subset of the suite")

@@ -1,38 +1,14 @@
-"""The real-layer benchmark's table and bookkeeping (scripts/real_layers.py and
-scripts/bench_real_layers.py), on synthetic measurements."""
+"""The real-layer benchmark's bookkeeping (scripts/bench_real_layers.py), on synthetic
+measurements (the held-out table itself: tests/catalogue/test_architectures.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import bench_real_layers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import bench_real_layers  # noqa: E402
-from real_layers import ARCHITECTURES, real_layers  # noqa: E402
-
-from autoconv.prediction.evaluation import evaluate_held_out  # noqa: E402
-from autoconv.prediction.grid import training_grid  # noqa: E402
-from autoconv.prediction.predictor import Sample  # noqa: E402
-from tests.prediction.fakes import random_signatures, synthetic_samples  # noqa: E402
-
-
-def test_the_table_holds_valid_distinct_layers_of_many_architectures() -> None:
-    table = real_layers()
-    signatures = [layer.signature for layer in table]
-    assert len(signatures) == len(set(signatures)) >= 200
-    assert {layer.architecture for layer in table} == set(ARCHITECTURES)
-    assert len(ARCHITECTURES) >= 15
-    for s in signatures:
-        assert s.output_length >= 1 and s.in_channels % s.groups == 0
-    # the families the issue names: depthwise, single-channel front ends, long kernels,
-    # grouped, strided
-    assert any(s.is_depthwise and s.in_channels >= 768 and s.kernel_size <= 4
-               for s in signatures)
-    assert any(s.in_channels == 1 and s.out_channels >= 64 and s.kernel_size >= 200
-               for s in signatures)
-    assert any(s.kernel_size >= 24000 for s in signatures)
-    assert any(1 < s.groups < s.in_channels for s in signatures)
-    assert real_layers() == table  # the table can be built again (no spent generators)
+from autoconv.prediction.evaluation import evaluate_held_out
+from autoconv.prediction.grid import training_grid
+from autoconv.prediction.predictor import Sample
+from tests.prediction.fakes import random_signatures, synthetic_samples
 
 
 def test_no_real_layer_is_in_the_training_grid() -> None:

@@ -24,7 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "tune signatures ahead of time into the database (already tuned ones are skipped)"))
     source = warm.add_argument_group("what to tune (exactly one)")
     source.add_argument("--suite", action="store_true", help=(
-        "the built-in suite of real workloads (autoconv.offline.workloads)"))
+        "the built-in suite of real workloads (autoconv.catalogue.suite)"))
     source.add_argument("--shapes", metavar="FILE", help=(
         "a JSON or YAML shapes file (format: autoconv.offline.shapes_file)"))
     source.add_argument("--model", metavar="MODULE:FACTORY", help=(
@@ -84,7 +84,7 @@ def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> lis
     """The signatures ``warm`` was asked to tune (before sharding)."""
     import torch
 
-    from autoconv.offline import workloads
+    from autoconv.catalogue import suite
     from autoconv.offline.recording import record_model
     from autoconv.offline.shapes_file import ShapesFileError, load_shapes
 
@@ -92,7 +92,7 @@ def _warm_signatures(args: argparse.Namespace, overrides: dict[str, Any]) -> lis
     if args.suite:
         try:
             return [w.signature(device=device_type)
-                    for w in workloads.select(args.only, quick=args.quick)]
+                    for w in suite.select(args.only, quick=args.quick)]
         except KeyError as error:
             raise CommandError(str(error).strip("'\"")) from None
     if args.grid:

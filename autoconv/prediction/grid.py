@@ -46,7 +46,7 @@ and 2^32 multiply-adds or FFT butterfly units): the 2,000 of the default grid to
 and 912 s on the project's 2-core test machine, within ``warm --grid``'s 900 s default
 budget or just past it (a later run resumes). The bounds are as high as that because the largest real layers live there (batch-32
 ECG ResNets, wav2vec2's and Conv-TasNet's encoders at 4-8 clips): with 8M and 2^31, 37 of
-the 260 layers of ``scripts/real_layers.py`` lay beyond anything measured, where
+the 260 layers of ``autoconv.catalogue.held_out`` lay beyond anything measured, where
 overlap-add's buffers outgrow the caches and its time per operation rises by half; with
 these bounds, 12. The grid holds distinct
 signatures *after* length bucketing (:mod:`autoconv.buckets`: what the selector stores), and

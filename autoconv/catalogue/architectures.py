@@ -1,11 +1,11 @@
-"""The held-out benchmark of real layers: conv1d signatures from published architectures.
+"""Each architecture's conv1d layers, as signatures: one generator per published model.
 
-These layers are never part of the training grid (``autoconv.prediction.grid``): the
-predictor's benchmark (``scripts/bench_real_layers.py``) trains on the grid alone and asks it
-about these. Each architecture's layers come from its published configuration (channels,
-kernels, strides, dilations, groups, padding), at a few batch sizes and input lengths typical
-of training or inference, and each layer's input length follows from the layers before it
-(strides, padding). Repeated layers (a block used N times) appear once per distinct shape.
+A generator takes the sizes a model runs at (batch, seconds or frames, a width) and yields
+``(layer name, Signature)`` for its conv1d layers in order; each layer's input length follows
+from the layers before it (strides, padding). Repeated layers (a block used N times) appear
+once per distinct shape. The numbers come from :mod:`~autoconv.catalogue.configs` where a model
+is also built (the zoo) or used by the suite; the others carry theirs here. All calls are
+float32, CPU, no gradients.
 
 Sources, one line each (the configuration, not any weights): wav2vec 2.0 base (Baevski et
 al. 2020); Whisper tiny/base/small encoder stems (Radford et al. 2022); SincNet (Ravanelli &
@@ -15,40 +15,37 @@ V1 (Kong et al. 2020); EnCodec 24 kHz SEANet encoder (Défossez et al. 2022); Qu
 S4D (Gu et al. 2022) long convolutions computed as explicit kernels; TCN (Bai et al. 2018,
 sequential MNIST and polyphonic music); the ECG ResNet of Hannun et al. 2019; WaveNet (van
 den Oord et al. 2016, 64 residual / 128 gate channels); Demucs v2 (Défossez et al. 2019);
-the Conformer convolution module (Gulati et al. 2020, d=256 K=31 and d=512 K=15); MelGAN's
-discriminator (Kumar et al. 2019, grouped); the FCN and ResNet baselines for time series
-(Wang et al. 2017); Kim's text CNN (2014) and the character CNN of Zhang et al. (2015);
-EEG band-pass FIR banks and radar pulse compression (matched filters) as used in
-biosignal and radar processing; stereo reverbs (room impulse responses at 48 kHz).
+the Conformer convolution module (Gulati et al. 2020, d=256 K=31 and d=512 K=15; FastConformer,
+Rekesh et al. 2023, d=512 K=9); MelGAN's discriminator (Kumar et al. 2019, grouped); the FCN
+and ResNet baselines for time series (Wang et al. 2017); Kim's text CNN (2014) and the
+character CNN of Zhang et al. (2015); EEG band-pass FIR banks and radar pulse compression
+(matched filters) as used in biosignal and radar processing; stereo reverbs (room impulse
+responses at 48 kHz); Vocos' ConvNeXt backbone (Siuzdak 2023, dim 512, depthwise K=7); the
+x-vector TDNN (Snyder et al. 2018).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Iterator
 
-from autoconv.signature import Signature
-from autoconv.tuning.cost_model import direct_macs
+from autoconv.catalogue.configs import (
+    CONV_TASNET,
+    ENCODEC_24KHZ,
+    HIFIGAN_V1,
+    WAV2VEC2_BASE,
+    WAVENET,
+    WHISPER,
+    ConvTasNet,
+    Encodec,
+    HiFiGAN,
+    Mamba,
+    Wav2Vec2,
+    WaveNet,
+    Whisper,
+)
+from autoconv.signature import Signature, resolve_padding
 
-#: Largest direct multiply-add count measured (a layer beyond it would take minutes to time
-#: with ``F.conv1d``); such variants are left out of the table, never silently shortened.
-MAX_DIRECT_MACS = 1 << 34
-
-
-@dataclass(frozen=True)
-class RealLayer:
-    """One conv1d call of a published architecture.
-
-    Attributes:
-        architecture: the model it comes from (the unit of leave-one-architecture-out).
-        layer: which layer, in the model's own terms.
-        signature: the call (float32, CPU, no gradients).
-    """
-
-    architecture: str
-    layer: str
-    signature: Signature
+Layers = Iterator[tuple[str, Signature]]
 
 
 def conv(batch: int, cin: int, cout: int, length: int, kernel: int, *, stride: int = 1,
@@ -61,11 +58,7 @@ def conv(batch: int, cin: int, cout: int, length: int, kernel: int, *, stride: i
         pre_padded: samples the model pads the input with first (``F.pad``: causal and
             reflect padding), which the convolution then sees as input.
     """
-    span = dilation * (kernel - 1) + 1
-    if padding == "same":
-        left, right = (span - 1) // 2, span - 1 - (span - 1) // 2
-    else:
-        left = right = int(padding)
+    left, right = resolve_padding(padding, kernel, dilation, stride)
     return Signature(batch, cin, cout, length + sum(pre_padded), kernel, stride, left, right,
                      dilation, groups, "float32", "cpu", False)
 
@@ -75,22 +68,34 @@ def out_length(s: Signature) -> int:
     return s.output_length
 
 
-Layers = Iterator[tuple[str, Signature]]
+def layer(layers: Layers, name: str) -> Signature:
+    """The signature of the layer called ``name`` among ``layers``.
+
+    Raises:
+        KeyError: no such layer (the message lists the names there are).
+    """
+    table = dict(layers)
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"no layer {name!r}; there are: {', '.join(table)}") from None
 
 
-def wav2vec2_base(batch: int, seconds: float) -> Layers:
-    length = int(16000 * seconds)
+def wav2vec2_base(batch: int, seconds: float, c: Wav2Vec2 = WAV2VEC2_BASE) -> Layers:
+    length = int(c.sample_rate * seconds)
     cin = 1
-    for index, (kernel, stride) in enumerate(zip((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2))):
-        s = conv(batch, cin, 512, length, kernel, stride=stride)
+    for index, (kernel, stride) in enumerate(zip(c.kernels, c.strides)):
+        s = conv(batch, cin, c.channels, length, kernel, stride=stride)
         yield f"feature_encoder_{index}", s
-        length, cin = out_length(s), 512
-    yield "positional_conv", conv(batch, 768, 768, length, 128, padding=64, groups=16)
+        length, cin = out_length(s), c.channels
+    yield "positional_conv", conv(batch, c.hidden, c.hidden, length, c.positional_kernel,
+                                  padding=c.positional_kernel // 2, groups=c.positional_groups)
 
 
-def whisper(batch: int, width: int) -> Layers:
-    yield "conv1", conv(batch, 80, width, 3000, 3, padding=1)
-    yield "conv2", conv(batch, width, width, 3000, 3, stride=2, padding=1)
+def whisper(batch: int, width: int, c: Whisper = WHISPER) -> Layers:
+    yield "conv1", conv(batch, c.mels, width, c.frames, c.kernel, padding=c.kernel // 2)
+    yield "conv2", conv(batch, width, width, c.frames, c.kernel, stride=2,
+                        padding=c.kernel // 2)
 
 
 def sincnet(batch: int, samples: int) -> Layers:
@@ -102,45 +107,55 @@ def sincnet(batch: int, samples: int) -> Layers:
     yield "conv3", conv(batch, 60, 60, out_length(second) // 3, 5)
 
 
-def conv_tasnet(batch: int, seconds: float) -> Layers:
-    encoder = conv(batch, 1, 512, int(8000 * seconds), 16, stride=8)
+def conv_tasnet(batch: int, seconds: float, c: ConvTasNet = CONV_TASNET,
+                dilations: tuple[int, ...] = (1, 4, 32, 128)) -> Layers:
+    """Conv-TasNet's encoder and one separator block per dilation in ``dilations``."""
+    encoder = conv(batch, 1, c.basis, int(c.sample_rate * seconds), c.kernel, stride=c.stride)
     yield "encoder", encoder
     frames = out_length(encoder)
-    yield "bottleneck", conv(batch, 512, 128, frames, 1)
-    yield "block_in", conv(batch, 128, 512, frames, 1)
-    for dilation in (1, 4, 32, 128):
-        yield f"depthwise_d{dilation}", conv(batch, 512, 512, frames, 3, padding=dilation,
-                                             dilation=dilation, groups=512)
-    yield "block_out", conv(batch, 512, 128, frames, 1)
-    yield "mask", conv(batch, 128, 1024, frames, 1)
+    yield "bottleneck", conv(batch, c.basis, c.bottleneck, frames, 1)
+    yield "block_in", conv(batch, c.bottleneck, c.hidden, frames, 1)
+    for dilation in dilations:
+        yield f"depthwise_d{dilation}", conv(batch, c.hidden, c.hidden, frames, c.taps,
+                                             padding=dilation * (c.taps - 1) // 2,
+                                             dilation=dilation, groups=c.hidden)
+    yield "block_out", conv(batch, c.hidden, c.bottleneck, frames, 1)
+    yield "mask", conv(batch, c.bottleneck, 2 * c.basis, frames, 1)  # two sources
 
 
-def hifigan_v1(batch: int, frames: int) -> Layers:
-    yield "conv_pre", conv(batch, 80, 512, frames, 7, padding=3)
+def hifigan_v1(batch: int, frames: int, c: HiFiGAN = HIFIGAN_V1) -> Layers:
+    yield "conv_pre", conv(batch, c.mels, c.channels, frames, c.outer_kernel,
+                           padding=c.outer_kernel // 2)
     length = frames
-    for channels, up in ((256, 8), (128, 8), (64, 2), (32, 2)):
+    for stage, up in enumerate(c.rates):
+        channels = c.stage_channels(stage)
         length *= up
-        for kernel in (3, 7, 11):
-            for dilation in (1, 5):  # (3 has the shapes of 1 and 5 between them)
+        for kernel in c.resblock_kernels:
+            # the middle dilation has the shapes of the first and last between them
+            for dilation in (c.dilations[0], c.dilations[-1]):
                 yield (f"resblock_c{channels}_k{kernel}_d{dilation}",
                        conv(batch, channels, channels, length, kernel,
                             padding=dilation * (kernel - 1) // 2, dilation=dilation))
-    yield "conv_post", conv(batch, 32, 1, length, 7, padding=3)
+    yield "conv_post", conv(batch, c.stage_channels(len(c.rates) - 1), 1, length,
+                            c.outer_kernel, padding=c.outer_kernel // 2)
 
 
-def encodec_24khz(batch: int, seconds: float) -> Layers:
-    length = int(24000 * seconds)
-    yield "conv_in", conv(batch, 1, 32, length, 7, pre_padded=(3, 3))
-    channels = 32
-    for ratio in (2, 4, 5, 8):
-        yield f"res_c{channels}_k3", conv(batch, channels, channels // 2, length, 3,
-                                          pre_padded=(1, 1))
-        yield f"res_c{channels}_k1", conv(batch, channels // 2, channels, length, 1)
+def encodec_24khz(batch: int, seconds: float, c: Encodec = ENCODEC_24KHZ) -> Layers:
+    length = int(c.sample_rate * seconds)
+    side = (c.kernel - 1) // 2
+    yield "conv_in", conv(batch, 1, c.filters, length, c.kernel, pre_padded=(side, side))
+    channels, res_side = c.filters, (c.residual_kernel - 1) // 2
+    for ratio in reversed(c.ratios):
+        yield f"res_c{channels}_k{c.residual_kernel}", conv(
+            batch, channels, channels // c.compress, length, c.residual_kernel,
+            pre_padded=(res_side, res_side))
+        yield f"res_c{channels}_k1", conv(batch, channels // c.compress, channels, length, 1)
         down = conv(batch, channels, 2 * channels, length, 2 * ratio, stride=ratio,
                     pre_padded=(ratio // 2, ratio - ratio // 2))
         yield f"down_{ratio}", down
         length, channels = out_length(down), 2 * channels
-    yield "conv_out", conv(batch, channels, 128, length, 7, pre_padded=(3, 3))
+    yield "conv_out", conv(batch, channels, c.dimension, length, c.kernel,
+                           pre_padded=(side, side))
 
 
 def quartznet_5x5(batch: int, seconds: float) -> Layers:
@@ -158,9 +173,9 @@ def quartznet_5x5(batch: int, seconds: float) -> Layers:
     yield "c3_pointwise", conv(batch, 512, 1024, frames, 1)
 
 
-def mamba(batch: int, length: int, inner: int) -> Layers:
-    yield f"causal_depthwise_{inner}", conv(batch, inner, inner, length, 4, padding=3,
-                                            groups=inner)
+def mamba(batch: int, length: int, c: Mamba) -> Layers:
+    yield f"causal_depthwise_{c.inner}", conv(batch, c.inner, c.inner, length, c.kernel,
+                                              padding=c.kernel - 1, groups=c.inner)
 
 
 def hyena(batch: int, length: int, width: int) -> Layers:
@@ -205,13 +220,15 @@ def ecg_resnet(batch: int) -> Layers:
             length, channels = out_length(s), widened
 
 
-def wavenet(batch: int, length: int) -> Layers:
-    yield "causal_in", conv(batch, 256, 64, length, 2, pre_padded=(1, 0))
+def wavenet(batch: int, length: int, c: WaveNet = WAVENET) -> Layers:
+    yield "causal_in", conv(batch, c.classes, c.residual, length, c.kernel,
+                            pre_padded=(c.kernel - 1, 0))
     for dilation in (1, 8, 64, 512):
-        yield f"dilated_d{dilation}", conv(batch, 64, 128, length, 2,
-                                           pre_padded=(dilation, 0), dilation=dilation)
-    yield "residual_1x1", conv(batch, 64, 64, length, 1)
-    yield "skip_1x1", conv(batch, 64, 256, length, 1)
+        yield f"dilated_d{dilation}", conv(batch, c.residual, c.gate, length, c.kernel,
+                                           pre_padded=(dilation * (c.kernel - 1), 0),
+                                           dilation=dilation)
+    yield "residual_1x1", conv(batch, c.residual, c.residual, length, 1)
+    yield "skip_1x1", conv(batch, c.residual, c.skip, length, 1)
 
 
 def demucs_v2(batch: int, samples: int) -> Layers:
@@ -278,48 +295,20 @@ def reverb(seconds: float, taps: int) -> Layers:
                                          pre_padded=(taps - 1, 0), groups=2)
 
 
-#: Each architecture's layer generators, bound to the sizes they run at.
-ARCHITECTURES: dict[str, list[Callable[[], Layers]]] = {
-    "wav2vec2_base": [partial(wav2vec2_base, b, t) for b, t in ((1, 2.0), (4, 5.0), (8, 15.6))],
-    "whisper": [partial(whisper, b, w) for b, w in ((1, 384), (4, 512), (8, 768))],
-    "sincnet": [partial(sincnet, b, n) for b, n in ((32, 3200), (128, 3200))],
-    "conv_tasnet": [partial(conv_tasnet, b, t) for b, t in ((1, 4.0), (4, 4.0))],
-    "hifigan_v1": [partial(hifigan_v1, b, f) for b, f in ((1, 32), (8, 32))],
-    "encodec_24khz": [partial(encodec_24khz, b, t) for b, t in ((1, 1.0), (8, 1.0))],
-    "quartznet_5x5": [partial(quartznet_5x5, b, t) for b, t in ((1, 10.0), (16, 10.0))],
-    "mamba": [partial(mamba, b, n, d)
-              for b, n, d in ((1, 2048, 1536), (8, 1024, 1536), (1, 4096, 2048))],
-    "hyena": [partial(hyena, b, n, d)
-              for b, n, d in ((1, 1024, 768), (4, 2048, 768), (1, 8192, 256))],
-    "s4d": [partial(s4d, b, n, d) for b, n, d in ((16, 1024, 128), (4, 4096, 256))],
-    "tcn": [partial(tcn, 32, "seq_mnist"), partial(tcn, 8, "music")],
-    "ecg_resnet": [partial(ecg_resnet, b) for b in (1, 32)],
-    "wavenet": [partial(wavenet, b, n) for b, n in ((1, 16000), (4, 8000))],
-    "demucs_v2": [partial(demucs_v2, 1, 88200)],
-    "conformer": [partial(conformer_conv, 8, 500, 256, 31),
-                  partial(conformer_conv, 4, 1000, 512, 15)],
-    "melgan_discriminator": [partial(melgan_discriminator, b, 8192) for b in (1, 16)],
-    "time_series": [partial(time_series_fcn, b, n) for b, n in ((16, 500), (64, 1024))],
-    "text_cnn": [partial(text_cnn, 50, 64), partial(text_cnn, 50, 400),
-                 partial(char_cnn, 128)],
-    "eeg_filters": [partial(eeg_filter_bank, b, c, k) for b, c, k in ((16, 64, 257),
-                                                                    (4, 128, 129))],
-    "radar": [partial(radar_matched_filter, p, n, k) for p, n, k in ((64, 16384, 1000),
-                                                                   (16, 65536, 4096))],
-    "reverb": [partial(reverb, t, k) for t, k in ((1.0, 8191), (2.0, 24000), (1.0, 48000))],
-}
+def vocos(batch: int, frames: int, width: int = 512, kernel: int = 7) -> Layers:
+    """Vocos' backbone: a K=7 embedding of 100 mel bins, then ConvNeXt blocks, each a
+    depthwise K=7 conv (its pointwise layers are ``nn.Linear``)."""
+    yield "embed", conv(batch, 100, width, frames, kernel, padding=kernel // 2)
+    yield f"convnext_depthwise_k{kernel}", conv(batch, width, width, frames, kernel,
+                                                padding=kernel // 2, groups=width)
 
 
-def real_layers() -> list[RealLayer]:
-    """Every distinct layer of :data:`ARCHITECTURES` (the first name of a repeated shape
-    kept), leaving out the few whose direct convolution exceeds :data:`MAX_DIRECT_MACS`."""
-    seen: set[Signature] = set()
-    table = []
-    for architecture, runs in ARCHITECTURES.items():
-        for layers in runs:
-            for layer, signature in layers():
-                if signature in seen or direct_macs(signature) > MAX_DIRECT_MACS:
-                    continue
-                seen.add(signature)
-                table.append(RealLayer(architecture, layer, signature))
-    return table
+def xvector_tdnn(batch: int, frames: int, features: int = 24) -> Layers:
+    """The x-vector TDNN's frame layers: contexts [-2, 2], {-2, 0, 2} and {-3, 0, 3} as
+    unpadded K=5, K=3 dilation 2 and K=3 dilation 3 convs, then two 1x1s."""
+    length, cin = frames, features
+    for index, (cout, kernel, dilation) in enumerate(((512, 5, 1), (512, 3, 2), (512, 3, 3),
+                                                      (512, 1, 1), (1500, 1, 1)), start=1):
+        s = conv(batch, cin, cout, length, kernel, dilation=dilation)
+        yield f"frame{index}", s
+        length, cin = out_length(s), cout

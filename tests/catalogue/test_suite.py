@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autoconv.offline import workloads
-from autoconv.offline.workloads import SUITE, Workload
+from autoconv.catalogue import suite
+from autoconv.catalogue.suite import SUITE
+from autoconv.catalogue.workload import Workload
 from autoconv.signature import Signature
 from autoconv.tuning.cost_model import direct_macs
 
@@ -41,7 +43,7 @@ def test_workload_is_a_valid_conv1d_call(workload: Workload) -> None:
     assert workload.description and workload.source
 
 
-@pytest.mark.parametrize("workload", [w for w in SUITE if w.quick] + [workloads.get(
+@pytest.mark.parametrize("workload", [w for w in SUITE if w.quick] + [suite.get(
     "wav2vec2_pos_conv")], ids=lambda w: w.name)
 def test_tensors_match_the_declared_shapes(workload: Workload) -> None:
     x, w, b = workload.tensors(seed=3)
@@ -56,7 +58,7 @@ def test_tensors_match_the_declared_shapes(workload: Workload) -> None:
 
 
 def test_names_are_unique_and_identifiers() -> None:
-    names = workloads.names()
+    names = suite.names()
     assert len(names) == len(set(names)) == len(SUITE)
     assert all(re.fullmatch(r"[a-z0-9_]+", name) for name in names)
 
@@ -70,41 +72,38 @@ def test_the_issue_target_shapes_exist() -> None:
         "depthwise_long_k2048": ((4, 256, 2048), (256, 1, 2048), 256),
     }
     for name, (input_shape, weight_shape, groups) in expected.items():
-        workload = workloads.get(name)
+        workload = suite.get(name)
         assert (workload.input_shape, workload.weight_shape, workload.groups) == (
             input_shape, weight_shape, groups)
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        from bench_targets import TARGETS
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    from bench_targets import TARGETS
+
     named = {target.workload for target in TARGETS} - {None}
-    assert named and named <= set(workloads.names())
+    assert named and named <= set(suite.names())
 
 
 def test_the_suite_covers_the_real_models() -> None:
-    encoder = [workloads.get(f"wav2vec2_fe{i}") for i in range(7)]
+    encoder = [suite.get(f"wav2vec2_fe{i}") for i in range(7)]
     assert [w.weight_shape[2] for w in encoder] == [10, 3, 3, 3, 3, 2, 2]
     assert [w.stride for w in encoder] == [5, 2, 2, 2, 2, 2, 2]
-    for previous, layer in zip(encoder, encoder[1:]):  # each layer reads the one before
+    for previous, layer in pairwise(encoder):  # each layer reads the one before
         assert layer.input_shape == previous.output_shape
-    pos = workloads.get("wav2vec2_pos_conv")
+    pos = suite.get("wav2vec2_pos_conv")
     assert (pos.weight_shape, pos.groups, pos.padding) == ((768, 48, 128), 16, 64)
-    mamba = workloads.get("mamba_causal_dw_k4")
+    mamba = suite.get("mamba_causal_dw_k4")
     assert (mamba.weight_shape[2], mamba.padding, mamba.groups) == (4, 3, mamba.input_shape[1])
-    tiny = workloads.get("tiny_many_batch")
+    tiny = suite.get("tiny_many_batch")
     assert (tiny.input_shape, tiny.weight_shape) == ((256, 1, 64), (1, 1, 16))
     assert {w.dilation for w in SUITE if "tcn" in w.tags} >= {1, 64, 512}
 
 
 def test_select_and_get() -> None:
-    assert [w.name for w in workloads.select(["tiny_many_batch", "audio_fir_k1023"])] == [
+    assert [w.name for w in suite.select(["tiny_many_batch", "audio_fir_k1023"])] == [
         "tiny_many_batch", "audio_fir_k1023"]
-    assert workloads.select() == list(SUITE)
-    quick = workloads.select(quick=True)
+    assert suite.select() == list(SUITE)
+    quick = suite.select(quick=True)
     assert quick and all(w.quick for w in quick) and len(quick) < len(SUITE)
     with pytest.raises(KeyError, match="unknown workload 'nope'"):
-        workloads.get("nope")
+        suite.get("nope")
 
 
 def test_bench_strategies_smoke() -> None:
@@ -123,10 +122,7 @@ def test_bench_strategies_smoke() -> None:
 
 
 def test_bench_strategies_rejects_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import bench_strategies
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    import bench_strategies
+
     assert bench_strategies.main(["--only", "nope"]) == 2
     assert "unknown workload 'nope'" in capsys.readouterr().err

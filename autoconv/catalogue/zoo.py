@@ -2,9 +2,10 @@
 
 Random weights, nothing downloaded: the layers' shapes, paddings, strides, dilations, groups
 and weight normalisation are those of the published models, so that autoconv's drop-ins can
-be checked (``tests/offline/test_zoo.py``) and timed (``scripts/bench_models.py``) on what
-people run. Each factory takes no argument, so it also serves ``autoconv warm --model
-autoconv.offline.zoo:hifigan_v1 --input-shape 1,80,200``; :data:`EXAMPLE_INPUTS` gives an
+be checked (``tests/catalogue/test_zoo.py``) and timed (``scripts/bench_models.py``) on what
+people run; the configurations are :mod:`~autoconv.catalogue.configs`, which the layer tables
+read too. Each factory takes no argument, so it also serves ``autoconv warm --model
+autoconv.catalogue.zoo:hifigan_v1 --input-shape 1,80,200``; :data:`EXAMPLE_INPUTS` gives an
 input shape for each.
 
 * :func:`wav2vec2_base`: wav2vec2 / HuBERT base's convolutional feature encoder (7 layers of
@@ -30,6 +31,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from autoconv.catalogue.configs import (
+    ENCODEC_24KHZ,
+    HIFIGAN_V1,
+    MAMBA_130M,
+    WAV2VEC2_BASE,
+    Encodec,
+    HiFiGAN,
+    Mamba,
+    Wav2Vec2,
+)
+
 #: An input shape (batch, channels, length) for each factory: about a second of audio.
 EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
     "wav2vec2_base": (1, 1, 16000),
@@ -40,10 +52,11 @@ EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
 
 
 class _Wav2Vec2PositionalConv(nn.Module):
-    def __init__(self, hidden: int = 768, kernel: int = 128, groups: int = 16) -> None:
+    def __init__(self, c: Wav2Vec2) -> None:
         super().__init__()
-        self.conv = weight_norm(nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2,
-                                          groups=groups), dim=2)
+        kernel = c.positional_kernel
+        self.conv = weight_norm(nn.Conv1d(c.hidden, c.hidden, kernel, padding=kernel // 2,
+                                          groups=c.positional_groups), dim=2)
         self.trim = 1 if kernel % 2 == 0 else 0  # "SamePad": drop the extra frame
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -54,20 +67,19 @@ class _Wav2Vec2PositionalConv(nn.Module):
 class Wav2Vec2Base(nn.Module):
     """wav2vec2 base: feature encoder, projection and positional convolution."""
 
-    def __init__(self) -> None:
+    def __init__(self, c: Wav2Vec2 = WAV2VEC2_BASE) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         in_channels = 1
-        for index, (kernel, stride) in enumerate(zip((10, 3, 3, 3, 3, 2, 2),
-                                                     (5, 2, 2, 2, 2, 2, 2))):
-            layers.append(nn.Conv1d(in_channels, 512, kernel, stride, bias=False))
+        for index, (kernel, stride) in enumerate(zip(c.kernels, c.strides)):
+            layers.append(nn.Conv1d(in_channels, c.channels, kernel, stride, bias=False))
             if index == 0:
-                layers.append(nn.GroupNorm(512, 512))
+                layers.append(nn.GroupNorm(c.channels, c.channels))
             layers.append(nn.GELU())
-            in_channels = 512
+            in_channels = c.channels
         self.feature_encoder = nn.Sequential(*layers)
-        self.projection = nn.Sequential(nn.LayerNorm(512), nn.Linear(512, 768))
-        self.positional = _Wav2Vec2PositionalConv()
+        self.projection = nn.Sequential(nn.LayerNorm(c.channels), nn.Linear(c.channels, c.hidden))
+        self.positional = _Wav2Vec2PositionalConv(c)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         features = self.feature_encoder(audio).transpose(1, 2)
@@ -120,16 +132,18 @@ class _SLSTM(nn.Module):
 class EncodecEncoder(nn.Module):
     """EnCodec 24 kHz's SEANet encoder: 1 channel in, 128-dimensional frames out (75 Hz)."""
 
-    def __init__(self, filters: int = 32, ratios: tuple[int, ...] = (8, 5, 4, 2),
-                 dimension: int = 128) -> None:
+    def __init__(self, c: Encodec = ENCODEC_24KHZ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [_SConv1d(1, filters, 7)]
+        filters = c.filters
+        layers: list[nn.Module] = [_SConv1d(1, filters, c.kernel)]
         mult = 1
-        for ratio in reversed(ratios):
-            layers += [_SEANetResidual(mult * filters, dilation=1), nn.ELU(),
+        for ratio in reversed(c.ratios):
+            layers += [_SEANetResidual(mult * filters, dilation=1, kernel=c.residual_kernel,
+                                       compress=c.compress), nn.ELU(),
                        _SConv1d(mult * filters, 2 * mult * filters, 2 * ratio, stride=ratio)]
             mult *= 2
-        layers += [_SLSTM(mult * filters), nn.ELU(), _SConv1d(mult * filters, dimension, 7)]
+        layers += [_SLSTM(mult * filters), nn.ELU(),
+                   _SConv1d(mult * filters, c.dimension, c.kernel)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -159,19 +173,18 @@ class _ResBlock1(nn.Module):
 class HiFiGANGenerator(nn.Module):
     """HiFi-GAN V1: 80 mel bins in, 256 samples out per frame."""
 
-    def __init__(self, mels: int = 80, channels: int = 512,
-                 rates: tuple[int, ...] = (8, 8, 2, 2), kernels: tuple[int, ...] = (16, 16, 4, 4),
-                 resblock_kernels: tuple[int, ...] = (3, 7, 11),
-                 dilations: tuple[int, ...] = (1, 3, 5)) -> None:
+    def __init__(self, c: HiFiGAN = HIFIGAN_V1) -> None:
         super().__init__()
-        self.conv_pre = weight_norm(nn.Conv1d(mels, channels, 7, padding=3))
+        outer = c.outer_kernel
+        self.conv_pre = weight_norm(nn.Conv1d(c.mels, c.channels, outer, padding=outer // 2))
         self.ups = nn.ModuleList(weight_norm(nn.ConvTranspose1d(
-            channels // 2**i, channels // 2**(i + 1), k, u, padding=(k - u) // 2))
-            for i, (u, k) in enumerate(zip(rates, kernels)))
-        self.resblocks = nn.ModuleList(_ResBlock1(channels // 2**(i + 1), k, dilations)
-                                       for i in range(len(rates)) for k in resblock_kernels)
-        self.per_stage = len(resblock_kernels)
-        self.conv_post = weight_norm(nn.Conv1d(channels // 2**len(rates), 1, 7, padding=3))
+            c.channels // 2**i, c.stage_channels(i), k, u, padding=(k - u) // 2))
+            for i, (u, k) in enumerate(zip(c.rates, c.up_kernels)))
+        self.resblocks = nn.ModuleList(_ResBlock1(c.stage_channels(i), k, c.dilations)
+                                       for i in range(len(c.rates)) for k in c.resblock_kernels)
+        self.per_stage = len(c.resblock_kernels)
+        self.conv_post = weight_norm(nn.Conv1d(c.stage_channels(len(c.rates) - 1), 1, outer,
+                                               padding=outer // 2))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.conv_pre(mel)
@@ -185,12 +198,12 @@ class HiFiGANGenerator(nn.Module):
 class MambaMixer(nn.Module):
     """A Mamba-130m block's convolution path (see the module docstring)."""
 
-    def __init__(self, model: int = 768, expand: int = 2, kernel: int = 4) -> None:
+    def __init__(self, c: Mamba = MAMBA_130M) -> None:
         super().__init__()
-        inner = expand * model
-        self.in_proj = nn.Linear(model, 2 * inner, bias=False)
-        self.conv1d = nn.Conv1d(inner, inner, kernel, groups=inner, padding=kernel - 1)
-        self.out_proj = nn.Linear(inner, model, bias=False)
+        inner = c.inner
+        self.in_proj = nn.Linear(c.model, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, c.kernel, groups=inner, padding=c.kernel - 1)
+        self.out_proj = nn.Linear(inner, c.model, bias=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         length = hidden.shape[-1]
