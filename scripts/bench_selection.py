@@ -29,6 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 from benchlib import (
+    candidate_calls,
     format_seconds,
     machine_header,
     markdown_table,
@@ -43,8 +44,6 @@ from autoconv.catalogue import suite as catalogue_suite
 from autoconv.catalogue.workload import Workload
 from autoconv.offline.report import geometric_mean
 from autoconv.runtime.dispatch import dispatcher
-from autoconv.strategies import all_strategies
-from autoconv.tuning.candidates import enumerate_candidates
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,11 +63,7 @@ def bench_workload(workload: Workload, args: argparse.Namespace) -> dict:
     calls = {"autoconv": lambda: autoconv.conv1d(x, w, b, **kwargs),
              "F.conv1d": lambda: F.conv1d(x, w, b, **kwargs),
              "autoconv.Conv1d": lambda: module(x)}
-    for candidate in enumerate_candidates(all_strategies(), workload.signature()):
-        params = dict(candidate.params)
-        run = candidate.strategy.run
-        calls[candidate.label] = (lambda run=run, params=params:
-                                  run(x, w, b, **kwargs, **params))
+    calls.update({c.label: call for c, call in candidate_calls(workload, x, w, b).items()})
     warmups = {name: warm_up(fn, "cpu", args.cell_budget) for name, fn in calls.items()}
     timings = time_interleaved(calls, warmups, device="cpu", repeats=args.repeats,
                                budget_s=args.cell_budget)

@@ -312,17 +312,25 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, float]:
-    """Median seconds of every candidate autoconv offers for ``workload`` (an
-    ``autoconv.catalogue.workload.Workload``), each called directly, timed interleaved."""
+def candidate_calls(workload: Any, x: torch.Tensor, w: torch.Tensor,
+                    b: torch.Tensor | None) -> dict[Any, Callable[[], torch.Tensor]]:
+    """Every candidate autoconv offers for ``workload`` (an
+    ``autoconv.catalogue.workload.Workload``; each registered strategy at each of its
+    parameter sets, ``autoconv.tuning.candidates.Candidate`` keys), as a call on these
+    tensors."""
     from autoconv.strategies import all_strategies
     from autoconv.tuning.candidates import enumerate_candidates
 
-    x, w, b = workload.tensors()
     kwargs = workload.conv_kwargs()
-    calls = {c: (lambda run=c.strategy.run, params=dict(c.params):
-                 run(x, w, b, **kwargs, **params))
-             for c in enumerate_candidates(all_strategies(), workload.signature())}
+    return {c: (lambda run=c.strategy.run, params=dict(c.params):
+                run(x, w, b, **kwargs, **params))
+            for c in enumerate_candidates(all_strategies(), workload.signature())}
+
+
+def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, float]:
+    """Median seconds of every candidate autoconv offers for ``workload`` (an
+    ``autoconv.catalogue.workload.Workload``), each called directly, timed interleaved."""
+    calls = candidate_calls(workload, *workload.tensors())
     warmups = {c: warm_up(fn, "cpu", budget_s) for c, fn in calls.items()}
     timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats,
                                budget_s=budget_s)
