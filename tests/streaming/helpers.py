@@ -72,12 +72,20 @@ def layout(**params: int) -> Callable[[int], dict]:
     return lambda chunk: dict(params)
 
 
-#: (strategy, parameters given the chunk size) of every streaming candidate kind.
+def schedule(first: int, growth: int, largest: int) -> Callable[[int], dict]:
+    """The parameters of a non-uniform schedule whose first and largest partitions are
+    ``first`` and ``largest`` chunks, given the chunk size."""
+    return lambda chunk: {"first": first * chunk, "growth": growth, "largest": largest * chunk}
+
+
+#: (strategy, parameters given the chunk size) of every streaming candidate kind; the
+#: non-uniform schedules cut the test kernels into several stages.
 VARIANTS = [("stateful_direct", layout()), ("partitioned", partitions(1)),
             ("partitioned", partitions(2)), ("partitioned", partitions(4)),
-            ("stateful_direct", layout(time_major=1))]
+            ("stateful_direct", layout(time_major=1)),
+            ("nonuniform", schedule(1, 2, 8)), ("nonuniform", schedule(2, 4, 16))]
 VARIANT_IDS = ["direct", "partitioned_x1", "partitioned_x2", "partitioned_x4",
-               "direct_time_major"]
+               "direct_time_major", "nonuniform_x1_g2", "nonuniform_x2_g4"]
 
 
 def variant(weight: torch.Tensor, bias: torch.Tensor | None, strategy: str,

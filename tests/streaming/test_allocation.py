@@ -1,5 +1,6 @@
-"""The partitioned stream allocates nothing per chunk once it runs (with ``out=``): every
-allocation the profiler sees in a steady stream is torch's FFT's own scratch."""
+"""The partitioned streams (uniform and non-uniform) allocate nothing per chunk once they run
+(with ``out=``): every allocation the profiler sees in a steady stream is torch's FFT's own
+scratch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .helpers import partitions, variant
+from .helpers import partitions, schedule, variant
 
 
 def _allocations_outside_fft(prof) -> list[list[str]]:
@@ -23,13 +24,15 @@ def _allocations_outside_fft(prof) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("groups,in_channels,multiple", [(2, 2, 1), (2, 2, 4), (1, 3, 2)],
-                         ids=["depthwise", "depthwise_x4", "dense_x2"])
-def test_no_allocation_per_chunk_in_the_partitioned_path(groups, in_channels,
-                                                         multiple) -> None:
-    weight, bias = torch.randn(4, in_channels // groups, 40), torch.randn(4)
-    stream = variant(weight, bias, "partitioned", partitions(multiple), chunk_size=8,
-                     groups=groups)
+@pytest.mark.parametrize("groups,in_channels,strategy,params_of", [
+    (2, 2, "partitioned", partitions(1)), (2, 2, "partitioned", partitions(4)),
+    (1, 3, "partitioned", partitions(2)), (2, 2, "nonuniform", schedule(1, 2, 8)),
+    (1, 3, "nonuniform", schedule(1, 4, 4))],
+    ids=["depthwise", "depthwise_x4", "dense_x2", "nonuniform_depthwise", "nonuniform_dense"])
+def test_no_allocation_per_chunk_in_the_partitioned_paths(groups, in_channels, strategy,
+                                                          params_of) -> None:
+    weight, bias = torch.randn(4, in_channels // groups, 300), torch.randn(4)
+    stream = variant(weight, bias, strategy, params_of, chunk_size=8, groups=groups)
     x, out = torch.randn(2, in_channels, 8), torch.empty(2, 4, 8)
     short = out[..., :3]
     with torch.inference_mode():

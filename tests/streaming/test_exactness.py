@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autoconv.strategies.streaming import UniformPartitioned
+from autoconv.strategies.streaming import UniformPartitioned, all_stream_strategies
 
 from .helpers import VARIANT_IDS, VARIANTS, assert_close, causal, stream_all, variant
 
@@ -34,6 +34,10 @@ def _tensors(b, cin, cout, k, groups, length, dtype, seed=0):
     bias = torch.randn(cout, generator=generator, dtype=dtype)
     x = torch.randn(b, cin, length, generator=generator, dtype=dtype)
     return x, w, bias
+
+
+def test_every_registered_streaming_strategy_is_in_these_suites() -> None:
+    assert {s.name for s in all_stream_strategies()} == {name for name, _ in VARIANTS}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -2,8 +2,10 @@
 
 ``stateful_direct`` keeps the kernel's history and convolves it with each chunk through
 ``F.conv1d`` (or, time-major, as a channels-last image); ``partitioned`` is uniformly
-partitioned overlap-save with a tuned partition length. Registry order (stateful_direct,
-partitioned) is the tie-break order. Each registry entry (:class:`StreamStrategy`) carries
+partitioned overlap-save with a tuned partition length; ``nonuniform`` cuts long kernels in
+partitions growing from the chunk size (its schedule is tuned: first partition, growth,
+largest partition). Registry order (stateful_direct, partitioned, nonuniform) is the
+tie-break order. Each registry entry (:class:`StreamStrategy`) carries
 everything else autoconv knows about its strategy; ``autoconv.Conv1dStream``
 (``autoconv/streaming/``) is the object users hold.
 """
@@ -15,6 +17,15 @@ from autoconv.strategies.streaming.direct import (
     check_direct_params,
     direct_flops,
     direct_layouts,
+)
+from autoconv.strategies.streaming.nonuniform import NonUniformPartitioned, build_nonuniform
+from autoconv.strategies.streaming.nonuniform_plan import (
+    NonUniformPlan,
+    check_nonuniform_params,
+    nonuniform_flops,
+    nonuniform_grid,
+    nonuniform_period,
+    supports_nonuniform,
 )
 from autoconv.strategies.streaming.partition_plan import (
     PartitionPlan,
@@ -40,9 +51,13 @@ register(StreamStrategy("partitioned", build_partitioned, partitioned_flops,
                         param_grid=partition_grid, supports=supports_partitioned,
                         check=check_partitioned_params, period=partitioned_period,
                         size_params=frozenset({"partition"})))
+register(StreamStrategy("nonuniform", build_nonuniform, nonuniform_flops,
+                        param_grid=nonuniform_grid, supports=supports_nonuniform,
+                        check=check_nonuniform_params, period=nonuniform_period,
+                        size_params=frozenset({"first", "growth", "largest"})))
 
 __all__ = [
-    "PartitionPlan", "StatefulDirect", "StreamEngine", "StreamStrategy", "TimeMajorDirect",
-    "UniformPartitioned",
+    "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan", "StatefulDirect",
+    "StreamEngine", "StreamStrategy", "TimeMajorDirect", "UniformPartitioned",
     "all_stream_strategies", "get", "register", "stream_reference",
 ]
