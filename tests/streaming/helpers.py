@@ -75,7 +75,8 @@ def layout(**params: int) -> Callable[[int], dict]:
 def schedule(first: int, growth: int, largest: int) -> Callable[[int], dict]:
     """The parameters of a non-uniform schedule whose first and largest partitions are
     ``first`` and ``largest`` chunks, given the chunk size."""
-    return lambda chunk: {"first": first * chunk, "growth": growth, "largest": largest * chunk}
+    return lambda chunk: {"first_partition": first * chunk, "partition_growth": growth,
+                          "largest_partition": largest * chunk}
 
 
 #: (strategy, parameters given the chunk size) of every streaming candidate kind; the

@@ -180,27 +180,29 @@ def test_grid_periods_and_flops() -> None:
     assert NONUNIFORM.param_grid(_signature(480_000, 64, dtype=torch.float16)) == []
     assert not NONUNIFORM.supports(_signature(480_000, 64, device="cuda"))
     odd = NONUNIFORM.param_grid(_signature(480_000, 40))
-    assert odd and all(p["first"] % 40 == 0 and p["largest"] % p["first"] == 0 for p in odd)
+    assert odd and all(p["first_partition"] % 40 == 0
+                       and p["largest_partition"] % p["first_partition"] == 0 for p in odd)
 
 
 @pytest.mark.parametrize("params,error,match", [
     ({"partition": 64}, ValueError, "no parameter 'partition'"),
-    ({"first": 96}, ValueError, "power-of-two multiple"),
-    ({"first": 32}, ValueError, "outside"),
-    ({"first": 64.0}, TypeError, "must be an int"),
-    ({"first": 256, "growth": 3}, ValueError, "growth=3"),
-    ({"first": 256, "largest": 3 * 256}, ValueError, "times a power of two"),
-    ({"first": 256, "largest": 131072}, ValueError, "outside"),
+    ({"first_partition": 96}, ValueError, "power-of-two multiple"),
+    ({"first_partition": 32}, ValueError, "outside"),
+    ({"first_partition": 64.0}, TypeError, "must be an int"),
+    ({"first_partition": 256, "partition_growth": 3}, ValueError, "partition_growth=3"),
+    ({"first_partition": 256, "largest_partition": 768}, ValueError, "times a power of two"),
+    ({"first_partition": 256, "largest_partition": 131072}, ValueError, "outside"),
 ])
 def test_stored_parameters_are_checked(params, error, match) -> None:
     with pytest.raises(error, match=match):
         NONUNIFORM.validate(_signature(480_000, 64), params)
     with pytest.raises(ValueError, match=f"{MAX_PERIOD} chunks"):
-        NONUNIFORM.validate(_signature(480_000, 32), {"first": 32, "largest": 65536})
+        NONUNIFORM.validate(_signature(480_000, 32),
+                            {"first_partition": 32, "largest_partition": 65536})
 
 
 def test_cuda_streams_and_huge_spectra_are_refused() -> None:
-    params = {"first": 256, "growth": 8, "largest": 16384}
+    params = {"first_partition": 256, "partition_growth": 8, "largest_partition": 16384}
     with pytest.raises(ValueError, match="on cuda"):
         NONUNIFORM.validate(_signature(480_000, 64, device="cuda"), params)
     with pytest.raises(ValueError, match="bytes"):

@@ -3,8 +3,8 @@
 ``stateful_direct`` keeps the kernel's history and convolves it with each chunk through
 ``F.conv1d`` (or, time-major, as a channels-last image); ``partitioned`` is uniformly
 partitioned overlap-save with a tuned partition length; ``nonuniform`` cuts long kernels in
-partitions growing from the chunk size (its schedule is tuned: first partition, growth,
-largest partition). Registry order (stateful_direct, partitioned, nonuniform) is the
+partitions growing from the chunk size (its schedule is tuned: first partition,
+growth, largest partition). Registry order (stateful_direct, partitioned, nonuniform) is the
 tie-break order. Each registry entry (:class:`StreamStrategy`) carries
 everything else autoconv knows about its strategy; ``autoconv.Conv1dStream``
 (``autoconv/streaming/``) is the object users hold.
@@ -54,7 +54,8 @@ register(StreamStrategy("partitioned", build_partitioned, partitioned_flops,
 register(StreamStrategy("nonuniform", build_nonuniform, nonuniform_flops,
                         param_grid=nonuniform_grid, supports=supports_nonuniform,
                         check=check_nonuniform_params, period=nonuniform_period,
-                        size_params=frozenset({"first", "growth", "largest"})))
+                        size_params=frozenset({"first_partition", "partition_growth",
+                                               "largest_partition"})))
 
 __all__ = [
     "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan", "StatefulDirect",

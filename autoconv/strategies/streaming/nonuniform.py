@@ -234,13 +234,12 @@ class _Views:
 
 
 def build_nonuniform(weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
-                     groups: int, batch: int, chunk_size: int, first: int | None = None,
-                     growth: int | None = None, largest: int | None = None
+                     groups: int, batch: int, chunk_size: int, **schedule: int
                      ) -> NonUniformPartitioned:
     """The :data:`~autoconv.strategies.streaming.registry.Builder` of non-uniform
-    partitioning (defaults: :func:`~.nonuniform_plan.schedule_of`)."""
-    first, growth, largest = schedule_of(
-        chunk_size, {"first": first, "growth": growth, "largest": largest})
+    partitioning; ``schedule``: its parameters (:data:`~.nonuniform_plan.PARAMS`, defaults:
+    :func:`~.nonuniform_plan.schedule_of`)."""
+    first, growth, largest = schedule_of(chunk_size, schedule)
     return NonUniformPartitioned(weight, bias, dilation=dilation, groups=groups, batch=batch,
                                  chunk_size=chunk_size, first=first, growth=growth,
                                  largest=largest)

@@ -2,8 +2,9 @@
 parameter grid, the checks of stored parameters, the period and the operation count.
 
 The kernel, flipped and dilated (``L`` taps, as in :mod:`.partition_plan`), is cut into a
-*head*, its first ``2 * first`` taps, and *stages* of partitions growing by ``growth`` up to
-``largest``: ``P_1 = first``, ``P_2 = growth * P_1``, ... (never above ``largest``; sizes are
+*head*, its first ``2 * P_1`` taps, and *stages* of partitions growing by
+``partition_growth`` up to ``largest_partition``: ``P_1 = first_partition``,
+``P_2 = partition_growth * P_1``, ... (never above ``largest_partition``; sizes are
 power-of-two multiples of the chunk size). A stage of partition ``P`` starts at tap ``2P``:
 its outputs for a block of ``P`` samples need no input later than the end of the block two
 blocks before, so that the work of one output block (a transform of ``2P`` samples, the products of its partitions,
@@ -34,7 +35,7 @@ from autoconv.strategies.streaming.stage_slots import OP_COST
 
 #: The parameters: the first stage's partition, the growth between stages, the largest
 #: partition (partitions in samples).
-PARAMS = frozenset({"first", "growth", "largest"})
+PARAMS = frozenset({"first_partition", "partition_growth", "largest_partition"})
 #: Growth factors a stored schedule may use.
 GROWTHS = (2, 4, 8)
 #: A first partition of more chunks than this is refused as unreasonable.
@@ -132,10 +133,12 @@ class NonUniformPlan:
 
 
 def schedule_of(chunk: int, params: Mapping[str, Any]) -> tuple[int, int, int]:
-    """``(first, growth, largest)`` of ``params``, those absent (or None) by default: a first
-    partition of 4 chunks, a growth of 4, the largest partition 16 times the first."""
-    first = int(params.get("first") or 4 * chunk)
-    return first, int(params.get("growth") or 4), int(params.get("largest") or 16 * first)
+    """``(first, growth, largest)`` partitions of ``params`` (:data:`PARAMS`), those absent
+    (or None) by default: a first partition of 4 chunks, a growth of 4, the largest
+    partition 16 times the first."""
+    first = int(params.get("first_partition") or 4 * chunk)
+    return (first, int(params.get("partition_growth") or 4),
+            int(params.get("largest_partition") or 16 * first))
 
 
 @lru_cache(maxsize=256)
@@ -194,7 +197,8 @@ def nonuniform_grid(signature: Signature) -> list[dict[str, Any]]:
     for first, growth, largest in schedules:
         largest = first << max(0, (min(largest, MAX_PERIOD * chunk, MAX_LARGEST) // first
                                    ).bit_length() - 1)
-        params = {"first": first, "growth": growth, "largest": largest}
+        params = {"first_partition": first, "partition_growth": growth,
+                  "largest_partition": largest}
         try:
             check_nonuniform_params(signature, params)
         except ValueError:
@@ -207,9 +211,9 @@ def nonuniform_grid(signature: Signature) -> list[dict[str, Any]]:
 
 
 def check_nonuniform_params(signature: Signature, params: Mapping[str, Any]) -> None:
-    """``first``: a power-of-two multiple of the chunk size, at most
-    :data:`MAX_FIRST_MULTIPLE` chunks; ``growth``: one of :data:`GROWTHS`; ``largest``:
-    ``first`` times a power of two, at most :data:`MAX_LARGEST` samples and
+    """``first_partition``: a power-of-two multiple of the chunk size, at most
+    :data:`MAX_FIRST_MULTIPLE` chunks; ``partition_growth``: one of :data:`GROWTHS`;
+    ``largest_partition``: the first times a power of two, at most :data:`MAX_LARGEST` samples and
     :data:`MAX_PERIOD` chunks; a CPU stream whose spectra fit in memory.
 
     Raises:
@@ -217,19 +221,20 @@ def check_nonuniform_params(signature: Signature, params: Mapping[str, Any]) -> 
     """
     check_names(params, PARAMS, "nonuniform")
     chunk = signature.length
-    check_int(params, "first", chunk, chunk * MAX_FIRST_MULTIPLE)
-    check_int(params, "growth", min(GROWTHS), max(GROWTHS))
-    check_int(params, "largest", chunk, MAX_LARGEST)
+    check_int(params, "first_partition", chunk, chunk * MAX_FIRST_MULTIPLE)
+    check_int(params, "partition_growth", min(GROWTHS), max(GROWTHS))
+    check_int(params, "largest_partition", chunk, MAX_LARGEST)
     first, growth, largest = schedule_of(chunk, params)
     if first % chunk or not _power_of_two(first // chunk):
-        raise ValueError(f"first={first} is not a power-of-two multiple of the chunk size "
-                         f"{chunk}")
+        raise ValueError(f"first_partition={first} is not a power-of-two multiple of the "
+                         f"chunk size {chunk}")
     if growth not in GROWTHS:
-        raise ValueError(f"growth={growth} is not one of {GROWTHS}")
+        raise ValueError(f"partition_growth={growth} is not one of {GROWTHS}")
     if largest % first or not _power_of_two(largest // first):
-        raise ValueError(f"largest={largest} is not first={first} times a power of two")
+        raise ValueError(f"largest_partition={largest} is not first_partition={first} times "
+                         "a power of two")
     if largest > min(MAX_LARGEST, MAX_PERIOD * chunk):
-        raise ValueError(f"largest={largest} is more than {MAX_LARGEST} samples or "
+        raise ValueError(f"largest_partition={largest} is more than {MAX_LARGEST} samples or "
                          f"{MAX_PERIOD} chunks")
     if not supports_nonuniform(signature):
         raise ValueError(f"nonuniform does not run {signature.dtype} streams on "
