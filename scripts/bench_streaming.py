@@ -2,7 +2,10 @@
 stateful direct ``F.conv1d`` and a full FFT of history plus chunk, on real-time workloads.
 
 Workloads: 2-channel reverbs (depthwise, ``groups=2``: one impulse response per channel) of
-48,000 and 96,000 taps (1 and 2 s at 48 kHz) at chunks of 64, 256 and 1,024 samples; a
+48,000 and 96,000 taps (1 and 2 s at 48 kHz) at chunks of 64, 256 and 1,024 samples; stereo
+halls set up the same way, of 144,000 and 480,000 taps (3 and 10 s at 48 kHz) at chunks of
+32, 64 and 256 samples, where uniform partitioning (its best partition) and non-uniform
+partitioning (its best schedule) are also reported apart, against the tuned choice; a
 streaming speech recogniser's depthwise causal convolution (256 channels, K=31, conformer
 style) at chunks of 40 frames; a causal vocoder layer (512 -> 512 channels, K=7) at chunks of
 32 frames. Each stream is tuned first (``autoconv`` in mode ``tune`` on a private SQLite
@@ -28,6 +31,7 @@ Usage: python scripts/bench_streaming.py [--quick] [--only TEXT ...] [--threads 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -47,7 +51,7 @@ from benchlib import (
 import autoconv
 from autoconv.choice import StreamChoice
 from autoconv.strategies import SpectrumCache, fft
-from autoconv.strategies.streaming import all_stream_strategies
+from autoconv.strategies.streaming import all_stream_strategies, get
 from autoconv.tuning.candidates import enumerate_candidates
 
 
@@ -63,20 +67,24 @@ class Workload:
     chunk: int
     rate: float
     short_kernel: bool
+    hall: bool = False
 
 
 def workloads(quick: bool, only: list[str] | None = None) -> list[Workload]:
     reverbs = [Workload(f"reverb {taps // 1000}k taps, chunk {chunk}", 2, 2, taps, 2, chunk,
                         48_000.0, False)
                for taps in (48_000, 96_000) for chunk in (64, 256, 1024)]
+    halls = [Workload(f"hall {seconds} s stereo ({taps // 1000}k taps), chunk {chunk}", 2, 2,
+                      taps, 2, chunk, 48_000.0, False, hall=True)
+             for seconds, taps in ((3, 144_000), (10, 480_000)) for chunk in (32, 64, 256)]
     neural = [Workload("ASR depthwise 256ch K=31, chunk 40", 256, 256, 31, 256, 40, 100.0,
                        True),
               Workload("vocoder 512->512 K=7, chunk 32", 512, 512, 7, 1, 32, 187.5, True)]
     if only:
-        return [w for w in reverbs + neural if any(part in w.name for part in only)]
+        return [w for w in reverbs + halls + neural if any(part in w.name for part in only)]
     if quick:
-        return [reverbs[1], *neural]
-    return reverbs + neural
+        return [reverbs[1], halls[2], *neural]
+    return reverbs + halls + neural
 
 
 class FullFFT:
@@ -115,7 +123,7 @@ def bench(workload: Workload, args: argparse.Namespace) -> dict:
     choice = tuned.prepare(1)
     tuning_s = time.perf_counter() - start
     signature = tuned.signature(1)
-    calls, periods, labels = {}, {}, {}
+    calls, periods, labels, families = {}, {}, {}, {}
     for candidate in enumerate_candidates(all_stream_strategies(), signature):
         forced = autoconv.Conv1dStream(w, groups=workload.groups, chunk_size=workload.chunk,
                                        choice=StreamChoice.make(candidate.strategy,
@@ -125,6 +133,7 @@ def bench(workload: Workload, args: argparse.Namespace) -> dict:
         plain = candidate.strategy.is_plain_conv1d(dict(candidate.params))
         label = "stateful direct" if plain else candidate.label
         labels[(candidate.name, candidate.params)] = label
+        families.setdefault(candidate.strategy, []).append(label)
         calls[label] = periodic(lambda x, s=forced: s.stream(x, out=out), chunk, period)
         periods[label] = period
     full = FullFFT(w, workload.groups, workload.chunk)
@@ -140,8 +149,12 @@ def bench(workload: Workload, args: argparse.Namespace) -> dict:
     per_chunk = {label: timing.median / periods[label] for label, timing in timings.items()}
     others = {label: t for label, t in per_chunk.items() if label != "tuned"}
     best = min(others, key=others.__getitem__)
+    # the best of each partitioned strategy (None when it offered no candidate)
+    family_best = {name: min(families.get(get(name), []), key=per_chunk.__getitem__,
+                             default=None) for name in ("partitioned", "nonuniform")}
     return {"workload": workload, "choice": choice, "tuning_s": tuning_s,
-            "per_chunk": per_chunk, "best": best,
+            "per_chunk": per_chunk, "best": best, "uniform": family_best["partitioned"],
+            "nonuniform": family_best["nonuniform"],
             "picked": labels[(choice.strategy, choice.params)]}
 
 
@@ -150,7 +163,53 @@ def describe(choice: StreamChoice) -> str:
     return f"{choice.strategy}({params})" if params else choice.strategy
 
 
-def report(results: list[dict], args: argparse.Namespace) -> str:
+def describe_load(loads: dict[str, tuple[float, float, float]]) -> str:
+    """The load averages (1, 5 and 15 minutes) at the start and the end of the run."""
+    parts = [f"{when} {', '.join(f'{value:.2f}' for value in load)}"
+             for when, load in loads.items()]
+    return (f"- Load average (1, 5, 15 min): {'; '.join(parts)} ({os.cpu_count()} logical "
+            "cores; a load near or above the cores means the figures are disturbed)")
+
+
+def hall_table(results: list[dict]) -> list[str]:
+    """Long responses: uniform partitioning (its best partition) and non-uniform
+    partitioning (its best schedule) apart, against the tuned choice."""
+    halls = [r for r in results if r["workload"].hall]
+    if not halls:
+        return []
+    rows = []
+    for r in halls:
+        w, t = r["workload"], r["per_chunk"]
+        duration = w.chunk / w.rate
+        uniform, nonuniform = r["uniform"], r["nonuniform"]
+        cells = [w.name, describe(r["choice"]), format_seconds(t["tuned"]),
+                 f"{duration / t['tuned']:.1f}"]
+        for label in (uniform, nonuniform):
+            cells += ([f"{label}: {format_seconds(t[label])}", f"{duration / t[label]:.1f}"]
+                      if label else ["-", "-"])
+        cells += [f"{t[uniform] / t[nonuniform]:.2f}x" if uniform and nonuniform else "-",
+                  f"{t[uniform] / t['tuned']:.2f}x" if uniform else "-"]
+        rows.append(cells)
+    lines = ["", "## Long responses: uniform and non-uniform partitioning", "",
+             ("Stereo halls (depthwise, groups=2) at 48 kHz. \"uniform\" is the fastest "
+              "partition of uniformly partitioned overlap-save, \"non-uniform\" the fastest "
+              "schedule of non-uniform partitioning (each timed as a candidate, interleaved "
+              "with the rest); RTF = chunk duration / chunk time."), "",
+             markdown_table(["workload", "tuned choice", "tuned / chunk", "RTF",
+                             "best uniform", "RTF", "best non-uniform", "RTF",
+                             "uniform / non-uniform", "uniform / tuned"], rows), ""]
+    target = [r for r in halls if r["workload"].kernel == 480_000 and r["workload"].chunk == 64
+              and r["uniform"]]
+    for r in target:
+        gain = r["per_chunk"][r["uniform"]] / r["per_chunk"]["tuned"]
+        lines.append(f"- 10 s stereo at chunk 64: the tuned stream is {gain:.2f}x faster per "
+                     f"chunk than the best uniform partition (target 2x: "
+                     f"{'met' if gain >= 2 else 'NOT met'}).")
+    return lines
+
+
+def report(results: list[dict], args: argparse.Namespace,
+           loads: dict[str, tuple[float, float, float]]) -> str:
     rows = []
     for r in results:
         w, t = r["workload"], r["per_chunk"]
@@ -163,7 +222,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             f"{r['best']}: {format_seconds(t[r['best']])}",
             f"{t[r['picked']] / t[r['best']]:.2f}", f"{t['tuned'] / t[r['best']]:.2f}"])
     lines = [
-        machine_header("cpu"), "", "# Streaming benchmark", "",
+        machine_header("cpu"), describe_load(loads), "", "# Streaming benchmark", "",
         (f"Per-chunk medians (interleaved, up to {args.repeats} samples of whole periods per "
         f"candidate, {args.cell_budget:g} s each); RTF = chunk duration / chunk time "
         "(48 kHz for the reverbs, 100 frames/s for the ASR layer, 187.5 frames/s for the "
@@ -178,7 +237,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                         "stateful direct", "direct / tuned", "full FFT", "FFT / tuned",
                         "best other", "pick / best", "tuned / best"], rows), ""]
     reverb = [r for r in results if not r["workload"].short_kernel
-              and r["workload"].chunk == 256]
+              and not r["workload"].hall and r["workload"].chunk == 256]
     short = [r for r in results if r["workload"].short_kernel]
     if reverb:
         worst = min(r["per_chunk"]["stateful direct"] / r["per_chunk"]["tuned"] for r in reverb)
@@ -190,13 +249,15 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         lines.append(f"- Short kernels: the tuner's pick at most {picked:.2f}x the best "
                      f"candidate, the tuned stream at most {worst:.2f}x (target 1.1x: "
                      f"{'met' if max(picked, worst) <= 1.1 else 'NOT met'}).")
+    lines += hall_table(results)
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="one reverb (48k taps, chunk 256) and the two neural layers")
+                        help="one reverb (48k taps, chunk 256), one hall (3 s, chunk 256) "
+                             "and the two neural layers")
     parser.add_argument("--only", nargs="+", metavar="TEXT",
                         help="only the workloads whose name contains one of these")
     parser.add_argument("--repeats", type=int, default=15, help="most samples per candidate")
@@ -216,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     overrides = {} if args.budget is None else {"budget_s": args.budget}
+    loads = {"at the start": os.getloadavg()}
+    print(describe_load(loads), file=sys.stderr, flush=True)
     results = []
     with tempfile.TemporaryDirectory() as folder, autoconv.settings.override(
             db_url=f"sqlite:///{Path(folder) / 'streams.sqlite3'}", mode="tune", **overrides):
@@ -228,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         from autoconv.runtime.dispatch import dispatcher
 
         dispatcher.reset()  # close the private database before its folder goes
-    publish(report(results, args), args.out)
+    loads["at the end"] = os.getloadavg()
+    publish(report(results, args, loads), args.out)
     return 0
 
 

@@ -7,9 +7,9 @@ The kernel, flipped and dilated (``L`` taps, as in :mod:`.partition_plan`), is c
 ``P_2 = partition_growth * P_1``, ... (never above ``largest_partition``; sizes are
 power-of-two multiples of the chunk size). A stage of partition ``P`` starts at tap ``2P``:
 its outputs for a block of ``P`` samples need no input later than the end of the block two
-blocks before, so that the work of one output block (a transform of ``2P`` samples, the products of its partitions,
-the inverse transform) is spread over the ``P`` samples of the block before
-(:mod:`.stage_slots`), and no chunk waits for a whole stage. So the head covers taps
+blocks before, so that the work of one output block (a transform of ``2P`` samples, the
+products of its partitions, the inverse transform) is spread over the ``P`` samples of the
+block before (:mod:`.stage_slots`), and no chunk waits for a whole stage. So the head covers taps
 ``[0, 2 P_1)``, stage ``s`` covers ``[2 P_s, 2 P_{s+1})`` (``2 (growth - 1)`` partitions)
 and the stage of the largest partition covers the rest.
 
