@@ -17,7 +17,8 @@ spinning process, 100%, and a 7 ms call took 11-69 ms beside two.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -120,3 +121,32 @@ class QuietMachine:
 
     def reset_peak(self) -> None:
         pass
+
+
+@contextmanager
+def one_thread_when_busy(load: MachineLoad | QuietMachine | None, device: torch.device
+                         ) -> Iterator[int | None]:
+    """Time with one torch thread while other work holds the CPU's cores.
+
+    With several threads, each of torch's parallel regions waits for its slowest thread,
+    and on a shared CPU that thread is often descheduled: a call of many short regions (an
+    FFT pipeline) is slowed far more than one long region (``F.conv1d``), so timings taken
+    then misrank the candidates. Measured on this project's 2-core machine beside two
+    spinning processes, a depthwise 1024-tap layer: at 2 threads the FFT strategies timed
+    1.6x *slower* than ``F.conv1d``; at 1 thread 2.9x faster, as they are on a quiet
+    machine. One thread waits for nothing but its own share of a core, so every candidate
+    is slowed alike and the ranking holds.
+
+    Yields the thread count the block was switched from (None: nothing changed: a quiet
+    machine, a GPU, or one thread already); the caller's count is restored afterwards. The
+    count is process-wide, so other threads' torch calls run on one thread meanwhile.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads <= 1 or load is None or not load.busy():
+        yield None
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)

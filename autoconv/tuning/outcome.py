@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,17 @@ class Outcome:
         note = (f"{CONTENDED_NOTE} estimated from {how}" if busy
                 else f"{ESTIMATED_NOTE} {how}")
         return cls(candidate, max(seconds, MIN_SECONDS), note=note[:NOTE_LENGTH])
+
+    def at_one_thread(self, threads: int) -> Outcome:
+        """This outcome, noted as timed at one torch thread of ``threads`` because other
+        work held the cores (:func:`~autoconv.tuning.contention.one_thread_when_busy`): a
+        contended, provisional measurement, whatever its samples said."""
+        if not self.ok:
+            return self
+        detail = self.note.removeprefix(CONTENDED_NOTE).strip() if self.contended else ""
+        note = (f"{CONTENDED_NOTE} timed at 1 torch thread of {threads}, other work held "
+                f"the cores" + (f"; {detail}" if detail else ""))
+        return dataclasses.replace(self, note=note[:NOTE_LENGTH])
 
     @property
     def contended(self) -> bool:

@@ -21,7 +21,7 @@ from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
-from autoconv.tuning.contention import MachineLoad, QuietMachine
+from autoconv.tuning.contention import MachineLoad, QuietMachine, one_thread_when_busy
 from autoconv.tuning.exploration import EXPLORE_FACTOR, MAX_RIVALS
 from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
@@ -276,8 +276,22 @@ class Selector(SelectorCore[Choice]):
 
         Within ``budget_s``: the candidates the cost model does not rule out are warmed up
         (called once and checked against ``F.conv1d``) while the budget allows, those that
-        passed are timed (:meth:`time_warmed`), and every outcome is stored.
+        passed are timed (:meth:`time_warmed`), and every outcome is stored. While other
+        work holds the cores, they are measured at one torch thread
+        (:func:`~autoconv.tuning.contention.one_thread_when_busy`) and the decision is
+        provisional.
         """
+        with one_thread_when_busy(None if device.type == "cuda" else self.load,
+                                  device) as reduced_from:
+            outcomes = self._measure(signature, device, candidates)
+        if reduced_from is not None:
+            outcomes = [outcome.at_one_thread(reduced_from) for outcome in outcomes]
+        self._record(signature, device, outcomes)
+        return self.pick_winner(outcomes)
+
+    def _measure(self, signature: Signature, device: torch.device,
+                 candidates: Sequence[Candidate]) -> list[Outcome]:
+        """The outcomes of one tuning run (see :meth:`tune`)."""
         budget = Budget.of(self.clock, self.settings.budget_s)
         inputs = ConvInputs.random(signature, device)
         survivors = reference_first(self.prune(signature, candidates, device))
@@ -300,9 +314,7 @@ class Selector(SelectorCore[Choice]):
             survivors = survivors[1:]
         warmed, outcomes = warm_up(survivors, inputs, budget, check,
                                    **({} if self.settings.race else {"drop_factor": None}))
-        outcomes += self.time_warmed(warmed, device, budget) + estimated
-        self._record(signature, device, outcomes)
-        return self.pick_winner(outcomes)
+        return outcomes + self.time_warmed(warmed, device, budget) + estimated
 
     def time_warmed(self, warmed: Sequence[WarmedUp], device: torch.device,
                     budget: Budget) -> list[Outcome]:

@@ -207,3 +207,57 @@ def test_an_estimate_taken_on_a_busy_machine_is_contended() -> None:
     busy = Outcome.estimated(reference, 3.0, "windows", busy=True)
     assert not quiet.contended and quiet.note == "estimated: windows"
     assert busy.contended and busy.note.startswith(CONTENDED_NOTE)
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_busy_machine_is_measured_at_one_thread_and_the_decision_is_provisional(
+        busy: bool) -> None:
+    threads_seen = []
+
+    def timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+        threads_seen.append(torch.get_num_threads())
+        # clean samples: at one thread nothing waits for a core
+        return [Timing(1e-3 if c.candidate.name == "fast" else 3e-3, 1e-4, 8)
+                for c in candidates]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        store = FakeStore()
+        load = MachineLoad(read_runnable=lambda: 2 if busy else 0, cores=2)
+        selector = Selector(strategies=[Strategy("direct", direct, reference=True),
+                                        Strategy("fast", correct)],
+                            timer=timer, store=store, load=load,
+                            settings=Settings(bucket_lengths=False))
+        choice = selector.choose(SIG, CPU)
+        assert torch.get_num_threads() == 2  # the caller's count, restored
+    finally:
+        torch.set_num_threads(before)
+    assert choice.strategy == "fast"  # 3x: beyond the contended margin
+    rows = store.rows[(SIG, CPU)]
+    assert threads_seen == [1 if busy else 2]
+    if busy:
+        assert all(row.note.startswith(f"{CONTENDED_NOTE} timed at 1 torch thread of 2")
+                   for row in rows)
+        assert selector.provisional_reason(rows) is not None
+    else:
+        assert all(row.note is None for row in rows)
+        assert selector.provisional_reason(rows) is None
+
+
+def test_one_thread_when_busy_restores_the_count_when_timing_raises() -> None:
+    from autoconv.tuning.contention import one_thread_when_busy
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError), one_thread_when_busy(
+                MachineLoad(read_runnable=lambda: 5, cores=2), CPU) as reduced:
+            assert reduced == 2 and torch.get_num_threads() == 1
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+        with one_thread_when_busy(MachineLoad(read_runnable=lambda: 5, cores=2),
+                                  torch.device("cuda")) as reduced:
+            assert reduced is None and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
