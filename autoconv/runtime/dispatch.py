@@ -239,10 +239,11 @@ class Dispatcher:
     def _exploration(self, key: tuple | None, signature: Signature, choice: Choice,
                      device: torch.device) -> Exploration | None:
         """Mode ``live``: the exploration of a signature answered without a measurement
-        (:mod:`autoconv.tuning.exploration`), for a remembered CPU call without gradients or
-        autocast; None otherwise (a degenerate call, which every strategy answers with
-        ``F.conv1d``, has nothing to explore)."""
-        if (self.settings.mode != "live" or key is None or key[-2] or key[-1]
+        (:mod:`autoconv.tuning.exploration`), for a remembered CPU call without gradients
+        (under autocast too: the arms and the check's ``F.conv1d`` get autocast's casts, and
+        the signature has autocast's dtype); None otherwise (a degenerate call, which every
+        strategy answers with ``F.conv1d``, has nothing to explore)."""
+        if (self.settings.mode != "live" or key is None or key[-2]
                 or device.type != "cpu" or signature.is_degenerate
                 or choice.origin in ("measured", "database", "corrected")):
             return None

@@ -180,3 +180,26 @@ def test_an_answer_that_raises_is_recovered_and_exploration_goes_on_without_it(l
     finally:
         SECONDS.pop("broken")
         unregister(strategy.name)
+
+
+@pytest.mark.usefixtures("exploring")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((2, 4, 300), (6, 4, 9), {}),
+    ((1, 8, 2000), (8, 1, 129), {"groups": 8, "padding": 64}),
+    ((2, 3, 100), (5, 3, 4), {"stride": 2, "padding": "valid"})])
+def test_calls_under_cpu_autocast_are_explored_and_get_f_conv1ds_result(
+        dtype, x_shape, w_shape, kwargs) -> None:
+    x, w, b = torch.randn(x_shape), torch.randn(w_shape), torch.randn(w_shape[0])
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
+        expected = F.conv1d(x, w, b, **kwargs)
+        for _ in range(150):
+            out = autoconv.conv1d(x, w, b, **kwargs)
+            assert out.dtype == expected.dtype == dtype
+            torch.testing.assert_close(out.float(), expected.float(), rtol=0,
+                                       atol=0.02 * expected.abs().max().item())
+        choice = autoconv.select(x, w, b, **kwargs)
+    assert choice.origin == "measured"  # decided on the autocast calls
+    with tuning_db.connect(autoconv.settings.db_url) as db:
+        signatures = {m.signature.dtype for _, m in db.measurements()}
+    assert signatures == {str(dtype).removeprefix("torch.")}
