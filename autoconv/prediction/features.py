@@ -1,33 +1,38 @@
 """Features of a (signature, candidate) pair for the learned predictor.
 
-Every size enters on a log2 scale (time grows with products of sizes, which a log turns into
-sums a tree ensemble learns easily). The features fall in three groups:
+A row is built by column name: each group below gives a dict ``{column: value}``, and the
+:class:`FeatureSpace` places the values in its fixed column order (a column a candidate does
+not report is 0). Every size enters on a log2 scale (time grows with products of sizes, which
+a log turns into sums a tree ensemble learns easily). The groups:
 
-* the signature: log sizes (batch, channels in/out and per group, lengths, kernel, span,
-  stride, dilation, groups), the kernel/length ratio, flags (depthwise, gradients, device
-  type), the dtype's width, the channels' alignment (how many times 2 divides them: the
-  direct kernels vectorise over channels) and the total padding (the direct kernels' speed
-  per multiply-add varies several-fold on depthwise layers, partly with the padding; held
-  out, this column markedly cut the worst pick);
-* the work, counted exactly from the strategies' plans as the cost model counts it
-  (:mod:`autoconv.tuning.cost_model`): direct multiply-adds, and for the single-FFT plan its
-  length, butterfly units, frequency-domain multiply-adds and elements touched;
-* the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`), and
-  the same FFT work counts for the candidate's own plan (an ``overlap_add`` block size, its
-  frames, the odd part of its FFT length, which FFTs handle more slowly than powers of two),
-  so the model compares candidates by what they do, not only by name; the padding the
-  candidate leaves to ``F.conv1d`` (``direct`` as called: the call's own; padding first or an
-  FFT strategy: none), because oneDNN's fast JIT kernels take only a few samples of it and
-  fall back to a GEMM path up to tens of times slower beyond (see
-  :mod:`autoconv.strategies.direct_conv`); the input elements it copies first (padding
-  first, or the odd sample of ``'same'``); last, log2 of the candidate's total work
-  (:data:`WORK_COLUMN`), which the predictor uses as its baseline.
+* the signature (:data:`SIGNATURE_COLUMNS`): log sizes (batch, channels in/out and per group,
+  lengths, kernel, span, stride, dilation, groups), the kernel/length ratio, flags (depthwise,
+  gradients, device type), the dtype's width, the channels' alignment (how many times 2
+  divides them: the direct kernels vectorise over channels) and the total padding (the direct
+  kernels' speed per multiply-add varies several-fold on depthwise layers, partly with the
+  padding; held out, this column markedly cut the worst pick);
+* the signature's work counted two reference ways (:data:`WORK_COLUMNS`): as a direct
+  convolution's multiply-adds, and as one FFT of the whole signal (its length, butterfly
+  units, frequency-domain multiply-adds and elements touched);
+* the candidate: one indicator per strategy (in the order given to :class:`FeatureSpace`),
+  then the candidate's own account of its work (:attr:`Strategy.work
+  <autoconv.strategies.Strategy>`, a :class:`~autoconv.strategies.Work`), one column per
+  term and trait of :mod:`autoconv.strategies.work`, ``log2(1 + count)``
+  (:data:`CANDIDATE_COLUMNS`): direct multiply-adds and the padding left to the convolution
+  kernel (oneDNN's fast JIT kernels take only a few samples of it and fall back to a GEMM
+  path up to tens of times slower beyond: :mod:`autoconv.strategies.direct_conv`), FFT
+  butterflies, length, frames and the length's odd part, matrix-multiply multiply-adds,
+  bytes moved, elements copied, calls: so the model compares candidates by what they do, not
+  only by name, whatever kind of strategy they are; last, log2 of the candidate's total work
+  (:data:`WORK_COLUMN`, :attr:`Work.total <autoconv.strategies.Work.total>`), which the
+  predictor uses as its baseline.
 
 Only plain ints and strings go in; nothing here touches a tensor.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +41,12 @@ from typing import Any
 import numpy as np
 
 from autoconv.signature import Signature
-from autoconv.strategies import ConvPlan, Work, fft_plan, get
-from autoconv.strategies.plan import phase_taps
-from autoconv.tuning.cost_model import direct_macs, fft_counts
+from autoconv.strategies import TERMS, TRAITS, Work, direct_macs, fft_plan, get
+from autoconv.strategies.plan import fft_counts, phase_taps
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 7
+FEATURES_VERSION = 8
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -55,13 +59,10 @@ SIGNATURE_COLUMNS = (
 WORK_COLUMNS = (
     "log_direct_macs", "log_fft_length", "log_fft_units", "log_fft_mix", "log_fft_elements",
 )
-CANDIDATE_COLUMNS = (
-    "log_plan_length", "log_plan_frames", "log_plan_units", "log_plan_mix",
-    "log_plan_elements", "log_block_per_taps", "log_plan_odd_part", "log_conv_padding",
-    "log_copied", "log_work",
-)
 #: The column holding log2 of the candidate's total work (the predictor's baseline).
 WORK_COLUMN = "log_work"
+#: The candidate's work: one column per term and trait of a :class:`Work`, then its total.
+CANDIDATE_COLUMNS = (*(f"work_{name}" for name in (*TERMS, *TRAITS)), WORK_COLUMN)
 
 
 def _log2(value: float) -> float:
@@ -77,10 +78,10 @@ def _twos(value: int, cap: int = 6) -> int:
     return count
 
 
-def signature_vector(s: Signature) -> list[float]:
+def signature_features(s: Signature) -> dict[str, float]:
     """The signature's own features (see :data:`SIGNATURE_COLUMNS`)."""
     in_per_group = s.in_channels // s.groups
-    return [
+    return dict(zip(SIGNATURE_COLUMNS, (
         _log2(s.batch), _log2(s.in_channels), _log2(s.out_channels), _log2(in_per_group),
         _log2(s.out_channels // s.groups), _log2(s.groups), _log2(s.length),
         _log2(s.padded_length), _log2(s.output_length), _log2(s.kernel_size), _log2(s.span),
@@ -89,52 +90,37 @@ def signature_vector(s: Signature) -> list[float]:
         float(s.is_depthwise), float(s.requires_grad), float(s.device == "cuda"),
         float(_DTYPE_BITS.get(s.dtype, 32)), float(_twos(s.in_channels)),
         _log2(1 + s.padding_left + s.padding_right),
-    ]
+    ), strict=True))
 
 
-def _plan_vector(s: Signature, plan: ConvPlan) -> list[float]:
+def reference_work_features(s: Signature) -> dict[str, float]:
+    """The signature's work counted as a direct convolution and as one FFT (see
+    :data:`WORK_COLUMNS`)."""
+    plan = fft_plan(s)
     counts = fft_counts(s, plan)
-    return [_log2(plan.fft_length), _log2(plan.frames), _log2(counts.fft_units),
-            _log2(counts.complex_macs), _log2(counts.elements),
-            math.log2(plan.fft_length / max(plan.taps, 1)),
-            _log2(plan.fft_length >> _twos(plan.fft_length, cap=64)), 0.0, 0.0,
-            _log2(counts.fft_units + counts.complex_macs + counts.elements)]
+    return dict(zip(WORK_COLUMNS, (
+        _log2(direct_macs(s)), _log2(plan.fft_length), _log2(counts.fft_units),
+        _log2(counts.complex_macs), _log2(counts.elements)), strict=True))
 
 
-def work_vector(s: Signature, fft: list[float] | None = None) -> list[float]:
-    """Direct and single-FFT operation counts (see :data:`WORK_COLUMNS`); ``fft``: the
-    single-FFT plan's candidate columns, when already computed."""
-    plan = fft if fft is not None else _plan_vector(s, fft_plan(s))
-    return [_log2(direct_macs(s)), plan[0], plan[2], plan[3], plan[4]]
+def work_features(work: Work) -> dict[str, float]:
+    """The candidate columns of ``work`` (see :data:`CANDIDATE_COLUMNS`): each term and
+    trait it reports, and its total."""
+    features = {f"work_{name}": math.log2(1.0 + count) for name, count in work.values}
+    features[WORK_COLUMN] = _log2(work.total)
+    return features
 
 
-def _time_domain_vector(s: Signature, work: Work) -> list[float]:
-    """The candidate columns of a call without an FFT plan: its work is the direct work,
-    with the padding it leaves to ``F.conv1d`` and the input it copies first (padding
-    first: on a memory-bound depthwise layer the copy costs as much as the convolution)."""
-    macs = direct_macs(s)
-    return [0.0, 0.0, _log2(macs), 0.0, 0.0, 0.0, 0.0, _log2(1 + work.conv_padding),
-            _log2(1 + work.copied), _log2(macs + work.copied)]
-
-
-def candidate_vector(s: Signature, strategy: str, params: Mapping[str, Any],
-                     fft: tuple[ConvPlan, list[float]] | None = None) -> list[float]:
-    """The candidate columns (:data:`CANDIDATE_COLUMNS`) of one candidate of ``s``: its FFT
-    plan's counts, or the time-domain work (the strategy's own :attr:`Strategy.work`).
-
-    Args:
-        fft: the single-FFT plan of ``s`` and its columns, when already computed.
+def candidate_features(s: Signature, strategy: str, params: Mapping[str, Any]
+                       ) -> dict[str, float]:
+    """The candidate columns of one candidate of ``s``: its strategy's own account of its
+    work (:attr:`Strategy.work <autoconv.strategies.Strategy>`), whatever its kind.
 
     Raises:
         KeyError: ``strategy`` is not registered.
         ValueError, TypeError: parameters the strategy cannot run.
     """
-    work = get(strategy).work(s, params)
-    if work.plan is None:
-        return _time_domain_vector(s, work)
-    if fft is not None and work.plan == fft[0]:
-        return fft[1]
-    return _plan_vector(s, work.plan)
+    return work_features(get(strategy).work(s, params))
 
 
 @dataclass(frozen=True)
@@ -147,15 +133,34 @@ class FeatureSpace:
 
     strategies: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def columns(self) -> tuple[str, ...]:
         """Every column name, in order."""
         indicators = tuple(f"is_{name}" for name in self.strategies)
         return SIGNATURE_COLUMNS + WORK_COLUMNS + indicators + CANDIDATE_COLUMNS
 
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Each column's position."""
+        return {name: i for i, name in enumerate(self.columns)}
+
     def knows(self, strategy: str) -> bool:
         """Whether candidates of ``strategy`` can be described (and so predicted)."""
         return strategy in self.strategies
+
+    def row(self, features: Mapping[str, float]) -> np.ndarray:
+        """The row of named ``features``, in column order (0 where a column is not named).
+
+        Raises:
+            KeyError: a name that is not a column.
+        """
+        row = np.zeros(len(self.columns), dtype=np.float64)
+        for name, value in features.items():
+            try:
+                row[self.index[name]] = value
+            except KeyError:
+                raise KeyError(f"no feature column {name!r}") from None
+        return row
 
     def rows(self, s: Signature, candidates: Sequence[tuple[str, Mapping[str, Any]]]
              ) -> np.ndarray:
@@ -164,16 +169,13 @@ class FeatureSpace:
         Raises:
             KeyError: a candidate's strategy is not in :attr:`strategies`.
         """
-        plan = fft_plan(s)
-        fft = (plan, _plan_vector(s, plan))  # the signature's, and the fft candidate's own
-        base = signature_vector(s) + work_vector(s, fft[1])
+        base = signature_features(s) | reference_work_features(s)
         matrix = np.empty((len(candidates), len(self.columns)), dtype=np.float64)
         for i, (strategy, params) in enumerate(candidates):
             if strategy not in self.strategies:
                 raise KeyError(f"the model does not know strategy {strategy!r}")
-            indicators = [0.0] * len(self.strategies)
-            indicators[self.strategies.index(strategy)] = 1.0
-            matrix[i] = base + indicators + candidate_vector(s, strategy, params, fft)
+            matrix[i] = self.row(base | {f"is_{strategy}": 1.0}
+                                 | candidate_features(s, strategy, params))
         return matrix
 
 

@@ -3,11 +3,12 @@
 One file per device fingerprint, ``<user cache dir>/autoconv/models/<device_id>.npz``, written
 only by this process' own code from a model it fitted itself on this machine. The file holds
 plain numeric and text arrays (the tree ensemble of :mod:`autoconv.prediction.tree_ensemble`
-plus the feature schema, the strategies and the measured signatures) and is read with
-``allow_pickle=False``: loading it never executes code. It is keyed by the hash of the
-training data (:func:`autoconv.prediction.training_data.data_key`): a model fitted on other
-data, with another feature version or other strategies is ignored, and a missing, damaged or
-incompatible file falls back (with a warning for the damaged ones) to refitting.
+plus the feature schema: its version and column names, the strategies and the measured
+signatures) and is read with ``allow_pickle=False``: loading it never executes code. It is
+keyed by the hash of the training data (:func:`autoconv.prediction.training_data.data_key`):
+a model fitted on other data, with another feature version, other columns (a term added to
+:mod:`autoconv.strategies.work`, say) or other strategies is ignored, and a missing, damaged
+or incompatible file falls back (with a warning for the damaged ones) to refitting.
 
 Models never travel: nothing here reads a shared database's blobs or a bundle.
 """
@@ -52,6 +53,7 @@ def save(predictor: LearnedPredictor, path: Path, key: str) -> None:
         predictor.ensemble.save(
             Path(temporary), key=key, version=predictor.version,
             strategies=np.array(predictor.space.strategies, dtype=str),
+            columns=np.array(predictor.space.columns, dtype=str),
             measured=predictor.measured, margin=predictor.margin,
             max_distance=predictor.max_distance, samples=predictor.samples)
         os.replace(temporary, path)
@@ -68,8 +70,8 @@ def load(path: Path, key: str, strategies: tuple[str, ...] | None = None
         strategies: when given, the model must describe exactly these strategies.
 
     Returns:
-        None when the file is missing, stale (other data, feature version or strategies) or
-        unreadable; an unreadable file also warns.
+        None when the file is missing, stale (other data, feature version, columns or
+        strategies) or unreadable; an unreadable file also warns.
     """
     if not path.exists():
         return None
@@ -80,17 +82,19 @@ def load(path: Path, key: str, strategies: tuple[str, ...] | None = None
     try:
         ensemble, meta = TreeEnsemble.load(path)
         stored_strategies = tuple(str(name) for name in meta["strategies"])
+        space = FeatureSpace(stored_strategies)
+        columns = tuple(str(name) for name in meta.get("columns", ()))
         if (str(meta["key"]) != key or int(meta["version"]) != FEATURES_VERSION
+                or columns != space.columns
                 or (strategies is not None and stored_strategies != strategies)):
             return None
-        space = FeatureSpace(stored_strategies)
         measured = np.asarray(meta["measured"], dtype=np.float64)
         if int(ensemble.feature.max()) >= len(space.columns) or measured.ndim != 2:
             raise ValueError("the model does not match its feature schema")
         return LearnedPredictor(ensemble, space, measured, float(meta["margin"]),
                                 float(meta["max_distance"]), FEATURES_VERSION,
                                 int(meta["samples"]))
-    except Exception as error:  # zip, numpy and value errors alike: the cache is optional
+    except Exception as error:  # noqa: BLE001  (zip, numpy, value errors: the cache is optional)
         warnings.warn(f"autoconv: ignoring the cached predictor at {path} ({error}); "
                       f"refitting", RuntimeWarning, stacklevel=2)
         return None

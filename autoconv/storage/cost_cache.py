@@ -6,8 +6,9 @@ the next. :func:`persistent_calibration` keeps the first measurement of a finger
 thread count, torch and library versions, GPU: what ``autoconv.storage.fingerprint`` records)
 in a small JSON file in the user cache folder, ``AUTOCONV_MODEL_DIR``'s parent when that is set,
 and every later process on the same fingerprint reads it back. A missing, unreadable or
-implausible file is measured again (and rewritten); a cache folder that cannot be written
-only means measuring in each process, as before.
+implausible file is measured again (and rewritten), and so is one written before a constant
+was added to :class:`CostConstants` (one field short: nothing to price the new terms with);
+a cache folder that cannot be written only means measuring in each process, as before.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def path_for(device: torch.device, directory: Path | None = None) -> Path:
 
 def load(path: Path) -> CostConstants | None:
     """The constants stored at ``path``, or None when there are none worth trusting (missing,
-    not a regular file, too large, not JSON, missing fields, or any value not a finite
-    positive number of seconds)."""
+    not a regular file, too large, not JSON, fields missing (a file of an older autoconv) or
+    unknown, or any value not a finite positive number of seconds)."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the open
             return None

@@ -22,11 +22,10 @@ from autoconv.strategies.overlap_add_conv import (
                                              overlap_add,
                                              overlap_add_work,
 )
-from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan
+from autoconv.strategies.plan import ConvPlan, fft_plan, overlap_add_plan, plan_work
 from autoconv.strategies.registry import (
                                              FrozenParams,
                                              Strategy,
-                                             Work,
                                              all_strategies,
                                              freeze_params,
                                              get,
@@ -38,6 +37,7 @@ from autoconv.strategies.registry import (
 )
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
+from autoconv.strategies.work import TERMS, TRAITS, Work, convolution_work, direct_macs
 
 # Okabe-Ito hues: distinct for colour-blind readers.
 register(Strategy("direct", direct, direct_param_grid, bind=bind_direct, work=direct_work,
@@ -50,10 +50,12 @@ register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral
                   colour="#009E73"))
 
 __all__ = [
-    "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work", "all_strategies",
-    "block_size_grid", "default_block_size", "direct", "fast_size", "fast_sizes", "fft",
+    "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
+    "all_strategies", "block_size_grid", "convolution_work", "default_block_size", "direct",
+    "direct_macs", "fast_size", "fast_sizes", "fft",
     "fft_param_grid", "fft_plan", "freeze_params", "get", "is_fast_size", "is_plain_conv1d",
     "names",
-    "overlap_add", "overlap_add_plan", "reference", "register", "spectral_supports",
+    "overlap_add", "overlap_add_plan", "plan_work", "reference", "register",
+    "spectral_supports",
     "unregister",
 ]

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from autoconv import plain
 from autoconv.signature import PaddingArg, Signature, signature_or_answer
-from autoconv.strategies.registry import Work, check_int, check_names, time_domain_work
+from autoconv.strategies.registry import check_int, check_names, time_domain_work
+from autoconv.strategies.work import Work, convolution_work
 
 
 def padded_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -70,7 +71,8 @@ def direct_param_grid(signature: Signature) -> list[dict[str, Any]]:
 def direct_work(signature: Signature, params: Mapping[str, Any]) -> Work:
     """``F.conv1d``'s work; padding first leaves it no padding and copies the input once."""
     if params.get("pre_pad"):
-        return Work(None, 0, signature.batch * signature.in_channels * signature.padded_length)
+        return convolution_work(signature, 0, signature.batch * signature.in_channels
+                                * signature.padded_length)
     return time_domain_work(signature, params)
 
 

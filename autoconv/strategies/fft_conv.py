@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from autoconv.signature import PaddingArg, Signature
-from autoconv.strategies.plan import fft_plan
-from autoconv.strategies.registry import Work
+from autoconv.strategies.plan import fft_plan, plan_work
 from autoconv.strategies.spectral import spectral_call
 from autoconv.strategies.spectrum_cache import SpectrumCache
+from autoconv.strategies.work import Work
 
 
 def fft(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -44,4 +44,4 @@ def fft_param_grid(signature: Signature) -> list[dict[str, Any]]:
 
 def fft_work(signature: Signature, params: Mapping[str, Any]) -> Work:
     """The work of one ``fft`` call: its single-frame plan."""
-    return Work(fft_plan(signature))
+    return plan_work(signature, fft_plan(signature))

@@ -16,10 +16,17 @@ import torch
 
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.fast_sizes import fast_size
-from autoconv.strategies.plan import ConvPlan, needed_length, overlap_add_plan, phase_taps
-from autoconv.strategies.registry import Work, check_int, check_names
+from autoconv.strategies.plan import (
+    ConvPlan,
+    needed_length,
+    overlap_add_plan,
+    phase_taps,
+    plan_work,
+)
+from autoconv.strategies.registry import check_int, check_names
 from autoconv.strategies.spectral import spectral_call
 from autoconv.strategies.spectrum_cache import SpectrumCache
+from autoconv.strategies.work import Work
 
 #: Most block sizes :func:`block_size_grid` proposes.
 MAX_GRID = 6
@@ -102,7 +109,7 @@ def overlap_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
         ValueError, TypeError: a block size the strategy cannot run (see
             :func:`~autoconv.strategies.plan.overlap_add_plan`).
     """
-    return Work(_plan(signature, params.get("block_size")))
+    return plan_work(signature, _plan(signature, params.get("block_size")))
 
 
 def check_overlap_add_params(signature: Signature, params: Mapping[str, Any]) -> None:

@@ -22,10 +22,12 @@ rather than ``N >= needed`` (a "full" convolution needs ``L + K - 1``, not ``L +
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from autoconv.signature import Signature
 from autoconv.strategies.fast_sizes import fast_size
+from autoconv.strategies.work import Work
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +116,41 @@ def overlap_add_plan(signature: Signature, block_size: int) -> ConvPlan:
                          f"phase for kernel_size={signature.kernel_size}, dilation="
                          f"{signature.dilation}, stride={signature.stride})")
     return _plan(signature, block_size)
+
+
+@dataclass(frozen=True)
+class FFTCounts:
+    """Operation counts of an FFT convolution with a given plan."""
+
+    fft_units: float      # sum over transforms of N * log2(N)
+    complex_macs: float   # channel mixing in the frequency domain
+    elements: float       # spectrum / frame elements touched outside FFTs and mixing
+
+
+def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
+    """Count the work of the FFT pipeline for ``plan`` (weight spectra included)."""
+    n = plan.fft_length
+    per_transform = n * math.log2(max(n, 2))
+    in_per_group = (s.in_channels // s.groups) * plan.phases
+    input_rows = s.batch * s.in_channels * plan.phases * plan.frames
+    weight_rows = s.out_channels * in_per_group
+    output_rows = s.batch * s.out_channels * plan.frames
+    transforms = input_rows + weight_rows + output_rows
+    mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
+    elements = (input_rows + output_rows) * n + weight_rows * plan.bins
+    return FFTCounts(transforms * per_transform, mix, elements)
+
+
+def plan_work(s: Signature, plan: ConvPlan) -> Work:
+    """The work of one call of the FFT pipeline with ``plan``: four operator calls (pad and
+    frame, forward FFTs, the mix, inverse FFTs), the transforms, the channel mix (a pointwise
+    product when each output mixes one input spectrum: elementwise work, not a matrix
+    multiply) and the elements touched, with the plan's shape as traits."""
+    counts = fft_counts(s, plan)
+    pointwise = (s.in_channels // s.groups) * plan.phases == 1
+    n = plan.fft_length
+    return Work.of(calls=4, fft_units=counts.fft_units,
+                   spectral_macs=0 if pointwise else counts.complex_macs,
+                   elements=counts.elements + (counts.complex_macs if pointwise else 0),
+                   fft_length=n, fft_frames=plan.frames,
+                   block_per_taps=n / max(plan.taps, 1), fft_odd_part=n // (n & -n))

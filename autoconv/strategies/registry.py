@@ -1,8 +1,9 @@
 """The registry of strategies: every way autoconv knows to compute a conv1d, by name.
 
 A :class:`Strategy` entry is everything the rest of autoconv knows about a strategy: how to
-run it, which parameter sets are worth timing, what work a call does (its FFT plan, for the
-cost model and the predictor's features), which parameters only size that work, how to check
+run it, which parameter sets are worth timing, what work a call does (named counts the cost
+model prices and the predictor's features describe: :mod:`autoconv.strategies.work`), which
+parameters only size that work, how to check
 a parameter dict read from a database, whether it reuses a cached weight spectrum, and its
 colour on charts. Outside ``autoconv/strategies/`` no code compares a strategy's or a
 parameter's name with a string, so adding a strategy means one module with a function of
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from autoconv.signature import Signature
-from autoconv.strategies.plan import ConvPlan
+from autoconv.strategies.work import Work, convolution_work
 
 ConvFn = Callable[..., torch.Tensor]
 ParamGrid = Callable[[Signature], list[dict[str, Any]]]
@@ -32,23 +33,6 @@ FrozenParams = tuple[tuple[str, Any], ...]
 def freeze_params(params: Mapping[str, Any]) -> FrozenParams:
     """A hashable, order-independent form of a parameter dict."""
     return tuple(sorted(params.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """What one call of a candidate computes, in the counts a cost model and the predictor's
-    features price.
-
-    Attributes:
-        plan: the FFT plan the call runs; None for a time-domain convolution (``F.conv1d``).
-        conv_padding: zero padding (the larger side) left to ``F.conv1d``, whose fast kernels
-            take only a few samples of it.
-        copied: input elements copied before the convolution (an input padded first).
-    """
-
-    plan: ConvPlan | None = None
-    conv_padding: int = 0
-    copied: int = 0
 
 
 def no_params(signature: Signature) -> list[dict[str, Any]]:
@@ -95,15 +79,15 @@ def accepts_nothing(name: str) -> Callable[[Signature, Mapping[str, Any]], None]
 
 
 def time_domain_work(signature: Signature, params: Mapping[str, Any]) -> Work:
-    """The work of a strategy without an FFT plan: ``F.conv1d`` with the call's padding.
+    """The work of ``F.conv1d`` as called: a direct convolution with the call's padding.
 
     ``F.conv1d`` pads only symmetrically itself: asymmetric padding (``'same'`` with an even
     total) is a copy of the input padded on one side, then the smaller side as its own."""
     left, right = signature.padding_left, signature.padding_right
     if left == right:
-        return Work(None, left)
-    return Work(None, min(left, right),
-                signature.batch * signature.in_channels * signature.padded_length)
+        return convolution_work(signature, left)
+    return convolution_work(signature, min(left, right),
+                            signature.batch * signature.in_channels * signature.padded_length)
 
 
 @dataclass(frozen=True)
@@ -123,9 +107,12 @@ class Strategy:
         bind: optional ``params -> callable`` equivalent to ``run`` with those parameters,
             for a strategy with a faster callable for some of them (``direct`` binds ``{}`` to
             ``F.conv1d`` itself); default: ``run`` with the parameters applied.
-        work: ``(signature, params) -> Work``: its FFT plan, or the padding and copies of a
-            time-domain call (default: ``F.conv1d`` with the call's padding). Raises
-            ``ValueError`` or ``TypeError`` for parameters it cannot run.
+        work: ``(signature, params) -> Work``: what one call computes, as named counts of
+            generic terms (:class:`~autoconv.strategies.work.Work`: direct multiply-adds,
+            FFT butterflies, matrix-multiply multiply-adds, bytes moved, ...), which the cost
+            model prices and the predictor describes without knowing the strategy's kind
+            (default: ``F.conv1d`` with the call's padding). Raises ``ValueError`` or
+            ``TypeError`` for parameters it cannot run.
         check: ``(signature, params) -> None``, raising ``ValueError`` or ``TypeError`` unless
             ``params`` is a parameter set the strategy runs correctly, and within reason, for
             ``signature`` (stored data is checked with it before it is trusted). Default: no

@@ -1,11 +1,15 @@
 """The cost model: seconds predicted from operation counts and a few measured constants.
 
 It serves the cold start (no measurements for this device yet) and pruning in the tuner: a
-candidate predicted to be many times slower than the predicted best is never run. The work of
-each strategy is counted exactly from its plan (FFT lengths, frames, polyphase split); the
-constants (seconds per direct multiply-add, per FFT butterfly, per complex multiply-add in the
-channel mix, per call) come from a handful of micro-measurements on this device, taken once
-per process and device, in well under a second.
+candidate predicted to be many times slower than the predicted best is never run. Each
+strategy counts its own work exactly (:attr:`Strategy.work <autoconv.strategies.Strategy>`,
+a :class:`~autoconv.strategies.Work` of named terms: direct multiply-adds, FFT butterflies,
+matrix-multiply multiply-adds, bytes moved, ...); the model prices every term at its rate
+(:data:`PRICES`) and sums them, without asking what kind of strategy the work came from. The
+rates (seconds per direct multiply-add, per FFT butterfly, per complex multiply-add in the
+channel mix, per element, per matrix-multiply multiply-add, per byte of a layout conversion,
+per call) come from a handful of micro-measurements on this device, taken once per process
+and device, in well under a second.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ import torch
 from autoconv import plain
 from autoconv.contexts import may_measure
 from autoconv.signature import Signature
-from autoconv.strategies import ConvPlan, Strategy
+from autoconv.strategies import Strategy, Work, direct_macs
+from autoconv.strategies.plan import FFTCounts, fft_counts
+
+__all__ = ["PRICES", "CalibratedCostModel", "CostConstants", "FFTCounts", "calibrate",
+           "default_cost_model", "direct_macs", "fft_counts", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -36,34 +44,45 @@ class CostConstants:
     complex_mac_s: float
     elementwise_s: float
     call_s: float
+    matmul_mac_s: float
+    copy_byte_s: float
 
 
-def direct_macs(s: Signature) -> int:
-    """Multiply-adds of a direct convolution."""
-    return s.batch * s.out_channels * s.output_length * (s.in_channels // s.groups) * s.kernel_size
+#: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.
+DENSE_CHANNELS = 16
 
 
-@dataclass(frozen=True)
-class FFTCounts:
-    """Operation counts of an FFT convolution with a given plan."""
+def _direct_mac_s(c: CostConstants, s: Signature) -> float:
+    """Seconds per multiply-add of a direct convolution: dense, depthwise or narrow."""
+    in_per_group = s.in_channels // s.groups
+    if in_per_group >= DENSE_CHANNELS:
+        return c.direct_mac_s
+    if in_per_group == 1 and s.groups > 1:
+        return c.depthwise_mac_s
+    return c.narrow_mac_s
 
-    fft_units: float      # sum over transforms of N * log2(N)
-    complex_macs: float   # channel mixing in the frequency domain
-    elements: float       # spectrum / frame elements touched outside FFTs and mixing
+
+#: The rate of every term of :data:`~autoconv.strategies.TERMS`: ``(constants, signature)
+#: -> seconds per unit``.
+PRICES: dict[str, Callable[[CostConstants, Signature], float]] = {
+    "calls": lambda c, s: c.call_s,
+    "direct_macs": _direct_mac_s,
+    "fft_units": lambda c, s: c.fft_unit_s,
+    "spectral_macs": lambda c, s: c.complex_mac_s,
+    "elements": lambda c, s: c.elementwise_s,
+    "matmul_macs": lambda c, s: c.matmul_mac_s,
+    "bytes_moved": lambda c, s: c.copy_byte_s,
+}
 
 
-def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
-    """Count the work of the FFT pipeline for ``plan`` (weight spectra included)."""
-    n = plan.fft_length
-    per_transform = n * math.log2(max(n, 2))
-    in_per_group = (s.in_channels // s.groups) * plan.phases
-    input_rows = s.batch * s.in_channels * plan.phases * plan.frames
-    weight_rows = s.out_channels * in_per_group
-    output_rows = s.batch * s.out_channels * plan.frames
-    transforms = input_rows + weight_rows + output_rows
-    mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
-    elements = (input_rows + output_rows) * n + weight_rows * plan.bins
-    return FFTCounts(transforms * per_transform, mix, elements)
+def seconds(work: Work, signature: Signature, constants: CostConstants) -> float:
+    """One forward call's seconds: the sum of ``work``'s terms, each at its price.
+
+    Raises:
+        KeyError: a term without a price.
+    """
+    return sum(PRICES[term](constants, signature) * count
+               for term, count in work.terms.items())
 
 
 class CalibratedCostModel:
@@ -109,8 +128,8 @@ class CalibratedCostModel:
         """Predicted seconds for one call of ``strategy`` with ``params``, or None when the
         model cannot judge (no constants yet, or parameters the strategy cannot run).
 
-        The work is the strategy's own account of it (:attr:`Strategy.work`): an FFT plan,
-        or a time-domain ``F.conv1d`` call and the input it copies first. With gradients the
+        The work is the strategy's own account of it (:attr:`Strategy.work`), priced term by
+        term (:func:`seconds`), whatever kind of strategy it is. With gradients the
         call is forward plus backward, and backward computes two convolutions of the
         forward's size (to the input and to the weight): three in all.
         """
@@ -123,31 +142,7 @@ class CalibratedCostModel:
         except (TypeError, ValueError):
             return None
         factor = 3.0 if signature.requires_grad else 1.0
-        if work.plan is None:
-            seconds = c.call_s + _direct_mac_s(signature, c) * direct_macs(signature)
-            if work.copied:  # one more call, copying the input
-                seconds += c.call_s + c.elementwise_s * work.copied
-            return factor * seconds
-        plan = work.plan
-        counts = fft_counts(signature, plan)
-        in_per_group = (signature.in_channels // signature.groups) * plan.phases
-        mix_s = (c.elementwise_s if in_per_group == 1 else c.complex_mac_s) * counts.complex_macs
-        return factor * (4 * c.call_s + c.fft_unit_s * counts.fft_units + mix_s
-                         + c.elementwise_s * counts.elements)
-
-
-#: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.
-DENSE_CHANNELS = 16
-
-
-def _direct_mac_s(s: Signature, c: CostConstants) -> float:
-    """Seconds per multiply-add of a direct convolution: dense, depthwise or narrow."""
-    in_per_group = s.in_channels // s.groups
-    if in_per_group >= DENSE_CHANNELS:
-        return c.direct_mac_s
-    if in_per_group == 1 and s.groups > 1:
-        return c.depthwise_mac_s
-    return c.narrow_mac_s
+        return factor * seconds(work, signature, c)
 
 
 def _best_time(fn, device: torch.device, repeats: int = 5) -> float:
@@ -192,7 +187,14 @@ def calibrate(device: torch.device) -> CostConstants:
         elementwise = _best_time(lambda: spectra * spectra, device) / spectra.numel()
         tiny_x, tiny_w = make(1, 1, 64), make(1, 1, 3)
         call = _best_time(lambda: plain.conv1d(tiny_x, tiny_w), device, repeats=20)
-    return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call)
+        left, right = make(384, 384), make(384, 384)
+        matmul = _best_time(lambda: torch.matmul(left, right), device) / 384 ** 3
+        # a layout conversion: a transposing copy (channel-major to time-major), read and
+        # written, of a size well beyond the first cache levels
+        planes = make(64, 16384)
+        copy = _best_time(lambda: planes.t().contiguous(), device) / (2 * planes.numel() * 4)
+    return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call,
+                         matmul, copy)
 
 
 #: The process-wide cost model the selector uses by default.

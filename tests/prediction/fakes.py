@@ -10,16 +10,17 @@ from autoconv.prediction.predictor import Sample
 from autoconv.signature import Signature
 from autoconv.strategies import all_strategies, get
 from autoconv.tuning.candidates import enumerate_candidates
-from autoconv.tuning.cost_model import direct_macs, fft_counts
+
+#: The made-up machine's seconds per unit of each work term.
+SYNTHETIC_PRICES = {"calls": 2e-6, "direct_macs": 1e-10, "fft_units": 3e-10,
+                    "spectral_macs": 2e-10, "elements": 1e-10, "matmul_macs": 5e-11,
+                    "bytes_moved": 2e-11}
 
 
 def synthetic_seconds(s: Signature, strategy: str, params: dict) -> float:
-    """A made-up but deterministic machine: op counts times constants, per strategy."""
-    plan = get(strategy).work(s, params).plan
-    if plan is None:
-        return 2e-6 + 1e-10 * direct_macs(s)
-    counts = fft_counts(s, plan)
-    return 8e-6 + 3e-10 * counts.fft_units + 2e-10 * counts.complex_macs + 1e-10 * counts.elements
+    """A made-up but deterministic machine: each candidate's work terms at fixed prices."""
+    work = get(strategy).work(s, params)
+    return sum(SYNTHETIC_PRICES[term] * count for term, count in work.terms.items())
 
 
 def random_signatures(count: int, seed: int = 0) -> list[Signature]:

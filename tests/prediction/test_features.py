@@ -41,10 +41,11 @@ def test_sizes_are_log2() -> None:
 def test_block_sizes_are_told_apart_by_their_own_plan() -> None:
     small, large = SPACE.rows(SIG, [("overlap_add", {"block_size": 256}),
                                      ("overlap_add", {"block_size": 2048})])
-    assert small[column("log_plan_length")] == 8 and large[column("log_plan_length")] == 11
+    assert small[column("work_fft_length")] == np.log2(257)
+    assert large[column("work_fft_length")] == np.log2(2049)
     # 4096 outputs, 65 taps: steps of 256 - 64 = 192 and 2048 - 64 = 1984 outputs per frame
-    assert small[column("log_plan_frames")] == pytest.approx(np.log2(22))  # ceil(4096 / 192)
-    assert large[column("log_plan_frames")] == pytest.approx(np.log2(3))  # ceil(4096 / 1984)
+    assert small[column("work_fft_frames")] == pytest.approx(np.log2(1 + 22))  # ceil(4096/192)
+    assert large[column("work_fft_frames")] == pytest.approx(np.log2(1 + 3))  # ceil(4096/1984)
     shared = slice(0, len(SIGNATURE_COLUMNS) + len(WORK_COLUMNS))
     assert (small[shared] == large[shared]).all()
 
@@ -52,14 +53,29 @@ def test_block_sizes_are_told_apart_by_their_own_plan() -> None:
 def test_padding_first_is_told_apart_by_the_padding_left_to_conv1d() -> None:
     as_called, padded_first, fft = SPACE.rows(SIG, [("direct", {}), ("direct", {"pre_pad": 1}),
                                                     ("fft", {})])
-    assert as_called[column("log_conv_padding")] == pytest.approx(np.log2(33))
-    assert padded_first[column("log_conv_padding")] == fft[column("log_conv_padding")] == 0
-    assert as_called[column("log_copied")] == 0
-    assert padded_first[column("log_copied")] > 0  # the padded copy of the input
+    assert as_called[column("work_conv_padding")] == pytest.approx(np.log2(33))
+    assert padded_first[column("work_conv_padding")] == fft[column("work_conv_padding")] == 0
+    assert as_called[column("work_elements")] == 0
+    assert padded_first[column("work_elements")] > 0  # the padded copy of the input
     assert padded_first[column("log_work")] > as_called[column("log_work")]  # counts the copy
     differs = np.flatnonzero(as_called != padded_first)
-    assert list(differs) == [column(name) for name in ("log_conv_padding", "log_copied",
-                                                       "log_work")]
+    assert list(differs) == [column(name) for name in ("work_calls", "work_elements",
+                                                       "work_conv_padding", "log_work")]
+
+
+def test_rows_are_built_by_column_name_and_missing_terms_are_zero() -> None:
+    fft_row, direct_row = SPACE.rows(SIG, [("fft", {}), ("direct", {})])
+    # a term the candidate does not report is 0 in its row, whatever its position
+    assert direct_row[column("work_fft_units")] == 0 and fft_row[column("work_fft_units")] > 0
+    assert fft_row[column("work_direct_macs")] == 0
+    assert direct_row[column("work_direct_macs")] == pytest.approx(
+        np.log2(1 + 4 * 16 * 4096 * 8 * 65))
+    assert (direct_row[[column("work_matmul_macs"), column("work_bytes_moved")]] == 0).all()
+    named = SPACE.row({"log_batch": 3.0, "is_fft": 1.0, "work_bytes_moved": 2.0})
+    assert named[column("log_batch")] == 3.0 and named[column("work_bytes_moved")] == 2.0
+    assert named.sum() == 6.0
+    with pytest.raises(KeyError, match="no feature column 'log_mystery'"):
+        SPACE.row({"log_mystery": 1.0})
 
 
 def test_strided_dilated_depthwise_signatures_are_described() -> None:

@@ -281,3 +281,15 @@ def test_a_device_of_the_same_kind_informs_predictions_but_never_makes_them_conf
         assert (decision.choice.strategy, decision.choice.params) == (mine.strategy,
                                                                       mine.params)
     local_store.close()
+
+
+def test_a_cached_model_of_other_columns_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
+    from autoconv.prediction import features
+
+    record_synthetic(store, SIGNATURES)
+    first = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    # as if a term were added to the strategies' Work and FEATURES_VERSION forgotten
+    monkeypatch.setattr(features, "CANDIDATE_COLUMNS",
+                        (*features.CANDIDATE_COLUMNS, "work_future_term"))
+    again = predictor(store, tmp_path).decide(UNSEEN[0], candidates(UNSEEN[0]), CPU)
+    assert len(fits) == 2 and again == first  # refitted (a column of zeros changes nothing)

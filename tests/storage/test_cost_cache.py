@@ -14,7 +14,7 @@ from autoconv.storage import cost_cache
 from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants
 
 CPU = torch.device("cpu")
-MEASURED = CostConstants(1e-10, 2e-10, 3e-10, 4e-10, 5e-10, 6e-10, 7e-6)
+MEASURED = CostConstants(1e-10, 2e-10, 3e-10, 4e-10, 5e-10, 6e-10, 7e-6, 8e-11, 9e-11)
 
 
 @pytest.fixture
@@ -87,3 +87,13 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_a_calibration(
 def test_the_real_calibration_round_trips(tmp_path: Path) -> None:
     measured = cost_cache.persistent_calibration(CPU, tmp_path)
     assert cost_cache.load(cost_cache.path_for(CPU, tmp_path)) == measured
+
+
+def test_a_file_of_an_older_autoconv_without_the_newer_rates_is_measured_again(
+        tmp_path: Path, calibrations) -> None:
+    path = cost_cache.path_for(CPU, tmp_path)
+    older = {k: v for k, v in dataclasses.asdict(MEASURED).items()
+             if k not in ("matmul_mac_s", "copy_byte_s")}  # written before those rates existed
+    path.write_text(json.dumps(older))
+    assert model(tmp_path).constants(CPU) == MEASURED and len(calibrations) == 1
+    assert cost_cache.load(path) == MEASURED  # rewritten with every rate

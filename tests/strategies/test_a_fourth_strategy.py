@@ -46,7 +46,7 @@ LONG = Signature(1, 1, 1, 9000, 4095, 1, 0, 0, 1, 1, "float32", "cpu", False)
 SHORT = Signature(1, 1, 1, 4096, 2, 1, 0, 0, 1, 1, "float32", "cpu", False)
 CONSTANTS = CostConstants(direct_mac_s=3e-11, narrow_mac_s=1e-9, depthwise_mac_s=2e-10,
                           fft_unit_s=1e-10, complex_mac_s=1e-10, elementwise_s=4e-10,
-                          call_s=1e-5)
+                          call_s=1e-5, matmul_mac_s=2e-11, copy_byte_s=1e-10)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,9 @@ def test_the_features_describe_the_toy_by_its_own_plan(registered) -> None:
     columns = space.columns
     assert toy_row[columns.index(f"is_{TOY.name}")] == 1.0
     assert fft_row[columns.index(f"is_{TOY.name}")] == 0.0
-    assert toy_row[columns.index("log_plan_length")] == math.log2(pow2_plan(LONG).fft_length)
-    assert toy_row[columns.index("log_plan_length")] != fft_row[columns.index("log_plan_length")]
+    assert toy_row[columns.index("work_fft_length")] == math.log2(
+        1 + pow2_plan(LONG).fft_length)
+    assert toy_row[columns.index("work_fft_length")] != fft_row[columns.index("work_fft_length")]
     # and the learned model takes it in like any other strategy
     model = LearnedPredictor.fit(synthetic_samples(random_signatures(40)))
     assert TOY.name in model.space.strategies

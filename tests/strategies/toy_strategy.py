@@ -19,6 +19,7 @@ from autoconv.strategies import (
     Strategy,
     Work,
     overlap_add_plan,
+    plan_work,
     spectral_supports,
 )
 from autoconv.strategies.plan import needed_length
@@ -40,7 +41,7 @@ def fft_pow2(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def pow2_work(signature: Signature, params: Mapping[str, Any]) -> Work:
-    return Work(pow2_plan(signature))
+    return plan_work(signature, pow2_plan(signature))
 
 
 #: Its registry entry (reddish purple, the Okabe-Ito hue the others do not use).

@@ -41,9 +41,10 @@ def test_the_work_of_f_conv1d_counts_the_padding_it_takes_itself() -> None:
     from autoconv.strategies import reference
 
     same = reference().work(_signature(3, 4), {})
-    assert (same.conv_padding, same.copied) == (3, 2 * 3 * 57)  # the odd sample: a copy
-    assert reference().work(_signature(5, 5), {}).conv_padding == 5
-    assert reference().work(_signature(7, 0), {}).conv_padding == 0
+    assert (same["conv_padding"], same["elements"]) == (3, 2 * 3 * 57)  # the odd sample: a copy
+    assert same["calls"] == 2  # the copy is one call, the convolution another
+    assert reference().work(_signature(5, 5), {})["conv_padding"] == 5
+    assert reference().work(_signature(7, 0), {})["conv_padding"] == 0
 
 
 @pytest.mark.parametrize("length,kernel,stride,padding,dilation", [

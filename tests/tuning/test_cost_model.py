@@ -14,7 +14,7 @@ from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants, direc
 CPU = torch.device("cpu")
 CONSTANTS = CostConstants(direct_mac_s=3e-11, narrow_mac_s=1e-9, depthwise_mac_s=2e-10,
                           fft_unit_s=1e-10, complex_mac_s=1e-10, elementwise_s=4e-10,
-                          call_s=1e-5)
+                          call_s=1e-5, matmul_mac_s=2e-11, copy_byte_s=1e-10)
 
 
 def sig(batch, channels, length, kernel, *, out=None, groups=1, stride=1) -> Signature:
