@@ -1,9 +1,12 @@
-"""Adding a strategy takes one module and one registration: a toy fourth one
-(:mod:`tests.strategies.toy_strategy`) is parity-tested, tuned, pruned, featurized and drawn
-with no other file touched.
+"""Adding a strategy takes one module and one registration, whatever kind of work it does:
+two toys are parity-tested, tuned, pruned, featurized and drawn with no other file touched.
+One is of a kind autoconv knows (:mod:`tests.strategies.toy_strategy`: an FFT plan at a
+power-of-two length); the other of a new kind (:mod:`tests.strategies.toy_matmul_strategy`:
+neither an FFT nor a direct convolution, but an unfold and a matrix multiply, whose work is
+matrix-multiply multiply-adds and bytes moved).
 
 The parity, gradient and error tests are the ones every registered strategy runs, imported
-here and pointed at the toy by this module's ``strategy`` fixture.
+here and pointed at each toy by this module's ``strategy`` fixture.
 """
 
 from __future__ import annotations
@@ -38,50 +41,56 @@ from .test_gradients import (  # noqa: F401  (run for the toy)
     test_gradcheck_float64,
 )
 from .test_parity import TestParity  # noqa: F401  (run for the toy)
-from .toy_strategy import TOY, pow2_plan
+from .toy_matmul_strategy import UNFOLD
+from .toy_strategy import TOY
 
 CPU = torch.device("cpu")
-#: A long kernel (FFT territory) and a short one (F.conv1d's).
+#: A long kernel (FFT territory), a short one (F.conv1d's) and a dense layer (a matrix
+#: multiply's).
 LONG = Signature(1, 1, 1, 9000, 4095, 1, 0, 0, 1, 1, "float32", "cpu", False)
 SHORT = Signature(1, 1, 1, 4096, 2, 1, 0, 0, 1, 1, "float32", "cpu", False)
+DENSE = Signature(4, 64, 64, 1000, 3, 1, 0, 0, 1, 1, "float32", "cpu", False)
+#: Each toy's signature where it is hopeless, and one where it is worth timing.
+HOPELESS_AND_PROMISING = {TOY.name: (SHORT, LONG), UNFOLD.name: (LONG, DENSE)}
 CONSTANTS = CostConstants(direct_mac_s=3e-11, narrow_mac_s=1e-9, depthwise_mac_s=2e-10,
                           fft_unit_s=1e-10, complex_mac_s=1e-10, elementwise_s=4e-10,
                           call_s=1e-5, matmul_mac_s=2e-11, copy_byte_s=1e-10)
 
 
-@pytest.fixture(scope="module")
-def strategy() -> Strategy:
-    """The strategy the imported parity, gradient and error tests run: the toy."""
-    return TOY
+@pytest.fixture(scope="module", params=[TOY, UNFOLD], ids=[TOY.name, UNFOLD.name])
+def strategy(request: pytest.FixtureRequest) -> Strategy:
+    """The strategy the imported parity, gradient and error tests run: each toy."""
+    return request.param
 
 
 @pytest.fixture
-def registered() -> Iterator[Strategy]:
+def registered(strategy: Strategy) -> Iterator[Strategy]:
     """The toy in the registry for one test (the one line a real strategy would add)."""
-    register(TOY)
-    yield TOY
-    unregister(TOY.name)
+    register(strategy)
+    yield strategy
+    unregister(strategy.name)
 
 
 class ToyFastest:
     """A fake timer under which the toy is ten times faster than anything else."""
 
-    def __init__(self) -> None:
+    def __init__(self, toy: Strategy) -> None:
+        self.toy = toy
         self.timed: list[str] = []
 
     def __call__(self, calls, *, device, deadline, max_samples, min_samples=1):
         names = [call.candidate.name for call in calls]
         self.timed += names
-        return [Timing(1e-4 if name == TOY.name else 1e-3, 0.0, 5) for name in names]
+        return [Timing(1e-4 if name == self.toy.name else 1e-3, 0.0, 5) for name in names]
 
 
 def test_the_tuner_times_the_toy_and_runs_it_when_it_wins(registered) -> None:
-    timer = ToyFastest()
+    timer = ToyFastest(registered)
     selector = Selector(timer=timer, settings=Settings(bucket_lengths=False))
     signature = Signature(2, 3, 4, 300, 9, 1, 4, 4, 1, 1, "float32", "cpu", False)
     choice = selector.choose(signature, CPU)
-    assert TOY.name in timer.timed
-    assert (choice.strategy, choice.source) == (TOY.name, "measured")
+    assert registered.name in timer.timed
+    assert (choice.strategy, choice.source) == (registered.name, "measured")
     x, w = torch.randn(2, 3, 300), torch.randn(4, 3, 9)
     torch.testing.assert_close(choice.run(x, w, None, 1, 4, 1, 1), F.conv1d(x, w, None, 1, 4),
                                atol=1e-4, rtol=1e-4)
@@ -96,24 +105,30 @@ def test_the_cost_model_prunes_the_toy_where_it_is_hopeless_and_keeps_it_where_n
         candidates = enumerate_candidates(all_strategies(), signature)
         return {candidate.label for candidate, _ in selector.prune(signature, candidates, CPU)}
 
-    assert TOY.name not in kept(SHORT) and "direct" in kept(SHORT)
-    # on the long kernel, of the direct candidates only F.conv1d as called is kept: the
+    hopeless, promising = HOPELESS_AND_PROMISING[registered.name]
+    assert registered.name not in kept(hopeless) and "direct" in kept(hopeless)
+    # where it is worth timing, of the direct candidates F.conv1d as called is kept: the
     # reference every measured decision times (a probe decides whether it runs in full)
-    assert TOY.name in kept(LONG) and {k for k in kept(LONG) if "direct" in k} == {"direct"}
+    assert registered.name in kept(promising) and "direct" in kept(promising)
 
 
-def test_the_features_describe_the_toy_by_its_own_plan(registered) -> None:
+def test_the_features_describe_the_toy_by_its_own_work(registered) -> None:
     space = FeatureSpace(tuple(strategy.name for strategy in all_strategies()))
-    toy_row, fft_row = space.rows(LONG, [(TOY.name, {}), ("fft", {})])
+    toy_row, fft_row = space.rows(LONG, [(registered.name, {}), ("fft", {})])
     columns = space.columns
-    assert toy_row[columns.index(f"is_{TOY.name}")] == 1.0
-    assert fft_row[columns.index(f"is_{TOY.name}")] == 0.0
-    assert toy_row[columns.index("work_fft_length")] == math.log2(
-        1 + pow2_plan(LONG).fft_length)
-    assert toy_row[columns.index("work_fft_length")] != fft_row[columns.index("work_fft_length")]
+    assert toy_row[columns.index(f"is_{registered.name}")] == 1.0
+    assert fft_row[columns.index(f"is_{registered.name}")] == 0.0
+    work = registered.work(LONG, {})
+    # every term and trait of its Work in the column of that name, and nothing else
+    for name, count in work.values:
+        assert toy_row[columns.index(f"work_{name}")] == math.log2(1 + count)
+    unreported = [c for c in columns if c.startswith("work_") and c[5:] not in dict(work.values)]
+    assert not toy_row[[columns.index(c) for c in unreported]].any()
+    assert toy_row[columns.index("log_work")] == math.log2(work.total)
+    assert (toy_row != fft_row).any()
     # and the learned model takes it in like any other strategy
     model = LearnedPredictor.fit(synthetic_samples(random_signatures(40)))
-    assert TOY.name in model.space.strategies
+    assert registered.name in model.space.strategies
     candidates = [(c.name, dict(c.params)) for c in enumerate_candidates(all_strategies(), LONG)]
     seconds = model.predict_seconds(LONG, candidates)
     assert np.all(np.isfinite(seconds)) and len(seconds) == len(candidates)
@@ -140,7 +155,7 @@ def test_the_report_draws_and_counts_the_toy(registered, tmp_path: Path, monkeyp
             batch=4, in_channels=1, out_channels=1, length=8192 + index, kernel_size=kernel,
             stride=1, padding_left=0, padding_right=0, dilation=1, groups=1, dtype="float32",
             device="cpu")
-        for name, seconds in (("direct", 1e-6 * kernel), (TOY.name, 1e-4)):
+        for name, seconds in (("direct", 1e-6 * kernel), (registered.name, 1e-4)):
             rows.append(tuning_db.MeasurementRecord(signature=signature, strategy=name,
                                                     median_s=seconds, samples=5,
                                                     autoconv_version="test"))
@@ -151,8 +166,8 @@ def test_the_report_draws_and_counts_the_toy(registered, tmp_path: Path, monkeyp
             winners_map, speedup, summary = make_report(tmp_path / "report", "cpu", (1,))
     finally:
         dispatcher.reset()
-    assert f"| {TOY.name} | 12 | 40% |" in summary.read_text()
-    assert _pixels_near(winners_map, TOY.colour) > 100
-    assert _pixels_near(speedup, TOY.colour, alpha=0.8) > 10  # its points and legend marker
+    assert f"| {registered.name} | 12 | 40% |" in summary.read_text()
+    assert _pixels_near(winners_map, registered.colour) > 100
+    assert _pixels_near(speedup, registered.colour, alpha=0.8) > 10  # points, legend marker
     assert _pixels_near(speedup, get("fft").colour, alpha=0.8) == 0  # fft never won here
-    assert get(TOY.name) is TOY
+    assert get(registered.name) is registered
