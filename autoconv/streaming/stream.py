@@ -19,7 +19,7 @@ import torch
 
 from autoconv.choice import StreamChoice
 from autoconv.signature import Signature
-from autoconv.strategies.streaming import StreamEngine
+from autoconv.strategies.streaming import RAMPS, StreamEngine
 
 #: Where a choice's time was measured rather than predicted.
 _MEASURED = ("measured", "database", "corrected")
@@ -47,6 +47,24 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
+def _check_bias(bias: torch.Tensor | None, weight: torch.Tensor, where: str) -> None:
+    out_channels = weight.shape[0]
+    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (out_channels,)
+                             or bias.dtype != weight.dtype or bias.device != weight.device):
+        got = (f"{list(bias.shape)} ({bias.dtype}, {bias.device})"
+               if isinstance(bias, torch.Tensor) else type(bias).__name__)
+        raise ValueError(f"{where}: bias must be ({out_channels},) of the weight's dtype and "
+                         f"device ({weight.dtype}, {weight.device}), got {got}")
+
+
+def _copied(weight: torch.Tensor, bias: torch.Tensor | None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Detached copies, ordinary tensors even under ``torch.inference_mode``."""
+    with torch.no_grad(), torch.inference_mode(False):
+        return (weight.detach().clone(memory_format=torch.contiguous_format),
+                None if bias is None else bias.detach().clone())
+
+
 class Conv1dStream:
     """A causal 1-D convolution computed chunk by chunk (see the module docstring).
 
@@ -63,8 +81,13 @@ class Conv1dStream:
     autograd, and a chunk that requires gradients while grad mode is on is refused. Works
     under ``torch.no_grad`` and ``torch.inference_mode``; on CUDA, once prepared, one full
     chunk (``stream(x, out=y)`` with ``n == chunk_size``, no shorter chunk since the last
-    reset) can be captured in a CUDA graph and replayed for every following chunk. A stream
-    is state: feed it from one thread at a time.
+    reset) can be captured in a CUDA graph and replayed for every following chunk
+    (:meth:`set_weight` and its crossfade run outside a graph: a graph captured before a
+    swap replays the old response; capture again once :attr:`crossfade_remaining` is 0). A
+    stream is state: feed it from one thread at a time.
+
+    :meth:`set_weight` changes the weight (the impulse response) while the stream runs, with
+    a crossfade, keeping the tuned strategy and the signal's state.
 
     Args:
         weight: ``(C_out, C_in / groups, K)``, float32 or float64 (``stateful_direct`` also
@@ -103,14 +126,8 @@ class Conv1dStream:
             raise ValueError(f"Conv1dStream(): weight {list(weight.shape)} does not suit "
                              f"groups={self.groups} (out_channels must be a positive multiple "
                              "of groups, and no dimension may be 0)")
-        if bias is not None and (bias.shape != (out_channels,) or bias.dtype != weight.dtype
-                                 or bias.device != weight.device):
-            raise ValueError(f"Conv1dStream(): bias must be ({out_channels},) of the weight's "
-                             f"dtype and device ({weight.dtype}, {weight.device}), got "
-                             f"{list(bias.shape)} ({bias.dtype}, {bias.device})")
-        with torch.no_grad():
-            self._weight = weight.detach().clone(memory_format=torch.contiguous_format)
-            self._bias = None if bias is None else bias.detach().clone()
+        _check_bias(bias, weight, "Conv1dStream()")
+        self._weight, self._bias = _copied(weight, bias)
         self.in_channels = in_per_group * self.groups
         self.out_channels = out_channels
         self.kernel_size = kernel
@@ -122,6 +139,7 @@ class Conv1dStream:
         self._live: Any = None  # mode live: the exploration of the stream's rivals
         self._unbatched = False
         self._silence: torch.Tensor | None = None
+        self._fading = 0  # samples of a crossfade still to come
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -194,7 +212,7 @@ class Conv1dStream:
         signature = self.signature(batch)
         choice = self._requested or self._selector().choose(signature, self.device)
         self._engine = self._build(choice, batch)
-        self._choice, self._batch, self._silence = choice, batch, None
+        self._choice, self._batch, self._silence, self._fading = choice, batch, None, 0
         self._live = None if self._requested else self._exploration(signature, choice, batch)
         self._warn_if_slower_than_real_time()
         return choice
@@ -224,6 +242,8 @@ class Conv1dStream:
         """One chunk through the engine (through the exploration while it is under way;
         the stream runs the winner once it took over)."""
         live = self._live
+        if self._fading:
+            self._fading = max(0, self._fading - chunk.shape[-1])
         if live is None:
             return self._engine.step(chunk, out)  # type: ignore[union-attr]
         result = live.step(self._engine, chunk, out)
@@ -261,9 +281,75 @@ class Conv1dStream:
             f"was measured (autoconv select shows whether the decision is provisional)",
             RuntimeWarning, stacklevel=4)
 
+    @property
+    def crossfade_remaining(self) -> int:
+        """Samples of a crossfade (:meth:`set_weight`) still to come; 0 when none is under
+        way."""
+        return self._fading
+
+    def set_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                   crossfade: int = 0, ramp: str = "linear") -> None:
+        """Change the weight (the impulse response) while the stream runs.
+
+        From the next chunk, the outputs move from the old response to the new one over
+        ``crossfade`` samples, exactly as if two streams, one of each weight, had both been
+        fed the whole signal since the last reset and their outputs mixed sample by sample:
+        output ``i`` of the ramp (``i = 0 .. crossfade - 1``, from the next chunk's first)
+        is ``(1 - t) old + t new`` with ``t = (i + 1) / (crossfade + 1)`` (``ramp="linear"``)
+        or ``cos(t pi / 2) old + sin(t pi / 2) new`` (``"equal_power"``: the same loudness
+        for uncorrelated responses); later outputs are the new response's alone, and
+        ``crossfade=0`` switches at once. A crossfade spans as many chunks as it needs.
+
+        Cost: no re-tuning (the strategy and its parameters stay) and no replay (every
+        strategy's state is the input's: the input history, or the spectra of past blocks).
+        The new weight's spectra, and its share of the outputs the stream has already
+        prepared, are computed here, during the call, with every buffer the crossfade
+        needs: with ``out=``, no chunk allocates more than before, during the ramp or
+        after. A chunk during the ramp computes both responses on the same state, sharing
+        the input's transforms (less than twice a plain chunk); once it is over the old
+        response is dropped.
+
+        Rules: a swap while a crossfade is under way ends that one at once (the outputs
+        jump from the mix to the response it was fading in, which is then faded out); wait
+        for :attr:`crossfade_remaining` to reach 0 to avoid the jump. :meth:`reset` ends a
+        crossfade (the new response stays). Before the first chunk or :meth:`prepare`, the
+        weight is simply replaced. The weight and bias are copied (the bias may come or go:
+        None is no bias). Mode ``live``: an exploration of the stream's rivals under way
+        stops (its engines were built on the old weight); the stream keeps its strategy.
+
+        Raises:
+            ValueError: a weight of another shape (the stream's strategy was chosen for its
+                shape: make a new stream for another), dtype or device, a bias that does not
+                suit it, a negative ``crossfade`` or an unknown ``ramp``.
+        """
+        if not isinstance(weight, torch.Tensor) or weight.shape != self._weight.shape \
+                or weight.dtype != self.dtype or weight.device != self.device:
+            got = (f"{list(weight.shape)} {weight.dtype} on {weight.device}"
+                   if isinstance(weight, torch.Tensor) else type(weight).__name__)
+            raise ValueError(
+                f"Conv1dStream.set_weight(): the new weight must have the stream's shape, dtype "
+                f"and device ({list(self._weight.shape)} {self.dtype} on {self.device}), got "
+                f"{got}: the stream's strategy was chosen for that shape; make a new "
+                f"Conv1dStream for another")
+        _check_bias(bias, weight, "Conv1dStream.set_weight()")
+        if isinstance(crossfade, bool) or not isinstance(crossfade, int) or crossfade < 0:
+            raise ValueError(f"Conv1dStream.set_weight(): crossfade must be an int >= 0 "
+                             f"(samples), got {crossfade!r}")
+        if ramp not in RAMPS:
+            raise ValueError(f"Conv1dStream.set_weight(): ramp must be one of "
+                             f"{', '.join(map(repr, RAMPS))}, not {ramp!r}")
+        self._weight, self._bias = _copied(weight, bias)
+        self._live = None
+        if self._engine is None:
+            return
+        with torch.no_grad(), torch.inference_mode(False):
+            self._engine.set_weight(self._weight, self._bias, crossfade=crossfade, ramp=ramp)
+        self._fading = crossfade
+
     def reset(self) -> None:
         """Start a new signal: forget every sample seen (the next chunk may have another
-        batch size)."""
+        batch size); a crossfade under way ends."""
+        self._fading = 0
         if self._engine is not None:
             with torch.no_grad():
                 self._engine.reset()

@@ -68,3 +68,19 @@ def test_one_captured_chunk_replays_the_stream(strategy, params_of) -> None:
         graph.replay()
         outputs.append(y_static.clone())
     assert_close(torch.cat(outputs, -1), causal(x, w, b, 1, 2))
+
+
+@pytest.mark.parametrize("strategy,params_of", VARIANTS, ids=VARIANT_IDS)
+def test_a_swap_on_cuda_is_the_two_stream_mix(strategy, params_of) -> None:
+    x, w, b = _tensors(torch.float64)
+    w1, b1 = torch.flip(w, (-1,)), -b
+    stream = variant(w, b, strategy, params_of, chunk_size=16, groups=2)
+    first = stream_all(stream, x[..., :96])
+    stream.set_weight(w1, b1, crossfade=40)
+    rest = stream_all(stream, x[..., 96:], seed=2)
+    old, new = causal(x, w, b, 1, 2), causal(x, w1, b1, 1, 2)
+    ramp = torch.arange(1, 41, dtype=torch.float64, device=CUDA) / 41
+    expected = new.clone()
+    expected[..., :96] = old[..., :96]
+    expected[..., 96:136] = old[..., 96:136] * (1 - ramp) + new[..., 96:136] * ramp
+    assert_close(torch.cat([first, rest], -1), expected)

@@ -10,6 +10,7 @@ everything else autoconv knows about its strategy; ``autoconv.Conv1dStream``
 (``autoconv/streaming/``) is the object users hold.
 """
 
+from autoconv.strategies.streaming.crossfade import RAMPS, Crossfade
 from autoconv.strategies.streaming.direct import (
     StatefulDirect,
     TimeMajorDirect,
@@ -58,7 +59,7 @@ register(StreamStrategy("nonuniform", build_nonuniform, nonuniform_flops,
                                                "largest_partition"})))
 
 __all__ = [
-    "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan", "StatefulDirect",
+    "RAMPS", "Crossfade", "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan", "StatefulDirect",
     "StreamEngine", "StreamStrategy", "TimeMajorDirect", "UniformPartitioned",
     "all_stream_strategies", "get", "register", "stream_reference",
 ]

@@ -17,6 +17,9 @@ Two layouts of that buffer, tuned like any other parameter:
   40) it runs the convolution about 1.3x faster, which the transposing copies in and out of
   the buffer (a chunk each) do not undo; on dense layers it is often slower. The tuner
   measures both.
+
+A new weight (``set_weight``) is a new weight for the same history; during a crossfade each
+chunk is convolved with both weights and the outputs mixed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch.nn.functional as F
 from autoconv import plain
 from autoconv.signature import Signature
 from autoconv.strategies.registry import check_int, check_names
+from autoconv.strategies.streaming.crossfade import Crossfade
 
 
 class StatefulDirect:
@@ -58,6 +62,7 @@ class StatefulDirect:
                                    **make)
         #: where the new history goes when it overlaps the old one (chunk shorter than it)
         self._scratch = torch.empty(self._shape(batch, channels, self.history), **make)
+        self._fade: Crossfade | None = None
 
     @staticmethod
     def _prepared(weight: torch.Tensor) -> torch.Tensor:
@@ -67,26 +72,43 @@ class StatefulDirect:
     def _shape(batch: int, channels: int, length: int) -> tuple[int, int, int]:
         return batch, channels, length
 
-    def _convolve(self, chunk: torch.Tensor) -> torch.Tensor:
-        """Copy the chunk in after the history and convolve the two."""
-        n, history, buffer = chunk.shape[-1], self.history, self._buffer
-        buffer[..., history:history + n].copy_(chunk)
-        return plain.conv1d(buffer[..., :history + n], self.weight, self.bias, 1, 0,
+    def _load(self, chunk: torch.Tensor) -> None:
+        """Copy the chunk in after the history."""
+        n, history = chunk.shape[-1], self.history
+        self._buffer[..., history:history + n].copy_(chunk)
+
+    def _convolve(self, n: int, weight: torch.Tensor, bias: torch.Tensor | None
+                  ) -> torch.Tensor:
+        """Convolve the history and the ``n`` samples after it."""
+        return plain.conv1d(self._buffer[..., :self.history + n], weight, bias, 1, 0,
                             self.dilation, self.groups)
 
     def step(self, chunk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The chunk's causal outputs (see :class:`~autoconv.strategies.streaming.registry.
         StreamEngine`)."""
-        result = self._convolve(chunk)
-        _keep_history(self._buffer, self._scratch, chunk.shape[-1], self.history,
-                      self.time_dim)
-        if out is None:
-            return result.contiguous()  # a no-op channel-major
-        return out.copy_(result)
+        n, fade = chunk.shape[-1], self._fade
+        self._load(chunk)
+        result = self._convolve(n, self.weight, self.bias)
+        old = None if fade is None else self._convolve(n, *fade.old)
+        _keep_history(self._buffer, self._scratch, n, self.history, self.time_dim)
+        out = result.contiguous() if out is None else out.copy_(result)  # a no-op channel-major
+        if fade is not None and fade.mix(old, out):  # type: ignore[arg-type]
+            self._fade = None
+        return out
+
+    def set_weight(self, weight: torch.Tensor, bias: torch.Tensor | None, *,
+                   crossfade: int = 0, ramp: str = "linear") -> None:
+        """A new weight for the same history (see :class:`~autoconv.strategies.streaming.
+        registry.StreamEngine`); the old one is kept for the ramp's chunks."""
+        old = (self.weight, self.bias)
+        self.weight, self.bias = self._prepared(weight), bias
+        self._fade = (Crossfade(old, crossfade, ramp, weight.new_empty(0)) if crossfade
+                      else None)
 
     def reset(self) -> None:
-        """Forget the history."""
+        """Forget the history (and a crossfade under way)."""
         self._buffer.zero_()
+        self._fade = None
 
 
 class TimeMajorDirect(StatefulDirect):
@@ -107,13 +129,15 @@ class TimeMajorDirect(StatefulDirect):
     def _shape(batch: int, channels: int, length: int) -> tuple[int, int, int]:
         return batch, length, channels
 
-    def _convolve(self, chunk: torch.Tensor) -> torch.Tensor:
-        n, history, buffer = chunk.shape[-1], self.history, self._buffer
-        buffer[:, history:history + n].copy_(chunk.transpose(1, 2))
+    def _load(self, chunk: torch.Tensor) -> None:
+        n, history = chunk.shape[-1], self.history
+        self._buffer[:, history:history + n].copy_(chunk.transpose(1, 2))
+
+    def _convolve(self, n: int, weight: torch.Tensor, bias: torch.Tensor | None
+                  ) -> torch.Tensor:
         # (B, C, 1, history + n), strided as channels-last: the buffer itself, not a copy
-        image = buffer[:, :history + n].transpose(1, 2).unsqueeze(2)
-        return F.conv2d(image, self.weight, self.bias, 1, 0, (1, self.dilation),
-                        self.groups).squeeze(2)
+        image = self._buffer[:, :self.history + n].transpose(1, 2).unsqueeze(2)
+        return F.conv2d(image, weight, bias, 1, 0, (1, self.dilation), self.groups).squeeze(2)
 
 
 def _keep_history(buffer: torch.Tensor, scratch: torch.Tensor, n: int, history: int,

@@ -1,7 +1,8 @@
 """Non-uniformly partitioned overlap-save streaming (Gardner's scheme, multi-stage): the head
 of the kernel transformed with each chunk, later taps in progressively larger partitions
 with larger transforms, exact and without latency (the plan: :mod:`.nonuniform_plan`; when
-each stage works: :mod:`.stage_slots`; the products: :mod:`.stage_spectra`).
+each stage works: :mod:`.stage_slots`; a stage's work: :mod:`.stage_engine`; the products:
+:mod:`.stage_spectra`).
 
 Per chunk, into buffers allocated once:
 
@@ -22,16 +23,23 @@ whole block before they are needed. Every output is a sum of products of stored 
 recomputed for each block: nothing accumulates from one block to the next, so the stream
 does not drift. Chunks of any length up to the chunk size may come at any time. No tensor is
 allocated per chunk when ``out`` is given (torch's FFT may use a scratch buffer of its own).
+
+A new weight (``set_weight``) keeps the state, which is the input's alone (the history, each
+stage's spectra of past windows): its kernels' spectra are computed, and its outputs ahead
+from the stored spectra (the blocks whose outputs are still to come, the sums under way),
+as if it had been there from the start. During a crossfade the transforms of the input are
+shared and each product and inverse transform is done for both weights.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from autoconv.strategies.streaming.nonuniform_plan import NonUniformPlan, Stage, schedule_of
-from autoconv.strategies.streaming.stage_slots import EMPTY, Slot, StageWork, schedule
-from autoconv.strategies.streaming.stage_spectra import HeadProduct, StageSpectra
+from autoconv.strategies.streaming.crossfade import Crossfade
+from autoconv.strategies.streaming.nonuniform_plan import NonUniformPlan, schedule_of
+from autoconv.strategies.streaming.stage_engine import StageEngine, complex_of
+from autoconv.strategies.streaming.stage_slots import StageWork, schedule
+from autoconv.strategies.streaming.stage_spectra import HeadKernel, HeadProduct, StageKernel
 
 
 def lag_taps(weight: torch.Tensor, dilation: int) -> torch.Tensor:
@@ -43,76 +51,24 @@ def lag_taps(weight: torch.Tensor, dilation: int) -> torch.Tensor:
     return taps
 
 
-class _Stage:
-    """One stage: its spectra, its transforms and its slots (see the module docstring).
+class _Response:
+    """What one weight adds to the state: the head's and each stage's kernel, the outputs
+    ahead ``(B, C_out, ring)`` (each sample starts at the bias) and the bias."""
 
-    Attributes:
-        due: the slot to run next is due once more than this many samples have come.
-    """
+    __slots__ = ("ahead", "ahead_rows", "aheads", "bias", "head", "stages")
 
-    def __init__(self, stage: Stage, taps: torch.Tensor, slots: tuple[Slot, ...], *,
-                 groups: int, batch: int, chunk: int) -> None:
-        self.partition, self.size, self.chunk, self.slots = (stage.partition, stage.fft_size,
-                                                             chunk, slots)
-        out_channels, in_per_group, _ = taps.shape
-        length = stage.count * stage.partition
-        parts = F.pad(taps[..., stage.offset:stage.offset + length],
-                      (0, max(0, stage.offset + length - taps.shape[-1])))
-        parts = parts.reshape(out_channels, in_per_group, stage.count, stage.partition)
-        kernel = torch.fft.rfft(parts.movedim(2, 0), n=self.size)
-        most = max((s.mac[1] - s.mac[0] for s in slots if s.mac), default=1)
-        self.spectra = StageSpectra(kernel, groups, batch, most)
-        self._spectrum = kernel.new_empty(batch * in_per_group * groups, stage.bins)
-        self._time = taps.new_empty(batch * out_channels, self.size)
-        self._output = self.spectra.output.view(-1, stage.bins)
-        self._tail = self._time[:, self.partition:]  # the outputs of the next block
-        #: the first slot with work at or after each slot
-        self._next_work = [len(slots)] * (len(slots) + 1)
-        for index in range(len(slots) - 1, -1, -1):
-            self._next_work[index] = (index if slots[index] is not EMPTY
-                                      else self._next_work[index + 1])
-        self.reset()
+    def __init__(self, head: HeadKernel, stages: list[StageKernel], ahead: torch.Tensor,
+                 bias: torch.Tensor | None) -> None:
+        self.head, self.stages, self.ahead, self.bias = head, stages, ahead, bias
+        self.ahead_rows = ahead.view(-1, ahead.shape[-1])
+        self.aheads = _Views(ahead, 2)
 
-    def reset(self) -> None:
-        self.block, self.done = 0, 0  # the block whose slots run, its slots done
-        self.spectra.reset()
-        self._skip()
-
-    def _skip(self) -> None:
-        """Pass the slots without work, then set :attr:`due`."""
-        index = self._next_work[self.done]
-        if index == len(self.slots):  # none left in this block: the next one's first
-            self.block, index = self.block + 1, self._next_work[0]
-        self.done = index
-        self.due = self.block * self.partition + index * self.chunk
-
-    def advance(self, seen: int, history: torch.Tensor, base: int, ahead: torch.Tensor
-                ) -> None:
-        """Run the slots due once ``seen`` samples have come.
-
-        Args:
-            history: the input history ``(B * C_in, length)``; sample ``t`` at ``t - base``.
-            ahead: the outputs ahead ``(B * C_out, ring)``, sample ``t`` at ``t % ring``.
-        """
-        while seen > self.due:
-            self._run(self.slots[self.done], self.block * self.partition, history, base,
-                      ahead)
-            self.done += 1
-            self._skip()
-
-    def _run(self, slot: Slot, start: int, history: torch.Tensor, base: int,
-             ahead: torch.Tensor) -> None:
-        if slot.fft:
-            window = history.narrow(1, start - base - self.size, self.size)
-            torch.fft.rfft(window, out=self._spectrum)
-            self.spectra.push(self._spectrum)
-        if slot.mac:
-            self.spectra.accumulate(*slot.mac)
-        if slot.ifft:
-            self.spectra.finish()
-            torch.fft.irfft(self._output, n=self.size, out=self._time)
-            at = (start + self.partition) % ahead.shape[-1]
-            ahead.narrow(1, at, self.partition).add_(self._tail)
+    def clear(self, ahead: torch.Tensor) -> None:
+        """Outputs ahead start at the bias."""
+        if self.bias is None:
+            ahead.zero_()
+        else:
+            ahead.copy_(self.bias)
 
 
 class NonUniformPartitioned:
@@ -127,78 +83,126 @@ class NonUniformPartitioned:
                  groups: int, batch: int, chunk_size: int, first: int, growth: int,
                  largest: int) -> None:
         out_channels, in_per_group, _ = weight.shape
-        taps = lag_taps(weight, dilation)
-        plan = self.plan = NonUniformPlan.of(taps.shape[-1], chunk_size, first, growth,
-                                             largest)
+        self.dilation = dilation
+        span = dilation * (weight.shape[-1] - 1) + 1
+        plan = self.plan = NonUniformPlan.of(span, chunk_size, first, growth, largest)
         size = plan.head_size
-        head = torch.fft.rfft(taps[..., :plan.head_taps], n=size)
-        self._head = HeadProduct(head.unsqueeze(0), groups, batch)
+        layout = weight.new_empty(0, out_channels, in_per_group, size // 2 + 1,
+                                  dtype=complex_of(weight.dtype))
+        self._head = HeadProduct(layout, groups, batch)
         rows_in, rows_out = batch * in_per_group * groups, batch * out_channels
-        self._head_time = taps.new_empty(batch, out_channels, size)
+        self._head_time = weight.new_empty(batch, out_channels, size)
         pairs = 8.0 * batch * out_channels * in_per_group
         works = [StageWork(stage.partition // chunk_size, stage.fft_size, rows_in, rows_out,
                            stage.count, pairs * stage.bins) for stage in plan.stages]
-        self._stages = [_Stage(stage, taps, slots, groups=groups, batch=batch,
+        self._stages = [StageEngine(stage, weight, slots, groups=groups, batch=batch,
                                chunk=chunk_size)
                         for stage, slots in zip(plan.stages, schedule(works), strict=True)]
         #: history kept when the buffer moves back: every window a slot may still read
         self._kept = max(3 * plan.largest + chunk_size, size)
-        self._history = taps.new_zeros(batch, in_per_group * groups,
-                                       2 * self._kept + chunk_size)
+        self._history = weight.new_zeros(batch, in_per_group * groups,
+                                         2 * self._kept + chunk_size)
         self._rows = self._history.view(rows_in, -1)
-        self._ahead = taps.new_zeros(batch, out_channels, 4 * plan.largest)
-        self._ahead_rows = self._ahead.view(rows_out, -1)
-        self._bias = None if bias is None else bias.view(1, -1, 1)
+        self._like = weight.new_empty(batch, out_channels, chunk_size)
         self._places, self._windows = _Views(self._history, 2), _Views(self._rows, 1)
-        self._aheads, self._tails = _Views(self._ahead, 2), _Views(self._head_time, 2)
+        self._tails = _Views(self._head_time, 2)
+        self._fade: Crossfade | None = None
+        self._set_responses([self._response(weight, bias)])
         self.reset()
 
+    def _response(self, weight: torch.Tensor, bias: torch.Tensor | None) -> _Response:
+        """The kernels of ``weight``, with outputs ahead at the bias."""
+        taps = lag_taps(weight, self.dilation)
+        plan = self.plan
+        head = torch.fft.rfft(taps[..., :plan.head_taps], n=plan.head_size)
+        batch, out_channels = self._like.shape[:2]
+        response = _Response(self._head.kernel(head.unsqueeze(0)),
+                             [stage.kernel(taps) for stage in self._stages],
+                             weight.new_empty(batch, out_channels, 4 * plan.largest),
+                             None if bias is None else bias.view(1, -1, 1))
+        response.clear(response.ahead)
+        return response
+
+    def _set_responses(self, responses: list[_Response]) -> None:
+        """The responses computed, oldest first (two during a crossfade)."""
+        self._responses = responses
+        for index, stage in enumerate(self._stages):
+            stage.outputs = [(r.stages[index], r.ahead_rows) for r in responses]
+            stage.spectra.kernels = [r.stages[index] for r in responses]
+
+    def _drop_old(self) -> None:
+        """End a crossfade: the new response alone."""
+        if self._fade is not None:
+            self._fade = None
+            self._set_responses(self._responses[-1:])
+
     def reset(self) -> None:
-        """Forget every sample seen."""
+        """Forget every sample seen (and a crossfade under way)."""
+        self._drop_old()
         self._seen = 0  # samples streamed since the start
         self._base = -self._kept  # sample t is at t - base in the history
         self._history.zero_()
-        self._clear(self._ahead)
+        for response in self._responses:
+            response.clear(response.ahead)
         for stage in self._stages:
             stage.reset()
 
-    def _clear(self, ahead: torch.Tensor) -> None:
-        """Outputs ahead start at the bias."""
-        if self._bias is None:
-            ahead.zero_()
-        else:
-            ahead.copy_(self._bias)
+    def set_weight(self, weight: torch.Tensor, bias: torch.Tensor | None, *,
+                   crossfade: int = 0, ramp: str = "linear") -> None:
+        """See :class:`~autoconv.strategies.streaming.registry.StreamEngine` and the module
+        docstring."""
+        self._drop_old()
+        new = self._response(weight, bias)
+        for stage, kernel in zip(self._stages, new.stages, strict=True):
+            stage.catch_up(kernel, new.ahead_rows, self._seen)
+        old = self._responses[0]
+        self._set_responses([old, new] if crossfade else [new])
+        self._fade = Crossfade(old, crossfade, ramp, self._like) if crossfade else None
 
     def step(self, chunk: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The chunk's causal outputs (see :class:`~autoconv.strategies.streaming.registry.
         StreamEngine`)."""
         n, start = chunk.shape[-1], self._seen
         if out is None:
-            out = self._head_time.new_empty(self._head_time.shape[0],
-                                            self._head_time.shape[1], n)
+            out = self._like.new_empty(self._like.shape[0], self._like.shape[1], n)
         self._remember(chunk)
         seen = self._seen = start + n
         for stage in self._stages:
             if seen > stage.due:
-                stage.advance(seen, self._rows, self._base, self._ahead_rows)
+                stage.advance(seen, self._rows, self._base)
         size = self._head_time.shape[-1]
         torch.fft.rfft(self._windows(seen - self._base - size, size),
                        out=self._head.spectrum)
-        torch.fft.irfft(self._head.multiply(), n=size, out=self._head_time)
+        self._head.transform_input()
+        fade = self._fade
+        if fade is None:
+            self._outputs(self._responses[0], start, out)
+            return out
+        old = fade.old_outputs(n)
+        self._outputs(self._responses[0], start, old)
+        self._outputs(self._responses[1], start, out)
+        if fade.mix(old, out):
+            self._drop_old()
+        return out
+
+    def _outputs(self, response: _Response, start: int, out: torch.Tensor) -> None:
+        """``response``'s outputs of the samples from ``start`` (the head's and those
+        ahead) into ``out``; those ahead start again at the bias."""
+        n, size = out.shape[-1], self._head_time.shape[-1]
+        torch.fft.irfft(self._head.multiply(response.head), n=size, out=self._head_time)
         head = self._tails(size - n, n)
-        ring = self._ahead.shape[-1]
+        ring = response.ahead.shape[-1]
         at = start % ring
         if at + n <= ring:
-            ahead = self._aheads(at, n)
+            ahead = response.aheads(at, n)
             torch.add(head, ahead, out=out)
-            self._clear(ahead)
-            return out
+            response.clear(ahead)
+            return
         split = ring - at
-        for piece, ahead in ((slice(0, split), self._ahead[..., at:]),
-                             (slice(split, n), self._ahead[..., :n - split])):
+        for piece, ahead in ((slice(0, split), response.ahead[..., at:]),
+                             (slice(split, n), response.ahead[..., :n - split])):
             torch.add(head[..., piece], ahead, out=out[..., piece])
-            self._clear(ahead)
-        return out
+            response.clear(ahead)
 
     def _remember(self, chunk: torch.Tensor) -> None:
         """Append the chunk to the history, moving it back first when it is full."""

@@ -38,7 +38,21 @@ class StreamEngine(Protocol):
         ...
 
     def reset(self) -> None:
-        """Forget every sample seen: the next chunk is the start of a new signal."""
+        """Forget every sample seen: the next chunk is the start of a new signal (a crossfade
+        under way ends: the new response is the engine's)."""
+        ...
+
+    def set_weight(self, weight: torch.Tensor, bias: torch.Tensor | None, *,
+                   crossfade: int = 0, ramp: str = "linear") -> None:
+        """From the next chunk, compute the response of ``weight`` and ``bias`` (detached,
+        the shapes, dtype and device of the engine's own; the bias may come or go), keeping
+        the state: the outputs are exactly those of an engine of the new weight fed the
+        same signal from its start. Over the first ``crossfade`` samples they are mixed with
+        the old response's (:mod:`~autoconv.strategies.streaming.crossfade`: ``ramp``, the
+        gains); both are computed on the same state, and the old one is dropped when the
+        ramp ends. A crossfade under way ends first, at once (the response it was fading
+        in becomes the old one). The new weight's spectra are computed here, with
+        everything the ramp needs, so that no later chunk allocates more than before."""
         ...
 
 
