@@ -115,8 +115,9 @@ class StreamChoice(_Answer):
                    strategy)
 
     def build(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
-              groups: int, batch: int, chunk_size: int) -> StreamEngine:
-        """The engine of this choice for a stream of ``weight`` (detached)."""
-        return self.strategy_impl.build(  # type: ignore[union-attr]
+              groups: int, batch: int, chunk_size: int, latency: int = 0) -> StreamEngine:
+        """The engine of this choice for a stream of ``weight`` (detached), ``latency``
+        samples late."""
+        return self.strategy_impl.engine(  # type: ignore[union-attr]
             weight, bias, dilation=dilation, groups=groups, batch=batch,
-            chunk_size=chunk_size, **self.params_dict)
+            chunk_size=chunk_size, latency=latency, **self.params_dict)

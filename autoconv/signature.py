@@ -70,7 +70,10 @@ class Signature:
     (:mod:`autoconv.streaming`): a causal convolution fed chunks of up to ``chunk_size``
     samples, recorded as one full chunk (``length=chunk_size``, ``stride=1``,
     ``padding_left=dilation * (kernel_size - 1)``, ``padding_right=0``); the streaming
-    strategies answer it, and its decisions are stored apart from those of conv1d calls.
+    strategies answer it, and its decisions are stored apart from those of conv1d calls. A
+    stream whose outputs come ``latency`` samples late (output ``n`` is the causal convolution's
+    ``n - latency``, the first ones zeros) records it as that much more ``padding_left``
+    (:attr:`latency`).
     """
 
     batch: int
@@ -123,6 +126,7 @@ class Signature:
             extras.append(f"padding={self.padding_left},{self.padding_right}")
         if self.chunk_size is not None:
             extras = [f"stream of chunks of {self.chunk_size}",
+                      *([f"latency {self.latency}"] if self.latency else []),
                       *(e for e in extras if not e.startswith("padding="))]
         more = f" {' '.join(extras)}" if extras else ""
         return (f"{self.batch}x{self.in_channels}x{self.length} K={self.kernel_size}{more} "
@@ -148,15 +152,24 @@ class Signature:
             del fields["chunk_size"]
         return fields
 
+    @property
+    def latency(self) -> int:
+        """A stream's latency: the samples of ``padding_left`` beyond the causal
+        ``dilation * (kernel_size - 1)`` (0 for a conv1d call)."""
+        if self.chunk_size is None:
+            return 0
+        return self.padding_left - self.dilation * (self.kernel_size - 1)
+
     @classmethod
     def of_stream(cls, batch: int, weight: torch.Tensor, *, dilation: int, groups: int,
-                  chunk_size: int) -> Signature:
+                  chunk_size: int, latency: int = 0) -> Signature:
         """The signature of a stream of ``weight`` (``(C_out, C_in / groups, K)``) fed
-        ``batch`` rows in chunks of up to ``chunk_size`` samples (see the class docstring)."""
+        ``batch`` rows in chunks of up to ``chunk_size`` samples, its outputs ``latency``
+        samples late (see the class docstring)."""
         out_channels, in_per_group, kernel = weight.shape
         return cls(int(batch), int(in_per_group * groups), int(out_channels), int(chunk_size),
-                   int(kernel), 1, dilation * (int(kernel) - 1), 0, dilation, groups,
-                   str(weight.dtype).removeprefix("torch."), weight.device.type, False,
+                   int(kernel), 1, dilation * (int(kernel) - 1) + int(latency), 0, dilation,
+                   groups, str(weight.dtype).removeprefix("torch."), weight.device.type, False,
                    int(chunk_size))
 
     @classmethod

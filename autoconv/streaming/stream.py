@@ -1,17 +1,19 @@
-"""``Conv1dStream``: a causal conv1d fed a signal chunk by chunk, exact and without latency.
+"""``Conv1dStream``: a causal conv1d fed a signal chunk by chunk, exact, without latency or
+with the latency the user allows.
 
 The stream's outputs, concatenated, are ``F.conv1d(x_all, weight, bias, padding=0)`` on the
 whole signal left-padded with ``dilation * (K - 1)`` zeros: the causal convolution, one output
-sample per input sample, each chunk's outputs returned as soon as the chunk arrives. Which
-streaming strategy computes it (stateful direct ``F.conv1d``, or partitioned overlap-save
-with a tuned partition) is chosen by measurement, per stream signature (batch, channels,
-kernel, chunk size, dtype, device), and stored in the tuning database like the decisions of
-conv1d calls (:class:`~autoconv.tuning.stream_selector.StreamSelector`).
+sample per input sample, each chunk's outputs returned as soon as the chunk arrives (with
+``latency=L``: ``L`` samples late, output ``n`` being that of input ``n - L``, the first
+``L`` zeros). Which streaming strategy computes it (stateful direct ``F.conv1d``, uniformly or
+non-uniformly partitioned overlap-save, on blocks larger than the chunk when the latency
+allows) is chosen by measurement, per stream signature (batch, channels, kernel, chunk size,
+latency, dtype, device), and stored in the tuning database like the decisions of conv1d
+calls (:class:`~autoconv.tuning.stream_selector.StreamSelector`).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -20,49 +22,10 @@ import torch
 from autoconv.choice import StreamChoice
 from autoconv.signature import Signature
 from autoconv.strategies.streaming import RAMPS, StreamEngine
+from autoconv.streaming.arguments import check_bias, copied, count, positive_int, rate
 
 #: Where a choice's time was measured rather than predicted.
 _MEASURED = ("measured", "database", "corrected")
-
-
-def _sample_rate(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Conv1dStream(): sample_rate must be a number of samples per "
-                        f"second, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Conv1dStream(): sample_rate must be positive and finite, got "
-                         f"{value}")
-    return float(value)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Conv1dStream(): {name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"Conv1dStream(): {name} must be at least 1, got {value}")
-    return value
-
-
-def _check_bias(bias: torch.Tensor | None, weight: torch.Tensor, where: str) -> None:
-    out_channels = weight.shape[0]
-    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (out_channels,)
-                             or bias.dtype != weight.dtype or bias.device != weight.device):
-        got = (f"{list(bias.shape)} ({bias.dtype}, {bias.device})"
-               if isinstance(bias, torch.Tensor) else type(bias).__name__)
-        raise ValueError(f"{where}: bias must be ({out_channels},) of the weight's dtype and "
-                         f"device ({weight.dtype}, {weight.device}), got {got}")
-
-
-def _copied(weight: torch.Tensor, bias: torch.Tensor | None
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Detached copies, ordinary tensors even under ``torch.inference_mode``."""
-    with torch.no_grad(), torch.inference_mode(False):
-        return (weight.detach().clone(memory_format=torch.contiguous_format),
-                None if bias is None else bias.detach().clone())
 
 
 class Conv1dStream:
@@ -83,7 +46,8 @@ class Conv1dStream:
     chunk (``stream(x, out=y)`` with ``n == chunk_size``, no shorter chunk since the last
     reset) can be captured in a CUDA graph and replayed for every following chunk
     (:meth:`set_weight` and its crossfade run outside a graph: a graph captured before a
-    swap replays the old response; capture again once :attr:`crossfade_remaining` is 0). A
+    swap replays the old response; capture again once :attr:`crossfade_remaining` is 0; a
+    stream with a latency keeps Python-side state per chunk and cannot be captured). A
     stream is state: feed it from one thread at a time.
 
     :meth:`set_weight` changes the weight (the impulse response) while the stream runs, with
@@ -95,6 +59,14 @@ class Conv1dStream:
         bias: ``(C_out,)`` or None.
         dilation, groups: as for ``F.conv1d`` (stride is 1, padding is causal).
         chunk_size: the longest chunk ``stream`` accepts (the one tuned for).
+        latency: samples the outputs may come late (default 0): output ``n`` is then that of
+            input ``n - latency``, the first ``latency`` outputs are zeros, and
+            :meth:`flush` gives the delayed samples with the tail (flush ``history +
+            latency`` samples for all of it). A latency lets the tuner consider blocks of
+            up to ``chunk_size + latency`` samples (larger partitions: fewer operations per
+            sample); the work of a block is then done by the chunk that completes it, so
+            chunks take uneven times (the tuner compares their average). The decision is
+            stored per latency.
         choice: run this choice instead of asking the process's stream selector.
         sample_rate: samples per second the stream must keep up with (optional). When the
             decision carries a measured per-chunk time longer than a chunk's real-time
@@ -107,7 +79,7 @@ class Conv1dStream:
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                 dilation: int = 1, groups: int = 1, chunk_size: int,
+                 dilation: int = 1, groups: int = 1, chunk_size: int, latency: int = 0,
                  choice: StreamChoice | None = None, sample_rate: float | None = None
                  ) -> None:
         if not isinstance(weight, torch.Tensor) or weight.dim() != 3:
@@ -116,18 +88,19 @@ class Conv1dStream:
                              f"groups, kernel_size), got {shape}")
         if not weight.is_floating_point():
             raise TypeError(f"Conv1dStream(): weight must be floating point, not {weight.dtype}")
-        self.dilation = _positive_int(dilation, "dilation")
-        self.groups = _positive_int(groups, "groups")
-        self.chunk_size = _positive_int(chunk_size, "chunk_size")
-        self.sample_rate = _sample_rate(sample_rate)
+        self.dilation = positive_int(dilation, "dilation")
+        self.groups = positive_int(groups, "groups")
+        self.chunk_size = positive_int(chunk_size, "chunk_size")
+        self._latency = count(latency, "latency", "Conv1dStream()")
+        self.sample_rate = rate(sample_rate)
         self._warned_slow = False
         out_channels, in_per_group, kernel = weight.shape
         if out_channels % self.groups or 0 in weight.shape:
             raise ValueError(f"Conv1dStream(): weight {list(weight.shape)} does not suit "
                              f"groups={self.groups} (out_channels must be a positive multiple "
                              "of groups, and no dimension may be 0)")
-        _check_bias(bias, weight, "Conv1dStream()")
-        self._weight, self._bias = _copied(weight, bias)
+        check_bias(bias, weight, "Conv1dStream()")
+        self._weight, self._bias = copied(weight, bias)
         self.in_channels = in_per_group * self.groups
         self.out_channels = out_channels
         self.kernel_size = kernel
@@ -150,8 +123,8 @@ class Conv1dStream:
 
     @property
     def latency(self) -> int:
-        """Samples of delay the stream adds: none."""
-        return 0
+        """Samples of delay the stream adds: output ``n`` is that of input ``n - latency``."""
+        return self._latency
 
     @property
     def real_time_factor(self) -> float | None:
@@ -180,13 +153,15 @@ class Conv1dStream:
     def signature(self, batch: int = 1) -> Signature:
         """The stream's signature for ``batch`` rows (what decisions are stored under)."""
         return Signature.of_stream(batch, self._weight, dilation=self.dilation,
-                                   groups=self.groups, chunk_size=self.chunk_size)
+                                   groups=self.groups, chunk_size=self.chunk_size,
+                                   latency=self._latency)
 
     def __repr__(self) -> str:
         strategy = self._choice.strategy if self._choice is not None else "not chosen yet"
         return (f"Conv1dStream({self.in_channels} -> {self.out_channels}, K={self.kernel_size}"
                 f", dilation={self.dilation}, groups={self.groups}, chunk_size="
-                f"{self.chunk_size}, {self.dtype}, {self.device}: {strategy})")
+                f"{self.chunk_size}{f', latency={self._latency}' if self._latency else ''}, "
+                f"{self.dtype}, {self.device}: {strategy})")
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -201,7 +176,7 @@ class Conv1dStream:
         Raises:
             RuntimeError: the stream is under way with another batch size (reset it first).
         """
-        batch = _positive_int(batch, "batch")
+        batch = positive_int(batch, "batch")
         if not self._fresh and batch != self._batch:
             raise RuntimeError(f"Conv1dStream: the stream is under way with batch {self._batch}"
                                f"; call reset() before preparing batch {batch}")
@@ -224,9 +199,9 @@ class Conv1dStream:
         params = choice.params_dict if isinstance(choice, StreamChoice) else dict(choice.params)
         strategy = choice.strategy_impl if isinstance(choice, StreamChoice) else choice.strategy
         with torch.no_grad(), torch.inference_mode(False):
-            return strategy.build(self._weight, self._bias, dilation=self.dilation,
-                                  groups=self.groups, batch=batch, chunk_size=self.chunk_size,
-                                  **params)
+            return strategy.engine(self._weight, self._bias, dilation=self.dilation,
+                                   groups=self.groups, batch=batch, chunk_size=self.chunk_size,
+                                   latency=self._latency, **params)
 
     def _exploration(self, signature: Signature, choice: StreamChoice, batch: int) -> Any:
         """Mode live: the exploration of the stream's rivals on its own chunks (None when
@@ -298,7 +273,10 @@ class Conv1dStream:
         is ``(1 - t) old + t new`` with ``t = (i + 1) / (crossfade + 1)`` (``ramp="linear"``)
         or ``cos(t pi / 2) old + sin(t pi / 2) new`` (``"equal_power"``: the same loudness
         for uncorrelated responses); later outputs are the new response's alone, and
-        ``crossfade=0`` switches at once. A crossfade spans as many chunks as it needs.
+        ``crossfade=0`` switches at once. A crossfade spans as many chunks as it needs. With
+        a :attr:`latency`, the ramp starts with the outputs of the next chunk's samples,
+        which come ``latency`` samples later (outputs already under way keep the old
+        response).
 
         Cost: no re-tuning (the strategy and its parameters stay) and no replay (every
         strategy's state is the input's: the input history, or the spectra of past blocks).
@@ -331,14 +309,12 @@ class Conv1dStream:
                 f"and device ({list(self._weight.shape)} {self.dtype} on {self.device}), got "
                 f"{got}: the stream's strategy was chosen for that shape; make a new "
                 f"Conv1dStream for another")
-        _check_bias(bias, weight, "Conv1dStream.set_weight()")
-        if isinstance(crossfade, bool) or not isinstance(crossfade, int) or crossfade < 0:
-            raise ValueError(f"Conv1dStream.set_weight(): crossfade must be an int >= 0 "
-                             f"(samples), got {crossfade!r}")
+        check_bias(bias, weight, "Conv1dStream.set_weight()")
+        crossfade = count(crossfade, "crossfade", "Conv1dStream.set_weight()")
         if ramp not in RAMPS:
             raise ValueError(f"Conv1dStream.set_weight(): ramp must be one of "
                              f"{', '.join(map(repr, RAMPS))}, not {ramp!r}")
-        self._weight, self._bias = _copied(weight, bias)
+        self._weight, self._bias = copied(weight, bias)
         self._live = None
         if self._engine is None:
             return

@@ -23,7 +23,7 @@ factor, racing, disturbed samples, the outcomes it stores). What differs is what
   depends on: from then on its outputs are the stream's own. They are compared with the
   answer's on that chunk, and the stream runs the winner from the next chunk (a reset hands
   over at once: both engines start from silence). A chunk during the handover costs the
-  answer plus the winner, for ``history`` samples.
+  answer plus the winner, for ``history`` samples (and the stream's latency).
 
 The database, the tie rule and the decision's provenance are the stream selector's
 (:meth:`~autoconv.tuning.selector_core.SelectorCore.adopt`, notes ``live:``).
@@ -37,9 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from autoconv import plain
 from autoconv.choice import StreamChoice
 from autoconv.signature import Signature
 from autoconv.strategies.streaming import StreamEngine
@@ -47,6 +45,7 @@ from autoconv.tuning.candidates import Candidate, Reference
 from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.exploration import Arm, Exploration
 from autoconv.tuning.outcome import Outcome
+from autoconv.tuning.stream_trial import last_outputs
 from autoconv.tuning.timing import Clock
 
 #: Builds a fresh engine of a candidate, for the stream's weight, batch and chunk size.
@@ -116,7 +115,8 @@ class StreamExploration(Exploration):
         self.period = period
         self.weight, self.bias = weight, bias
         self.dilation, self.groups = dilation, groups
-        self.history = dilation * (signature.kernel_size - 1)
+        #: samples an output depends on besides its own (its latency included)
+        self.history = signature.padding_left
         self._stream_settle = settle
         self._cycle: _Cycle | None = None
         self._priced = False
@@ -254,10 +254,8 @@ class StreamExploration(Exploration):
         chunks (from silence, as the engine started)."""
         start = self.clock()
         signal = torch.cat(cycle.chunks, dim=-1)
-        n = cycle.chunks[-1].shape[-1]
-        seen = F.pad(signal, (self.history, 0))[..., -(self.history + n):]
-        reference = plain.conv1d(seen, self.weight, self.bias, 1, 0, self.dilation,
-                                 self.groups)
+        reference = last_outputs(signal, self.weight, self.bias, self.signature,
+                                 cycle.chunks[-1].shape[-1])
         error = Reference.of(reference).error(cycle.last)  # type: ignore[arg-type]
         self.extra_s += self.clock() - start
         if math.isnan(error) or error > self.tolerance:

@@ -24,6 +24,23 @@ from autoconv.tuning.timing import settle_allocator
 from autoconv.tuning.trial import Budget, WarmedUp
 
 
+def last_outputs(signal: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 signature: Signature, n: int) -> torch.Tensor:
+    """``F.conv1d``'s outputs of the last ``n`` samples of a stream of ``signature`` fed
+    ``signal`` from silence: the causal convolution, ``signature.latency`` samples late (the
+    first ``latency`` outputs of the stream are zeros)."""
+    s = signature
+    history = s.dilation * (s.kernel_size - 1)
+    end = signal.shape[-1] + history
+    seen = F.pad(signal, (s.padding_left, 0))[..., end - n - history:end]
+    with torch.no_grad():
+        outputs = plain.conv1d(seen, weight, bias, 1, 0, s.dilation, s.groups)
+        early = s.latency - (signal.shape[-1] - n)  # outputs of the latency: zeros
+        if early > 0:
+            outputs[..., :early] = 0
+    return outputs
+
+
 def cycle_of(signature: Signature, candidates: Sequence[Candidate]) -> int:
     """Chunks per timed call: the longest period among ``candidates`` (their periods are
     powers of two, so each divides it)."""
@@ -33,7 +50,8 @@ def cycle_of(signature: Signature, candidates: Sequence[Candidate]) -> int:
 @dataclass
 class StreamBench:
     """Random tensors of a stream signature: weight, bias, a cycle of full chunks, and the
-    reference output of the cycle's last chunk (``F.conv1d`` on what it sees)."""
+    reference output of the cycle's last chunk (``F.conv1d`` on what it sees, late by the
+    signature's latency)."""
 
     signature: Signature
     weight: torch.Tensor
@@ -50,10 +68,7 @@ class StreamBench:
                       1, 0, 0, s.dilation, s.groups, s.dtype, s.device), device)
         signal = inputs.input.detach()
         weight, bias = inputs.weight.detach(), inputs.bias.detach()
-        history = s.dilation * (s.kernel_size - 1)
-        seen = F.pad(signal, (history, 0))[..., -(history + s.length):]
-        with torch.no_grad():
-            last = plain.conv1d(seen, weight, bias, 1, 0, s.dilation, s.groups)
+        last = last_outputs(signal, weight, bias, s, s.length)
         return cls(signature, weight, bias, list(signal.split(s.length, dim=-1)),
                    Reference.of(last))
 
@@ -72,9 +87,9 @@ class StreamCall:
         s = bench.signature
         self.candidate = candidate
         with torch.no_grad():
-            self._engine = candidate.strategy.build(
+            self._engine = candidate.strategy.engine(
                 bench.weight, bench.bias, dilation=s.dilation, groups=s.groups, batch=s.batch,
-                chunk_size=s.length, **dict(candidate.params))
+                chunk_size=s.length, latency=s.latency, **dict(candidate.params))
         self._chunks = bench.chunks
         self._out = bench.chunks[0].new_empty(s.batch, s.out_channels, s.length)
 

@@ -4,10 +4,11 @@
 ``F.conv1d`` (or, time-major, as a channels-last image); ``partitioned`` is uniformly
 partitioned overlap-save with a tuned partition length; ``nonuniform`` cuts long kernels in
 partitions growing from the chunk size (its schedule is tuned: first partition,
-growth, largest partition). Registry order (stateful_direct, partitioned, nonuniform) is the
-tie-break order. Each registry entry (:class:`StreamStrategy`) carries
-everything else autoconv knows about its strategy; ``autoconv.Conv1dStream``
-(``autoconv/streaming/``) is the object users hold.
+growth, largest partition). Each registers latency-aware (:mod:`.latency`): a stream that
+allows a latency also tries it on blocks larger than the chunk. Registry order
+(stateful_direct, partitioned, nonuniform) is the tie-break order. Each registry entry
+(:class:`StreamStrategy`) carries everything else autoconv knows about its strategy;
+``autoconv.Conv1dStream`` (``autoconv/streaming/``) is the object users hold.
 """
 
 from autoconv.strategies.streaming.crossfade import RAMPS, Crossfade
@@ -19,6 +20,7 @@ from autoconv.strategies.streaming.direct import (
     direct_flops,
     direct_layouts,
 )
+from autoconv.strategies.streaming.latency import Delayed
 from autoconv.strategies.streaming.nonuniform import NonUniformPartitioned, build_nonuniform
 from autoconv.strategies.streaming.nonuniform_plan import (
     NonUniformPlan,
@@ -59,7 +61,7 @@ register(StreamStrategy("nonuniform", build_nonuniform, nonuniform_flops,
                                                "largest_partition"})))
 
 __all__ = [
-    "RAMPS", "Crossfade", "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan", "StatefulDirect",
-    "StreamEngine", "StreamStrategy", "TimeMajorDirect", "UniformPartitioned",
+    "RAMPS", "Crossfade", "Delayed", "NonUniformPartitioned", "NonUniformPlan", "PartitionPlan",
+    "StatefulDirect", "StreamEngine", "StreamStrategy", "TimeMajorDirect", "UniformPartitioned",
     "all_stream_strategies", "get", "register", "stream_reference",
 ]

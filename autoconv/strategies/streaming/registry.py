@@ -3,7 +3,8 @@ chunk by chunk, by name.
 
 A stream is a causal ``conv1d`` fed a signal in chunks (:class:`~autoconv.signature.Signature`
 with a ``chunk_size``): every chunk of ``n <= chunk_size`` samples gives the next ``n`` output
-samples at once, with no added latency. A :class:`StreamStrategy` entry is what the rest of
+samples at once, with no added latency, or ``latency`` samples late when the stream allows it
+(:mod:`.latency`). A :class:`StreamStrategy` entry is what the rest of
 autoconv knows about one way of computing it: how to build its stateful engine
 (:class:`StreamEngine`), which parameter sets are worth timing, how to check a parameter dict
 read from a database, how many chunks make one period of its work (what one timed sample must
@@ -22,6 +23,7 @@ import torch
 
 from autoconv.signature import Signature
 from autoconv.strategies.registry import FrozenParams, freeze_params, supports_all
+from autoconv.strategies.streaming.latency import BLOCK, delayed_engine, with_latency
 
 
 class StreamEngine(Protocol):
@@ -119,6 +121,18 @@ class StreamStrategy:
         """Whether this is ``F.conv1d`` itself without parameters (the reference)."""
         return self.reference and not params
 
+    def engine(self, weight: torch.Tensor, bias: torch.Tensor | None, *, dilation: int,
+               groups: int, batch: int, chunk_size: int, latency: int = 0,
+               **params: Any) -> StreamEngine:
+        """The engine of a stream of ``latency`` samples (see :data:`Builder`): :attr:`build`'s
+        own without latency, else behind a :class:`~.latency.Delayed`."""
+        if not latency and BLOCK not in params:
+            return self.build(weight, bias, dilation=dilation, groups=groups, batch=batch,
+                              chunk_size=chunk_size, **params)
+        return delayed_engine(self.build, weight, bias, dilation=dilation, groups=groups,
+                              batch=batch, chunk_size=chunk_size, latency=latency,
+                              params=params)
+
     def kind(self, params: Mapping[str, Any]) -> tuple[str, FrozenParams]:
         """What a candidate of this strategy is, up to its :attr:`size_params`."""
         return self.name, freeze_params({k: v for k, v in params.items()
@@ -129,9 +143,11 @@ _REGISTRY: dict[str, StreamStrategy] = {}
 
 
 def register(strategy: StreamStrategy) -> StreamStrategy:
-    """Add ``strategy`` to the registry (replacing one of the same name) and return it."""
-    _REGISTRY[strategy.name] = strategy
-    return strategy
+    """Add ``strategy`` to the registry (replacing one of the same name), made aware of a
+    stream's latency (:func:`~.latency.with_latency`: every strategy runs streams with
+    latency, on the blocks the latency allows), and return the entry registered."""
+    entry = _REGISTRY[strategy.name] = with_latency(strategy)
+    return entry
 
 
 def get(name: str) -> StreamStrategy:
