@@ -24,8 +24,15 @@ real-time factor is the chunk's duration over its time: 48,000 samples/s for the
 100 frames/s (a 10 ms hop) for the speech layer, 187.5 frames/s (a 256-sample hop at 48 kHz)
 for the vocoder layer.
 
+Two more sections (``scripts/stream_swap_latency.py``): a swap benchmark (the chunk time
+during and after a crossfade to a new weight, against a plain chunk: a 10 s stereo response
+at chunks of 64 and 256) and a latency row (the tuned stream for latency 0, 256 and 1,024
+samples: a 10 s stereo response at chunk 64). ``--quick`` runs each on a 1 s response at
+chunk 256.
+
 Usage: python scripts/bench_streaming.py [--quick] [--only TEXT ...] [--threads N]
-       [--repeats N] [--cell-budget S] [--budget S] [--out FILE]
+       [--repeats N] [--cell-budget S] [--budget S] [--parts chunks swap latency]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import stream_swap_latency
 import torch
 from benchlib import (
     format_seconds,
@@ -208,8 +216,27 @@ def hall_table(results: list[dict]) -> list[str]:
     return lines
 
 
+#: (taps, chunk) of the swap benchmark, full and quick.
+SWAPS = {False: [(480_000, 64), (480_000, 256)], True: [(48_000, 256)]}
+#: (taps, chunk, latencies) of the latency rows, full and quick.
+LATENCIES = {False: (480_000, 64, [0, 256, 1024]), True: (48_000, 256, [0, 256, 1024])}
+
+
 def report(results: list[dict], args: argparse.Namespace,
-           loads: dict[str, tuple[float, float, float]]) -> str:
+           loads: dict[str, tuple[float, float, float]], swaps: list[dict],
+           latencies: list[dict]) -> str:
+    lines = [machine_header("cpu"), describe_load(loads), "", "# Streaming benchmark"]
+    if results:
+        lines += chunk_section(results, args)
+    if swaps:
+        lines += stream_swap_latency.swap_section(swaps)
+    if latencies:
+        lines += stream_swap_latency.latency_section(latencies)
+    return "\n".join(lines)
+
+
+def chunk_section(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """The chunk times of every workload, and the long responses' table."""
     rows = []
     for r in results:
         w, t = r["workload"], r["per_chunk"]
@@ -222,7 +249,7 @@ def report(results: list[dict], args: argparse.Namespace,
             f"{r['best']}: {format_seconds(t[r['best']])}",
             f"{t[r['picked']] / t[r['best']]:.2f}", f"{t['tuned'] / t[r['best']]:.2f}"])
     lines = [
-        machine_header("cpu"), describe_load(loads), "", "# Streaming benchmark", "",
+        "",
         (f"Per-chunk medians (interleaved, up to {args.repeats} samples of whole periods per "
         f"candidate, {args.cell_budget:g} s each); RTF = chunk duration / chunk time "
         "(48 kHz for the reverbs, 100 frames/s for the ASR layer, 187.5 frames/s for the "
@@ -249,8 +276,7 @@ def report(results: list[dict], args: argparse.Namespace,
         lines.append(f"- Short kernels: the tuner's pick at most {picked:.2f}x the best "
                      f"candidate, the tuned stream at most {worst:.2f}x (target 1.1x: "
                      f"{'met' if max(picked, worst) <= 1.1 else 'NOT met'}).")
-    lines += hall_table(results)
-    return "\n".join(lines)
+    return lines + hall_table(results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -268,6 +294,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's; on a machine shared with other "
                              "jobs, 1 keeps small calls from waiting for a busy core)")
+    parser.add_argument("--parts", nargs="+", choices=("chunks", "swap", "latency"),
+                        default=["chunks", "swap", "latency"],
+                        help="which sections to run (default: all)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     return parser.parse_args(argv)
 
@@ -279,20 +308,28 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {} if args.budget is None else {"budget_s": args.budget}
     loads = {"at the start": os.getloadavg()}
     print(describe_load(loads), file=sys.stderr, flush=True)
-    results = []
+    results, swaps, latencies = [], [], []
     with tempfile.TemporaryDirectory() as folder, autoconv.settings.override(
             db_url=f"sqlite:///{Path(folder) / 'streams.sqlite3'}", mode="tune", **overrides):
-        for workload in workloads(args.quick, args.only):
+        for workload in workloads(args.quick, args.only) if "chunks" in args.parts else []:
             print(f"... {workload.name}", file=sys.stderr, flush=True)
             results.append(bench(workload, args))
             times = sorted(results[-1]["per_chunk"].items(), key=lambda item: item[1])
             print("    " + ", ".join(f"{label} {format_seconds(t)}" for label, t in times),
                   file=sys.stderr, flush=True)
+        for taps, chunk in SWAPS[args.quick] if "swap" in args.parts else []:
+            print(f"... swap, {taps // 1000}k taps, chunk {chunk}", file=sys.stderr, flush=True)
+            swaps.append(stream_swap_latency.swap(taps, chunk, args.repeats))
+        if "latency" in args.parts:
+            taps, chunk, allowed = LATENCIES[args.quick]
+            print(f"... latency, {taps // 1000}k taps, chunk {chunk}", file=sys.stderr,
+                  flush=True)
+            latencies = stream_swap_latency.latency(taps, chunk, allowed, args.repeats)
         from autoconv.runtime.dispatch import dispatcher
 
         dispatcher.reset()  # close the private database before its folder goes
     loads["at the end"] = os.getloadavg()
-    publish(report(results, args, loads), args.out)
+    publish(report(results, args, loads, swaps, latencies), args.out)
     return 0
 
 
