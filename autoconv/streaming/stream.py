@@ -258,8 +258,9 @@ class Conv1dStream:
 
     @property
     def crossfade_remaining(self) -> int:
-        """Samples of a crossfade (:meth:`set_weight`) still to come; 0 when none is under
-        way."""
+        """Samples of a crossfade (:meth:`set_weight`) still to come, counted in samples
+        streamed from the swap (with a :attr:`latency` its outputs ramp that much later); 0
+        when none is under way: a swap then cuts nothing short."""
         return self._fading
 
     def set_weight(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
