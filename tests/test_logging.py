@@ -35,7 +35,10 @@ def test_decisions_are_logged_at_info_with_the_winner_its_time_and_the_source(
             signature, CPU)
         first.choose(signature, CPU)  # from memory: the hot path logs nothing
     store.close()
-    lines = [r.getMessage() for r in caplog.records if r.name == "autoconv.tuning.selector"]
+    # the decisions' lines (on a busy machine the tuner may also say that it estimated
+    # F.conv1d from windows of it: the count must not depend on the load)
+    lines = [r.getMessage() for r in caplog.records if r.name == "autoconv.tuning.selector"
+             and "(decided in " in r.getMessage()]
     assert len(lines) == 2
     assert lines[0].startswith("1x2x400 K=5 padding=2,2 -> 2 (float32, cpu) on cpu: ")
     assert "ms measured, from measured" in lines[0]
