@@ -1,9 +1,8 @@
 """Conv1d strategies: pure functions with ``F.conv1d``'s signature, registered by name.
 
-``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``time_major`` computes
-its sums on a channels-last layout; ``fft`` convolves with one FFT of the whole signal;
-``overlap_add`` convolves block by block with a tunable FFT block size. Registry order
-(direct, time_major, fft, overlap_add) is the tie-break order. Each registry entry
+``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``fft`` convolves with
+one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
+size. Registry order (direct, fft, overlap_add) is the tie-break order. Each registry entry
 (:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
 
@@ -38,14 +37,11 @@ from autoconv.strategies.registry import (
 )
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
-from autoconv.strategies.time_major_conv import supports_time_major, time_major, time_major_work
 from autoconv.strategies.work import TERMS, TRAITS, Work, convolution_work, direct_macs
 
 # Okabe-Ito hues: distinct for colour-blind readers.
 register(Strategy("direct", direct, direct_param_grid, bind=bind_direct, work=direct_work,
                   check=check_direct_params, reference=True, colour="#0072B2"))
-register(Strategy("time_major", time_major, supports=supports_time_major, work=time_major_work,
-                  colour="#56B4E9"))
 register(Strategy("fft", fft, fft_param_grid, supports=spectral_supports, work=fft_work,
                   takes_spectrum_cache=True, colour="#E69F00"))
 register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral_supports,
@@ -60,6 +56,6 @@ __all__ = [
     "fft_param_grid", "fft_plan", "freeze_params", "get", "is_fast_size", "is_plain_conv1d",
     "names",
     "overlap_add", "overlap_add_plan", "plan_work", "reference", "register",
-    "spectral_supports", "time_major",
+    "spectral_supports",
     "unregister",
 ]
