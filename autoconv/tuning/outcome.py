@@ -93,13 +93,14 @@ class Outcome:
 
     def at_one_thread(self, threads: int) -> Outcome:
         """This outcome, noted as timed at one torch thread of ``threads`` because other
-        work held the cores (:func:`~autoconv.tuning.contention.one_thread_when_busy`): a
-        contended, provisional measurement, whatever its samples said."""
+        work held the cores (:func:`~autoconv.tuning.contention.one_thread_when_busy`), on
+        the thread's CPU clock: a contended, provisional measurement (the calls will run
+        at ``threads``), whatever its samples said."""
         if not self.ok:
             return self
         detail = self.note.removeprefix(CONTENDED_NOTE).strip() if self.contended else ""
-        note = (f"{CONTENDED_NOTE} timed at 1 torch thread of {threads}, other work held "
-                f"the cores" + (f"; {detail}" if detail else ""))
+        note = (f"{CONTENDED_NOTE} timed at 1 torch thread of {threads} on its CPU clock, "
+                f"other work held the cores" + (f"; {detail}" if detail else ""))
         return dataclasses.replace(self, note=note[:NOTE_LENGTH])
 
     @property

@@ -21,7 +21,7 @@ from autoconv.signature import Signature
 from autoconv.strategies import Strategy, all_strategies
 from autoconv.strategies import reference as reference_strategy
 from autoconv.tuning.candidates import Candidate, ConvInputs, enumerate_candidates
-from autoconv.tuning.contention import MachineLoad, QuietMachine, one_thread_when_busy
+from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.exploration import EXPLORE_FACTOR, MAX_RIVALS
 from autoconv.tuning.outcome import Outcome, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, CostModel, Predictor
@@ -30,7 +30,6 @@ from autoconv.tuning.timing import Clock, Timer, measure_interleaved
 from autoconv.tuning.trial import (
     Budget,
     OutputCheck,
-    WarmedUp,
     probe_reference,
     reference_first,
     warm_up,
@@ -64,7 +63,7 @@ class Selector(SelectorCore[Choice]):
                  predictor: Predictor | None = None, settings: Settings | None = None,
                  revisit: Callable[[Sequence[Outcome]], bool] | None = None,
                  load: MachineLoad | QuietMachine | None = None) -> None:
-        super().__init__(timer=timer, clock=clock, store=store, settings=settings)
+        super().__init__(timer=timer, clock=clock, store=store, settings=settings, load=load)
         self._strategies = list(strategies) if strategies is not None else None
         self.cost_model = cost_model
         self.predictor = predictor
@@ -72,8 +71,6 @@ class Selector(SelectorCore[Choice]):
         #: measuring is allowed (``autoconv warm``: provisional decisions, or all of them);
         #: by default, a decision taken on a busy machine, once this one is quiet
         self.revisit = revisit
-        #: how busy the machine is now (:mod:`autoconv.tuning.contention`)
-        self.load = load if load is not None else MachineLoad()
         #: the cost model's answers, per (signature, candidate, device, torch threads)
         self._predictions: dict[tuple[Signature, Candidate, torch.device, int],
                                 float | None] = {}
@@ -276,28 +273,27 @@ class Selector(SelectorCore[Choice]):
 
         Within ``budget_s``: the candidates the cost model does not rule out are warmed up
         (called once and checked against ``F.conv1d``) while the budget allows, those that
-        passed are timed (:meth:`time_warmed`), and every outcome is stored. While other
-        work holds the cores, they are measured at one torch thread
-        (:func:`~autoconv.tuning.contention.one_thread_when_busy`) and the decision is
-        provisional.
+        passed are timed interleaved, and every outcome is stored. While other work holds
+        the cores, they are measured at one torch thread on the thread's CPU clock, and the
+        decision is provisional (:meth:`SelectorCore._busy_aware`).
         """
-        with one_thread_when_busy(None if device.type == "cuda" else self.load,
-                                  device) as reduced_from:
-            outcomes = self._measure(signature, device, candidates)
-        if reduced_from is not None:
-            outcomes = [outcome.at_one_thread(reduced_from) for outcome in outcomes]
+        outcomes = self._busy_aware(
+            device, lambda clock: self._measure(signature, device, candidates, clock))
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
 
     def _measure(self, signature: Signature, device: torch.device,
-                 candidates: Sequence[Candidate]) -> list[Outcome]:
-        """The outcomes of one tuning run (see :meth:`tune`)."""
+                 candidates: Sequence[Candidate], thread_clock: Clock | None = None
+                 ) -> list[Outcome]:
+        """The outcomes of one tuning run (see :meth:`tune`), timed on ``thread_clock``
+        when given."""
         budget = Budget.of(self.clock, self.settings.budget_s)
         inputs = ConvInputs.random(signature, device)
         survivors = reference_first(self.prune(signature, candidates, device))
         # F.conv1d as called, timed on growing windows of its output: the reference every
         # candidate is checked against, and whether the whole call can be timed at all
-        probe = probe_reference(inputs, budget, None if device.type == "cuda" else self.load)
+        probe = probe_reference(inputs, budget, None if device.type == "cuda" else self.load,
+                                thread_clock)
         check = OutputCheck.of_reference(
             probe.output, OutputCheck.tolerance_for(signature, self.settings.tolerance))
         estimated: list[Outcome] = []
@@ -305,22 +301,17 @@ class Selector(SelectorCore[Choice]):
             # it would eat the budget: its estimate stands for it, so that nothing slower
             # than F.conv1d can win, and a decision it wins is provisional
             estimated.append(Outcome.estimated(
-                survivors[0][0], probe.estimate_s,
+                survivors[0][0], probe.ranked_s,
                 f"F.conv1d as called on windows of {probe.output.shape[-1]} outputs",
                 busy=probe.disturbed))
             logger.info("%s: F.conv1d is not run in full: windows of it put the whole call at "
                         "%.3g s, too long for the %.3g s left", signature.short(),
                         probe.estimate_s, budget.remaining())
             survivors = survivors[1:]
-        warmed, outcomes = warm_up(survivors, inputs, budget, check,
+        warmed, outcomes = warm_up(survivors, inputs, budget, check, thread_clock=thread_clock,
                                    **({} if self.settings.race else {"drop_factor": None}))
-        return outcomes + self.time_warmed(warmed, device, budget) + estimated
-
-    def time_warmed(self, warmed: Sequence[WarmedUp], device: torch.device,
-                    budget: Budget) -> list[Outcome]:
-        """Time the warmed-up candidates interleaved with the injected timer, and turn the
-        timings into outcomes (:meth:`SelectorCore._timed_outcomes`)."""
-        return self._timed_outcomes(warmed, device, budget)
+        return (outcomes + self._timed_outcomes(warmed, device, budget, thread_clock=thread_clock)
+                + estimated)
 
     def make_choice(self, outcome: Outcome, source: str) -> Choice:
         return Choice.make(outcome.candidate.strategy, dict(outcome.candidate.params),

@@ -26,12 +26,13 @@ from autoconv.settings import Settings
 from autoconv.settings import settings as global_settings
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate
+from autoconv.tuning.contention import MachineLoad, QuietMachine, one_thread_when_busy
 from autoconv.tuning.leasing import tune_under_lease
 from autoconv.tuning.memory import DecisionMemory
 from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
 from autoconv.tuning.protocols import ChoiceStore, LeaseStore
 from autoconv.tuning.stored import stored_outcomes
-from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved
+from autoconv.tuning.timing import Clock, Timer, Timing, measure_interleaved, thread_cpu_clock
 from autoconv.tuning.trial import Budget
 
 Decision = TypeVar("Decision")
@@ -44,14 +45,19 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
         timer, clock: how candidates are timed, and the wall clock (injectable for tests).
         store: the tuning database (None: decisions live in memory only).
         settings: what the selector obeys (default: ``autoconv.settings``).
+        load: how busy the machine is (:mod:`autoconv.tuning.contention`; default: read
+            from the machine).
     """
 
     def __init__(self, *, timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
-                 store: ChoiceStore | None = None, settings: Settings | None = None) -> None:
+                 store: ChoiceStore | None = None, settings: Settings | None = None,
+                 load: MachineLoad | QuietMachine | None = None) -> None:
         self.timer = timer
         self.clock = clock
         self.store = store
         self.settings = settings or global_settings
+        #: how busy the machine is now (:mod:`autoconv.tuning.contention`)
+        self.load = load if load is not None else MachineLoad()
         super().__init__()
         #: tuning runs whose outcomes the store could not keep (``autoconv warm`` reports it)
         self.unsaved = 0
@@ -156,11 +162,30 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
         return tune_under_lease(self.store, signature, device, self.settings.budget_s,
                                 tune=tune, from_database=from_database, fallback=fallback)
 
+    def _busy_aware(self, device: torch.device,
+                    measure: Callable[[Clock | None], list[Outcome]]) -> list[Outcome]:
+        """The outcomes of one tuning run, ``measure(thread_clock)``.
+
+        While other work holds the CPU's cores, the run is at one torch thread
+        (:func:`~autoconv.tuning.contention.one_thread_when_busy`) and times on the thread's
+        CPU clock (:func:`~autoconv.tuning.timing.thread_cpu_clock`, handed to ``measure``;
+        None otherwise), which waiting for a core does not advance; each outcome is noted
+        so (:meth:`Outcome.at_one_thread`), and the decision is provisional.
+        """
+        with one_thread_when_busy(None if device.type == "cuda" else self.load,
+                                  device) as reduced_from:
+            outcomes = measure(thread_cpu_clock() if reduced_from is not None else None)
+        if reduced_from is None:
+            return outcomes
+        return [outcome.at_one_thread(reduced_from) for outcome in outcomes]
+
     def _timed_outcomes(self, warmed: Sequence[Any], device: torch.device, budget: Budget, *,
-                        per_call: float = 1.0) -> list[Outcome]:
+                        per_call: float = 1.0, thread_clock: Clock | None = None
+                        ) -> list[Outcome]:
         """Time warmed-up candidates (each with ``call``, ``error``, ``warm_up_s``)
-        interleaved with the injected timer, and turn the timings into outcomes, each
-        divided by ``per_call`` (a stream's cycle of chunks: its time is one chunk's).
+        interleaved with the injected timer (on ``thread_clock`` when given), and turn the
+        timings into outcomes, each divided by ``per_call`` (a stream's cycle of chunks: its
+        time is one chunk's).
 
         When another round would not fit in the budget (and ``min_samples`` asks for no more
         than one), the warm-up calls are the only samples.
@@ -170,10 +195,12 @@ class SelectorCore(DecisionMemory[Decision], Generic[Decision]):
         settings = self.settings
         min_samples = min(settings.min_samples, settings.max_samples)
         if min_samples > 1 or budget.fits_a_round(sum(w.warm_up_s for w in warmed)):
-            no_race: dict[str, Any] = {} if settings.race else {"drop_factor": None}
+            options: dict[str, Any] = {} if settings.race else {"drop_factor": None}
+            if thread_clock is not None:
+                options["thread_clock"] = thread_clock
             timings = self.timer([w.call for w in warmed], device=device,
                                  deadline=budget.deadline, max_samples=settings.max_samples,
-                                 min_samples=min_samples, **no_race)
+                                 min_samples=min_samples, **options)
         else:
             timings = [Timing(w.warm_up_s, 0.0, 1) for w in warmed]
         outcomes = []

@@ -58,8 +58,9 @@ class StreamSelector(SelectorCore[StreamChoice]):
 
     def __init__(self, *, strategies: Sequence[StreamStrategy] | None = None,
                  timer: Timer = measure_interleaved, clock: Clock = time.perf_counter,
-                 store: ChoiceStore | None = None, settings: Settings | None = None) -> None:
-        super().__init__(timer=timer, clock=clock, store=store, settings=settings)
+                 store: ChoiceStore | None = None, settings: Settings | None = None,
+                 load: MachineLoad | QuietMachine | None = None) -> None:
+        super().__init__(timer=timer, clock=clock, store=store, settings=settings, load=load)
         self._strategies = list(strategies) if strategies is not None else None
 
     @property
@@ -121,17 +122,24 @@ class StreamSelector(SelectorCore[StreamChoice]):
         stream one cycle of chunks from silence, checked against ``F.conv1d``
         (:func:`~autoconv.tuning.stream_trial.warm_up_streams`: one whose first chunk is
         clearly slow stops there); those that passed are timed interleaved, a cycle per
-        sample, and charged the time of one chunk.
+        sample, and charged the time of one chunk. While other work holds the cores, they
+        are measured at one torch thread on the thread's CPU clock, and the decision is
+        provisional (:meth:`SelectorCore._busy_aware`).
         """
-        budget = Budget.of(self.clock, self.settings.budget_s)
-        ordered = sorted(candidates, key=lambda c: c.strategy.flops(signature, dict(c.params)))
-        cycle = cycle_of(signature, ordered)
-        bench = StreamBench.random(signature, device, cycle)
-        tolerance = OutputCheck.tolerance_for(signature, self.settings.tolerance)
-        warmed, outcomes = warm_up_streams(
-            ordered, bench, budget, tolerance,
-            **({} if self.settings.race else {"drop_factor": None}))
-        outcomes += self._timed_outcomes(warmed, device, budget, per_call=cycle)
+        def measure(thread_clock: Clock | None) -> list[Outcome]:
+            budget = Budget.of(self.clock, self.settings.budget_s)
+            ordered = sorted(candidates,
+                             key=lambda c: c.strategy.flops(signature, dict(c.params)))
+            cycle = cycle_of(signature, ordered)
+            bench = StreamBench.random(signature, device, cycle)
+            tolerance = OutputCheck.tolerance_for(signature, self.settings.tolerance)
+            warmed, outcomes = warm_up_streams(
+                ordered, bench, budget, tolerance, thread_clock=thread_clock,
+                **({} if self.settings.race else {"drop_factor": None}))
+            return outcomes + self._timed_outcomes(warmed, device, budget, per_call=cycle,
+                                                   thread_clock=thread_clock)
+
+        outcomes = self._busy_aware(device, measure)
         self._record(signature, device, outcomes)
         return self.pick_winner(outcomes)
 

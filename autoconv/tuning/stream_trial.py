@@ -20,7 +20,7 @@ from autoconv import plain
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate, ConvInputs, Reference
 from autoconv.tuning.outcome import Outcome
-from autoconv.tuning.timing import settle_allocator
+from autoconv.tuning.timing import Clock, settle_allocator
 from autoconv.tuning.trial import Budget, WarmedUp
 
 
@@ -112,7 +112,8 @@ PROBE_DROP_FACTOR = 4.0
 
 
 def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget: Budget,
-                    tolerance: float, drop_factor: float | None = PROBE_DROP_FACTOR
+                    tolerance: float, drop_factor: float | None = PROBE_DROP_FACTOR,
+                    thread_clock: Clock | None = None
                     ) -> tuple[list[WarmedUp], list[Outcome]]:
     """Build each candidate's engine and stream one cycle from silence, in order, while the
     budget allows, then check the last chunk against ``F.conv1d``.
@@ -121,7 +122,9 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
     (skipped, no outcome) when the rest of the cycle at that pace would overrun the budget,
     or (racing, unless ``drop_factor`` is None) when that chunk took ``drop_factor`` times
     the best average chunk so far. One that raises, or whose error exceeds ``tolerance``,
-    becomes an ``ok=False`` outcome (it never aborts tuning).
+    becomes an ``ok=False`` outcome (it never aborts tuning). With ``thread_clock`` (the
+    calling thread's CPU clock, when candidates are timed on it), the times that rank
+    candidates are taken on it; the budget is spent on the wall clock.
 
     Returns:
         (the candidates ready to be timed, with the seconds of their warm-up cycle; the
@@ -130,6 +133,7 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
     warmed: list[WarmedUp] = []
     rejected: list[Outcome] = []
     chunks = bench.chunks
+    stopwatch = thread_clock or budget.clock
     settle_allocator()
     for candidate in candidates:
         if warmed and budget.remaining() <= 0:
@@ -137,12 +141,12 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
         start = budget.clock()
         try:
             call = StreamCall(candidate, bench)
-            started = budget.clock()
+            started, thread_started = budget.clock(), stopwatch()
             output = call.stream(chunks[:1])
-            probe = budget.clock() - started
+            probe_wall, probe = budget.clock() - started, stopwatch() - thread_started
             if warmed:
                 best = min(w.warm_up_s for w in warmed) / len(chunks)
-                if probe * (len(chunks) - 1) > budget.remaining() or (
+                if probe_wall * (len(chunks) - 1) > budget.remaining() or (
                         drop_factor is not None and probe > drop_factor * best):
                     continue
             output = call.stream(chunks[1:]) if len(chunks) > 1 else output
@@ -150,7 +154,7 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
             rejected.append(Outcome.failed(candidate, budget.clock() - start,
                                            f"{type(error).__name__}: {error}"))
             continue
-        took = budget.clock() - started
+        took = stopwatch() - thread_started
         error = bench.reference.error(output)
         if not error <= tolerance:  # NaN fails too
             rejected.append(Outcome.disqualified(candidate, took / len(chunks), error,

@@ -152,8 +152,8 @@ WARM_UP_DROP_FACTOR = 2.0
 
 def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInputs,
             budget: Budget, check: OutputCheck,
-            drop_factor: float | None = WARM_UP_DROP_FACTOR
-            ) -> tuple[list[WarmedUp], list[Outcome]]:
+            drop_factor: float | None = WARM_UP_DROP_FACTOR,
+            thread_clock: Clock | None = None) -> tuple[list[WarmedUp], list[Outcome]]:
     """Call each candidate once, in order, while the budget allows, and check its output.
 
     The first candidate always runs, and so does the first after ``F.conv1d`` as called
@@ -168,6 +168,10 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
 
     Args:
         survivors: candidates with their predicted seconds, fastest predicted first.
+        thread_clock: the calling thread's CPU clock, when candidates are timed on it
+            (:func:`~autoconv.tuning.timing.measure_interleaved`): the warm-up times that
+            rank candidates (``warm_up_s``, the racing rule) are then taken on it too; the
+            budget is always spent on the wall clock.
 
     Returns:
         (the candidates ready to be timed, the outcomes of those that failed).
@@ -177,6 +181,7 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
     #: per kind of candidate (a strategy up to its size parameters: padding first is another
     #: kind of direct call), the smallest warm-up seconds over predicted seconds
     ratios: dict[tuple, float] = {}
+    stopwatch = thread_clock or budget.clock
     settle_allocator()
     if inputs.signature.requires_grad:
         _first_autograd_grad()
@@ -196,15 +201,15 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
                 and predicted * ratio > drop_factor * min(w.warm_up_s for w in warmed)):
             continue  # its strategy proved clearly slower here: not worth a call
         call = CandidateCall(candidate, inputs)
-        start = budget.clock()
+        start, thread_start = budget.clock(), stopwatch()
         try:
             output = call()
         except Exception as error:
             rejected.append(Outcome.failed(candidate, budget.clock() - start,
                                            f"{type(error).__name__}: {error}"))
             continue
-        took = budget.clock() - start
-        budget.observe(predicted, took)
+        budget.observe(predicted, budget.clock() - start)
+        took = stopwatch() - thread_start
         if predicted:
             ratios[kind] = min(took / predicted, ratios.get(kind, math.inf))
         error = check.error(candidate, output)
@@ -238,12 +243,22 @@ class ReferenceProbe:
             the largest window's time scaled to the whole output length.
         whole: whether the window was the whole call.
         disturbed: whether other work competed for the cores at both ends of the last window.
+        thread_estimate_s: the same estimate on the calling thread's CPU clock, when the
+            probe was given one (None otherwise): what stands for the call among
+            candidates timed on that clock.
     """
 
     output: torch.Tensor
     estimate_s: float
     whole: bool
     disturbed: bool = False
+    thread_estimate_s: float | None = None
+
+    @property
+    def ranked_s(self) -> float:
+        """The estimate to rank the call by among the candidates: on the clock they are
+        timed on (:attr:`thread_estimate_s` when there is one, else :attr:`estimate_s`)."""
+        return self.estimate_s if self.thread_estimate_s is None else self.thread_estimate_s
 
     def too_long_for(self, budget: Budget) -> bool:
         """Whether the whole call is expected to take over :data:`REFERENCE_SHARE` of what
@@ -254,7 +269,8 @@ class ReferenceProbe:
 
 
 def probe_reference(inputs: ConvInputs, budget: Budget,
-                    load: MachineLoad | QuietMachine | None = None) -> ReferenceProbe:
+                    load: MachineLoad | QuietMachine | None = None,
+                    thread_clock: Clock | None = None) -> ReferenceProbe:
     """Time ``F.conv1d`` as called (its own padding argument) on windows of its outputs, 64
     first, each up to :data:`PROBE_GROWTH` times the last, until the window is the whole
     call or one more would take over :data:`PROBE_SHARE` of the budget left: this device's
@@ -268,7 +284,9 @@ def probe_reference(inputs: ConvInputs, budget: Budget,
     takes a tenth of the budget, is on the call's own path.
     The probe costs at most a little more than its last window (the earlier ones shrink
     geometrically); a call that fits whole costs one extra run of ``F.conv1d``. ``load``
-    (default: none read) tells whether the machine was busy at both ends of the last window.
+    (default: none read) tells whether the machine was busy at both ends of the last window;
+    ``thread_clock`` (the calling thread's CPU clock, when candidates are timed on it) also
+    gives :attr:`ReferenceProbe.thread_estimate_s`.
     """
     signature = inputs.signature
     length = signature.output_length
@@ -278,17 +296,21 @@ def probe_reference(inputs: ConvInputs, budget: Budget,
     load = load or QuietMachine()
     while True:
         busy_before = load.busy()
-        start = budget.clock()
+        start, thread_start = budget.clock(), thread_clock() if thread_clock else 0.0
         output, computed = inputs.leading_as_called(window)
         took = budget.clock() - start
+        thread_took = thread_clock() - thread_start if thread_clock else None
         disturbed = busy_before and load.busy()
-        estimate = took * passes * length / max(computed, 1)
+        scale = passes * length / max(computed, 1)
+        probe = functools.partial(
+            ReferenceProbe, output, took * scale, disturbed=disturbed,
+            thread_estimate_s=None if thread_took is None else thread_took * scale)
         if output.shape[-1] >= length:
-            return ReferenceProbe(output, estimate, whole=True, disturbed=disturbed)
+            return probe(whole=True)
         allowed = PROBE_SHARE * budget.remaining()
         growth = min(PROBE_GROWTH, allowed / took if took > 0 else PROBE_GROWTH)
         if growth < 2:
-            return ReferenceProbe(output, estimate, whole=False, disturbed=disturbed)
+            return probe(whole=False)
         window = min(length, max(output.shape[-1] + 1, int(window * growth)))
 
 

@@ -201,3 +201,32 @@ def test_only_stream_signatures_are_chosen() -> None:
     selector, _ = make(all_stream_strategies(), {})
     with pytest.raises(ValueError, match="not a stream's signature"):
         selector.choose(Signature(1, 2, 2, 8, 3, 1, 0, 0, 1, 1, "float32", "cpu"), CPU)
+
+
+def test_a_stream_tuned_on_a_busy_machine_is_timed_at_one_thread_on_its_cpu_clock() -> None:
+    import time
+
+    from autoconv.tuning.contention import MachineLoad
+    from tuning_db.records import CONTENDED_NOTE
+
+    clock, store = FakeClock(), FakeStore()
+    seen = []
+
+    def timer(calls, *, device, deadline, max_samples, min_samples=1, thread_clock=None,
+              **_):
+        seen.append((torch.get_num_threads(), thread_clock))
+        return [Timing(1e-3 if c.candidate.name == "plain" else 1e-4, 0.0, 5) for c in calls]
+
+    strategies = [fake("plain", clock, 1e-3, reference=True), fake("quick", clock, 1e-4)]
+    torch.set_num_threads(2)  # the module's fixture runs streams at one thread
+    selector = StreamSelector(strategies=strategies, timer=timer, clock=clock, store=store,
+                              load=MachineLoad(read_runnable=lambda: 2, cores=2),
+                              settings=Settings())
+    choice = selector.choose(stream_signature(), CPU)
+    assert torch.get_num_threads() == 2  # restored
+    assert seen == [(1, time.thread_time)]
+    assert choice.strategy == "quick"  # 10x: beyond the contended margin
+    rows = store.rows[(stream_signature(), CPU)]
+    assert all(row.note.startswith(f"{CONTENDED_NOTE} timed at 1 torch thread of 2")
+               for row in rows)
+    assert selector.provisional_reason(rows) is not None

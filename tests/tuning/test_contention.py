@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import pytest
 import torch
@@ -85,6 +86,45 @@ def test_a_busy_machine_throughout_gives_a_contended_timing_on_all_its_samples()
     assert timing.contended and timing.disturbed == timing.samples == 24
     assert timing.median_s == pytest.approx(0.005)  # their median: steadier than a quantile
     assert timing.peak_excess == 2
+
+
+class SharedCore:
+    """A wall clock and a thread's CPU clock on a core shared with other work: a call
+    advances both by its own CPU seconds, and the wall clock also by the time it waited
+    for the core (each call's wait taken in turn from ``waits``)."""
+
+    def __init__(self, waits) -> None:
+        self.wall, self.cpu = FakeClock(), FakeClock()
+        self.waits = itertools.cycle(waits)
+
+    def candidate(self, cpu_s: float):
+        def run() -> None:
+            self.cpu.now += cpu_s
+            self.wall.now += cpu_s + next(self.waits)
+        return run
+
+
+def test_on_the_threads_cpu_clock_waiting_for_a_core_is_not_counted() -> None:
+    """Beside other work the waits fall unevenly: on the wall clock the faster candidate
+    looks slower, and every sample is disturbed; on the thread's CPU clock each is timed as
+    on a quiet machine, and the racing rules apply again."""
+    def timed(thread_clock: bool) -> list[Timing]:
+        core = SharedCore([0.02, 0.0, 0.0])  # a wait every third call: 1st, 4th, ... (fast's)
+        return measure_interleaved(
+            [core.candidate(0.010), core.candidate(0.012)], device=CPU, deadline=5.0,
+            max_samples=8, clock=core.wall, load=scripted([2]), drop_factor=None,
+            **({"thread_clock": core.cpu} if thread_clock else {}))
+
+    on_wall, on_cpu = timed(False), timed(True)
+    assert all(t.contended for t in on_wall)
+    assert not any(t.contended or t.disturbed for t in on_cpu)
+    assert [t.median_s for t in on_cpu] == pytest.approx([0.010, 0.012])
+    assert [t.samples for t in on_cpu] == [8, 8]  # clean samples: max_samples ends it
+    # the deadline is kept on the wall clock: a deadline already past allows one round
+    core = SharedCore([1.0])
+    (late,) = measure_interleaved([core.candidate(0.01)], device=CPU, deadline=0.5,
+                                  max_samples=8, clock=core.wall, thread_clock=core.cpu)
+    assert late.samples == 1 and late.median_s == pytest.approx(0.01)
 
 
 def test_disturbed_samples_are_left_out_once_enough_clean_ones_remain() -> None:
@@ -212,10 +252,12 @@ def test_an_estimate_taken_on_a_busy_machine_is_contended() -> None:
 @pytest.mark.parametrize("busy", [False, True])
 def test_a_busy_machine_is_measured_at_one_thread_and_the_decision_is_provisional(
         busy: bool) -> None:
-    threads_seen = []
+    threads_seen, clocks_seen = [], []
 
-    def timer(candidates, *, device, deadline, max_samples, min_samples=1, **_):
+    def timer(candidates, *, device, deadline, max_samples, min_samples=1,
+              thread_clock=None, **_):
         threads_seen.append(torch.get_num_threads())
+        clocks_seen.append(thread_clock)
         # clean samples: at one thread nothing waits for a core
         return [Timing(1e-3 if c.candidate.name == "fast" else 3e-3, 1e-4, 8)
                 for c in candidates]
@@ -236,9 +278,11 @@ def test_a_busy_machine_is_measured_at_one_thread_and_the_decision_is_provisiona
     assert choice.strategy == "fast"  # 3x: beyond the contended margin
     rows = store.rows[(SIG, CPU)]
     assert threads_seen == [1 if busy else 2]
+    # busy: timed on the thread's CPU clock, which waiting for a core does not advance
+    assert clocks_seen == [time.thread_time if busy else None]
     if busy:
-        assert all(row.note.startswith(f"{CONTENDED_NOTE} timed at 1 torch thread of 2")
-                   for row in rows)
+        assert all(row.note.startswith(
+            f"{CONTENDED_NOTE} timed at 1 torch thread of 2 on its CPU clock") for row in rows)
         assert selector.provisional_reason(rows) is not None
     else:
         assert all(row.note is None for row in rows)

@@ -67,7 +67,7 @@ class FakeTimer:
         self.timed: list[list[str]] = []
 
     def __call__(self, candidates, *, device, deadline, max_samples,
-                 min_samples=1) -> list[Timing]:
+                 min_samples=1, **_) -> list[Timing]:
         labels = [c.candidate.label for c in candidates]
         self.timed.append(labels)
         return [Timing(self.times[label], self.spreads.get(label, 0.0), 5) for label in labels]
@@ -448,7 +448,7 @@ def test_min_samples_times_candidates_even_when_the_warm_ups_used_the_budget() -
     asked = []
 
     class RecordingTimer(FakeTimer):
-        def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1):
+        def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1, **_):
             asked.append(min_samples)
             return super().__call__(candidates, device=device, deadline=deadline,
                                     max_samples=max_samples, min_samples=min_samples)

@@ -47,7 +47,7 @@ class FakeTimer:
     def __init__(self) -> None:
         self.timed = 0
 
-    def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1):
+    def __call__(self, candidates, *, device, deadline, max_samples, min_samples=1, **_):
         self.timed += 1
         return [Timing(1.0 if c.candidate.name == "direct" else 2.0, 0.0, 5) for c in candidates]
 

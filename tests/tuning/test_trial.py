@@ -269,3 +269,41 @@ def test_a_probe_on_a_busy_machine_leaves_f_conv1d_out_only_beyond_the_whole_bud
     clock.now = 0.0
     far = probe_reference(WindowedInputs(LONG, clock, per_output=3e-5), budget, busy)
     assert far.disturbed and far.too_long_for(budget)  # 3 s: estimated, even busy
+
+
+def test_on_the_threads_cpu_clock_warm_up_and_probe_rank_by_it_and_spend_the_wall_clock(
+        ) -> None:
+    """Timed at one thread on a busy machine, a warm-up call's time (what ranks and races
+    candidates) and the probe's estimate of F.conv1d are on the thread's CPU clock; the
+    budget is spent on the wall clock, which also counts the waits for a core."""
+    wall, cpu = Clock(), Clock()
+
+    def waiting(seconds: float, wait: float, offset: float = 0.0):
+        run = taking(cpu, seconds, offset)
+
+        def stalled(*args, **kwargs):
+            wall.now += seconds + wait
+            return run(*args, **kwargs)
+        return stalled
+
+    inputs = ConvInputs.random(SIG, CPU)
+    survivors = [(candidate("direct", waiting(0.1, 0.3), reference=True), None),
+                 (candidate("fast", waiting(0.05, 0.0)), None)]
+    budget = Budget.of(wall, 100.0)
+    warmed, _ = warm_up(survivors, inputs, budget,
+                        OutputCheck(inputs, 1e-4, reference_runs=True), thread_clock=cpu)
+    assert [w.warm_up_s for w in warmed] == pytest.approx([0.1, 0.05])
+    assert budget.remaining() == pytest.approx(budget.deadline - 0.45)
+
+    class Stalled(WindowedInputs):
+        def leading_as_called(self, window):
+            before = self.clock.now
+            result = super().leading_as_called(window)
+            wall.now += 2 * (self.clock.now - before)  # waited as long again as it ran
+            return result
+
+    wall.now = cpu.now = 0.0
+    probe = probe_reference(Stalled(LONG, cpu, per_output=1e-4), Budget.of(wall, 2.0),
+                            thread_clock=cpu)
+    assert probe.thread_estimate_s == pytest.approx(10.0) == probe.ranked_s
+    assert probe.estimate_s == pytest.approx(20.0)  # the wall clock's, for the budget
