@@ -305,3 +305,23 @@ def test_one_thread_when_busy_restores_the_count_when_timing_raises() -> None:
             assert reduced is None and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_blip_at_the_start_of_tuning_keeps_the_callers_threads() -> None:
+    """One reading is instantaneous and a quiet machine sometimes reads busy: tuning moves
+    to one thread only when every one of several readings says busy."""
+    from autoconv.tuning.contention import STEADY_READINGS, one_thread_when_busy
+
+    def load(readings):
+        values = iter(readings)
+        return MachineLoad(read_runnable=lambda: next(values, 0), cores=2)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread_when_busy(load([2] * (STEADY_READINGS - 1)), CPU) as reduced:
+            assert reduced is None and torch.get_num_threads() == 2
+        with one_thread_when_busy(load([2] * STEADY_READINGS), CPU) as reduced:
+            assert reduced == 2 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
