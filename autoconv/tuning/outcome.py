@@ -23,6 +23,12 @@ MIN_SECONDS = 1e-9
 #: machine was quiet. A large gain (FFT on a long kernel) still shows; a provisional
 #: decision is measured again by ``autoconv warm`` and re-checked on live calls.
 CONTENDED_TIE_MARGIN = 0.5
+#: The same margin holds when the fastest was timed fewer than ``SETTLED_SAMPLES`` times (a
+#: call so long that the budget fits its warm-up alone): one sample on a quiet machine
+#: still varies by 2-3x (here a 4x1x84704, K=10, stride 5 ``F.conv1d`` that takes 75-90 ms
+#: took 232 ms once), and a 7% lead on one sample stored an overlap-add that runs 2.4x
+#: slower than ``F.conv1d``. Keeping ``F.conv1d`` costs at most 1.5x; a noisy winner, any
+#: factor.
 #: ``F.conv1d`` within this factor of the winner makes the decision a close call: if either
 #: was timed on a busy machine, the decision is provisional.
 CLOSE_CALL = 2.0
@@ -137,7 +143,7 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
 
     An outcome is tied with the fastest when its median is within ``tie_margin`` of it
     (``F.conv1d`` as called: :data:`CONTENDED_TIE_MARGIN`, when either was timed on a busy
-    machine), or when their interquartile ranges overlap (unless either was timed on a busy
+    machine or the fastest fewer than ``SETTLED_SAMPLES`` times), or when their interquartile ranges overlap (unless either was timed on a busy
     machine: beside two spinning processes, a 7.8 ms FFT "tied" a 1.2 ms overlap-add by its
     spread, and won the tie as the simpler strategy). A tie goes to the strategy that
     comes first in ``order`` (registry order: simpler first), then to its form without
@@ -149,10 +155,12 @@ def tie_winner(outcomes: Sequence[Outcome], order: Sequence[str], tie_margin: fl
         return None
     fastest = min(valid, key=lambda o: o.median_s)
 
+    unsettled = fastest.samples < SETTLED_SAMPLES
+
     def tied(o: Outcome) -> bool:
         contended = o.contended or fastest.contended
         margin = (max(tie_margin, CONTENDED_TIE_MARGIN)
-                  if contended and o.candidate.is_plain_conv1d else tie_margin)
+                  if (contended or unsettled) and o.candidate.is_plain_conv1d else tie_margin)
         if o.median_s <= fastest.median_s * (1 + margin):
             return True
         # a busy machine's spread is its neighbours' noise, not the candidates'

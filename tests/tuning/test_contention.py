@@ -170,6 +170,17 @@ def test_a_contended_winner_makes_the_decision_provisional_and_says_why() -> Non
     assert "timed 1 time" in provisional_reason([outcome("fast", 1.0, samples=1)], ORDER, 0.03)
 
 
+def test_a_near_win_on_fewer_than_three_samples_goes_to_f_conv1d() -> None:
+    """A call so long that only its warm-up fits the budget: one sample varies by 2-3x even
+    on a quiet machine, so F.conv1d keeps the decision unless beaten by 1.5x."""
+    one = [outcome("direct", 1.07, samples=1), outcome("fast", 1.0, samples=1)]
+    assert tie_winner(one, ORDER, 0.03).candidate.name == "direct"
+    assert tie_winner([outcome("direct", 1.07, samples=1), outcome("fast", 1.0, samples=3)],
+                      ORDER, 0.03).candidate.name == "fast"  # settled: the usual margin
+    assert tie_winner([outcome("direct", 1.6, samples=1), outcome("fast", 1.0, samples=2)],
+                      ORDER, 0.03).candidate.name == "fast"  # a clear lead still wins
+
+
 def test_a_contended_near_win_goes_to_f_conv1d() -> None:
     busy = f"{CONTENDED_NOTE} 4 of 4 samples disturbed"
     near = [outcome("direct", 1.45), outcome("fast", 1.0, note=busy)]
