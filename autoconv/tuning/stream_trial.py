@@ -118,10 +118,12 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
     """Build each candidate's engine and stream one cycle from silence, in order, while the
     budget allows, then check the last chunk against ``F.conv1d``.
 
-    The first candidate always runs. A later one streams its first chunk alone, then stops
-    (skipped, no outcome) when the rest of the cycle at that pace would overrun the budget,
-    or (racing, unless ``drop_factor`` is None) when that chunk took ``drop_factor`` times
-    the best average chunk so far. One that raises, or whose error exceeds ``tolerance``,
+    The first candidate always runs. A later one streams its first period alone (its own
+    period of chunks: a stream with a latency does a block's work on the chunk that
+    completes the block, so a first chunk alone can cost nothing), then stops (skipped, no
+    outcome) when the rest of the cycle at that pace would overrun the budget, or (racing,
+    unless ``drop_factor`` is None) when its average chunk took ``drop_factor`` times the
+    best average chunk so far. One that raises, or whose error exceeds ``tolerance``,
     becomes an ``ok=False`` outcome (it never aborts tuning). With ``thread_clock`` (the
     calling thread's CPU clock, when candidates are timed on it), the times that rank
     candidates are taken on it; the budget is spent on the wall clock.
@@ -141,15 +143,18 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
         start = budget.clock()
         try:
             call = StreamCall(candidate, bench)
+            period = min(len(chunks), max(1, candidate.strategy.period(
+                bench.signature, dict(candidate.params))))
             started, thread_started = budget.clock(), stopwatch()
-            output = call.stream(chunks[:1])
+            output = call.stream(chunks[:period])
             probe_wall, probe = budget.clock() - started, stopwatch() - thread_started
             if warmed:
                 best = min(w.warm_up_s for w in warmed) / len(chunks)
-                if probe_wall * (len(chunks) - 1) > budget.remaining() or (
-                        drop_factor is not None and probe > drop_factor * best):
+                rest = len(chunks) / period - 1  # periods left in the cycle
+                if probe_wall * rest > budget.remaining() or (
+                        drop_factor is not None and probe / period > drop_factor * best):
                     continue
-            output = call.stream(chunks[1:]) if len(chunks) > 1 else output
+            output = call.stream(chunks[period:]) if len(chunks) > period else output
         except Exception as error:  # a failing candidate loses; it never aborts tuning
             rejected.append(Outcome.failed(candidate, budget.clock() - start,
                                            f"{type(error).__name__}: {error}"))

@@ -230,3 +230,38 @@ def test_a_stream_tuned_on_a_busy_machine_is_timed_at_one_thread_on_its_cpu_cloc
     assert all(row.note.startswith(f"{CONTENDED_NOTE} timed at 1 torch thread of 2")
                for row in rows)
     assert selector.provisional_reason(rows) is not None
+
+
+class BlockEngine(FakeEngine):
+    """An engine whose work falls on the last chunk of each period of ``period`` chunks (a
+    stream with a latency): the chunks before it cost nothing."""
+
+    def __init__(self, clock, seconds, period, *args, **kwargs):
+        super().__init__(clock, 0.0, 0.0, *args, **kwargs)
+        self.block_seconds, self.period, self.steps = seconds, period, 0
+
+    def step(self, chunk, out=None):
+        self.steps += 1
+        if self.steps % self.period == 0:
+            self.clock.now += self.block_seconds
+        return super().step(chunk, out)
+
+
+def test_a_candidate_whose_work_falls_on_its_periods_last_chunk_is_probed_a_period_long(
+        ) -> None:
+    """Probing a first chunk alone would see nothing of a block's work, and stream the
+    whole cycle: a 480k-tap stateful direct delayed by 256 samples did 258 convolutions of
+    0.2 s each (53 s against a 2 s budget). The probe is the candidate's own period."""
+    clock = FakeClock()
+    cheap = fake("cheap", clock, 1e-4, period=64, flops=1.0)
+
+    def build(weight, bias, **kwargs):
+        kwargs = {k: v for k, v in kwargs.items() if k != "size"}
+        return BlockEngine(clock, 0.2, 4, weight, bias, **kwargs)
+
+    blocky = StreamStrategy("blocky", build, lambda s, p: 2.0, period=lambda s, p: 4)
+    selector, timer = make([cheap, blocky], {"cheap": 1e-3, "blocky": 1e-3}, clock=clock)
+    choice = selector.choose(stream_signature(), CPU)
+    assert choice.strategy == "cheap"
+    assert clock.now < 2.0  # 64 chunks of cheap, then one period of blocky: 0.2 s
+    assert timer.timed == [["cheap"]]  # blocky never finished its cycle
