@@ -111,6 +111,20 @@ class StreamCall:
 PROBE_DROP_FACTOR = 4.0
 
 
+def _probe(call: StreamCall, chunks: Sequence[torch.Tensor], budget: Budget, *, stop: bool
+           ) -> tuple[torch.Tensor, bool]:
+    """Stream ``chunks`` one at a time; with ``stop``, give up once the budget has run out
+    (a block's work can take a large share of it: a 480k-tap stateful direct delayed by
+    1024 samples took 3.3 s for its first period). The last output, and whether it gave up.
+    """
+    output = None
+    for index in range(len(chunks)):
+        output = call.stream(chunks[index:index + 1])
+        if stop and index + 1 < len(chunks) and budget.remaining() <= 0:
+            return output, True
+    return output, False
+
+
 def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget: Budget,
                     tolerance: float, drop_factor: float | None = PROBE_DROP_FACTOR,
                     thread_clock: Clock | None = None
@@ -120,8 +134,8 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
 
     The first candidate always runs. A later one streams its first period alone (its own
     period of chunks: a stream with a latency does a block's work on the chunk that
-    completes the block, so a first chunk alone can cost nothing), then stops (skipped, no
-    outcome) when the rest of the cycle at that pace would overrun the budget, or (racing,
+    completes the block, so a first chunk alone can cost nothing; it gives up when the budget
+    runs out within it), then stops (skipped, no outcome) when the rest of the cycle at that pace would overrun the budget, or (racing,
     unless ``drop_factor`` is None) when its average chunk took ``drop_factor`` times the
     best average chunk so far. One that raises, or whose error exceeds ``tolerance``,
     becomes an ``ok=False`` outcome (it never aborts tuning). With ``thread_clock`` (the
@@ -146,7 +160,9 @@ def warm_up_streams(candidates: Sequence[Candidate], bench: StreamBench, budget:
             period = min(len(chunks), max(1, candidate.strategy.period(
                 bench.signature, dict(candidate.params))))
             started, thread_started = budget.clock(), stopwatch()
-            output = call.stream(chunks[:period])
+            output, overran = _probe(call, chunks[:period], budget, stop=bool(warmed))
+            if overran:
+                continue  # its first period alone outlasted the budget
             probe_wall, probe = budget.clock() - started, stopwatch() - thread_started
             if warmed:
                 best = min(w.warm_up_s for w in warmed) / len(chunks)

@@ -265,3 +265,14 @@ def test_a_candidate_whose_work_falls_on_its_periods_last_chunk_is_probed_a_peri
     assert choice.strategy == "cheap"
     assert clock.now < 2.0  # 64 chunks of cheap, then one period of blocky: 0.2 s
     assert timer.timed == [["cheap"]]  # blocky never finished its cycle
+
+
+def test_a_probe_gives_up_when_the_budget_runs_out_within_its_period() -> None:
+    clock = FakeClock()
+    cheap = fake("cheap", clock, 1e-4, period=64, flops=1.0)
+    slow = fake("slow", clock, 0.3, period=64, flops=2.0)  # 64 chunks of 0.3 s a period
+    store = FakeStore()
+    selector, _ = make([cheap, slow], {"cheap": 1e-3, "slow": 1.0}, clock=clock, store=store)
+    assert selector.choose(stream_signature(), CPU).strategy == "cheap"
+    assert clock.now < 2.0 + 0.3 + 1e-6  # overran by one chunk at most
+    assert [o.candidate.name for o in store.rows[(stream_signature(), CPU)]] == ["cheap"]
