@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from autoconv.catalogue.configs import (
+    CONFORMER_M,
     CONV_TASNET,
     ENCODEC_24KHZ,
     HIFIGAN_V1,
@@ -241,7 +242,9 @@ def demucs_v2(batch: int, samples: int) -> Layers:
         cin = channels
 
 
-def conformer_conv(batch: int, frames: int, width: int, kernel: int) -> Layers:
+def conformer_conv(batch: int, frames: int, width: int = CONFORMER_M.dim,
+                   kernel: int = CONFORMER_M.kernel) -> Layers:
+    """A Conformer convolution module's layers (Conformer-M's unless told)."""
     yield f"pointwise_glu_{width}", conv(batch, width, 2 * width, frames, 1)
     yield f"depthwise_{width}_k{kernel}", conv(batch, width, width, frames, kernel,
                                                padding=kernel // 2, groups=width)

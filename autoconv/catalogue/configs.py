@@ -116,6 +116,26 @@ class WaveNet:
     kernel: int = 2
 
 
+@dataclass(frozen=True)
+class Conformer:
+    """A Conformer encoder (Gulati et al. 2020): ``layers`` blocks of width ``dim``, each two
+    half-step feed-forwards of ``expansion * dim`` around self-attention of ``heads`` heads
+    and a convolution module (pointwise 2 * dim with GLU, depthwise of ``kernel`` taps,
+    pointwise dim). The defaults are Conformer-M (the paper's Table 1); the paper lists a
+    kernel of 32, implementations (ESPnet, NeMo, torchaudio) use 31, odd for 'same' padding."""
+
+    dim: int = 256
+    layers: int = 16
+    heads: int = 4
+    kernel: int = 31
+    expansion: int = 4
+
+    @property
+    def feed_forward(self) -> int:
+        """The feed-forward modules' hidden width."""
+        return self.expansion * self.dim
+
+
 WAV2VEC2_BASE = Wav2Vec2()
 WHISPER = Whisper()
 CONV_TASNET = ConvTasNet()
@@ -126,3 +146,4 @@ ENCODEC_24KHZ = Encodec()
 MAMBA_130M = Mamba(model=768)
 MAMBA_370M = Mamba(model=1024)
 WAVENET = WaveNet()
+CONFORMER_M = Conformer()

@@ -20,6 +20,12 @@ input shape for each.
   1536, causal depthwise conv of 4 taps called through ``F.conv1d`` on the module's weight,
   as Mamba implementations do; the selective scan, which autoconv does not touch, is left
   out and the SiLU-gated product stands for it).
+* :func:`conformer_m_encoder`: Conformer-M's encoder blocks (16 of width 256: macaron
+  half-step feed-forwards of 1024, 4-head self-attention, and the convolution module:
+  pointwise 256 -> 512 with GLU, depthwise of 31 taps, batch norm, SiLU, pointwise
+  256 -> 256) on features already subsampled: the Conv2d subsampling front end is left out,
+  autoconv concerning conv1d alone, plain ``nn.MultiheadAttention`` stands for the
+  relative positional attention, and there is no dropout.
 """
 
 from __future__ import annotations
@@ -32,22 +38,26 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from autoconv.catalogue.configs import (
+    CONFORMER_M,
     ENCODEC_24KHZ,
     HIFIGAN_V1,
     MAMBA_130M,
     WAV2VEC2_BASE,
+    Conformer,
     Encodec,
     HiFiGAN,
     Mamba,
     Wav2Vec2,
 )
 
-#: An input shape (batch, channels, length) for each factory: about a second of audio.
+#: An input shape (batch, channels, length) for each factory: about a second of audio (the
+#: Conformer's: 10 s of 40 ms frames).
 EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
     "wav2vec2_base": (1, 1, 16000),
     "encodec_24khz_encoder": (1, 1, 24000),
     "hifigan_v1": (1, 80, 64),
     "mamba_130m_mixer": (1, 768, 1024),
+    "conformer_m_encoder": (1, 256, 250),
 }
 
 
@@ -214,6 +224,60 @@ class MambaMixer(nn.Module):
         return self.out_proj(y.transpose(1, 2)).transpose(1, 2)
 
 
+def _conformer_feed_forward(c: Conformer) -> nn.Sequential:
+    return nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.feed_forward), nn.SiLU(),
+                         nn.Linear(c.feed_forward, c.dim))
+
+
+class _ConformerConvolution(nn.Module):
+    """The convolution module, on (batch, frames, dim) like the rest of the block."""
+
+    def __init__(self, c: Conformer) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(c.dim)
+        self.pointwise_in = nn.Conv1d(c.dim, 2 * c.dim, 1)
+        # no bias: the batch norm after it would cancel it (and leave it no gradient)
+        self.depthwise = nn.Conv1d(c.dim, c.dim, c.kernel, padding=c.kernel // 2,
+                                   groups=c.dim, bias=False)
+        self.batch_norm = nn.BatchNorm1d(c.dim)
+        self.pointwise_out = nn.Conv1d(c.dim, c.dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.glu(self.pointwise_in(self.norm(x).transpose(1, 2)), dim=1)
+        y = F.silu(self.batch_norm(self.depthwise(y)))
+        return self.pointwise_out(y).transpose(1, 2)
+
+
+class _ConformerBlock(nn.Module):
+    def __init__(self, c: Conformer) -> None:
+        super().__init__()
+        self.feed_forward_in = _conformer_feed_forward(c)
+        self.attention_norm = nn.LayerNorm(c.dim)
+        self.attention = nn.MultiheadAttention(c.dim, c.heads, batch_first=True)
+        self.convolution = _ConformerConvolution(c)
+        self.feed_forward_out = _conformer_feed_forward(c)
+        self.norm = nn.LayerNorm(c.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.feed_forward_in(x)
+        y = self.attention_norm(x)
+        x = x + self.attention(y, y, y, need_weights=False)[0]
+        x = x + self.convolution(x)
+        return self.norm(x + 0.5 * self.feed_forward_out(x))
+
+
+class ConformerEncoder(nn.Module):
+    """A Conformer's encoder blocks (Conformer-M's unless told): subsampled features
+    (batch, dim, frames) in, the same shape out."""
+
+    def __init__(self, c: Conformer = CONFORMER_M) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*(_ConformerBlock(c) for _ in range(c.layers)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.blocks(features.transpose(1, 2)).transpose(1, 2)
+
+
 def wav2vec2_base() -> nn.Module:
     """wav2vec2 / HuBERT base (facebook/wav2vec2-base)'s convolutional layers."""
     return Wav2Vec2Base()
@@ -234,6 +298,12 @@ def mamba_130m_mixer() -> nn.Module:
     return MambaMixer()
 
 
+def conformer_m_encoder() -> nn.Module:
+    """Conformer-M's encoder blocks (Gulati et al. 2020, Table 1), no subsampling front end."""
+    return ConformerEncoder()
+
+
 #: The factories by name, in :data:`EXAMPLE_INPUTS`' order.
 FACTORIES = {"wav2vec2_base": wav2vec2_base, "encodec_24khz_encoder": encodec_24khz_encoder,
-             "hifigan_v1": hifigan_v1, "mamba_130m_mixer": mamba_130m_mixer}
+             "hifigan_v1": hifigan_v1, "mamba_130m_mixer": mamba_130m_mixer,
+             "conformer_m_encoder": conformer_m_encoder}

@@ -25,7 +25,9 @@ from autoconv.signature import Signature
     ("mamba_130m_mixer", (2, 768, 300), partial(a.mamba, 2, 300, MAMBA_130M), True),
     ("hifigan_v1", (1, 80, 8), partial(a.hifigan_v1, 1, 8), False),
     ("encodec_24khz_encoder", (1, 1, 4800), partial(a.encodec_24khz, 1, 0.2), False),
-], ids=["wav2vec2_base", "mamba_130m_mixer", "hifigan_v1", "encodec_24khz_encoder"])
+    ("conformer_m_encoder", (1, 256, 50), partial(a.conformer_conv, 1, 50), False),
+], ids=["wav2vec2_base", "mamba_130m_mixer", "hifigan_v1", "encodec_24khz_encoder",
+        "conformer_m_encoder"])
 def test_the_zoo_makes_the_calls_its_table_lists(factory: str, input_shape: tuple,
                                                  layers: Callable[[], a.Layers],
                                                  exact: bool) -> None:
