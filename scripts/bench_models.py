@@ -5,18 +5,29 @@ For each model of ``autoconv.catalogue.zoo`` (published configurations, random w
 example input (about a second of audio): the model is patched (the Mamba mixer, which calls
 ``F.conv1d`` itself, runs under ``autoconv.enable()``), its first forward pass tunes every
 signature into a fresh database (or ``--db``), and then plain and autoconv forward passes
-(inference, ``torch.no_grad``) are timed interleaved. Last, a transformer encoder layer (no
-conv1d at all) is timed with the switch off and on.
+(inference, ``torch.no_grad``) are timed interleaved. Then one training step (unless
+``--no-training``): the model in training mode, forward with gradients, a scalar loss,
+backward, on the same weights for both (the state dict copied); the signatures of a call that
+needs gradients are distinct, so the first autoconv step tunes them, and the steps are then
+timed interleaved; the errors of the output and of the parameters' gradients are against the
+plain model's. The loss is the output's projection on a fixed random direction: a mean square
+would be flat through a final layer norm (the Conformer's: 1 whatever the input), leaving
+gradients of float noise to compare. Last, a transformer encoder layer (no conv1d at all) is
+timed with the switch off and on.
 
-Usage: python scripts/bench_models.py [--repeats N] [--only NAME ...] [--db URL] [--out FILE]
+Usage: python scripts/bench_models.py [--repeats N] [--only NAME ...] [--no-training]
+       [--db URL] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,7 +50,40 @@ SWITCHED = {"mamba_130m_mixer"}
 
 
 def _relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
+    scale = theirs.abs().max().item() or 1.0
+    return (ours - theirs).abs().max().item() / scale
+
+
+@functools.cache
+def _direction(shape: torch.Size) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def _loss(output: torch.Tensor) -> torch.Tensor:
+    """The output's projection on a fixed random direction (see the module docstring)."""
+    return (output.float() * _direction(output.shape)).mean()
+
+
+def _training_step(model: nn.Module, x: torch.Tensor, switched: bool
+                   ) -> Callable[[], torch.Tensor]:
+    def step() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        with autoconv.enabled(switched):
+            output = model(x)
+        _loss(output).backward()
+        return output.detach()
+
+    return step
+
+
+def _gradient_error(ours: nn.Module, theirs: nn.Module) -> float:
+    """The largest relative error of a parameter's gradient (inf if one has none)."""
+    grads = [(a.grad, b.grad) for a, b in zip(ours.parameters(), theirs.parameters(),
+                                               strict=True)]
+    if any((a is None) != (b is None) for a, b in grads):
+        return math.inf
+    return max((_relative_error(a, b) for a, b in grads if a is not None and b is not None),
+               default=0.0)
 
 
 def bench_model(name: str, repeats: int) -> list[str]:
@@ -68,6 +112,33 @@ def bench_model(name: str, repeats: int) -> list[str]:
             format_seconds(tuned), f"{plain / tuned:.2f}x", ", ".join(chosen)]
 
 
+def bench_training(name: str, repeats: int) -> list[str]:
+    """One training step, plain and autoconv, on the same weights (see the module docstring)."""
+    torch.manual_seed(0)
+    reference = zoo.FACTORIES[name]().train()
+    model = zoo.FACTORIES[name]().train()
+    model.load_state_dict(reference.state_dict())
+    autoconv.patch(model)
+    x = torch.randn(zoo.EXAMPLE_INPUTS[name])
+    plain_step = _training_step(reference, x, switched=False)
+    ours = _training_step(model, x, switched=name in SWITCHED)
+
+    started = time.perf_counter()
+    first = ours()  # tunes every signature of the step
+    tuning_s = time.perf_counter() - started
+    error = _relative_error(first, plain_step())
+    grad_error = _gradient_error(model, reference)
+    calls = {"plain": plain_step, "autoconv": ours}
+    warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
+    timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=5.0)
+    plain, tuned = timings["plain"].median, timings["autoconv"].median
+    chosen = sorted({c.strategy for (s, _), c in dispatcher.selector.remembered().items()
+                     if s.requires_grad})
+    return [name, f"{error:.1e}", f"{grad_error:.1e}", f"{tuning_s:.1f} s",
+            format_seconds(plain), format_seconds(tuned), f"{plain / tuned:.2f}x",
+            ", ".join(chosen)]
+
+
 def bench_switch(repeats: int) -> list[str]:
     """A transformer encoder layer (no conv1d): forward with the switch off and on."""
     torch.manual_seed(0)
@@ -91,23 +162,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="most samples per call")
     parser.add_argument("--only", nargs="+", choices=list(zoo.FACTORIES), metavar="NAME")
+    parser.add_argument("--no-training", action="store_true",
+                        help="time inference alone, not a training step")
     parser.add_argument("--db", help="tuning database (default: a fresh one)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     db = args.db or f"sqlite:///{tempfile.mkdtemp()}/tuning.sqlite3"
-    rows = []
+    rows, training_rows = [], []
     with autoconv.settings.override(db_url=db, mode="tune"):
         for name in args.only or zoo.FACTORIES:
             rows.append(bench_model(name, args.repeats))
+            if not args.no_training:
+                training_rows.append(bench_training(name, args.repeats))
             dispatcher.reset()
         switch = bench_switch(args.repeats)
+    training = [] if args.no_training else [
+        "# Real architectures through autoconv (one training step: forward, loss, backward)",
+        "",
+        markdown_table(["model", "max error / max |output|",
+                        "max error / max |gradient| (parameters)",
+                        "first training step (tuning)", "plain", "autoconv", "speed-up",
+                        "strategies run"], training_rows), ""]
     report = "\n".join([
         machine_header("cpu"), f"- load average before: {load:.2f}", "",
         "# Real architectures through autoconv (inference, one run)", "",
         markdown_table(["model", "conv1d converted", "max error / max |output|",
                         "first call (tuning)", "plain", "autoconv", "speed-up",
                         "strategies run"], rows), "",
+        *training,
         "# The global switch on a model without conv1d", "",
         markdown_table(["workload", "switch off", "switch on", "on / off"], [switch])])
     publish(report, args.out)

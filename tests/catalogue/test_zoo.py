@@ -142,4 +142,10 @@ def test_bench_models_smoke(tmp_path: Path) -> None:
     cells = [cell.strip() for cell in row.split("|")[1:-1]]
     assert cells[1] == "1"  # one conv1d module converted
     assert set(cells[-1].split(", ")) <= set(autoconv.strategies.names())  # what it ran
+    training = result.stdout.split("(one training step")[1]
+    row = next(line for line in training.splitlines()
+               if line.startswith("| mamba_130m_mixer |"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert float(cells[1]) <= 1e-4 and float(cells[2]) <= 1e-3  # output, gradients
+    assert set(cells[-1].split(", ")) <= set(autoconv.strategies.names())
     assert "| transformer encoder layer 4x256x512 |" in result.stdout
