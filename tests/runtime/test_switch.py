@@ -89,7 +89,11 @@ def test_tuning_while_enabled_never_calls_itself_and_recording_still_sees_calls(
         out = F.conv1d(x, w, padding=511)  # tunes, with references computed by torch itself
         with autoconv.record() as recording:
             F.conv1d(torch.randn(1, 3, 50), w[..., :3])
-        assert autoconv.select(x, w, padding=511).strategy != "direct"
+        assert autoconv.select(x, w, padding=511).source in ("database", "memory")
+    # every candidate ran and was checked against torch's own F.conv1d while the switch was
+    # on (which of them wins depends on the machine's load: not asserted)
+    checked = {m.strategy for _, m in dispatcher.selector.store.db.measurements() if m.ok}
+    assert checked - {"direct"}, checked
     torch.testing.assert_close(out, TORCHS_OWN(x, w, None, 1, 511), rtol=1e-4, atol=1e-4)
     assert [s.length for s in recording.signatures] == [50]
 
