@@ -1,6 +1,6 @@
 """Shared pytest configuration: hypothesis profiles, a private cache directory, a machine
-load the tests never see, a steady machine for warming, and one database URL per
-backend.
+load the tests never see, a cost model calibrated once and for all, a steady machine for
+warming, and one database URL per backend.
 
 ``backend_url`` is parametrized over the backends: a fresh SQLite file, and PostgreSQL (from
 ``AUTOCONV_TEST_DATABASE_URL``; skipped when unset) in a schema of its own, dropped after the
@@ -46,6 +46,32 @@ def _machine_load_unseen(monkeypatch: pytest.MonkeyPatch) -> None:
     from autoconv.tuning import contention
 
     monkeypatch.setattr(contention, "other_runnable_threads", lambda: 0)
+
+
+#: The cost constants ``calibrate()`` measured on this project's 2-core test machine, quiet, at
+#: 2 torch threads (2026-12-05): what the process-wide cost models use on the CPU in tests.
+STEADY_CPU_CONSTANTS = {
+    "direct_mac_s": 1.0e-11, "narrow_mac_s": 1.7e-10, "depthwise_mac_s": 5.8e-11,
+    "fft_unit_s": 5.0e-11, "complex_mac_s": 9.0e-11, "elementwise_s": 1.5e-10,
+    "call_s": 6.3e-6, "matmul_mac_s": 1.0e-11, "copy_byte_s": 1.0e-10}
+
+
+@pytest.fixture(autouse=True)
+def _steady_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test passes or fails with the load while the cost model calibrates: on a busy
+    machine a calibration at two threads times every FFT's parallel regions waiting for a
+    descheduled thread, and the model then priced a 1025-tap call's FFT above ``F.conv1d``.
+    The process-wide models (tests of calibration make their own) get the constants of a
+    quiet machine on the CPU; CUDA still calibrates."""
+    from autoconv.storage import cost_cache
+    from autoconv.tuning import cost_model
+
+    steady = cost_model.CostConstants(**STEADY_CPU_CONSTANTS)
+    for model in (cost_cache.persistent_cost_model, cost_model.default_cost_model):
+        real = model.calibrator
+        monkeypatch.setattr(model, "calibrator", lambda device, real=real: (
+            steady if device.type == "cpu" else real(device)))
+        monkeypatch.setattr(model, "_constants", {})
 
 
 @pytest.fixture
