@@ -9,6 +9,7 @@ and every later process on the same fingerprint reads it back. A missing, unread
 implausible file is measured again (and rewritten), and so is one written before a constant
 was added to :class:`CostConstants` (one field short: nothing to price the new terms with);
 a cache folder that cannot be written only means measuring in each process, as before.
+Constants measured on a busy machine are never written.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
 import torch
 
 from autoconv.storage.store import device_record
+from autoconv.tuning.contention import MachineLoad, QuietMachine
 from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants, calibrate
 
 #: Largest cache file read (a real one is about 300 bytes).
@@ -78,14 +81,30 @@ def save(constants: CostConstants, path: Path) -> None:
         return
 
 
-def persistent_calibration(device: torch.device, directory: Path | None = None
+def others_load() -> MachineLoad:
+    """The machine's load as far as other processes make it busy: with more torch threads
+    than cores (the user's own setting, the same in every process) it is busy only when
+    others' threads are runnable too."""
+    return MachineLoad(cores=max(os.cpu_count() or 1, torch.get_num_threads()))
+
+
+def persistent_calibration(device: torch.device, directory: Path | None = None, *,
+                           load_of: Callable[[], MachineLoad | QuietMachine] = others_load
                            ) -> CostConstants:
-    """``device``'s constants from the cache, else measured now (and cached)."""
+    """``device``'s constants from the cache, else measured now (and cached).
+
+    Constants measured while other work held the CPU's cores (``load_of()`` stays busy) are
+    used by this process but not cached: at two threads every FFT's parallel regions wait
+    for a descheduled thread, and such constants priced a 1025-tap call's FFT above
+    ``F.conv1d``; a later process on a quiet machine measures again.
+    """
     path = path_for(device, directory)
     constants = load(path)
     if constants is None:
+        busy = device.type == "cpu" and load_of().stays_busy()
         constants = calibrate(device)
-        save(constants, path)
+        if not busy:
+            save(constants, path)
     return constants
 
 

@@ -97,3 +97,16 @@ def test_a_file_of_an_older_autoconv_without_the_newer_rates_is_measured_again(
     path.write_text(json.dumps(older))
     assert model(tmp_path).constants(CPU) == MEASURED and len(calibrations) == 1
     assert cost_cache.load(path) == MEASURED  # rewritten with every rate
+
+
+def test_constants_measured_on_a_busy_machine_are_used_but_not_cached(
+        tmp_path: Path, calibrations) -> None:
+    from autoconv.tuning.contention import MachineLoad
+
+    def busy() -> MachineLoad:
+        return MachineLoad(read_runnable=lambda: 4, cores=2)
+
+    assert cost_cache.persistent_calibration(CPU, tmp_path, load_of=busy) == MEASURED
+    assert list(tmp_path.iterdir()) == []  # a quiet process measures again
+    assert cost_cache.persistent_calibration(CPU, tmp_path) == MEASURED  # the machine reads
+    assert len(calibrations) == 2 and len(list(tmp_path.iterdir())) == 1  # quiet in tests
