@@ -23,17 +23,16 @@ from .helpers import (
     stream_all,
     variant,
 )
-from .test_set_weight import _mix, _run
+from .test_set_weight import _mix, _run, _weights
 
 CHUNK = 8
 
 
 def _tensors(length: int, *, k: int = 300, seed: int = 0, dtype=torch.float64):
-    generator = torch.Generator().manual_seed(seed)
-    w = torch.randn(4, 1, k, generator=generator, dtype=dtype) / k ** 0.5
-    b = torch.randn(4, generator=generator, dtype=dtype)
-    x = torch.randn(1, 2, length, generator=generator, dtype=dtype)
-    return x, w, b
+    """A signal of ``length`` samples and one (weight, bias) pair of :func:`_weights`."""
+    ((w, b),) = _weights(1, k=k, seed=seed, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed + 1000)
+    return torch.randn(1, 2, length, generator=generator, dtype=dtype), w, b
 
 
 def delayed(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, latency: int
