@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         "best are never timed."))
     tie_margin: float = Field(0.03, ge=0, description=(
         "Candidates within this fraction of the fastest count as tied; the tie goes to the "
-        "simpler, more accurate strategy (registry order: direct, fft, overlap_add)."))
+        "simpler, more accurate strategy (the one registered first: see autoconv.strategies)."))
     tolerance: float | None = Field(None, gt=0, description=(
         "Largest error relative to the output's magnitude that a candidate may show against "
         "F.conv1d before it is disqualified; None = a default per dtype."))

@@ -2,7 +2,8 @@
 
 ``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``fft`` convolves with
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
-size. Registry order (direct, fft, overlap_add) is the tie-break order. Each registry entry
+size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input.
+Registry order (direct, fft, overlap_add, shift_add) is the tie-break order. Each registry entry
 (:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
 
@@ -35,6 +36,8 @@ from autoconv.strategies.registry import (
                                              register,
                                              unregister,
 )
+from autoconv.strategies.shift_add_conv import computes as shift_add_supports
+from autoconv.strategies.shift_add_conv import shift_add, shift_add_work
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
 from autoconv.strategies.work import TERMS, TRAITS, Work, convolution_work, direct_macs
@@ -48,6 +51,8 @@ register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral
                   work=overlap_add_work, check=check_overlap_add_params,
                   size_params=frozenset({"block_size"}), takes_spectrum_cache=True,
                   colour="#009E73"))
+register(Strategy("shift_add", shift_add, supports=shift_add_supports, work=shift_add_work,
+                  colour="#CC79A7"))
 
 __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
@@ -55,7 +60,7 @@ __all__ = [
     "direct_macs", "fast_size", "fast_sizes", "fft",
     "fft_param_grid", "fft_plan", "freeze_params", "get", "is_fast_size", "is_plain_conv1d",
     "names",
-    "overlap_add", "overlap_add_plan", "plan_work", "reference", "register",
+    "overlap_add", "overlap_add_plan", "plan_work", "reference", "register", "shift_add",
     "spectral_supports",
     "unregister",
 ]

@@ -1,0 +1,156 @@
+"""``shift_add``: a depthwise layer summed tap by tap over shifted views, gradients included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from autoconv.signature import Signature
+from autoconv.strategies import get, shift_add
+from autoconv.strategies.shift_add_conv import MAX_TAPS
+
+from .helpers import RTOL, assert_close, make_call, reference
+
+#: Depthwise calls: batch, channels, length, kernel, stride, padding, dilation.
+DEPTHWISE = [
+    (2, 3, 40, 3, 1, 32, 16),  # Conv-TasNet's form: dilation of half the padding
+    (3, 4, 37, 5, 2, "valid", 3),
+    (2, 5, 29, 7, 1, "same", 2),  # asymmetric padding
+    (1, 2, 50, 4, 3, 7, 1),  # more padding on the right than the last output reads
+    (None, 3, 30, 3, 1, 1, 1),  # unbatched
+    (2, 4, 9, 9, 1, 0, 1),  # one output sample
+    (2, 3, 20, 1, 2, 2, 1),  # one tap
+]
+
+
+def depthwise_call(case: tuple, dtype: torch.dtype = torch.float64, bias: bool = True):
+    batch, channels, length, kernel, stride, padding, dilation = case
+    return make_call(batch, channels, 1, 1, length, kernel, stride, padding, dilation,
+                     bias=bias, dtype=dtype)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("bias", [True, False])
+def test_depthwise_values_equal_f_conv1d(case: tuple, dtype: torch.dtype, bias: bool) -> None:
+    call = depthwise_call(case, dtype, bias)
+    assert get("shift_add").supports(call.signature())
+    out = shift_add(*call.args)
+    assert out.is_contiguous()
+    assert_close(out, reference(call), RTOL[dtype], call)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE, ids=str)
+def test_depthwise_gradients_and_second_derivatives(case: tuple) -> None:
+    call = depthwise_call(case)
+    tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
+    rest = call.args[3:]
+
+    def fn(x, w, b):
+        return shift_add(x, w, b, *rest)
+
+    assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradgradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("wanted", ["input", "weight", "bias"])
+def test_only_the_gradient_asked_for(wanted: str) -> None:
+    call = depthwise_call((2, 3, 40, 3, 1, 4, 2))
+    named = dict(zip(["input", "weight", "bias"], (call.x, call.w, call.b)))
+    named[wanted].requires_grad_(True)
+    out = shift_add(*call.args)
+    expected = reference(call)
+    grad_out = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    (mine,) = torch.autograd.grad(out, named[wanted], grad_out)
+    (theirs,) = torch.autograd.grad(expected, named[wanted], grad_out)
+    torch.testing.assert_close(mine, theirs)
+
+
+def test_float32_training_gradients_match_f_conv1d_on_a_long_dilated_layer() -> None:
+    call = depthwise_call((2, 16, 600, 3, 1, 32, 32), torch.float32)
+    grads = []
+    for fn in (F.conv1d, shift_add):
+        leaves = [t.detach().clone().requires_grad_(True) for t in (call.x, call.w, call.b)]
+        out = fn(leaves[0], leaves[1], leaves[2], *call.args[3:])
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        grads.append([t.grad for t in leaves])
+    for mine, ref in zip(grads[1], grads[0]):
+        assert (mine - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+
+
+def test_without_gradients_nothing_is_recorded() -> None:
+    call = depthwise_call((2, 3, 40, 3, 1, 2, 2))
+    call.w.requires_grad_(True)
+    with torch.no_grad():
+        out = shift_add(*call.args)
+    assert out.grad_fn is None and not out.requires_grad
+    assert_close(out, reference(call).detach(), RTOL[torch.float64])
+
+
+def test_a_non_contiguous_input() -> None:
+    call = depthwise_call((2, 4, 30, 3, 1, 2, 2))
+    x = call.x.transpose(1, 2).contiguous().transpose(1, 2)  # time-major memory
+    assert not x.is_contiguous()
+    out = shift_add(x, *call.args[1:])
+    assert out.is_contiguous()
+    assert_close(out, reference(call), RTOL[torch.float64])
+
+
+@pytest.mark.parametrize("shape,groups,dtype,expected", [
+    ((4, 8, 1, 3), 8, torch.float32, True),
+    ((4, 8, 1, MAX_TAPS), 8, torch.float64, True),
+    ((4, 8, 1, MAX_TAPS + 1), 8, torch.float32, False),  # long kernels: other strategies
+    ((4, 16, 1, 3), 8, torch.float32, False),  # two outputs per channel
+    ((4, 4, 2, 3), 2, torch.float32, False),  # grouped, not depthwise
+    ((4, 1, 1, 3), 1, torch.float32, True),  # one channel: depthwise too
+    ((4, 8, 1, 3), 8, torch.bfloat16, False),  # half precision: F.conv1d's float32 sums
+])
+def test_offered_only_for_depthwise_layers_it_computes(shape, groups, dtype, expected) -> None:
+    batch, out_channels, per_group, kernel = shape
+    x = torch.zeros(batch, groups * per_group, 64, dtype=dtype)
+    w = torch.zeros(out_channels, per_group, kernel, dtype=dtype)
+    assert get("shift_add").supports(Signature.of(x, w, groups=groups)) is expected
+
+
+def test_calls_it_does_not_compute_get_f_conv1d_itself() -> None:
+    call = make_call(2, 3, 1, 2, 40, 5, padding=2)  # two outputs per channel
+    assert shift_add(*call.args).equal(reference(call))
+    call = depthwise_call((2, 3, 40, 3, 1, 1, 1), torch.bfloat16)
+    assert shift_add(*call.args).equal(reference(call))
+
+
+def test_under_cpu_autocast_returns_what_f_conv1d_returns() -> None:
+    call = depthwise_call((2, 3, 40, 3, 1, 1, 1), torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = shift_add(*call.args), reference(call)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    assert_close(out, ref, RTOL[torch.bfloat16])
+
+
+def test_work_counts_a_pass_per_tap() -> None:
+    call = depthwise_call((2, 3, 40, 3, 1, 2, 2), torch.float32)
+    work = get("shift_add").work(call.signature(), {})
+    outputs = 2 * 3 * 40
+    assert work["calls"] == 3  # no padded copy: each tap reads the input where it reaches it
+    assert work["elements"] == 3 * 3 * outputs
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.tuples(st.sampled_from([None, 1, 2]), st.integers(1, 4), st.integers(1, 40),
+                      st.integers(1, 9), st.integers(1, 4), st.integers(0, 12),
+                      st.integers(1, 4)),
+       bias=st.booleans())
+def test_random_depthwise_calls_values_and_gradients(case: tuple, bias: bool) -> None:
+    _, _, length, kernel, _, padding, dilation = case
+    assume(length + 2 * padding >= dilation * (kernel - 1) + 1)
+    call = depthwise_call(case, bias=bias)
+    tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b) if t is not None]
+    out, ref = shift_add(*call.args), reference(call)
+    assert_close(out, ref, RTOL[torch.float64], call)
+    grad_out = torch.randn_like(ref)
+    for mine, theirs in zip(torch.autograd.grad(out, tensors, grad_out),
+                            torch.autograd.grad(ref, tensors, grad_out)):
+        torch.testing.assert_close(mine, theirs)
