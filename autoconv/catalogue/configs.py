@@ -42,7 +42,8 @@ class Whisper:
 class ConvTasNet:
     """Conv-TasNet (Luo & Mesgarani 2019): N basis filters of L samples (stride L/2), a
     bottleneck of B channels, separator blocks of H channels with P-tap depthwise convs
-    dilated 1, 2, ..., 2^(X-1)."""
+    dilated 1, 2, ..., 2^(X-1), repeated R times, skip connections of Sc channels. The
+    defaults are the paper's best non-causal configuration."""
 
     sample_rate: int = 8000
     basis: int = 512       # N
@@ -51,6 +52,9 @@ class ConvTasNet:
     hidden: int = 512      # H
     taps: int = 3          # P
     blocks: int = 8        # X
+    repeats: int = 3       # R
+    skip: int = 128        # Sc
+    sources: int = 2
 
     @property
     def stride(self) -> int:

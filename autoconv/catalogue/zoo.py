@@ -26,6 +26,10 @@ input shape for each.
   256 -> 256) on features already subsampled: the Conv2d subsampling front end is left out,
   autoconv concerning conv1d alone, plain ``nn.MultiheadAttention`` stands for the
   relative positional attention, and there is no dropout.
+* :func:`conv_tasnet`: Conv-TasNet (8 kHz, 512 basis filters of 16 samples, 3 repeats of 8
+  separator blocks of 512 channels with 3-tap depthwise convs dilated 1 to 128, global layer
+  norm, PReLU, skip paths of 128, two sources; the decoder is a ``ConvTranspose1d``, which
+  autoconv leaves alone).
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from autoconv.catalogue.configs import (
     CONFORMER_M,
+    CONV_TASNET,
     ENCODEC_24KHZ,
     HIFIGAN_V1,
     MAMBA_130M,
     WAV2VEC2_BASE,
     Conformer,
+    ConvTasNet,
     Encodec,
     HiFiGAN,
     Mamba,
@@ -58,6 +64,7 @@ EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
     "hifigan_v1": (1, 80, 64),
     "mamba_130m_mixer": (1, 768, 1024),
     "conformer_m_encoder": (1, 256, 250),
+    "conv_tasnet": (1, 1, 16000),
 }
 
 
@@ -278,6 +285,55 @@ class ConformerEncoder(nn.Module):
         return self.blocks(features.transpose(1, 2)).transpose(1, 2)
 
 
+class _TasNetBlock(nn.Module):
+    """One separator block: pointwise B -> H, PReLU, global layer norm, the dilated depthwise
+    conv, PReLU, global layer norm, and pointwise convs back to the residual (B) and skip
+    (Sc) paths."""
+
+    def __init__(self, c: ConvTasNet, dilation: int) -> None:
+        super().__init__()
+        self.expand = nn.Conv1d(c.bottleneck, c.hidden, 1)
+        self.expand_act, self.expand_norm = nn.PReLU(), nn.GroupNorm(1, c.hidden, eps=1e-8)
+        self.depthwise = nn.Conv1d(c.hidden, c.hidden, c.taps, dilation=dilation,
+                                   padding=dilation * (c.taps - 1) // 2, groups=c.hidden)
+        self.depthwise_act, self.depthwise_norm = nn.PReLU(), nn.GroupNorm(1, c.hidden, eps=1e-8)
+        self.residual = nn.Conv1d(c.hidden, c.bottleneck, 1)
+        self.skip = nn.Conv1d(c.hidden, c.skip, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.expand_norm(self.expand_act(self.expand(x)))
+        y = self.depthwise_norm(self.depthwise_act(self.depthwise(y)))
+        return x + self.residual(y), self.skip(y)
+
+
+class ConvTasNetModel(nn.Module):
+    """Conv-TasNet: a learned encoder, the separator of dilated depthwise blocks, a mask per
+    source and the transposed-conv decoder: audio (batch, 1, samples) in, (batch, sources,
+    samples') out."""
+
+    def __init__(self, c: ConvTasNet = CONV_TASNET) -> None:
+        super().__init__()
+        self.sources = c.sources
+        self.encoder = nn.Conv1d(1, c.basis, c.kernel, stride=c.stride, bias=False)
+        self.norm = nn.GroupNorm(1, c.basis, eps=1e-8)
+        self.bottleneck = nn.Conv1d(c.basis, c.bottleneck, 1)
+        self.blocks = nn.ModuleList(_TasNetBlock(c, 2 ** x)
+                                    for _ in range(c.repeats) for x in range(c.blocks))
+        self.mask = nn.Sequential(nn.PReLU(), nn.Conv1d(c.skip, c.sources * c.basis, 1))
+        self.decoder = nn.ConvTranspose1d(c.basis, 1, c.kernel, stride=c.stride, bias=False)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        basis = F.relu(self.encoder(audio))
+        x, skips = self.bottleneck(self.norm(basis)), 0
+        for block in self.blocks:
+            x, skip = block(x)
+            skips = skips + skip
+        batch, channels, frames = basis.shape
+        masks = torch.sigmoid(self.mask(skips)).view(batch, self.sources, channels, frames)
+        separated = (basis.unsqueeze(1) * masks).view(batch * self.sources, channels, frames)
+        return self.decoder(separated).view(batch, self.sources, -1)
+
+
 def wav2vec2_base() -> nn.Module:
     """wav2vec2 / HuBERT base (facebook/wav2vec2-base)'s convolutional layers."""
     return Wav2Vec2Base()
@@ -303,7 +359,13 @@ def conformer_m_encoder() -> nn.Module:
     return ConformerEncoder()
 
 
+def conv_tasnet() -> nn.Module:
+    """Conv-TasNet (Luo & Mesgarani 2019; N=512, L=16, B=128, H=512, Sc=128, P=3, X=8, R=3),
+    two sources."""
+    return ConvTasNetModel()
+
+
 #: The factories by name, in :data:`EXAMPLE_INPUTS`' order.
 FACTORIES = {"wav2vec2_base": wav2vec2_base, "encodec_24khz_encoder": encodec_24khz_encoder,
              "hifigan_v1": hifigan_v1, "mamba_130m_mixer": mamba_130m_mixer,
-             "conformer_m_encoder": conformer_m_encoder}
+             "conformer_m_encoder": conformer_m_encoder, "conv_tasnet": conv_tasnet}

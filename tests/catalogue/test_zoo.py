@@ -19,11 +19,11 @@ from autoconv.runtime import dispatcher
 #: Short inputs: a few tenths of a second of audio keep the test quick on two cores.
 INPUTS = {"wav2vec2_base": (2, 1, 4000), "encodec_24khz_encoder": (1, 1, 4800),
           "hifigan_v1": (1, 80, 12), "mamba_130m_mixer": (2, 768, 300),
-          "conformer_m_encoder": (2, 256, 50)}
+          "conformer_m_encoder": (2, 256, 50), "conv_tasnet": (1, 1, 1600)}
 #: How many conv1d modules patch() converts in each (the Mamba mixer calls F.conv1d on its
 #: module's weight, so only the global switch reaches its convolution).
 CONVERTED = {"wav2vec2_base": 8, "encodec_24khz_encoder": 18, "hifigan_v1": 74,
-             "mamba_130m_mixer": 1, "conformer_m_encoder": 48}
+             "mamba_130m_mixer": 1, "conformer_m_encoder": 48, "conv_tasnet": 99}
 
 
 @pytest.fixture
