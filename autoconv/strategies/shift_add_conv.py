@@ -10,7 +10,7 @@ oneDNN's depthwise kernels are slow for dilated layers (Conv-TasNet's and TCNs' 
 computed tap by tap over the whole tensor: each tap reads a strided view of the input (no
 copy, and no padded copy either: a tap only touches the outputs whose sample falls inside the
 input, :class:`TapRange`), multiplies it by the tap's per-channel weight and adds it into the
-output in place (``addcmul``), the widest tap writing the output first, with the bias. Each
+output in place (``addcmul``), after the bias (or the widest tap writing first). Each
 pass streams a slice of the output and one view, contiguous along time for stride 1, so it
 runs near the copy bandwidth whatever the dilation.
 
@@ -105,25 +105,27 @@ def shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
 def _sum_in_place(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None,
                   s: Signature) -> torch.Tensor:
     """The sums added into one output tensor ``(B, C, L_out)``, each output written once
-    per tap that reaches it."""
+    per tap that reaches it, and once more for the bias.
+
+    The bias is copied in first, not folded into the first tap's ``addcmul``: a bias
+    broadcast along time makes that kernel several times slower than a copy and a plain
+    ``addcmul_`` (0.27 ms against 0.04 + 0.06 ms for a ``(1, 512, 2369)`` output here)."""
     out = torch.empty((x.shape[0], s.out_channels, s.output_length), dtype=x.dtype,
                       device=x.device)
     ranges = tap_ranges(s)
-    edges = [out[..., :ranges[0].first], out[..., ranges[0].first + ranges[0].count:]] \
-        if ranges else [out]
-    for edge in edges:  # outputs the widest tap does not reach: the bias, or zero
-        if bias is None:
-            edge.zero_()
-        else:
-            edge.copy_(bias.unsqueeze(1).expand_as(edge))
+    if bias is not None:
+        out.copy_(bias.unsqueeze(1).expand_as(out))
+    elif not ranges:
+        out.zero_()
+    else:  # the widest tap writes its outputs; the ones it does not reach start at zero
+        out[..., :ranges[0].first].zero_()
+        out[..., ranges[0].first + ranges[0].count:].zero_()
     for i, r in enumerate(ranges):
         view, weight = r.inputs(x, s.stride), taps[:, r.tap:r.tap + 1]
-        if i:
+        if i or bias is not None:
             r.outputs(out).addcmul_(view, weight)
-        elif bias is None:
-            torch.mul(view, weight, out=r.outputs(out))
         else:
-            torch.addcmul(bias.unsqueeze(1), view, weight, out=r.outputs(out))
+            torch.mul(view, weight, out=r.outputs(out))
     return out
 
 
