@@ -116,6 +116,25 @@ def test_a_winner_slower_than_its_stored_time_is_corrected_without_timing_a_cost
     assert stored_rows(signature)["direct"].samples == 5  # never timed on a live call
 
 
+def test_a_winner_slower_than_its_stored_time_but_not_than_f_conv1d_live_stands(
+        timed_plain) -> None:
+    """Live calls run on inputs fresh from the layer before, out of cache: a memory-bound
+    winner may take 2-3x its stored time there, and F.conv1d timed on the same calls, not
+    the stored time, says whether it still wins."""
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    signature = Signature.of(x, w)
+    store(signature, ("sluggish", 0.4e-3), ("direct", 1.4e-3), ("fft", 0.8e-3))
+    timed_plain.update(sluggish=1.2e-3, direct=2.5e-3)  # 3x its stored time, F.conv1d slower
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
+        for _ in range(4 * WINDOW):
+            autoconv.conv1d(x, w)
+        choice = autoconv.select(x, w)
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+    assert choice.strategy == "sluggish" and choice.origin != "corrected"
+    assert not watch.corrected
+    assert stored_rows(signature)["sluggish"].median_s == pytest.approx(0.4e-3)
+
+
 def watched_calls(calls: int, every: int):
     """``calls`` calls of a signature stored with sluggish 2x faster than F.conv1d, sampled
     one in ``every``; returns its live check, after checking the decision stands."""
