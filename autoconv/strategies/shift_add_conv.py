@@ -88,7 +88,7 @@ def tap_ranges(signature: Signature) -> list[TapRange]:
     ranges = []
     for k in range(s.kernel_size):
         offset = k * s.dilation - s.padding_left  # output t reads input t * stride + offset
-        first = max(0, -(offset // s.stride) if offset < 0 else 0)
+        first = max(0, -(offset // s.stride))  # ceil(-offset / stride), at least 0
         last = min(s.output_length - 1, (s.length - 1 - offset) // s.stride)
         if last >= first:
             ranges.append(TapRange(k, first, last - first + 1, first * s.stride + offset))
