@@ -71,3 +71,26 @@ def test_the_ops_pass_torch_library_opcheck() -> None:
     x, w, b = f64(2, 4, 60), f64(6, 2, 5), f64(6)
     torch.library.opcheck(torch.ops.autoconv.conv1d.default, (x, w, b, 2, 3, 3, 1, 2))
     torch.library.opcheck(torch.ops.autoconv.conv1d.default, (x, w, None, 1, 4, 4, 2, 2))
+
+
+def test_a_strategy_with_its_own_backward_compiles_with_exact_gradients() -> None:
+    """shift_add runs a custom autograd Function inside the custom op (whose body excludes
+    autograd) and inside its recomputed backward: values and gradients stay F.conv1d's."""
+    from autoconv.signature import Signature
+
+    from .test_live_check import store
+
+    torch.manual_seed(0)
+    x, w, b = f64(2, 4, 90), f64(4, 1, 3), f64(4)
+    kwargs = dict(padding=8, dilation=8, groups=4)
+    store(Signature.of(x, w, b, **kwargs), ("shift_add", 1e-4), ("direct", 1e-3))
+    with autoconv.settings.override(mode="predict", recheck_every=0, refresh_s=0):
+        assert autoconv.select(x, w, b, **kwargs).strategy == "shift_add"
+        compiled = torch.compile(lambda x, w, b: autoconv.conv1d(x, w, b, **kwargs),
+                                 fullgraph=True, backend="aot_eager")
+        out = compiled(x, w, b)
+        grads = torch.autograd.grad(out.square().sum(), [x, w, b])
+    expected = F.conv1d(x, w, b, **kwargs)
+    torch.testing.assert_close(out, expected)
+    for mine, theirs in zip(grads, torch.autograd.grad(expected.square().sum(), [x, w, b])):
+        torch.testing.assert_close(mine, theirs)
