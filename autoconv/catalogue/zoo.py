@@ -57,7 +57,7 @@ from autoconv.catalogue.configs import (
 )
 
 #: An input shape (batch, channels, length) for each factory: about a second of audio (the
-#: Conformer's: 10 s of 40 ms frames).
+#: Conformer's: 10 s of 40 ms frames; Conv-TasNet's: 2 s at its 8 kHz).
 EXAMPLE_INPUTS: dict[str, tuple[int, int, int]] = {
     "wav2vec2_base": (1, 1, 16000),
     "encodec_24khz_encoder": (1, 1, 24000),
