@@ -1,16 +1,18 @@
 """The shift-and-add strategy: a depthwise convolution as one scaled, shifted view per tap.
 
-A depthwise layer (``groups == in_channels == out_channels``) does only ``K`` multiply-adds
-per output sample, so ``F.conv1d`` spends its time moving memory, not computing; on the CPU
-oneDNN's depthwise kernels are slow for dilated layers (Conv-TasNet's and TCNs' dilations of
-32 or 64) and those with more padding than its JIT kernels take. Here the output is
+A depthwise layer (``groups == in_channels``, ``m`` output channels per input channel,
+usually 1) does only ``K`` multiply-adds per output sample, so ``F.conv1d`` spends its time
+moving memory, not computing; on the CPU oneDNN's depthwise kernels are slow for dilated
+layers (Conv-TasNet's and TCNs' dilations of 32 or 64), for those with more padding than its
+JIT kernels take, and for any channel multiplier ``m > 1``. Here the output is
 
-    out[b, c, t] = bias[c] + sum_k weight[c, 0, k] * x[b, c, t * stride + k * dilation - pad]
+    out[b, c*m + j, t] = bias[c*m + j]
+                         + sum_k weight[c*m + j, 0, k] * x[b, c, t * stride + k * dilation - pad]
 
 computed tap by tap over the whole tensor: each tap reads a strided view of the input (no
 copy, and no padded copy either: a tap only touches the outputs whose sample falls inside the
-input, :class:`TapRange`), multiplies it by the tap's per-channel weight and adds it into the
-output in place (``addcmul``), after the bias (or the widest tap writing first). Each
+input, :class:`TapRange`), multiplies it by the tap's weights (broadcast over a channel's ``m`` outputs)
+and adds it into the output in place (``addcmul``), after the bias (or the widest tap writing first). Each
 pass streams a slice of the output and one view, contiguous along time for stride 1, so it
 runs near the copy bandwidth whatever the dilation.
 
@@ -45,9 +47,9 @@ DTYPES = frozenset({"float32", "float64"})
 
 
 def is_depthwise(signature: Signature) -> bool:
-    """One input and one output channel per group."""
-    s = signature
-    return s.groups == s.in_channels == s.out_channels
+    """One input channel per group (and so ``m`` output channels for each, ``F.conv1d``
+    taking only whole multiples: a channel multiplier)."""
+    return signature.groups == signature.in_channels
 
 
 def computes(signature: Signature) -> bool:
@@ -104,9 +106,25 @@ def shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
                    elements=s.kernel_size * s.batch * s.out_channels * s.output_length)
 
 
+def _multiplier(s: Signature) -> int:
+    """Output channels per input channel."""
+    return s.out_channels // s.in_channels
+
+
+def _per_channel(t: torch.Tensor, s: Signature) -> torch.Tensor:
+    """An output-channel tensor ``(B, C * m, ...)`` seen as ``(B, C, m, ...)``: each input
+    channel's ``m`` outputs side by side (a view when the layout allows it)."""
+    return t.reshape(t.shape[0], s.in_channels, _multiplier(s), *t.shape[2:])
+
+
+def _tap_weights(taps: torch.Tensor, s: Signature, tap: int) -> torch.Tensor:
+    """One tap's weights, ``(C, m, 1)``: they broadcast over a tap's view of ``(B, C, 1, L)``."""
+    return taps.reshape(s.in_channels, _multiplier(s), -1)[:, :, tap:tap + 1]
+
+
 def _sum_in_place(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None,
                   s: Signature) -> torch.Tensor:
-    """The sums added into one output tensor ``(B, C, L_out)``, each output written once
+    """The sums added into one output tensor ``(B, C * m, L_out)``, each output written once
     per tap that reaches it, and once more for the bias.
 
     The bias is copied in first, not folded into the first tap's ``addcmul``: a bias
@@ -114,30 +132,32 @@ def _sum_in_place(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor | None
     ``addcmul_`` (0.27 ms against 0.04 + 0.06 ms for a ``(1, 512, 2369)`` output here)."""
     out = torch.empty((x.shape[0], s.out_channels, s.output_length), dtype=x.dtype,
                       device=x.device)
+    out4, x4 = _per_channel(out, s), x.unsqueeze(2)
     ranges = tap_ranges(s)
     if bias is not None:
-        out.copy_(bias.unsqueeze(1).expand_as(out))
+        out4.copy_(_per_channel(bias.view(1, -1, 1), s).expand_as(out4))
     elif not ranges:
         out.zero_()
     else:  # the widest tap writes its outputs; the ones it does not reach start at zero
         out[..., :ranges[0].first].zero_()
         out[..., ranges[0].first + ranges[0].count:].zero_()
     for i, r in enumerate(ranges):
-        view, weight = r.inputs(x, s.stride), taps[:, r.tap:r.tap + 1]
+        view, weight = r.inputs(x4, s.stride), _tap_weights(taps, s, r.tap)
         if i or bias is not None:
-            r.outputs(out).addcmul_(view, weight)
+            r.outputs(out4).addcmul_(view, weight)
         else:
-            torch.mul(view, weight, out=r.outputs(out))
+            torch.mul(view, weight, out=r.outputs(out4))
     return out
 
 
 def _sum_recorded(x: torch.Tensor, taps: torch.Tensor, s: Signature) -> torch.Tensor:
     """The sums without bias, out of place (for higher derivatives)."""
-    out = x.new_zeros((x.shape[0], s.out_channels, s.output_length))
+    x4 = x.unsqueeze(2)
+    out4 = x.new_zeros((x.shape[0], s.in_channels, _multiplier(s), s.output_length))
     for r in tap_ranges(s):
-        out = out.slice_scatter(r.outputs(out) + r.inputs(x, s.stride) * taps[:, r.tap:r.tap + 1],
-                                dim=2, start=r.first, end=r.first + r.count)
-    return out
+        share = r.outputs(out4) + r.inputs(x4, s.stride) * _tap_weights(taps, s, r.tap)
+        out4 = out4.slice_scatter(share, dim=3, start=r.first, end=r.first + r.count)
+    return out4.reshape(x.shape[0], s.out_channels, s.output_length)
 
 
 class _ShiftAdd(torch.autograd.Function):
@@ -157,55 +177,62 @@ class _ShiftAdd(torch.autograd.Function):
         s: Signature = ctx.signature
         wants_x, wants_taps, wants_bias, _ = ctx.needs_input_grad
         recorded = torch.is_grad_enabled()  # create_graph: out of place, differentiable
+        grad4 = _per_channel(grad, s)
         grad_x = grad_taps = grad_bias = None
         if wants_x:
-            grad_x = (_input_grad_recorded if recorded else _input_grad_in_place)(grad, taps, x, s)
+            grad_x = (_input_grad_recorded if recorded else _input_grad_in_place)(grad4, taps, x, s)
         if wants_taps:
-            grad_taps = (_taps_grad_recorded if recorded else _taps_grad_in_place)(grad, x, s)
+            grad_taps = (_taps_grad_recorded if recorded else _taps_grad_in_place)(grad4, x, s)
         if wants_bias:
             grad_bias = grad.sum((0, 2))
         return grad_x, grad_taps, grad_bias, None
 
 
-def _input_grad_in_place(grad: torch.Tensor, taps: torch.Tensor, x: torch.Tensor,
+def _input_grad_in_place(grad4: torch.Tensor, taps: torch.Tensor, x: torch.Tensor,
                          s: Signature) -> torch.Tensor:
-    """The input's gradient: each tap's share added into the input samples it read."""
-    grad_x = torch.zeros(x.shape, dtype=grad.dtype, device=grad.device)
+    """The input's gradient: each tap's share, from each of a channel's outputs, added into
+    the input samples it read."""
+    grad_x = torch.zeros(x.shape, dtype=grad4.dtype, device=grad4.device)
     for r in tap_ranges(s):
-        r.inputs(grad_x, s.stride).addcmul_(r.outputs(grad), taps[:, r.tap:r.tap + 1])
+        weights = _tap_weights(taps, s, r.tap)
+        for j in range(_multiplier(s)):
+            r.inputs(grad_x, s.stride).addcmul_(r.outputs(grad4[:, :, j]), weights[:, j])
     return grad_x
 
 
-def _input_grad_recorded(grad: torch.Tensor, taps: torch.Tensor, x: torch.Tensor,
+def _input_grad_recorded(grad4: torch.Tensor, taps: torch.Tensor, x: torch.Tensor,
                          s: Signature) -> torch.Tensor:
     """The input's gradient out of place (for higher derivatives)."""
-    grad_x = grad.new_zeros(x.shape)
+    grad_x = grad4.new_zeros(x.shape)
     for r in tap_ranges(s):
-        share = r.inputs(grad_x, s.stride) + r.outputs(grad) * taps[:, r.tap:r.tap + 1]
-        grad_x = grad_x.slice_scatter(share, dim=2, start=r.start,
-                                      end=r.start + s.stride * (r.count - 1) + 1, step=s.stride)
+        shares = (r.outputs(grad4) * _tap_weights(taps, s, r.tap)).sum(2)
+        grad_x = grad_x.slice_scatter(r.inputs(grad_x, s.stride) + shares, dim=2,
+                                      start=r.start, end=r.start + s.stride * (r.count - 1) + 1,
+                                      step=s.stride)
     return grad_x
 
 
-def _taps_grad_in_place(grad: torch.Tensor, x: torch.Tensor, s: Signature) -> torch.Tensor:
+def _taps_grad_in_place(grad4: torch.Tensor, x: torch.Tensor, s: Signature) -> torch.Tensor:
     """Each tap's gradient: the output's gradient times the samples the tap read, summed over
     batch and time, the products written into one reused buffer."""
-    grad_taps = torch.zeros((s.out_channels, s.kernel_size), dtype=grad.dtype,
-                            device=grad.device)
-    products = torch.empty(grad.shape, dtype=grad.dtype, device=grad.device)
+    grad_taps = torch.zeros((s.in_channels, _multiplier(s), s.kernel_size), dtype=grad4.dtype,
+                            device=grad4.device)
+    products = torch.empty(grad4.shape, dtype=grad4.dtype, device=grad4.device)
+    x4 = x.unsqueeze(2)
     for r in tap_ranges(s):
         product = r.outputs(products)
-        torch.mul(r.outputs(grad), r.inputs(x, s.stride), out=product)
-        torch.sum(product, (0, 2), out=grad_taps[:, r.tap])
-    return grad_taps
+        torch.mul(r.outputs(grad4), r.inputs(x4, s.stride), out=product)
+        torch.sum(product, (0, 3), out=grad_taps[:, :, r.tap])
+    return grad_taps.view(s.out_channels, s.kernel_size)
 
 
-def _taps_grad_recorded(grad: torch.Tensor, x: torch.Tensor, s: Signature) -> torch.Tensor:
+def _taps_grad_recorded(grad4: torch.Tensor, x: torch.Tensor, s: Signature) -> torch.Tensor:
     """Each tap's gradient out of place (for higher derivatives)."""
-    columns = [grad.new_zeros(s.out_channels)] * s.kernel_size
+    x4 = x.unsqueeze(2)
+    columns = [grad4.new_zeros(grad4.shape[1:3])] * s.kernel_size
     for r in tap_ranges(s):
-        columns[r.tap] = (r.outputs(grad) * r.inputs(x, s.stride)).sum((0, 2))
-    return torch.stack(columns, 1)
+        columns[r.tap] = (r.outputs(grad4) * r.inputs(x4, s.stride)).sum((0, 3))
+    return torch.stack(columns, 2).reshape(s.out_channels, s.kernel_size)
 
 
 def shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -228,7 +255,7 @@ def shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
             return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
         unbatched = input.dim() == 2
         x = input.unsqueeze(0) if unbatched else input
-        taps = weight[:, 0, :]  # (C, K)
+        taps = weight[:, 0, :]  # (C * m, K)
         if s.requires_grad:
             out = _ShiftAdd.apply(x, taps, bias, s)
         else:

@@ -14,7 +14,8 @@ from autoconv.strategies.shift_add_conv import MAX_TAPS
 
 from .helpers import RTOL, assert_close, make_call, reference
 
-#: Depthwise calls: batch, channels, length, kernel, stride, padding, dilation.
+#: Depthwise calls: batch, channels, length, kernel, stride, padding, dilation (and outputs
+#: per input channel, when not 1).
 DEPTHWISE = [
     (2, 3, 40, 3, 1, 32, 16),  # Conv-TasNet's form: dilation of half the padding
     (3, 4, 37, 5, 2, "valid", 3),
@@ -23,13 +24,17 @@ DEPTHWISE = [
     (None, 3, 30, 3, 1, 1, 1),  # unbatched
     (2, 4, 9, 9, 1, 0, 1),  # one output sample
     (2, 3, 20, 1, 2, 2, 1),  # one tap
+    (2, 3, 40, 3, 1, 8, 8, 2),  # a channel multiplier: two outputs per input channel
+    (1, 2, 33, 4, 2, "valid", 3, 3),
 ]
 
 
 def depthwise_call(case: tuple, dtype: torch.dtype = torch.float64, bias: bool = True):
-    batch, channels, length, kernel, stride, padding, dilation = case
-    return make_call(batch, channels, 1, 1, length, kernel, stride, padding, dilation,
-                     bias=bias, dtype=dtype)
+    """A depthwise call: (batch, channels, length, kernel, stride, padding, dilation[,
+    outputs per channel])."""
+    batch, channels, length, kernel, stride, padding, dilation, *multiplier = case
+    return make_call(batch, channels, 1, multiplier[0] if multiplier else 1, length, kernel,
+                     stride, padding, dilation, bias=bias, dtype=dtype)
 
 
 @pytest.mark.parametrize("case", DEPTHWISE, ids=str)
@@ -103,7 +108,7 @@ def test_a_non_contiguous_input() -> None:
     ((4, 8, 1, 3), 8, torch.float32, True),
     ((4, 8, 1, MAX_TAPS), 8, torch.float64, True),
     ((4, 8, 1, MAX_TAPS + 1), 8, torch.float32, False),  # long kernels: other strategies
-    ((4, 16, 1, 3), 8, torch.float32, False),  # two outputs per channel
+    ((4, 16, 1, 3), 8, torch.float32, True),  # two outputs per channel: a multiplier
     ((4, 4, 2, 3), 2, torch.float32, False),  # grouped, not depthwise
     ((4, 1, 1, 3), 1, torch.float32, True),  # one channel: depthwise too
     ((4, 8, 1, 3), 8, torch.bfloat16, False),  # half precision: F.conv1d's float32 sums
@@ -116,7 +121,7 @@ def test_offered_only_for_depthwise_layers_it_computes(shape, groups, dtype, exp
 
 
 def test_calls_it_does_not_compute_get_f_conv1d_itself() -> None:
-    call = make_call(2, 3, 1, 2, 40, 5, padding=2)  # two outputs per channel
+    call = make_call(2, 3, 2, 2, 40, 5, padding=2)  # two input channels per group
     assert shift_add(*call.args).equal(reference(call))
     call = depthwise_call((2, 3, 40, 3, 1, 1, 1), torch.bfloat16)
     assert shift_add(*call.args).equal(reference(call))
@@ -156,10 +161,10 @@ def test_the_cost_model_keeps_it_on_a_dilated_layer_where_it_wins() -> None:
 @settings(max_examples=60, deadline=None)
 @given(case=st.tuples(st.sampled_from([None, 1, 2]), st.integers(1, 4), st.integers(1, 40),
                       st.integers(1, 9), st.integers(1, 4), st.integers(0, 12),
-                      st.integers(1, 4)),
+                      st.integers(1, 4), st.integers(1, 3)),
        bias=st.booleans())
 def test_random_depthwise_calls_values_and_gradients(case: tuple, bias: bool) -> None:
-    _, _, length, kernel, _, padding, dilation = case
+    _, _, length, kernel, _, padding, dilation, _ = case
     assume(length + 2 * padding >= dilation * (kernel - 1) + 1)
     call = depthwise_call(case, bias=bias)
     tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b) if t is not None]
