@@ -40,6 +40,13 @@ from autoconv.strategies.shift_add_conv import computes as shift_add_supports
 from autoconv.strategies.shift_add_conv import shift_add, shift_add_work
 from autoconv.strategies.spectral import supports as spectral_supports
 from autoconv.strategies.spectrum_cache import SpectrumCache
+from autoconv.strategies.upcast_conv import (
+                                             check_upcast_params,
+                                             upcast,
+                                             upcast_param_grid,
+                                             upcast_work,
+)
+from autoconv.strategies.upcast_conv import supports as upcast_supports
 from autoconv.strategies.work import TERMS, TRAITS, Work, convolution_work, direct_macs
 
 # Okabe-Ito hues: distinct for colour-blind readers.
@@ -53,6 +60,8 @@ register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral
                   colour="#009E73"))
 register(Strategy("shift_add", shift_add, supports=shift_add_supports, work=shift_add_work,
                   colour="#CC79A7"))
+register(Strategy("upcast", upcast, upcast_param_grid, supports=upcast_supports,
+                  work=upcast_work, check=check_upcast_params, colour="#D55E00"))
 
 __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
@@ -62,5 +71,5 @@ __all__ = [
     "names",
     "overlap_add", "overlap_add_plan", "plan_work", "reference", "register", "shift_add",
     "spectral_supports",
-    "unregister",
+    "unregister", "upcast",
 ]

@@ -22,8 +22,9 @@ one product and reduction; under ``create_graph`` the same sums are formed out o
 higher derivatives are ``F.conv1d``'s too. The sums are added in another order than
 ``F.conv1d``'s: equal within floating-point tolerance.
 
-Offered for depthwise layers of up to :data:`MAX_TAPS` taps in float32 or float64 (half
-precision would accumulate in half; ``F.conv1d`` accumulates in float32). Other calls to
+Offered for depthwise layers of up to :data:`MAX_TAPS` taps. Half-precision calls are summed
+in float32 and rounded once, as ``F.conv1d``'s half kernels sum (summed in half, the taps
+would lose bits). Other calls to
 :func:`shift_add` get ``F.conv1d``'s answer. A layer of one input channel counts, its outputs
 being the multiplier: it wins on mono filters (8x1x16000, K=15: 0.30 against 0.45 ms here)
 and loses where many outputs share the one input (wav2vec2's first layer, 1 -> 512: 22
@@ -38,15 +39,17 @@ from typing import Any
 
 import torch
 
-from autoconv import contexts, plain
-from autoconv.signature import PaddingArg, Signature, signature_or_answer
-from autoconv.strategies.work import Work
+from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.guard import guarded_call
+from autoconv.strategies.work import Work, conversion_elements
 
 #: The longest kernel offered: each tap is a pass over the output, and beyond a few dozen
 #: taps padding first (``direct``) or the FFT strategies always win.
 MAX_TAPS = 32
-#: The dtypes it computes itself.
-DTYPES = frozenset({"float32", "float64"})
+#: The dtypes it computes itself (half precision in float32: see the module docstring).
+DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
+#: Half-precision dtypes, summed in float32 and rounded once.
+HALF = (torch.float16, torch.bfloat16)
 
 
 def is_depthwise(signature: Signature) -> bool:
@@ -103,10 +106,12 @@ def tap_ranges(signature: Signature) -> list[TapRange]:
 def shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
     """One elementwise pass over the output per tap (a call each), as the FFT strategies
     count their passes over spectra: by the elements of the pass, not the tensors it
-    reads."""
+    reads. In half precision, the conversions to float32 and back as well."""
     s = signature
-    return Work.of(calls=s.kernel_size,
-                   elements=s.kernel_size * s.batch * s.out_channels * s.output_length)
+    half = s.dtype not in ("float32", "float64")
+    return Work.of(calls=s.kernel_size + 4 * half,
+                   elements=s.kernel_size * s.batch * s.out_channels * s.output_length
+                   + half * conversion_elements(s))
 
 
 def _multiplier(s: Signature) -> int:
@@ -249,18 +254,22 @@ def shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     Raises:
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
-    input, weight, bias, autocast_device = contexts.autocast_inputs(input, weight, bias)
-    with contexts.autocast_off(autocast_device):
-        s = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
-        if isinstance(s, torch.Tensor):  # F.conv1d's answer
-            return s
-        if not computes(s):
-            return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
-        unbatched = input.dim() == 2
-        x = input.unsqueeze(0) if unbatched else input
-        taps = weight[:, 0, :]  # (C * m, K)
-        if s.requires_grad:
-            out = _ShiftAdd.apply(x, taps, bias, s)
-        else:
-            out = _sum_in_place(x, taps, bias, s)
-        return out[0] if unbatched else out
+    return guarded_call(input, weight, bias, stride, padding, dilation, groups, _shift_add,
+                        computes)
+
+
+def _shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               s: Signature) -> torch.Tensor:
+    """The sums of a call :func:`computes` takes (recorded for autograd when it needs
+    gradients)."""
+    if input.dtype in HALF:  # summed in float32, as F.conv1d's half kernels sum
+        b = None if bias is None else bias.float()
+        return _shift_add(input.float(), weight.float(), b, s).to(input.dtype)
+    unbatched = input.dim() == 2
+    x = input.unsqueeze(0) if unbatched else input
+    taps = weight[:, 0, :]  # (C * m, K)
+    if s.requires_grad:
+        out = _ShiftAdd.apply(x, taps, bias, s)
+    else:
+        out = _sum_in_place(x, taps, bias, s)
+    return out[0] if unbatched else out

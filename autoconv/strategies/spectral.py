@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import torch
 
-from autoconv import contexts
-from autoconv.signature import Signature, signature_or_answer
+from autoconv.signature import Signature
+from autoconv.strategies.guard import guarded_call
 from autoconv.strategies.layout import join_frames, rotate, split_input, split_weight
 from autoconv.strategies.plan import ConvPlan
 from autoconv.strategies.spectrum_cache import SpectrumCache
@@ -194,16 +194,10 @@ def spectral_call(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                   spectrum_cache: SpectrumCache | None = None) -> torch.Tensor:
     """A strategy on the FFT pipeline, as it must behave everywhere ``F.conv1d`` is called.
 
-    Under autocast the tensors get autocast's casts (the output has its dtype, as
-    ``F.conv1d``'s has) and the pipeline runs with autocast off; the call is validated and
-    degenerate, refused and transformed calls go to ``F.conv1d``
-    (:func:`~autoconv.signature.signature_or_answer`); the rest is convolved along
+    Through :func:`~autoconv.strategies.guard.guarded_call` (autocast's casts; degenerate,
+    refused and transformed calls to ``F.conv1d``); the rest is convolved along
     ``plan_of(signature)``.
     """
-    input, weight, bias, autocast_device = contexts.autocast_inputs(input, weight, bias)
-    with contexts.autocast_off(autocast_device):
-        signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
-        if isinstance(signature, torch.Tensor):  # F.conv1d's answer
-            return signature
-        return spectral_conv1d(input, weight, bias, signature, plan_of(signature),
-                               spectrum_cache)
+    return guarded_call(input, weight, bias, stride, padding, dilation, groups,
+                        lambda x, w, b, s: spectral_conv1d(x, w, b, s, plan_of(s),
+                                                           spectrum_cache))

@@ -115,3 +115,11 @@ def convolution_work(s: Signature, conv_padding: int = 0, copied: int = 0) -> Wo
     padding, after a copy of ``copied`` input elements (one more call) when there is one."""
     return Work.of(calls=1 + (copied > 0), direct_macs=direct_macs(s), elements=copied,
                    conv_padding=conv_padding)
+
+
+def conversion_elements(s: Signature) -> int:
+    """Elements converted when a call is computed in another precision: the input, the
+    weight and the output, once each."""
+    return (s.batch * s.in_channels * s.length
+            + s.out_channels * s.in_channels // s.groups * s.kernel_size
+            + s.batch * s.out_channels * s.output_length)

@@ -111,7 +111,7 @@ def test_a_non_contiguous_input() -> None:
     ((4, 16, 1, 3), 8, torch.float32, True),  # two outputs per channel: a multiplier
     ((4, 4, 2, 3), 2, torch.float32, False),  # grouped, not depthwise
     ((4, 1, 1, 3), 1, torch.float32, True),  # one channel: depthwise too
-    ((4, 8, 1, 3), 8, torch.bfloat16, False),  # half precision: F.conv1d's float32 sums
+    ((4, 8, 1, 3), 8, torch.bfloat16, True),  # half precision: summed in float32
 ])
 def test_offered_only_for_depthwise_layers_it_computes(shape, groups, dtype, expected) -> None:
     batch, out_channels, per_group, kernel = shape
@@ -123,8 +123,25 @@ def test_offered_only_for_depthwise_layers_it_computes(shape, groups, dtype, exp
 def test_calls_it_does_not_compute_get_f_conv1d_itself() -> None:
     call = make_call(2, 3, 2, 2, 40, 5, padding=2)  # two input channels per group
     assert shift_add(*call.args).equal(reference(call))
-    call = depthwise_call((2, 3, 40, 3, 1, 1, 1), torch.bfloat16)
+    call = depthwise_call((2, 3, 40, MAX_TAPS + 1, 1, 1, 1), torch.bfloat16)
     assert shift_add(*call.args).equal(reference(call))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_summed_in_float32_and_rounded_once(dtype: torch.dtype) -> None:
+    call = depthwise_call((2, 3, 40, 3, 1, 8, 8, 2), dtype)
+    as32 = depthwise_call((2, 3, 40, 3, 1, 8, 8, 2), dtype)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (call.x, call.w, call.b)]
+    exact = [t.detach().float().requires_grad_(True) for t in (as32.x, as32.w, as32.b)]
+    out = shift_add(*leaves, *call.args[3:])
+    ref = F.conv1d(*exact, *call.args[3:])
+    assert out.dtype == dtype
+    assert_close(out, ref.to(dtype), RTOL[torch.float32], call)
+    out.float().square().sum().backward()
+    ref.to(dtype).float().square().sum().backward()
+    for mine, theirs in zip(leaves, exact, strict=True):
+        assert mine.grad.dtype == dtype
+        assert_close(mine.grad, theirs.grad.to(dtype), RTOL[dtype])
 
 
 def test_under_cpu_autocast_returns_what_f_conv1d_returns() -> None:

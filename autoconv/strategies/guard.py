@@ -1,0 +1,47 @@
+"""How a strategy's call behaves wherever ``F.conv1d`` is called: one guard for them all.
+
+A strategy is handed calls from autocast regions, degenerate and invalid calls, and calls it
+does not compute itself. :func:`guarded_call` gives the tensors autocast's casts (the output
+then has autocast's dtype, as ``F.conv1d``'s has), validates the call and answers degenerate,
+refused and transformed ones with ``F.conv1d`` itself
+(:func:`~autoconv.signature.signature_or_answer`), answers those the strategy declines with
+``F.conv1d`` too, and runs the strategy's own computation on the rest, with autocast off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from autoconv import contexts, plain
+from autoconv.signature import PaddingArg, Signature, signature_or_answer
+
+#: ``(input, weight, bias, signature) -> output``: a strategy's own computation, on tensors
+#: already cast by autocast, for a validated call it computes.
+Compute = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, Signature], torch.Tensor]
+
+
+def computes_all(signature: Signature) -> bool:
+    """Default for :func:`guarded_call`: every valid, non-degenerate call."""
+    return True
+
+
+def guarded_call(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
+                 groups: int, compute: Compute,
+                 computes: Callable[[Signature], bool] = computes_all) -> torch.Tensor:
+    """``compute(input, weight, bias, signature)`` where the strategy ``computes`` the call,
+    ``F.conv1d``'s own answer (or error) everywhere else (see the module docstring).
+
+    Raises:
+        RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
+    """
+    input, weight, bias, autocast_device = contexts.autocast_inputs(input, weight, bias)
+    with contexts.autocast_off(autocast_device):
+        s = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
+        if isinstance(s, torch.Tensor):  # F.conv1d's answer
+            return s
+        if not computes(s):
+            return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
+        return compute(input, weight, bias, s)
