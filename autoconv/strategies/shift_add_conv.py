@@ -41,7 +41,7 @@ import torch
 
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.guard import guarded_call
-from autoconv.strategies.work import Work, conversion_elements
+from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements
 
 #: The longest kernel offered: each tap is a pass over the output, and beyond a few dozen
 #: taps padding first (``direct``) or the FFT strategies always win.
@@ -108,7 +108,7 @@ def shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
     count their passes over spectra: by the elements of the pass, not the tensors it
     reads. In half precision, the conversions to float32 and back as well."""
     s = signature
-    half = s.dtype not in ("float32", "float64")
+    half = s.dtype in HALF_DTYPES
     return Work.of(calls=s.kernel_size + 4 * half,
                    elements=s.kernel_size * s.batch * s.out_channels * s.output_length
                    + half * conversion_elements(s))

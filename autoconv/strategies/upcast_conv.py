@@ -17,6 +17,7 @@ loses the measurement (two conversions and twice the memory traffic).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +27,7 @@ from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.direct_conv import bind_direct, direct_param_grid, direct_work
 from autoconv.strategies.guard import guarded_call
 from autoconv.strategies.registry import check_int, check_names
-from autoconv.strategies.work import Work, conversion_elements
-
-#: The dtypes it computes in float32.
-HALF_DTYPES = frozenset({"float16", "bfloat16"})
+from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements
 
 
 def supports(signature: Signature) -> bool:
@@ -61,9 +59,9 @@ def upcast(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
 
 
 def upcast_work(signature: Signature, params: Mapping[str, Any]) -> Work:
-    """``direct``'s work with the same parameters, plus the conversions: the input, weight
-    and output each read once and written once in the other precision."""
-    direct = direct_work(signature, params)
+    """``direct``'s work in float32 with the same parameters, plus the conversions: the
+    input, weight and output each read once and written once in the other precision."""
+    direct = direct_work(dataclasses.replace(signature, dtype="float32"), params)
     return Work.of(**{**dict(direct.values), "calls": direct["calls"] + 3,
                       "elements": direct["elements"] + conversion_elements(signature)})
 

@@ -24,6 +24,10 @@ TERMS: dict[str, str] = {
     "calls": "operator calls: a fixed overhead each (dispatch, a kernel launch)",
     "direct_macs": "multiply-adds of a direct convolution kernel (oneDNN, cuDNN), priced at "
                    "the direct rate of the signature's class (dense, narrow or depthwise)",
+    "half_direct_macs": "multiply-adds of a direct convolution kernel run in half precision "
+                        "(float16, bfloat16), priced at the direct rate of the signature's "
+                        "class times the device's half-precision slowdown (10-30x on CPUs "
+                        "without half-precision kernels)",
     "fft_units": "N log2 N summed over the real FFTs of length N",
     "spectral_macs": "complex multiply-adds of a frequency-domain channel mix",
     "elements": "elements touched by elementwise passes: spectra, frames, padded copies",
@@ -110,10 +114,16 @@ def direct_macs(s: Signature) -> int:
     return s.batch * s.out_channels * s.output_length * (s.in_channels // s.groups) * s.kernel_size
 
 
+#: The half-precision dtypes, whose direct convolutions are priced apart.
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+
+
 def convolution_work(s: Signature, conv_padding: int = 0, copied: int = 0) -> Work:
-    """One call of a direct convolution kernel on ``s`` that is left ``conv_padding`` of
-    padding, after a copy of ``copied`` input elements (one more call) when there is one."""
-    return Work.of(calls=1 + (copied > 0), direct_macs=direct_macs(s), elements=copied,
+    """One call of a direct convolution kernel on ``s`` (in its dtype) that is left
+    ``conv_padding`` of padding, after a copy of ``copied`` input elements (one more call)
+    when there is one."""
+    macs = "half_direct_macs" if s.dtype in HALF_DTYPES else "direct_macs"
+    return Work.of(calls=1 + (copied > 0), **{macs: direct_macs(s)}, elements=copied,
                    conv_padding=conv_padding)
 
 

@@ -46,6 +46,8 @@ class CostConstants:
     call_s: float
     matmul_mac_s: float
     copy_byte_s: float
+    #: a dense direct multiply-add in bfloat16 (0: not measured, half priced as float32)
+    half_direct_mac_s: float = 0.0
 
 
 #: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.
@@ -62,11 +64,19 @@ def _direct_mac_s(c: CostConstants, s: Signature) -> float:
     return c.narrow_mac_s
 
 
+def _half_direct_mac_s(c: CostConstants, s: Signature) -> float:
+    """Seconds per multiply-add of a direct convolution in half precision: its class's
+    float32 rate times the slowdown measured on a dense layer (never below 1)."""
+    slowdown = max(1.0, c.half_direct_mac_s / c.direct_mac_s) if c.half_direct_mac_s else 1.0
+    return _direct_mac_s(c, s) * slowdown
+
+
 #: The rate of every term of :data:`~autoconv.strategies.TERMS`: ``(constants, signature)
 #: -> seconds per unit``.
 PRICES: dict[str, Callable[[CostConstants, Signature], float]] = {
     "calls": lambda c, s: c.call_s,
     "direct_macs": _direct_mac_s,
+    "half_direct_macs": _half_direct_mac_s,
     "fft_units": lambda c, s: c.fft_unit_s,
     "spectral_macs": lambda c, s: c.complex_mac_s,
     "elements": lambda c, s: c.elementwise_s,
@@ -193,8 +203,11 @@ def calibrate(device: torch.device) -> CostConstants:
         # written, of a size well beyond the first cache levels
         planes = make(64, 16384)
         copy = _best_time(lambda: planes.t().contiguous(), device) / (2 * planes.numel() * 4)
+        # the dense layer in bfloat16, smaller: without half kernels it runs 10-30x slower
+        xh, wh = x[..., :512].bfloat16(), w[..., :7].bfloat16()
+        half = _best_time(lambda: plain.conv1d(xh, wh), device, repeats=3) / (64 * 64 * 506 * 7)
     return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call,
-                         matmul, copy)
+                         matmul, copy, half)
 
 
 #: The process-wide cost model the selector uses by default.

@@ -14,7 +14,7 @@ from autoconv.storage import cost_cache
 from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants
 
 CPU = torch.device("cpu")
-MEASURED = CostConstants(1e-10, 2e-10, 3e-10, 4e-10, 5e-10, 6e-10, 7e-6, 8e-11, 9e-11)
+MEASURED = CostConstants(1e-10, 2e-10, 3e-10, 4e-10, 5e-10, 6e-10, 7e-6, 8e-11, 9e-11, 1e-9)
 
 
 @pytest.fixture

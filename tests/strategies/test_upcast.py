@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from autoconv.signature import Signature
 from autoconv.strategies import get, upcast
+from autoconv.tuning.cost_model import CalibratedCostModel, CostConstants
+from tests.conftest import STEADY_CPU_CONSTANTS
 
 from .helpers import RTOL, Call, assert_close, make_call, reference
 
@@ -100,12 +104,31 @@ def test_other_calls_get_f_conv1ds_own_answer_or_error() -> None:
     assert str(ours.value) == str(theirs.value)
 
 
-def test_work_is_directs_plus_the_conversions() -> None:
+def test_work_is_directs_in_float32_plus_the_conversions() -> None:
     call = make_call(2, 1, 3, 4, 60, 7, 1, 3, 1, dtype=torch.bfloat16)
     s = call.signature()
     for params in get("upcast").param_grid(s):
         ours, direct = get("upcast").work(s, params), get("direct").work(s, params)
-        assert ours["direct_macs"] == direct["direct_macs"]
+        # direct runs its multiply-adds in bfloat16, upcast in float32
+        assert ours["half_direct_macs"] == 0 and direct["direct_macs"] == 0
+        assert ours["direct_macs"] == direct["half_direct_macs"] > 0
         converted = 2 * 3 * 60 + 4 * 3 * 7 + 2 * 4 * s.output_length
         assert ours["elements"] == direct["elements"] + converted
         assert ours["calls"] == direct["calls"] + 3
+
+
+def test_the_cost_model_prices_it_below_a_slow_half_precision_direct() -> None:
+    # constants of a CPU without half kernels (this one's: a bfloat16 dense multiply-add 38x
+    # the float32 one), so that the tuner times upcast first instead of running out of
+    # budget on F.conv1d in bfloat16 (as it did on HiFi-GAN's K=7 layer: 0.9 s a call)
+    steady = CostConstants(**STEADY_CPU_CONSTANTS)
+    slow_half = dataclasses.replace(steady, half_direct_mac_s=38 * steady.direct_mac_s)
+    model = CalibratedCostModel({"cpu": slow_half})
+    s = make_call(8, 1, 256, 256, 256, 7, 1, 3, 1, dtype=torch.bfloat16).signature()
+    cpu = torch.device("cpu")
+    direct = model.predict(s, get("direct"), {}, cpu)
+    ours = model.predict(s, get("upcast"), {}, cpu)
+    assert ours < direct / 10
+    # where half precision is as fast as float32 (or unmeasured), upcast costs a little more
+    same = CalibratedCostModel({"cpu": steady})
+    assert same.predict(s, get("direct"), {}, cpu) < same.predict(s, get("upcast"), {}, cpu)
