@@ -17,13 +17,18 @@ depthwise and dense short-kernel convs of speech, audio and sequence models), in
 At the end: the geometric-mean speed-up of the pick over ``F.conv1d``, its minimum, and the
 geometric-mean distances from the floor. A candidate that raises is reported, never fatal.
 
+With ``--dtype bfloat16`` (or ``float16``) every layer runs in that dtype, as under CPU
+autocast; its floor stays the float32 matrix-multiply rate (the fastest way this machine has
+to do the multiply-adds) and the compulsory bytes at the dtype's size.
+
 Usage: python scripts/bench_layers.py [--quick | --only NAME ...] [--budget S] [--repeats N]
-    [--cell-budget S] [--list] [--out benchmarks/layers-cpu.md]
+    [--cell-budget S] [--dtype NAME] [--list] [--out benchmarks/layers-cpu.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -194,7 +199,8 @@ def render(results: list[LayerResult], rates: Rates, args: argparse.Namespace,
         "# Ordinary layers: autoconv's pick, F.conv1d and the machine's floor", "",
         machine_header("cpu"),
         (f"- 1-min load average at start: {load_start:.2f}; " if load_start is not None
-         else "- ") + f"tuning budget {args.budget:g} s per layer, at most {args.repeats} "
+         else "- ") + f"dtype {args.dtype}; "
+        f"tuning budget {args.budget:g} s per layer, at most {args.repeats} "
         f"samples and {args.cell_budget:g} s per candidate; total time {elapsed_s:.0f} s",
         rates.describe(), "",
         "## Median time per call", "", layers_table(results), "",
@@ -219,6 +225,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=15, help="most samples per candidate")
     parser.add_argument("--cell-budget", type=float, default=1.0,
                         help="timing budget per candidate per layer, seconds")
+    parser.add_argument("--dtype", default="float32",
+                        choices=["float32", "float64", "bfloat16", "float16"],
+                        help="the layers' dtype (default: each layer's own, float32)")
     parser.add_argument("--out", type=Path, help="also write the report to this file "
                                                  "(e.g. benchmarks/layers-cpu.md)")
     args = parser.parse_args(argv)
@@ -238,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as error:
         print(f"bench_layers: error: {error.args[0]}", file=sys.stderr)
         return 2
+    if args.dtype != "float32":
+        layers = [dataclasses.replace(layer, dtype=args.dtype) for layer in layers]
     start = time.perf_counter()
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rates = measure_rates(args.quick, repeats=min(args.repeats, 7))

@@ -15,8 +15,12 @@ would be flat through a final layer norm (the Conformer's: 1 whatever the input)
 gradients of float noise to compare. Last, a transformer encoder layer (no conv1d at all) is
 timed with the switch off and on.
 
+With ``--autocast``, every model call, plain and autoconv alike, runs under
+``torch.autocast("cpu", dtype=torch.bfloat16)``: the convolutions' signatures are bfloat16
+(tuned as such), and the errors are against the plain model under the same autocast.
+
 Usage: python scripts/bench_models.py [--repeats N] [--only NAME ...] [--no-training]
-       [--db URL] [--out FILE]
+       [--autocast] [--db URL] [--out FILE]
 """
 
 from __future__ import annotations
@@ -64,11 +68,19 @@ def _loss(output: torch.Tensor) -> torch.Tensor:
     return (output.float() * _direction(output.shape)).mean()
 
 
+#: Whether model calls run under CPU autocast (bfloat16): set once by ``--autocast``.
+AUTOCAST = {"enabled": False}
+
+
+def _autocast() -> torch.autocast:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST["enabled"])
+
+
 def _training_step(model: nn.Module, x: torch.Tensor, switched: bool
                    ) -> Callable[[], torch.Tensor]:
     def step() -> torch.Tensor:
         model.zero_grad(set_to_none=True)
-        with autoconv.enabled(switched):
+        with autoconv.enabled(switched), _autocast():
             output = model(x)
         _loss(output).backward()
         return output.detach()
@@ -102,15 +114,19 @@ def bench_model(name: str, repeats: int) -> list[str]:
     x = torch.randn(zoo.EXAMPLE_INPUTS[name])
 
     def ours() -> torch.Tensor:
-        with autoconv.enabled(name in SWITCHED):
+        with autoconv.enabled(name in SWITCHED), _autocast():
             return model(x)
+
+    def plain() -> torch.Tensor:
+        with _autocast():
+            return reference(x)
 
     with torch.no_grad():
         started = time.perf_counter()
         first = ours()  # tunes every signature the model makes
         tuning_s = time.perf_counter() - started
-        error = _relative_error(first, reference(x))
-        calls = {"plain": lambda: reference(x), "autoconv": ours}
+        error = _relative_error(first.float(), plain().float())
+        calls = {"plain": plain, "autoconv": ours}
         warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
         timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=5.0)
     plain, tuned = timings["plain"].median, timings["autoconv"].median
@@ -133,7 +149,7 @@ def bench_training(name: str, repeats: int) -> list[str]:
     started = time.perf_counter()
     first = ours()  # tunes every signature of the step
     tuning_s = time.perf_counter() - started
-    error = _relative_error(first, plain_step())
+    error = _relative_error(first.float(), plain_step().float())
     grad_error = _gradient_error(model, reference)
     calls = {"plain": plain_step, "autoconv": ours}
     warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
@@ -171,9 +187,13 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=list(zoo.FACTORIES), metavar="NAME")
     parser.add_argument("--no-training", action="store_true",
                         help="time inference alone, not a training step")
+    parser.add_argument("--autocast", action="store_true",
+                        help="run every model call under CPU autocast (bfloat16)")
     parser.add_argument("--db", help="tuning database (default: a fresh one)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
+    AUTOCAST["enabled"] = args.autocast
+    precision = " under CPU autocast (bfloat16)" if args.autocast else ""
     load = os.getloadavg()[0]
     db = args.db or f"sqlite:///{tempfile.mkdtemp()}/tuning.sqlite3"
     rows, training_rows = [], []
@@ -185,7 +205,7 @@ def main() -> int:
             dispatcher.reset()
         switch = bench_switch(args.repeats)
     training = [] if args.no_training else [
-        "# Real architectures through autoconv (one training step: forward, loss, backward)",
+        f"# Real architectures through autoconv{precision} (one training step)",
         "",
         markdown_table(["model", "max error / max |output|",
                         "max error / max |gradient| (all parameters)",
@@ -193,7 +213,7 @@ def main() -> int:
                         "strategies run"], training_rows), ""]
     report = "\n".join([
         machine_header("cpu"), f"- load average before: {load:.2f}", "",
-        "# Real architectures through autoconv (inference, one run)", "",
+        f"# Real architectures through autoconv{precision} (inference, one run)", "",
         markdown_table(["model", "conv1d converted", "max error / max |output|",
                         "first call (tuning)", "plain", "autoconv", "speed-up",
                         "strategies run"], rows), "",
