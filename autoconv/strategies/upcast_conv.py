@@ -1,8 +1,9 @@
 """The ``upcast`` strategy: a half-precision call computed by ``F.conv1d`` in float32.
 
 On a CPU without native half-precision convolution kernels (AVX2 machines: no AVX-512 BF16
-or AMX), oneDNN runs ``F.conv1d`` in bfloat16 or float16 on a slow reference path, 10 to 30
-times slower than the same convolution in float32 (``scripts/bench_upcast.py``). That is what
+or AMX), oneDNN runs ``F.conv1d`` in bfloat16 or float16 on a slow path, 10 to 40 times
+slower than the same convolution in float32 on dense layers, 3 to 9 times on depthwise ones
+(``scripts/bench_layers.py --dtype bfloat16``, ``benchmarks/layers-bf16-cpu.md``). That is what
 every conv1d runs under ``torch.autocast("cpu")``. Here the input, weight and bias are
 converted to float32 (exactly: every half value is a float32 value), ``F.conv1d`` runs in
 float32 (optionally on the input padded first, as ``direct(pre_pad=1)``), and the output is
