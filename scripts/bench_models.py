@@ -117,7 +117,7 @@ def bench_model(name: str, repeats: int) -> list[str]:
         with autoconv.enabled(name in SWITCHED), _autocast():
             return model(x)
 
-    def plain() -> torch.Tensor:
+    def theirs() -> torch.Tensor:
         with _autocast():
             return reference(x)
 
@@ -125,8 +125,8 @@ def bench_model(name: str, repeats: int) -> list[str]:
         started = time.perf_counter()
         first = ours()  # tunes every signature the model makes
         tuning_s = time.perf_counter() - started
-        error = _relative_error(first.float(), plain().float())
-        calls = {"plain": plain, "autoconv": ours}
+        error = _relative_error(first.float(), theirs().float())
+        calls = {"plain": theirs, "autoconv": ours}
         warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
         timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=5.0)
     plain, tuned = timings["plain"].median, timings["autoconv"].median
