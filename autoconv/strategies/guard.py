@@ -16,6 +16,7 @@ import torch
 
 from autoconv import contexts, plain
 from autoconv.signature import PaddingArg, Signature, signature_or_answer
+from autoconv.strategies.work import HALF_DTYPES
 
 #: ``(input, weight, bias, signature) -> output``: a strategy's own computation, on tensors
 #: already cast by autocast, for a validated call it computes.
@@ -25,6 +26,21 @@ Compute = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, Signature],
 def computes_all(signature: Signature) -> bool:
     """Default for :func:`guarded_call`: every valid, non-degenerate call."""
     return True
+
+
+def half_in_float32(compute: Compute) -> Compute:
+    """``compute`` as it runs a half-precision (float16, bfloat16) call: on the input, weight
+    and bias converted to float32 (exactly: every half value is a float32 value), the output
+    rounded once to the call's dtype, the sums oneDNN's half kernels form too (they accumulate
+    in float32). Gradients come back through the conversions, each in its own tensor's dtype.
+    Calls in other dtypes run ``compute`` as it is."""
+    def computed(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 signature: Signature) -> torch.Tensor:
+        if signature.dtype not in HALF_DTYPES:
+            return compute(input, weight, bias, signature)
+        b = None if bias is None else bias.float()
+        return compute(input.float(), weight.float(), b, signature).to(input.dtype)
+    return computed
 
 
 def guarded_call(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

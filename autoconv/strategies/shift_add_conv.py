@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from autoconv.signature import PaddingArg, Signature
-from autoconv.strategies.guard import guarded_call
+from autoconv.strategies.guard import guarded_call, half_in_float32
 from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements
 
 #: The longest kernel offered: each tap is a pass over the output, and beyond a few dozen
@@ -48,8 +48,6 @@ from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements
 MAX_TAPS = 32
 #: The dtypes it computes itself (half precision in float32: see the module docstring).
 DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
-#: Half-precision dtypes, summed in float32 and rounded once.
-HALF = (torch.float16, torch.bfloat16)
 
 
 def is_depthwise(signature: Signature) -> bool:
@@ -254,17 +252,14 @@ def shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     Raises:
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
-    return guarded_call(input, weight, bias, stride, padding, dilation, groups, _shift_add,
-                        computes)
+    return guarded_call(input, weight, bias, stride, padding, dilation, groups,
+                        half_in_float32(_shift_add), computes)
 
 
 def _shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                s: Signature) -> torch.Tensor:
     """The sums of a call :func:`computes` takes (recorded for autograd when it needs
     gradients)."""
-    if input.dtype in HALF:  # summed in float32, as F.conv1d's half kernels sum
-        b = None if bias is None else bias.float()
-        return _shift_add(input.float(), weight.float(), b, s).to(input.dtype)
     unbatched = input.dim() == 2
     x = input.unsqueeze(0) if unbatched else input
     taps = weight[:, 0, :]  # (C * m, K)

@@ -26,7 +26,7 @@ import torch
 
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.direct_conv import bind_direct, direct_param_grid, direct_work
-from autoconv.strategies.guard import guarded_call
+from autoconv.strategies.guard import guarded_call, half_in_float32
 from autoconv.strategies.registry import check_int, check_names
 from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements
 
@@ -48,15 +48,12 @@ def upcast(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     Raises:
         RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
     """
-    def in_float32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-                   s: Signature) -> torch.Tensor:
-        out = bind_direct({"pre_pad": pre_pad})(
-            x.float(), w.float(), None if b is None else b.float(), stride, padding, dilation,
-            groups)
-        return out.to(x.dtype)
+    def direct(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+               s: Signature) -> torch.Tensor:
+        return bind_direct({"pre_pad": pre_pad})(x, w, b, stride, padding, dilation, groups)
 
-    return guarded_call(input, weight, bias, stride, padding, dilation, groups, in_float32,
-                        supports)
+    return guarded_call(input, weight, bias, stride, padding, dilation, groups,
+                        half_in_float32(direct), supports)
 
 
 def upcast_work(signature: Signature, params: Mapping[str, Any]) -> Work:
