@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,10 +63,9 @@ def toom_cook(m: int, r: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     matrices at :data:`POINTS` (transposed Toom-Cook), then cast."""
     n = m + r - 1
 
-    def vandermonde(columns: int) -> torch.Tensor:
-        v = torch.tensor([[a ** k for k in range(columns)] for a in POINTS[:n - 1]]
-                         + [[0.0] * (columns - 1) + [1.0]], dtype=torch.float64)
-        return v
+    def vandermonde(columns: int) -> torch.Tensor:  # the last row: the point at infinity
+        return torch.tensor([[a ** k for k in range(columns)] for a in POINTS[:n - 1]]
+                            + [[0.0] * (columns - 1) + [1.0]], dtype=torch.float64)
 
     a_t, g, b_t = vandermonde(m).T, vandermonde(r), torch.linalg.inv(vandermonde(n)).T
     return tuple(t.contiguous().to(dtype) for t in (a_t, g, b_t))
@@ -113,7 +113,8 @@ def winograd(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, m: int
     return out
 
 
-def gemms_alone(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, m: int):
+def gemms_alone(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, m: int
+                ) -> Callable[[], torch.Tensor]:
     """A call running only the matrix multiplies of :func:`winograd` (random operands of the
     right shapes, preallocated): a bound no implementation of the transforms beats."""
     x, w, out_len = polyphase(x, w, stride, padding)
@@ -125,10 +126,12 @@ def gemms_alone(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, m: 
 
 
 def error(out: torch.Tensor, exact: torch.Tensor) -> float:
+    """The largest error against ``exact``, over ``exact``'s largest value."""
     return ((out.double() - exact).abs().max() / exact.abs().max()).item()
 
 
 def probe(workload: Workload, repeats: int) -> list[str]:
+    """One report row: ``workload``'s times, multiply ratios and errors for each tile."""
     s = workload.signature()
     x, w, _ = workload.tensors()
     w = w / math.sqrt(w.shape[1] * w.shape[2])
