@@ -261,7 +261,9 @@ def _shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """The sums of a call :func:`computes` takes (recorded for autograd when it needs
     gradients)."""
     unbatched = input.dim() == 2
-    x = input.unsqueeze(0) if unbatched else input
+    # contiguous along time: on a transposed view (Mamba's conv input is a linear layer's
+    # output, transposed) the taps' passes stride across memory, 5x slower with backward
+    x = (input.unsqueeze(0) if unbatched else input).contiguous()
     taps = weight[:, 0, :]  # (C * m, K)
     if s.requires_grad:
         out = _ShiftAdd.apply(x, taps, bias, s)

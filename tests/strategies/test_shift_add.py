@@ -104,6 +104,24 @@ def test_a_non_contiguous_input() -> None:
     assert_close(out, reference(call), RTOL[torch.float64])
 
 
+def test_gradients_through_a_time_major_input() -> None:
+    """Mamba's conv input is a linear layer's output, transposed: summed on a contiguous
+    copy, its gradient comes back to the view."""
+    call = depthwise_call((2, 4, 30, 4, 1, 3, 1))
+    rows = call.x.transpose(1, 2).contiguous().requires_grad_()  # (B, L, C), as a linear's
+    w = call.w.clone().requires_grad_()
+    out = shift_add(rows.transpose(1, 2), w, *call.args[2:])
+    ref_rows = rows.detach().clone().requires_grad_()
+    ref_w = w.detach().clone().requires_grad_()
+    ref = F.conv1d(ref_rows.transpose(1, 2), ref_w, *call.args[2:])
+    grad = torch.randn_like(ref)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    assert_close(out, ref, RTOL[torch.float64])
+    assert_close(rows.grad, ref_rows.grad, RTOL[torch.float64])
+    assert_close(w.grad, ref_w.grad, RTOL[torch.float64])
+
+
 @pytest.mark.parametrize("shape,groups,dtype,expected", [
     ((4, 8, 1, 3), 8, torch.float32, True),
     ((4, 8, 1, MAX_TAPS), 8, torch.float64, True),
