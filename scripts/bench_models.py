@@ -68,19 +68,16 @@ def _loss(output: torch.Tensor) -> torch.Tensor:
     return (output.float() * _direction(output.shape)).mean()
 
 
-#: Whether model calls run under CPU autocast (bfloat16): set once by ``--autocast``.
-AUTOCAST = {"enabled": False}
+def _autocast(enabled: bool) -> torch.autocast:
+    """CPU autocast to bfloat16 (``--autocast``), or a context that changes nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
-def _autocast() -> torch.autocast:
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST["enabled"])
-
-
-def _training_step(model: nn.Module, x: torch.Tensor, switched: bool
+def _training_step(model: nn.Module, x: torch.Tensor, switched: bool, autocast: bool
                    ) -> Callable[[], torch.Tensor]:
     def step() -> torch.Tensor:
         model.zero_grad(set_to_none=True)
-        with autoconv.enabled(switched), _autocast():
+        with autoconv.enabled(switched), _autocast(autocast):
             output = model(x)
         _loss(output).backward()
         return output.detach()
@@ -105,7 +102,7 @@ def _gradient_error(ours: nn.Module, theirs: nn.Module) -> float:
     return max(((a - b).abs().max().item() for a, b in pairs), default=0.0) / scale
 
 
-def bench_model(name: str, repeats: int) -> list[str]:
+def bench_model(name: str, repeats: int, autocast: bool) -> list[str]:
     torch.manual_seed(0)
     reference = zoo.FACTORIES[name]().eval()
     torch.manual_seed(0)
@@ -114,11 +111,11 @@ def bench_model(name: str, repeats: int) -> list[str]:
     x = torch.randn(zoo.EXAMPLE_INPUTS[name])
 
     def ours() -> torch.Tensor:
-        with autoconv.enabled(name in SWITCHED), _autocast():
+        with autoconv.enabled(name in SWITCHED), _autocast(autocast):
             return model(x)
 
     def theirs() -> torch.Tensor:
-        with _autocast():
+        with _autocast(autocast):
             return reference(x)
 
     with torch.no_grad():
@@ -135,7 +132,7 @@ def bench_model(name: str, repeats: int) -> list[str]:
             format_seconds(tuned), f"{plain / tuned:.2f}x", ", ".join(chosen)]
 
 
-def bench_training(name: str, repeats: int) -> list[str]:
+def bench_training(name: str, repeats: int, autocast: bool) -> list[str]:
     """One training step, plain and autoconv, on the same weights (see the module docstring)."""
     torch.manual_seed(0)
     reference = zoo.FACTORIES[name]().train()
@@ -143,8 +140,8 @@ def bench_training(name: str, repeats: int) -> list[str]:
     model.load_state_dict(reference.state_dict())
     autoconv.patch(model)
     x = torch.randn(zoo.EXAMPLE_INPUTS[name])
-    plain_step = _training_step(reference, x, switched=False)
-    ours = _training_step(model, x, switched=name in SWITCHED)
+    plain_step = _training_step(reference, x, False, autocast)
+    ours = _training_step(model, x, name in SWITCHED, autocast)
 
     started = time.perf_counter()
     first = ours()  # tunes every signature of the step
@@ -192,16 +189,15 @@ def main() -> int:
     parser.add_argument("--db", help="tuning database (default: a fresh one)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
-    AUTOCAST["enabled"] = args.autocast
     precision = " under CPU autocast (bfloat16)" if args.autocast else ""
     load = os.getloadavg()[0]
     db = args.db or f"sqlite:///{tempfile.mkdtemp()}/tuning.sqlite3"
     rows, training_rows = [], []
     with autoconv.settings.override(db_url=db, mode="tune"):
         for name in args.only or zoo.FACTORIES:
-            rows.append(bench_model(name, args.repeats))
+            rows.append(bench_model(name, args.repeats, args.autocast))
             if not args.no_training:
-                training_rows.append(bench_training(name, args.repeats))
+                training_rows.append(bench_training(name, args.repeats, args.autocast))
             dispatcher.reset()
         switch = bench_switch(args.repeats)
     training = [] if args.no_training else [

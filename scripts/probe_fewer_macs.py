@@ -99,7 +99,7 @@ def winograd(x: torch.Tensor, w: torch.Tensor, stride: int, padding: int, m: int
     u = (g @ w.permute(2, 0, 1).reshape(r, o * c)).view(n, o, c)
     out = x.new_empty(batch, o, out_len)
     chunk = max(8, CHUNK_BYTES // (n * c * x.element_size()))
-    rows = max(1, chunk // tiles) if chunk >= tiles else 1
+    rows = max(1, chunk // tiles)  # whole rows of tiles per chunk, when they fit
     chunk = min(chunk, tiles)
     for b0 in range(0, batch, rows):
         b1 = min(batch, b0 + rows)
