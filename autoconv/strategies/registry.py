@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -90,6 +90,18 @@ def time_domain_work(signature: Signature, params: Mapping[str, Any]) -> Work:
                             signature.batch * signature.in_channels * signature.padded_length)
 
 
+class Preparation(Protocol):
+    """One-time work a strategy does before it runs a signature at full speed (compiling a
+    kernel for it), which the tuner charges to its budget but not to the candidate's time."""
+
+    def estimate_s(self, signature: Signature, params: Mapping[str, Any]) -> float:
+        """Seconds the preparation is expected to take (0 when done already)."""
+
+    def __call__(self, signature: Signature, params: Mapping[str, Any], input: torch.Tensor,
+                 weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        """Prepare the strategy for ``signature`` on tensors of the call's kind."""
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A named conv1d implementation and what the rest of autoconv needs to know of it.
@@ -119,6 +131,10 @@ class Strategy:
             parameters at all.
         size_params: the parameters that only size the work (a block length), not its kind:
             candidates that differ only in them are close rivals.
+        preparation: one-time work before ``run`` is at full speed on a signature
+            (:class:`Preparation`: compiling a kernel), which the tuner does, within its
+            budget, before the candidate's first call; ``run`` prepares itself when it was
+            not done. None: nothing to prepare.
         takes_spectrum_cache: ``run`` accepts ``spectrum_cache=`` (a
             :class:`~autoconv.strategies.spectrum_cache.SpectrumCache`).
         reference: ``run`` is ``F.conv1d`` itself without parameters, and computes its very
@@ -135,6 +151,7 @@ class Strategy:
     work: Callable[[Signature, Mapping[str, Any]], Work] = time_domain_work
     check: Callable[[Signature, Mapping[str, Any]], None] | None = None
     size_params: frozenset[str] = field(default_factory=frozenset)
+    preparation: Preparation | None = None
     takes_spectrum_cache: bool = False
     reference: bool = False
     colour: str = "#999999"

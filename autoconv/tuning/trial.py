@@ -200,6 +200,8 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
         if (drop_factor is not None and rival and predicted and ratio is not None
                 and predicted * ratio > drop_factor * min(w.warm_up_s for w in warmed)):
             continue  # its strategy proved clearly slower here: not worth a call
+        if not prepared(candidate, inputs, budget, bool(warmed), rejected):
+            continue
         call = CandidateCall(candidate, inputs)
         start, thread_start = budget.clock(), stopwatch()
         try:
@@ -218,6 +220,31 @@ def warm_up(survivors: Sequence[tuple[Candidate, float | None]], inputs: ConvInp
             continue
         warmed.append(WarmedUp(call, error, took))
     return warmed, rejected
+
+
+def prepared(candidate: Candidate, inputs: ConvInputs, budget: Budget, fallback: bool,
+             rejected: list[Outcome]) -> bool:
+    """Whether ``candidate`` is ready for its warm-up call: its strategy's one-time
+    preparation (:attr:`Strategy.preparation`: compiling a kernel) done here, on the
+    budget's clock and not on the candidate's time. Skipped (False) when its estimate does
+    not fit in what is left of the budget and a ``fallback`` (any candidate, ``F.conv1d``
+    included) is in hand: unlike a call, a compile has no bound, and it would stall the
+    call that tunes; a preparation that raises adds a failed outcome to ``rejected``
+    (False)."""
+    preparation = candidate.strategy.preparation
+    if preparation is None:
+        return True
+    params = dict(candidate.params)
+    if fallback and preparation.estimate_s(inputs.signature, params) > budget.remaining():
+        return False
+    start = budget.clock()
+    try:
+        preparation(inputs.signature, params, inputs.input, inputs.weight, inputs.bias)
+    except Exception as error:
+        rejected.append(Outcome.failed(candidate, budget.clock() - start,
+                                       f"{type(error).__name__}: {error}"))
+        return False
+    return True
 
 
 #: ``F.conv1d`` estimated to take more than this share of the budget left is not run in

@@ -307,3 +307,79 @@ def test_on_the_threads_cpu_clock_warm_up_and_probe_rank_by_it_and_spend_the_wal
                             thread_clock=cpu)
     assert probe.thread_estimate_s == pytest.approx(10.0) == probe.ranked_s
     assert probe.estimate_s == pytest.approx(20.0)  # the wall clock's, for the budget
+
+
+class Compiling:
+    """A preparation that takes ``seconds`` on ``clock`` (or raises), estimated at
+    ``estimate_s``: what compiling a kernel looks like to the tuner."""
+
+    def __init__(self, clock: Clock, seconds: float, estimate_s: float,
+                 error: Exception | None = None) -> None:
+        self.clock, self.seconds, self.estimate, self.error = clock, seconds, estimate_s, error
+        self.prepared: list[Signature] = []
+
+    def estimate_s(self, signature, params) -> float:
+        return self.estimate
+
+    def __call__(self, signature, params, input, weight, bias) -> None:
+        self.clock.now += self.seconds
+        if self.error is not None:
+            raise self.error
+        self.prepared.append(signature)
+
+
+def prepared_candidate(name: str, run, preparation: Compiling) -> Candidate:
+    return Candidate(Strategy(name, run, preparation=preparation), ())
+
+
+def test_a_preparation_is_charged_to_the_budget_not_to_the_candidates_warm_up() -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+    compiling = Compiling(clock, 3.0, estimate_s=2.0)
+    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), None),
+                 (prepared_candidate("compiled", taking(clock, 0.01), compiling), None),
+                 (candidate("after", taking(clock, 0.1)), None)]
+    warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 5.0),
+                               OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert compiling.prepared == [SIG] and rejected == []
+    assert [w.call.candidate.name for w in warmed] == ["direct", "compiled", "after"]
+    assert warmed[1].warm_up_s == pytest.approx(0.01)  # its call alone, not the 3 s compile
+    # 0.1 + 3 + 0.01 s of the 4.5 s the budget times: "after" (no prediction) still fits
+    survivors[2:] = [(candidate("after", taking(clock, 0.1)), 2.0)]  # 2 s: no longer fits
+    clock.now = 0.0
+    compiling.prepared.clear()
+    warmed, _ = warm_up(survivors, inputs, Budget.of(clock, 5.0),
+                        OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.name for w in warmed] == ["direct", "compiled"]
+
+
+def test_a_preparation_expected_to_overrun_the_budget_is_skipped_with_f_conv1d_in_hand(
+        ) -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+    compiling = Compiling(clock, 3.0, estimate_s=10.0)
+    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), None),
+                 (prepared_candidate("compiled", taking(clock, 0.01), compiling), 0.001)]
+    warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 2.0),
+                               OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.name for w in warmed] == ["direct"] and rejected == []
+    assert compiling.prepared == [] and clock.now == pytest.approx(0.1)
+    # alone (nothing else to fall back on) it is prepared whatever its estimate
+    warmed, _ = warm_up(survivors[1:], inputs, Budget.of(clock, 2.0),
+                        OutputCheck(inputs, 1e-4, reference_runs=False))
+    assert [w.call.candidate.name for w in warmed] == ["compiled"]
+
+
+def test_a_preparation_that_raises_is_a_failed_outcome() -> None:
+    clock = Clock()
+    inputs = ConvInputs.random(SIG, CPU)
+    compiling = Compiling(clock, 0.5, estimate_s=0.1, error=RuntimeError("no compiler"))
+    survivors = [(candidate("direct", taking(clock, 0.1), reference=True), None),
+                 (prepared_candidate("compiled", taking(clock, 0.01), compiling), None)]
+    warmed, rejected = warm_up(survivors, inputs, Budget.of(clock, 5.0),
+                               OutputCheck(inputs, 1e-4, reference_runs=True))
+    assert [w.call.candidate.name for w in warmed] == ["direct"]
+    (failed,) = rejected
+    assert failed.candidate.name == "compiled" and not failed.ok
+    assert failed.median_s == pytest.approx(0.5)
+    assert failed.note == "failed: RuntimeError: no compiler"
