@@ -317,14 +317,20 @@ def candidate_calls(workload: Any, x: torch.Tensor, w: torch.Tensor,
     """Every candidate autoconv offers for ``workload`` (an
     ``autoconv.catalogue.workload.Workload``; each registered strategy at each of its
     parameter sets, ``autoconv.tuning.candidates.Candidate`` keys), as a call on these
-    tensors."""
+    tensors. A strategy's one-time preparation (compiling its kernel) is done here, before
+    any call is timed, as the tuner does it before its warm-up."""
     from autoconv.strategies import all_strategies
     from autoconv.tuning.candidates import enumerate_candidates
 
     kwargs = workload.conv_kwargs()
+    signature = workload.signature()
+    candidates = enumerate_candidates(all_strategies(), signature)
+    for c in candidates:
+        if c.strategy.preparation is not None:
+            c.strategy.preparation(signature, dict(c.params), x, w, b)
     return {c: (lambda run=c.strategy.run, params=dict(c.params):
                 run(x, w, b, **kwargs, **params))
-            for c in enumerate_candidates(all_strategies(), workload.signature())}
+            for c in candidates}
 
 
 def time_candidates(workload: Any, repeats: int, budget_s: float) -> dict[Any, float]:

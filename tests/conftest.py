@@ -81,6 +81,20 @@ def _steady_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(model, "_constants", {})
 
 
+@pytest.fixture(autouse=True)
+def _kernels_uncompiled(request: pytest.FixtureRequest,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fused_shift_add`` runs its generated body as it is, uncompiled, in a cache of its
+    own: the same sums, without the seconds ``torch.compile`` takes per signature (hundreds
+    of signatures would cost the suite minutes). Tests marked ``compiles`` compile for real,
+    into a fresh cache."""
+    from autoconv.strategies import fused_shift_add_conv
+
+    monkeypatch.setattr(fused_shift_add_conv, "KERNELS", fused_shift_add_conv.KernelCache())
+    if request.node.get_closest_marker("compiles") is None:
+        monkeypatch.setattr(fused_shift_add_conv, "compile_kernel", lambda body: body)
+
+
 @pytest.fixture
 def steady_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Warming (``autoconv.offline.warm``, the ``warm`` command) times with the fake clock and

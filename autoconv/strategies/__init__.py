@@ -2,8 +2,9 @@
 
 ``direct`` is ``F.conv1d`` (optionally on an input padded beforehand); ``fft`` convolves with
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
-size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input.
-Registry order (direct, fft, overlap_add, shift_add) is the tie-break order. Each registry entry
+size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input;
+``fused_shift_add`` sums it in one kernel compiled for its signature by ``torch.compile``;
+``upcast`` runs a half-precision call in float32. Registry order is the tie-break order. Each registry entry
 (:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
 
@@ -16,6 +17,9 @@ from autoconv.strategies.direct_conv import (
 )
 from autoconv.strategies.fast_sizes import fast_size, fast_sizes, is_fast_size
 from autoconv.strategies.fft_conv import fft, fft_param_grid, fft_work
+from autoconv.strategies.fused_shift_add_conv import PREPARATION as fused_shift_add_preparation
+from autoconv.strategies.fused_shift_add_conv import fused_shift_add, fused_shift_add_work
+from autoconv.strategies.fused_shift_add_conv import supports as fused_shift_add_supports
 from autoconv.strategies.overlap_add_conv import (
                                              block_size_grid,
                                              check_overlap_add_params,
@@ -60,6 +64,9 @@ register(Strategy("overlap_add", overlap_add, block_size_grid, supports=spectral
                   colour="#009E73"))
 register(Strategy("shift_add", shift_add, supports=shift_add_supports, work=shift_add_work,
                   colour="#CC79A7"))
+register(Strategy("fused_shift_add", fused_shift_add, supports=fused_shift_add_supports,
+                  work=fused_shift_add_work, preparation=fused_shift_add_preparation,
+                  colour="#56B4E9"))
 register(Strategy("upcast", upcast, upcast_param_grid, supports=upcast_supports,
                   work=upcast_work, check=check_upcast_params, colour="#D55E00"))
 
@@ -67,7 +74,7 @@ __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
     "all_strategies", "block_size_grid", "convolution_work", "default_block_size", "direct",
     "direct_macs", "fast_size", "fast_sizes", "fft",
-    "fft_param_grid", "fft_plan", "freeze_params", "get", "is_fast_size", "is_plain_conv1d",
+    "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "get", "is_fast_size", "is_plain_conv1d",
     "names",
     "overlap_add", "overlap_add_plan", "plan_work", "reference", "register", "shift_add",
     "spectral_supports",

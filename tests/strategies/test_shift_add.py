@@ -37,25 +37,35 @@ def depthwise_call(case: tuple, dtype: torch.dtype = torch.float64, bias: bool =
                      stride, padding, dilation, bias=bias, dtype=dtype)
 
 
+#: The strategies that sum a depthwise layer by shifts: tap by tap, and fused into one
+#: compiled kernel (its body run uncompiled here: ``tests/conftest.py``).
+SHIFT_ADDS = ["shift_add", "fused_shift_add"]
+
+
+@pytest.mark.parametrize("name", SHIFT_ADDS)
 @pytest.mark.parametrize("case", DEPTHWISE, ids=str)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("bias", [True, False])
-def test_depthwise_values_equal_f_conv1d(case: tuple, dtype: torch.dtype, bias: bool) -> None:
+def test_depthwise_values_equal_f_conv1d(name: str, case: tuple, dtype: torch.dtype,
+                                         bias: bool) -> None:
     call = depthwise_call(case, dtype, bias)
-    assert get("shift_add").supports(call.signature())
-    out = shift_add(*call.args)
-    assert out.is_contiguous()
+    strategy = get(name)
+    assert strategy.supports(call.signature())
+    out = strategy.run(*call.args)
+    assert out.is_contiguous() and out.dtype == dtype
     assert_close(out, reference(call), RTOL[dtype], call)
 
 
+@pytest.mark.parametrize("name", SHIFT_ADDS)
 @pytest.mark.parametrize("case", DEPTHWISE, ids=str)
-def test_depthwise_gradients_and_second_derivatives(case: tuple) -> None:
+def test_depthwise_gradients_and_second_derivatives(name: str, case: tuple) -> None:
     call = depthwise_call(case)
     tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
     rest = call.args[3:]
+    run = get(name).run
 
     def fn(x, w, b):
-        return shift_add(x, w, b, *rest)
+        return run(x, w, b, *rest)
 
     assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
     assert torch.autograd.gradgradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
