@@ -185,6 +185,7 @@ class Dispatcher:
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
         choice = self.choose(signature, input.device)
+        _prepare(choice, signature, input, weight, bias)
         watch = (self._exploration(key, signature, choice, input.device)
                  or self._live_check(key, signature, choice, input.device))
         if not isinstance(watch, Exploration) and self._wanted(key, signature, choice):
@@ -305,6 +306,24 @@ class Dispatcher:
                          reference_s=reference_s,
                          every=every, correct=correct, clock=self.live_clock,
                          load=self.live_load)
+
+
+def _prepare(choice: Choice, signature: Signature, input: torch.Tensor, weight: torch.Tensor,
+             bias: torch.Tensor | None) -> None:
+    """The chosen strategy's one-time preparation for this call's own signature (compiling
+    its kernel: tuning prepared the length bucket's), done before a live check times a call:
+    a first call that compiled would count seconds against the decision. Left to the call
+    itself under autocast (the tensors are not yet cast) or where nothing may run to learn
+    (``contexts.may_measure``); a preparation that raises is left to the call too, whose
+    failure the dispatcher recovers from."""
+    preparation = choice.strategy_impl.preparation
+    if (preparation is None or contexts.any_autocast()
+            or not contexts.may_measure(input.device)):
+        return
+    try:
+        preparation(signature, choice.params_dict, input, weight, bias)
+    except Exception:  # noqa: BLE001  # the call raises it again, and is recovered
+        return
 
 
 _PLAIN: Runners = (plain.conv1d, None, None)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import shutil
 import threading
 import time
@@ -166,11 +167,19 @@ def fused_body(s: Signature) -> Callable[[torch.Tensor, torch.Tensor, torch.Tens
 
 def inductor_compile(body: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """``body`` compiled by ``torch.compile`` for its one signature: static shapes, one
-    graph. Each body gets a code object of its own: Dynamo keeps its compiled graphs (and
-    its recompile limit) per code object, and every signature's body is another graph."""
-    own = types.FunctionType(body.__code__.replace(), body.__globals__, body.__name__,
-                             body.__defaults__, body.__closure__)
+    graph. Each body gets a code object of its own, under a name of its own: Dynamo keeps
+    its compiled graphs, and counts them against its recompile limit (8), per code object,
+    telling code objects apart by equality, which a copy under the same name does not
+    change; past the limit it runs the body uncompiled (the 9th signature of a process
+    then ran 10x slower)."""
+    name = f"{body.__name__}_{next(_BODY_NUMBERS)}"
+    own = types.FunctionType(body.__code__.replace(co_name=name, co_qualname=name),
+                             body.__globals__, name, body.__defaults__, body.__closure__)
     return torch.compile(own, dynamic=False, fullgraph=True)
+
+
+#: Numbers the compiled bodies' code objects apart (:func:`inductor_compile`).
+_BODY_NUMBERS = itertools.count()
 
 
 #: How bodies are compiled: :func:`inductor_compile`; the tests run them uncompiled.
