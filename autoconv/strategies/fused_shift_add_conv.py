@@ -9,17 +9,19 @@ each input sample and writes each output sample once. The output is cut into the
 where every tap falls inside the input, written with plain loads, and the few samples at
 either end whose taps reach into the padding, written from padded copies of their windows
 (padded loads inside the main loop cost masks on every tap: 2-4x slower). Measured here
-(forward, interleaved medians, an AVX-512 Xeon, 2 threads): Conv-TasNet's dilated K=3 layer
-3.5 ms against 25 ms for ``F.conv1d`` and 6.7 ms tap by tap; Mamba's K=4 layer 0.82 against
-2.6 ms; ConvNeXt's K=7 0.88 against 1.54 ms.
+(``benchmarks/layers-cpu.md``, run D3: forward, interleaved medians, a 2-core AVX-512 Xeon):
+Conv-TasNet's dilated K=3 layer 4.9 ms against 23.3 ms for ``F.conv1d`` and 12.7 ms tap by
+tap; Mamba's K=4 layer 1.4 against 3.5 ms; ConvNeXt's K=7 1.2 against 2.1 ms.
 
-Compiling costs seconds: a few the first time in a process (Inductor's own start), then 1 to
-15 s per kernel, or a fraction of a second when Inductor's on-disk cache already holds it
-(another process compiled it). A kernel is compiled once per signature and process, the
-tuner charging the compile to its budget (:data:`PREPARATION`, which the tuner asks before
-the first timed call); a call whose kernel is not compiled yet compiles it first. Where no
-compiler is available (no C++ compiler on the CPU, no Triton on a GPU, a Python torch.compile
-does not support) the strategy supports nothing and the tuner never offers it.
+Compiling costs seconds: 5-30 s the first time in a process (Inductor's own start), then 1
+to 15 s per kernel, or a fraction of a second when Inductor's on-disk cache already holds it
+(another process compiled it). A kernel is compiled once per signature and process: the
+tuner charges the compile to its budget, and skips the candidate when the compile is not
+expected to fit (:data:`PREPARATION`; the default 2 s budget never fits one); the
+dispatcher compiles a chosen kernel for the call's own signature before the call runs.
+Where no compiler is available (no C++ compiler on the CPU, no Triton on a GPU) the strategy
+supports nothing and the tuner never offers it; where Dynamo cannot run, compiling raises
+and the tuner records the candidate as failed.
 
 Gradients: a call that records autograd runs the kernel's training graph (AOTAutograd
 derives and Inductor compiles its backward), inside :class:`_Compiled`, whose backward runs
@@ -74,15 +76,14 @@ def computes(signature: Signature) -> bool:
 
 @functools.cache
 def compiler_available(device_type: str) -> bool:
-    """Whether ``torch.compile`` can build kernels for ``device_type`` here: Dynamo runs on
-    this Python, and a C++ compiler is on the path (CPU) or Triton is installed (CUDA)."""
-    import torch._dynamo  # heavy: imported when first asked
-    if not torch._dynamo.is_dynamo_supported():
-        return False
+    """Whether ``torch.compile`` has a compiler for ``device_type`` here: a C++ compiler on
+    the path (CPU) or Triton installed (CUDA). Checked without importing Dynamo (a second
+    on every process's first depthwise tuning); where Dynamo itself cannot run (a Python it
+    does not support), compiling raises, and the tuner records the candidate as failed."""
     if device_type == "cpu":
         return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
     if device_type == "cuda":
-        from torch.utils._triton import has_triton
+        from torch.utils._triton import has_triton  # imports Triton: only asked on a GPU
         return has_triton()
     return False
 
