@@ -127,9 +127,11 @@ def test_compiled_values_gradients_and_second_derivatives(case: tuple) -> None:
 
 @pytest.mark.compiles
 @pytest.mark.slow
-def test_compiled_half_precision_and_a_transposed_input() -> None:
+def test_compiled_half_precision_and_a_transposed_input_leaving_rng_and_threads() -> None:
     call = depthwise_call((2, 4, 64, 3, 1, 8, 8), torch.bfloat16)
-    out = fused_shift_add(*call.args)
+    rng, threads = torch.get_rng_state(), torch.get_num_threads()
+    out = fused_shift_add(*call.args)  # compiles
+    assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
     assert out.dtype == torch.bfloat16 and out.is_contiguous()
     assert_close(out, reference(call), RTOL[torch.bfloat16], call)
     x = call.x.float().transpose(1, 2).contiguous().transpose(1, 2)  # Mamba's layout
