@@ -4,8 +4,9 @@
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
 size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input;
 ``fused_shift_add`` sums it in one kernel compiled for its signature by ``torch.compile``;
-``upcast`` runs a half-precision call in float32. Registry order is the tie-break order. Each registry entry
-(:class:`Strategy`) carries everything else autoconv knows about its strategy.
+``upcast`` runs a half-precision call in float32. Registry order is the tie-break order.
+Each registry entry (:class:`Strategy`) carries everything else autoconv knows about its
+strategy.
 """
 
 from autoconv.strategies.direct_conv import (
@@ -74,7 +75,8 @@ __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
     "all_strategies", "block_size_grid", "convolution_work", "default_block_size", "direct",
     "direct_macs", "fast_size", "fast_sizes", "fft",
-    "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "get", "is_fast_size", "is_plain_conv1d",
+    "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "get", "is_fast_size",
+    "is_plain_conv1d",
     "names",
     "overlap_add", "overlap_add_plan", "plan_work", "reference", "register", "shift_add",
     "spectral_supports",

@@ -2,8 +2,9 @@
 
 Most tests run the generated body uncompiled (``tests/conftest.py``): the sums are the
 body's, and Inductor only fuses them. Its values and gradients on the depthwise calls of
-``test_shift_add.py`` are tested there, beside ``shift_add``'s. Those marked ``compiles`` compile for real (seconds
-each), on a few signatures, and check values, gradients, second derivatives and contexts.
+``test_shift_add.py`` are tested there, beside ``shift_add``'s. Those marked ``compiles``
+compile for real (seconds each), on a few signatures, and check values, gradients, second
+derivatives and contexts.
 """
 
 from __future__ import annotations
