@@ -174,6 +174,12 @@ class Strategy:
         """
         (self.check or accepts_nothing(self.name))(signature, params)
 
+    def is_ready(self, signature: Signature, params: Mapping[str, Any]) -> bool:
+        """Whether a call with ``params`` on ``signature`` runs without a pending
+        preparation (nothing to prepare, or prepared already in this process): what may
+        answer or be explored on a live call, which must not wait for a compile."""
+        return self.preparation is None or self.preparation.estimate_s(signature, params) == 0
+
     def is_plain_conv1d(self, params: Mapping[str, Any]) -> bool:
         """Whether this strategy with ``params`` is ``F.conv1d`` exactly as called."""
         return self.reference and not params

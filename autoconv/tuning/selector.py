@@ -143,7 +143,8 @@ class Selector(SelectorCore[Choice]):
         :data:`~autoconv.tuning.exploration.MAX_RIVALS`, fastest predicted first)."""
         failed = self._failed.get((self.key_signature(signature), device), set())
         candidates = [c for c in enumerate_candidates(self.strategies, signature)
-                      if c not in failed or c == answer]
+                      if (c not in failed and c.strategy.is_ready(signature, dict(c.params)))
+                      or c == answer]
         predicted = dict(zip(candidates, self._predicted_times(signature, candidates, device)))
         known = [t for t in predicted.values() if t is not None]
         limit = EXPLORE_FACTOR * min(known) if known else math.inf
@@ -215,6 +216,8 @@ class Selector(SelectorCore[Choice]):
 
     def _predict(self, signature: Signature, device: torch.device,
                  candidates: Sequence[Candidate]) -> Choice:
+        # an answer given without measuring is given at once: never one that must compile
+        candidates = [c for c in candidates if c.strategy.is_ready(signature, dict(c.params))]
         if self.predictor is not None:
             prediction = self.predictor.decide(signature, candidates, device)
             if prediction is not None:
