@@ -52,11 +52,11 @@ import torch.nn.functional as F
 from autoconv import plain
 from autoconv.signature import PaddingArg, Signature
 from autoconv.strategies.guard import guarded_call
-from autoconv.strategies.shift_add_conv import is_depthwise
+from autoconv.strategies.shift_add_conv import is_depthwise, tap_ranges
 from autoconv.strategies.work import HALF_DTYPES, Work
 
 #: The longest kernel offered: the body is unrolled tap by tap (three times: the stretch
-#: inside the input and both ends), and the compile time grows with it (15 s at K=31).
+#: inside the input and both ends), and the compile time grows with it (17 s at K=31).
 MAX_TAPS = 32
 #: The dtypes it computes (half precision summed in float32).
 DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
@@ -109,12 +109,17 @@ class Part:
 
 def parts(s: Signature) -> list[Part]:
     """The outputs cut where the taps' reach changes: the stretch that every tap reads inside
-    the input, and the outputs before and after it (none when empty)."""
+    the input (from the first output the first tap reaches to the last the last tap
+    reaches: :func:`~autoconv.strategies.shift_add_conv.tap_ranges`), and the outputs before
+    and after it (none when empty)."""
     span = (s.kernel_size - 1) * s.dilation
-    inner_first = min(s.output_length, -(-s.padding_left // s.stride))
-    inner_end = max(inner_first, min(s.output_length,
-                                     (s.length - 1 - span + s.padding_left) // s.stride + 1))
-    cuts = [(0, inner_first), (inner_first, inner_end), (inner_end, s.output_length)]
+    reach = {r.tap: r for r in tap_ranges(s)}
+    head, tail = reach.get(0), reach.get(s.kernel_size - 1)
+    if head is not None and tail is not None and head.first < tail.first + tail.count:
+        inner = (head.first, tail.first + tail.count)
+    else:  # no output has every tap inside the input: one padded stretch
+        inner = (s.output_length, s.output_length)
+    cuts = [(0, inner[0]), inner, (inner[1], s.output_length)]
     result = []
     for first, end in cuts:
         if end <= first:
@@ -361,15 +366,20 @@ def fused_shift_add(input: torch.Tensor, weight: torch.Tensor,
 def _fused(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
            s: Signature) -> torch.Tensor:
     """The compiled kernel's answer to a call :func:`supports` takes."""
-    unbatched = input.dim() == 2
-    x = input.unsqueeze(0) if unbatched else input
+    x = _batched(input)
     kernel = KERNELS.build(s, x, weight, bias)
     if s.requires_grad:
         out = _Compiled.apply(x, weight, bias, kernel)
     else:
         with torch.no_grad():  # the graph built (with grad on and no leaf needing it, the same)
             out = kernel.run(*kernel.inputs(x, weight, bias))
-    return out[0] if unbatched else out
+    return out[0] if input.dim() == 2 else out
+
+
+def _batched(input: torch.Tensor) -> torch.Tensor:
+    """``input`` as a batch: an unbatched ``(C, L)`` call as one row (its signature already
+    says ``batch=1``)."""
+    return input.unsqueeze(0) if input.dim() == 2 else input
 
 
 def fused_shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
@@ -393,10 +403,9 @@ class Compilation:
 
     def __call__(self, signature: Signature, params: Mapping[str, Any], input: torch.Tensor,
                  weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        """Compile the graph ``signature`` needs, on these tensors."""
-        x = input.unsqueeze(0) if input.dim() == 2 else input
-        KERNELS.build(signature, x.detach(), weight.detach(),
-                      None if bias is None else bias.detach())
+        """Compile the graph ``signature`` needs, on these tensors (read, never recorded:
+        :meth:`Kernel.build` works on detached copies or without grad)."""
+        KERNELS.build(signature, _batched(input), weight, bias)
 
 
 PREPARATION = Compilation()

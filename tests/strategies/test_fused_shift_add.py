@@ -10,7 +10,6 @@ derivatives and contexts.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 import torch
@@ -151,7 +150,7 @@ def test_the_tuner_compiles_first_and_times_the_compiled_kernel() -> None:
     inputs = ConvInputs.random(s, torch.device("cpu"))
     strategy = get("fused_shift_add")
     warmed, rejected = warm_up([(Candidate(strategy, ()), None)], inputs,
-                               Budget.of(time.perf_counter, 600.0),
+                               Budget.of(lambda: 0.0, 1.0),  # a clock that stands still
                                OutputCheck(inputs, 1e-4, reference_runs=False))
     assert rejected == [] and len(warmed) == 1
     assert fused.KERNELS.is_built(s) and fused.KERNELS.estimate_s(s) == 0.0
