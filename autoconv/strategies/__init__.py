@@ -4,7 +4,7 @@
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
 size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input;
 ``fused_shift_add`` sums it in one kernel compiled for its signature by ``torch.compile``;
-``upcast`` runs a half-precision call in float32. Registry order is the tie-break order.
+``gemm`` lowers a convolution to one matrix multiply over the unfolded input; ``upcast`` runs a half-precision call in float32. Registry order is the tie-break order.
 Each registry entry (:class:`Strategy`) carries everything else autoconv knows about its
 strategy.
 """
@@ -21,6 +21,8 @@ from autoconv.strategies.fft_conv import fft, fft_param_grid, fft_work
 from autoconv.strategies.fused_shift_add_conv import PREPARATION as fused_shift_add_preparation
 from autoconv.strategies.fused_shift_add_conv import fused_shift_add, fused_shift_add_work
 from autoconv.strategies.fused_shift_add_conv import supports as fused_shift_add_supports
+from autoconv.strategies.gemm_conv import computes as gemm_supports
+from autoconv.strategies.gemm_conv import gemm, gemm_work
 from autoconv.strategies.overlap_add_conv import (
                                              block_size_grid,
                                              check_overlap_add_params,
@@ -68,6 +70,7 @@ register(Strategy("shift_add", shift_add, supports=shift_add_supports, work=shif
 register(Strategy("fused_shift_add", fused_shift_add, supports=fused_shift_add_supports,
                   work=fused_shift_add_work, preparation=fused_shift_add_preparation,
                   colour="#56B4E9"))
+register(Strategy("gemm", gemm, supports=gemm_supports, work=gemm_work, colour="#000000"))
 register(Strategy("upcast", upcast, upcast_param_grid, supports=upcast_supports,
                   work=upcast_work, check=check_upcast_params, colour="#D55E00"))
 
@@ -75,7 +78,7 @@ __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
     "all_strategies", "block_size_grid", "convolution_work", "default_block_size", "direct",
     "direct_macs", "fast_size", "fast_sizes", "fft",
-    "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "get", "is_fast_size",
+    "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "gemm", "get", "is_fast_size",
     "is_plain_conv1d",
     "names",
     "overlap_add", "overlap_add_plan", "plan_work", "reference", "register", "shift_add",

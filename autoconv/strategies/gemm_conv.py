@@ -1,0 +1,124 @@
+"""The GEMM strategy: a convolution lowered to one matrix multiply over the input's taps.
+
+Each output sample of group ``g`` is the dot product of the group's filter with the
+``C_g * K`` input samples under the kernel (the "taps"). Laid out as a matrix, the taps of
+every output of a batch row form ``cols[g]`` of shape ``(C_g * K, L_out)`` (im2col), and
+
+    out[b, g] = weight[g] @ cols[b, g]          weight[g]: (O_g, C_g * K)
+
+is one batched matrix multiply whose result is already the contiguous channel-major
+``(B, O, L_out)`` tensor ``F.conv1d`` returns: no transposing copy afterwards. The taps are
+an ``unfold`` view of the (padded) input; the matrix multiply copies them into a matrix
+(``C_g * K / stride`` times the input's size), which the BLAS then reads at its full rate.
+
+It pays where ``F.conv1d``'s kernel is far from the matrix multiply's rate: few input
+channels per group and many outputs (wav2vec2's first layer, 1 -> 512 channels, 10 taps,
+stride 5, where oneDNN's direct kernel writes a blocked output and reorders it), not on dense
+layers, whose direct kernels already run at the matrix multiply's rate without the copy. The
+tuner measures which.
+
+**Memory guard.** The unfolded matrix is sized before anything is allocated: batch rows are
+multiplied in chunks whose matrix stays under :data:`MAX_UNFOLDED_BYTES`, and a signature
+whose one batch row alone needs more is not offered (:func:`computes`). Depthwise layers
+(one input channel per group) are left to the shift-and-add strategies, whose passes do the
+same sums without the matrix. Half-precision calls are multiplied in float32 and rounded
+once (:func:`~autoconv.strategies.guard.half_in_float32`), as ``F.conv1d``'s half kernels
+sum. Gradients flow through the pad, the unfold and the multiply (autograd's own): the
+input's gradient is the multiply's transpose folded back onto the samples it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.guard import guarded_call, half_in_float32
+from autoconv.strategies.work import HALF_DTYPES, Work, conversion_elements, direct_macs
+
+#: The largest unfolded matrix one multiply reads: more batch rows are multiplied in chunks.
+MAX_UNFOLDED_BYTES = 64 * 2**20
+#: The dtypes it computes itself (half precision in float32).
+DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
+
+
+def row_bytes(signature: Signature) -> int:
+    """Bytes of one batch row's unfolded matrix (in float32 for half-precision calls)."""
+    s = signature
+    itemsize = 4 if s.dtype in HALF_DTYPES else getattr(torch, s.dtype).itemsize
+    return s.in_channels * s.kernel_size * s.output_length * itemsize
+
+
+def copies_taps(signature: Signature) -> bool:
+    """Whether the multiply copies the taps into a matrix: all but a pointwise, stride-1
+    layer, whose input is already that matrix."""
+    return signature.kernel_size > 1 or signature.stride > 1
+
+
+def rows_per_chunk(signature: Signature) -> int:
+    """Batch rows multiplied at once, their unfolded matrix within the guard."""
+    return max(1, min(signature.batch, MAX_UNFOLDED_BYTES // max(1, row_bytes(signature))))
+
+
+def computes(signature: Signature) -> bool:
+    """Whether it computes ``signature`` itself (see the module docstring)."""
+    s = signature
+    return (s.dtype in DTYPES and (s.groups == 1 or s.groups < s.in_channels)
+            and row_bytes(s) <= MAX_UNFOLDED_BYTES)
+
+
+def _multiply(x: torch.Tensor, weight: torch.Tensor, s: Signature) -> torch.Tensor:
+    """``F.conv1d``'s output (no bias) for batch rows ``x``, already padded."""
+    g, cg = s.groups, s.in_channels // s.groups
+    taps = x.unfold(2, s.span, s.stride)  # (B, C, L_out, span)
+    if s.dilation > 1:
+        taps = taps[..., :: s.dilation]
+    cols = taps.reshape(x.shape[0], g, cg, s.output_length, s.kernel_size).transpose(3, 4)
+    cols = cols.reshape(x.shape[0], g, cg * s.kernel_size, s.output_length)
+    w = weight.reshape(g, s.out_channels // g, cg * s.kernel_size)
+    return torch.matmul(w, cols).view(x.shape[0], s.out_channels, s.output_length)
+
+
+def _gemm(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+          s: Signature) -> torch.Tensor:
+    x = input.unsqueeze(0) if input.dim() == 2 else input
+    if s.padding_left or s.padding_right:
+        x = F.pad(x, (s.padding_left, s.padding_right))
+    step = rows_per_chunk(s)
+    chunks = [_multiply(x[i: i + step], weight, s) for i in range(0, s.batch, step)]
+    out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+    if bias is not None:
+        out = out.add_(bias.view(1, -1, 1))  # the multiply keeps no reference to its output
+    return out[0] if input.dim() == 2 else out
+
+
+def gemm(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+         stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+         dilation: int | tuple[int] = 1, groups: int = 1) -> torch.Tensor:
+    """``F.conv1d(input, weight, bias, stride, padding, dilation, groups)`` as one matrix
+    multiply over the unfolded input (see the module docstring). Calls it does not compute
+    (depthwise, complex, over the memory guard), degenerate and refused calls get
+    ``F.conv1d``'s own answer; under autocast the tensors get autocast's casts first.
+
+    Raises:
+        RuntimeError: the error ``F.conv1d`` raises for the same bad arguments.
+    """
+    return guarded_call(input, weight, bias, stride, padding, dilation, groups,
+                        half_in_float32(_gemm), computes)
+
+
+def gemm_work(signature: Signature, params: Mapping[str, Any]) -> Work:
+    """The direct sum's multiply-adds at the matrix multiply's rate, the unfolded matrix
+    written and read once (:func:`copies_taps`), a padded copy of the input when the call pads, and in half
+    precision the conversions to float32 and back."""
+    s = signature
+    half = s.dtype in HALF_DTYPES
+    chunks = -(-s.batch // rows_per_chunk(s))
+    padded = s.batch * s.in_channels * s.padded_length if s.padding_left + s.padding_right else 0
+    return Work.of(calls=3 + chunks + (chunks > 1) + 4 * half,
+                   matmul_macs=direct_macs(s),
+                   bytes_moved=2 * s.batch * row_bytes(s) * copies_taps(s),
+                   elements=padded + half * conversion_elements(s))

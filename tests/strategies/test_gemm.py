@@ -1,0 +1,121 @@
+"""``gemm``: a convolution as one matrix multiply over the unfolded input, its memory guard
+and the work it declares. Parity, gradients and errors on every argument form are the
+registry-wide suites' (``test_parity``, ``test_gradients``, ``test_errors``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autoconv.strategies import gemm, get
+from autoconv.strategies import gemm_conv as module
+from autoconv.strategies.gemm_conv import computes, gemm_work, row_bytes, rows_per_chunk
+
+from .helpers import RTOL, assert_close, make_call, reference
+
+#: Calls: batch, groups, input and output channels per group, length, kernel, stride,
+#: padding, dilation.
+CALLS = [
+    (4, 1, 1, 8, 200, 10, 5, 0, 1),  # wav2vec2's first layer: one input channel, strided
+    (2, 1, 3, 5, 40, 1, 1, 0, 1),  # pointwise: the input is already the matrix
+    (2, 1, 3, 5, 40, 1, 3, 2, 1),  # pointwise with a stride and padding
+    (3, 2, 3, 4, 37, 4, 1, "same", 1),  # grouped, asymmetric padding
+    (2, 4, 2, 3, 50, 3, 1, 4, 2),  # grouped and dilated
+    (None, 1, 4, 6, 30, 7, 2, 3, 1),  # unbatched
+    (2, 1, 3, 2, 9, 9, 1, 0, 1),  # one output sample
+]
+
+
+def gemm_call(case: tuple, dtype: torch.dtype = torch.float64, bias: bool = True):
+    return make_call(*case, bias=bias, dtype=dtype)
+
+
+@pytest.mark.parametrize("case", CALLS, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_values_equal_f_conv1d(case: tuple, dtype: torch.dtype, bias: bool) -> None:
+    call = gemm_call(case, dtype, bias)
+    assert computes(call.signature())
+    out = gemm(*call.args)
+    assert out.is_contiguous() and out.dtype == dtype
+    assert_close(out, reference(call), RTOL[dtype], call)
+
+
+@pytest.mark.parametrize("case", CALLS, ids=str)
+def test_gradients_and_second_derivatives(case: tuple) -> None:
+    call = gemm_call(case)
+    tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
+    rest = call.args[3:]
+
+    def fn(x, w, b):
+        return gemm(x, w, b, *rest)
+
+    assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradgradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("groups,cin,expected", [
+    (1, 1, True),  # one input channel: wav2vec2's first layer
+    (1, 64, True),
+    (4, 8, True),  # grouped
+    (8, 1, False),  # depthwise: the shift-and-add strategies' layers
+])
+def test_what_it_offers(groups: int, cin: int, expected: bool) -> None:
+    call = make_call(2, groups, cin, 2, 100, 3, dtype=torch.float32)
+    assert computes(call.signature()) is expected
+    assert get("gemm").supports(call.signature()) is expected
+
+
+def test_complex_calls_get_f_conv1d_s_answer() -> None:
+    call = make_call(2, 1, 3, 4, 30, 3, dtype=torch.complex64)
+    assert not computes(call.signature())
+    torch.testing.assert_close(gemm(*call.args), reference(call))
+
+
+def test_a_depthwise_call_gets_f_conv1d_s_answer() -> None:
+    call = make_call(2, 4, 1, 1, 30, 3, padding=1)
+    torch.testing.assert_close(gemm(*call.args), reference(call), rtol=0, atol=0)
+
+
+def test_the_guard_multiplies_batch_rows_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    call = gemm_call((5, 1, 3, 4, 60, 5, 2, 3, 1))
+    signature = call.signature()
+    monkeypatch.setattr(module, "MAX_UNFOLDED_BYTES", 2 * row_bytes(signature))
+    assert rows_per_chunk(signature) == 2
+    multiplies = []
+    real_matmul = torch.matmul
+    monkeypatch.setattr(module.torch, "matmul",
+                        lambda *a: multiplies.append(a[1].shape[0]) or real_matmul(*a))
+    leaves = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
+    out = gemm(*call.args)
+    assert multiplies == [2, 2, 1]
+    assert_close(out, reference(call), RTOL[torch.float64], call)
+    grad = torch.randn_like(out)
+    mine = torch.autograd.grad(out, leaves, grad)
+    theirs = torch.autograd.grad(F.conv1d(*call.args), leaves, grad)
+    for a, b in zip(mine, theirs):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_guard_refuses_a_row_over_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    call = gemm_call((2, 1, 3, 4, 60, 5, 1, 0, 1))
+    monkeypatch.setattr(module, "MAX_UNFOLDED_BYTES", row_bytes(call.signature()) - 1)
+    assert not computes(call.signature())
+    torch.testing.assert_close(gemm(*call.args), reference(call), rtol=0, atol=0)
+
+
+def test_a_row_is_sized_before_anything_is_allocated() -> None:
+    """wav2vec2's positional conv at 10 s: 768 channels x 128 taps x 500 frames, float32."""
+    call = make_call(1, 16, 48, 48, 499, 128, padding=64, dtype=torch.float32)
+    assert row_bytes(call.signature()) == 768 * 128 * 500 * 4
+
+
+def test_work_counts_the_copy_only_where_the_multiply_makes_one() -> None:
+    pointwise = make_call(2, 1, 8, 4, 100, 1, dtype=torch.float32).signature()
+    strided = make_call(2, 1, 8, 4, 100, 1, stride=2, dtype=torch.float32).signature()
+    taps = make_call(2, 1, 8, 4, 100, 3, dtype=torch.float32).signature()
+    assert gemm_work(pointwise, {})["bytes_moved"] == 0
+    assert gemm_work(strided, {})["bytes_moved"] == 2 * 2 * 8 * 50 * 4
+    assert gemm_work(taps, {})["bytes_moved"] == 2 * 2 * 8 * 3 * 98 * 4
+    assert gemm_work(taps, {})["matmul_macs"] == 2 * 4 * 8 * 3 * 98
