@@ -45,11 +45,15 @@ MAX_UNFOLDED_BYTES = 64 * 2**20
 DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
 
 
+def _itemsize(signature: Signature) -> int:
+    """Bytes per element multiplied (float32 for half-precision calls)."""
+    return 4 if signature.dtype in HALF_DTYPES else getattr(torch, signature.dtype).itemsize
+
+
 def row_bytes(signature: Signature) -> int:
-    """Bytes of one batch row's unfolded matrix (in float32 for half-precision calls)."""
+    """Bytes of one batch row's unfolded matrix."""
     s = signature
-    itemsize = 4 if s.dtype in HALF_DTYPES else getattr(torch, s.dtype).itemsize
-    return s.in_channels * s.kernel_size * s.output_length * itemsize
+    return s.in_channels * s.kernel_size * s.output_length * _itemsize(s)
 
 
 def copies_taps(signature: Signature) -> bool:
@@ -111,14 +115,17 @@ def gemm(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = 
 
 
 def gemm_work(signature: Signature, params: Mapping[str, Any]) -> Work:
-    """The direct sum's multiply-adds at the matrix multiply's rate, the unfolded matrix
-    written and read once (:func:`copies_taps`), a padded copy of the input when the call pads, and in half
-    precision the conversions to float32 and back."""
+    """The direct sum's multiply-adds at the matrix multiply's rate; the unfolded matrix
+    written and read once (:func:`copies_taps`) and the output written, as bytes moved (a
+    multiply over a few taps, as in wav2vec2's first layer, is bound by writing its output:
+    without it the estimate was 3.8x optimistic there); a padded copy of the input when the
+    call pads; in half precision, the conversions to float32 and back."""
     s = signature
     half = s.dtype in HALF_DTYPES
     chunks = -(-s.batch // rows_per_chunk(s))
+    output_bytes = s.batch * s.out_channels * s.output_length * _itemsize(s)
     padded = s.batch * s.in_channels * s.padded_length if s.padding_left + s.padding_right else 0
     return Work.of(calls=3 + chunks + (chunks > 1) + 4 * half,
                    matmul_macs=direct_macs(s),
-                   bytes_moved=2 * s.batch * row_bytes(s) * copies_taps(s),
+                   bytes_moved=2 * s.batch * row_bytes(s) * copies_taps(s) + output_bytes,
                    elements=padded + half * conversion_elements(s))

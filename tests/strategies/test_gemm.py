@@ -111,11 +111,11 @@ def test_a_row_is_sized_before_anything_is_allocated() -> None:
     assert row_bytes(call.signature()) == 768 * 128 * 500 * 4
 
 
-def test_work_counts_the_copy_only_where_the_multiply_makes_one() -> None:
+def test_work_counts_the_output_and_the_copy_only_where_the_multiply_makes_one() -> None:
     pointwise = make_call(2, 1, 8, 4, 100, 1, dtype=torch.float32).signature()
     strided = make_call(2, 1, 8, 4, 100, 1, stride=2, dtype=torch.float32).signature()
     taps = make_call(2, 1, 8, 4, 100, 3, dtype=torch.float32).signature()
-    assert gemm_work(pointwise, {})["bytes_moved"] == 0
-    assert gemm_work(strided, {})["bytes_moved"] == 2 * 2 * 8 * 50 * 4
-    assert gemm_work(taps, {})["bytes_moved"] == 2 * 2 * 8 * 3 * 98 * 4
+    assert gemm_work(pointwise, {})["bytes_moved"] == 2 * 4 * 100 * 4  # the output alone
+    assert gemm_work(strided, {})["bytes_moved"] == (2 * 2 * 8 * 50 + 2 * 4 * 50) * 4
+    assert gemm_work(taps, {})["bytes_moved"] == (2 * 2 * 8 * 3 * 98 + 2 * 4 * 98) * 4
     assert gemm_work(taps, {})["matmul_macs"] == 2 * 4 * 8 * 3 * 98
