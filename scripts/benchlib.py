@@ -243,6 +243,15 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
     """Median-ready timings of ``candidates``, sampled in interleaved rounds, each in a new
     shuffled order (``autoconv.tuning.timing.round_orders``).
 
+    Each sample is preceded by one untimed call of the same candidate. The first call after
+    another candidate pays for the heap that candidate left (fresh pages for its output:
+    wav2vec2's first layer, a 26 MB output, took 9-17 ms against 6 ms in steady state), and
+    candidates differ in how many calls a sample runs, so without it a sample of one call
+    carried that cost whole and one of two calls half of it: ``F.conv1d`` timed through
+    autoconv (one call per sample) read 2x slower than ``F.conv1d`` called directly (two).
+    Every sample now times the candidate in its own steady state, as a model's loop runs a
+    layer.
+
     Args:
         candidates: name -> zero-argument callable, already warmed up.
         warmups: name -> its :func:`warm_up` result (time estimate, memory, maybe a sample).
@@ -273,6 +282,7 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
         for name in (names[i] for i in order):
             fn, timing = candidates[name], timings[name]
             if len(timing.samples) < wanted[name]:
+                _time_calls(fn, 1, device)  # untimed: see the docstring
                 seconds, _ = _time_calls(fn, timing.inner, device)
                 timing.samples.append(seconds)
     return timings

@@ -38,8 +38,11 @@ def test_interleaved_timing_order_and_budget() -> None:
     warm["c"] = benchlib.WarmUp(None, benchlib.Timing(samples=[5.0]), 5.0)  # too slow: done
     timings = benchlib.time_interleaved(calls, warm, device="cpu", repeats=3, budget_s=1.0,
                                         min_sample_s=0.0)
-    assert sorted(order) == ["a"] * 3 + ["b"] * 3  # c is done: its warm-up was its sample
-    assert all(sorted(order[i:i + 2]) == ["a", "b"] for i in (0, 2, 4))  # interleaved
+    # c is done: its warm-up was its sample; each sample of a and b is an untimed call and
+    # the timed one, back to back, in interleaved rounds
+    assert sorted(order) == ["a"] * 6 + ["b"] * 6
+    assert all(order[i] == order[i + 1] for i in range(0, 12, 2))
+    assert all(sorted(order[i:i + 4]) == ["a", "a", "b", "b"] for i in (0, 4, 8))
     assert [len(timings[n].samples) for n in "abc"] == [3, 3, 1]
     assert timings["c"].median == 5.0
     few = benchlib.time_interleaved({"a": lambda: None},
