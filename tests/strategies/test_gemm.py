@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from autoconv.strategies import gemm, get
 from autoconv.strategies import gemm_conv as module
@@ -119,3 +120,36 @@ def test_work_counts_the_output_and_the_copy_only_where_the_multiply_makes_one()
     assert gemm_work(strided, {})["bytes_moved"] == (2 * 2 * 8 * 50 + 2 * 4 * 50) * 4
     assert gemm_work(taps, {})["bytes_moved"] == (2 * 2 * 8 * 3 * 98 + 2 * 4 * 98) * 4
     assert gemm_work(taps, {})["matmul_macs"] == 2 * 4 * 8 * 3 * 98
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the most elements any operator's output had."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.numel = max(self.numel, t.numel())
+        return out
+
+
+def test_a_dilated_backward_stays_the_size_of_the_taps() -> None:
+    """Through an ``unfold`` spanning every dilated window, the input's gradient took a
+    tensor of ``span`` samples per output (a grid layer of dilation 323: 30x ``F.conv1d``)."""
+    call = gemm_call((2, 1, 4, 3, 700, 3, 1, 0, 300), dtype=torch.float32)
+    signature = call.signature()
+    x = call.x.requires_grad_(True)
+    out = gemm(x, *call.args[1:])
+    with _LargestTensor() as largest:
+        out.backward(torch.ones_like(out))
+    rows = signature.batch * signature.in_channels
+    bound = max(rows * signature.kernel_size * signature.output_length,  # the taps
+                rows * signature.length)  # the input's gradient
+    assert largest.numel <= bound < rows * signature.span * signature.output_length / 10
+    leaf = call.x.detach().requires_grad_(True)
+    F.conv1d(leaf, *call.args[1:]).sum().backward()
+    torch.testing.assert_close(x.grad, leaf.grad)
