@@ -22,7 +22,8 @@ on an AMD EPYC it lost everywhere. The tuner measures which.
 
 **Memory guard.** The unfolded matrix is sized before anything is allocated: batch rows are
 multiplied in chunks whose matrix stays under :data:`MAX_UNFOLDED_BYTES`, and a signature
-whose one batch row alone needs more is not offered (:func:`computes`). Depthwise layers
+whose one batch row alone needs more is not offered (:func:`computes`); a pointwise,
+stride-1 layer copies nothing and is not limited. Depthwise layers
 (one input channel per group) are left to the shift-and-add strategies, whose passes do the
 same sums without the matrix. Half-precision calls are multiplied in float32 and rounded
 once (:func:`~autoconv.strategies.guard.half_in_float32`), as ``F.conv1d``'s half kernels
@@ -66,7 +67,10 @@ def copies_taps(signature: Signature) -> bool:
 
 
 def rows_per_chunk(signature: Signature) -> int:
-    """Batch rows multiplied at once, their unfolded matrix within the guard."""
+    """Batch rows multiplied at once, their unfolded matrix within the guard (all of them
+    when nothing is copied)."""
+    if not copies_taps(signature):
+        return signature.batch
     return max(1, min(signature.batch, MAX_UNFOLDED_BYTES // max(1, row_bytes(signature))))
 
 
@@ -74,7 +78,7 @@ def computes(signature: Signature) -> bool:
     """Whether it computes ``signature`` itself (see the module docstring)."""
     s = signature
     return (s.dtype in DTYPES and (s.groups == 1 or s.groups < s.in_channels)
-            and row_bytes(s) <= MAX_UNFOLDED_BYTES)
+            and (not copies_taps(s) or row_bytes(s) <= MAX_UNFOLDED_BYTES))
 
 
 def _taps(x: torch.Tensor, s: Signature) -> torch.Tensor:

@@ -106,6 +106,14 @@ def test_the_guard_refuses_a_row_over_it(monkeypatch: pytest.MonkeyPatch) -> Non
     torch.testing.assert_close(gemm(*call.args), reference(call), rtol=0, atol=0)
 
 
+def test_a_pointwise_layer_copies_nothing_and_is_not_limited(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    call = gemm_call((3, 1, 4, 2, 50, 1, 1, 0, 1))
+    monkeypatch.setattr(module, "MAX_UNFOLDED_BYTES", 1)
+    assert computes(call.signature()) and rows_per_chunk(call.signature()) == 3
+    assert_close(gemm(*call.args), reference(call), RTOL[torch.float64], call)
+
+
 def test_a_row_is_sized_before_anything_is_allocated() -> None:
     """wav2vec2's positional conv at 10 s: 768 channels x 128 taps x 500 frames, float32."""
     call = make_call(1, 16, 48, 48, 499, 128, padding=64, dtype=torch.float32)
