@@ -4,9 +4,9 @@
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
 size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input;
 ``fused_shift_add`` sums it in one kernel compiled for its signature by ``torch.compile``;
-``gemm`` lowers a convolution to one matrix multiply over the unfolded input; ``upcast`` runs a half-precision call in float32. Registry order is the tie-break order.
-Each registry entry (:class:`Strategy`) carries everything else autoconv knows about its
-strategy.
+``gemm`` lowers a convolution to one matrix multiply over the unfolded input; ``upcast``
+runs a half-precision call in float32. Registry order is the tie-break order. Each registry
+entry (:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
 
 from autoconv.strategies.direct_conv import (

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 
 from autoconv import plain
 from autoconv.signature import PaddingArg, Signature
-from autoconv.strategies.guard import guarded_call
+from autoconv.strategies.guard import batched, guarded_call
 from autoconv.strategies.shift_add_conv import is_depthwise, tap_ranges
 from autoconv.strategies.work import HALF_DTYPES, Work
 
@@ -366,20 +366,11 @@ def fused_shift_add(input: torch.Tensor, weight: torch.Tensor,
 def _fused(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
            s: Signature) -> torch.Tensor:
     """The compiled kernel's answer to a call :func:`supports` takes."""
-    x = _batched(input)
-    kernel = KERNELS.build(s, x, weight, bias)
+    kernel = KERNELS.build(s, input, weight, bias)
     if s.requires_grad:
-        out = _Compiled.apply(x, weight, bias, kernel)
-    else:
-        with torch.no_grad():  # the graph built (with grad on and no leaf needing it, the same)
-            out = kernel.run(*kernel.inputs(x, weight, bias))
-    return out[0] if input.dim() == 2 else out
-
-
-def _batched(input: torch.Tensor) -> torch.Tensor:
-    """``input`` as a batch: an unbatched ``(C, L)`` call as one row (its signature already
-    says ``batch=1``)."""
-    return input.unsqueeze(0) if input.dim() == 2 else input
+        return _Compiled.apply(input, weight, bias, kernel)
+    with torch.no_grad():  # the graph built (with grad on and no leaf needing it, the same)
+        return kernel.run(*kernel.inputs(input, weight, bias))
 
 
 def fused_shift_add_work(signature: Signature, params: Mapping[str, Any]) -> Work:
@@ -405,7 +396,7 @@ class Compilation:
                  weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         """Compile the graph ``signature`` needs, on these tensors (read, never recorded:
         :meth:`Kernel.build` works on detached copies or without grad)."""
-        KERNELS.build(signature, _batched(input), weight, bias)
+        KERNELS.build(signature, batched(input), weight, bias)
 
 
 PREPARATION = Compilation()

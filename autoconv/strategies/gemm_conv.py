@@ -87,7 +87,7 @@ def _taps(x: torch.Tensor, s: Signature) -> torch.Tensor:
     Undilated, an ``unfold`` view (its backward folds a tensor of that same size). Dilated,
     one strided slice per tap, stacked: the ``unfold`` would span ``dilation * (K - 1) + 1``
     samples per output, and its backward materialize all of them (on a K=3 layer of dilation
-    323, 30x ``F.conv1d``'s training step).
+    323: 609 ms for a training step, against 22.6 ms for ``F.conv1d``'s and 21.6 ms now).
     """
     if s.dilation == 1:
         return x.unfold(2, s.kernel_size, s.stride).transpose(2, 3)
@@ -106,15 +106,16 @@ def _multiply(x: torch.Tensor, weight: torch.Tensor, s: Signature) -> torch.Tens
 
 def _gemm(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
           s: Signature) -> torch.Tensor:
-    x = input.unsqueeze(0) if input.dim() == 2 else input
+    """The multiplies of a call :func:`computes` takes, batch rows in chunks (the guard)."""
+    x = input
     if s.padding_left or s.padding_right:
-        x = F.pad(x, (s.padding_left, s.padding_right))
+        x = F.pad(input, (s.padding_left, s.padding_right))
     step = rows_per_chunk(s)
     chunks = [_multiply(x[i: i + step], weight, s) for i in range(0, s.batch, step)]
     out = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
     if bias is not None:
         out = out.add_(bias.view(1, -1, 1))  # the multiply keeps no reference to its output
-    return out[0] if input.dim() == 2 else out
+    return out
 
 
 def gemm(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

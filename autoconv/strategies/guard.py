@@ -19,8 +19,15 @@ from autoconv.signature import PaddingArg, Signature, signature_or_answer
 from autoconv.strategies.work import HALF_DTYPES
 
 #: ``(input, weight, bias, signature) -> output``: a strategy's own computation, on tensors
-#: already cast by autocast, for a validated call it computes.
+#: already cast by autocast, for a validated call it computes; the input always batched,
+#: ``(B, C, L)`` (:func:`batched`), the output ``(B, O, L_out)``.
 Compute = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, Signature], torch.Tensor]
+
+
+def batched(input: torch.Tensor) -> torch.Tensor:
+    """``input`` as a batch: an unbatched ``(C, L)`` call as one row (its signature already
+    says ``batch=1``)."""
+    return input.unsqueeze(0) if input.dim() == 2 else input
 
 
 def computes_all(signature: Signature) -> bool:
@@ -60,4 +67,5 @@ def guarded_call(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
             return s
         if not computes(s):
             return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
-        return compute(input, weight, bias, s)
+        out = compute(batched(input), weight, bias, s)
+        return out[0] if input.dim() == 2 else out

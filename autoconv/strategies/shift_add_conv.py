@@ -260,13 +260,10 @@ def _shift_add(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                s: Signature) -> torch.Tensor:
     """The sums of a call :func:`computes` takes (recorded for autograd when it needs
     gradients)."""
-    unbatched = input.dim() == 2
     # contiguous along time: on a transposed view (Mamba's conv input is a linear layer's
     # output, transposed) the taps' passes stride across memory, 5x slower with backward
-    x = (input.unsqueeze(0) if unbatched else input).contiguous()
+    x = input.contiguous()
     taps = weight[:, 0, :]  # (C * m, K)
     if s.requires_grad:
-        out = _ShiftAdd.apply(x, taps, bias, s)
-    else:
-        out = _sum_in_place(x, taps, bias, s)
-    return out[0] if unbatched else out
+        return _ShiftAdd.apply(x, taps, bias, s)
+    return _sum_in_place(x, taps, bias, s)

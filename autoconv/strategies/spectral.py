@@ -137,8 +137,7 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
         raise NotImplementedError(f"the FFT conv1d strategies support real floating dtypes "
                                   f"only, not {input.dtype}; use the direct strategy")
     dtype = compute_dtype(input.dtype)
-    x = input.unsqueeze(0) if input.dim() == 2 else input
-    x = split_input(x.to(dtype), signature, plan)
+    x = split_input(input.to(dtype), signature, plan)
     n, frames = plan.fft_length, plan.frames
     x = x.unfold(-1, n, plan.step) if frames > 1 else x.unsqueeze(2)
     batch = x.shape[0]
@@ -151,8 +150,7 @@ def spectral_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     else:
         y = _chunked(spectra, weight, bias, signature, plan, dtype, chunks, batch,
                      spectrum_cache)
-    y = y.to(input.dtype)
-    return y.squeeze(0) if input.dim() == 2 else y
+    return y.to(input.dtype)
 
 
 def _spectrum(weight: torch.Tensor, signature: Signature, plan: ConvPlan, dtype: torch.dtype,

@@ -114,12 +114,6 @@ def test_a_pointwise_layer_copies_nothing_and_is_not_limited(
     assert_close(gemm(*call.args), reference(call), RTOL[torch.float64], call)
 
 
-def test_a_row_is_sized_before_anything_is_allocated() -> None:
-    """wav2vec2's positional conv at 10 s: 768 channels x 128 taps x 500 frames, float32."""
-    call = make_call(1, 16, 48, 48, 499, 128, padding=64, dtype=torch.float32)
-    assert row_bytes(call.signature()) == 768 * 128 * 500 * 4
-
-
 def test_work_counts_the_output_and_the_copy_only_where_the_multiply_makes_one() -> None:
     pointwise = make_call(2, 1, 8, 4, 100, 1, dtype=torch.float32).signature()
     strided = make_call(2, 1, 8, 4, 100, 1, stride=2, dtype=torch.float32).signature()
@@ -161,3 +155,17 @@ def test_a_dilated_backward_stays_the_size_of_the_taps() -> None:
     leaf = call.x.detach().requires_grad_(True)
     F.conv1d(leaf, *call.args[1:]).sum().backward()
     torch.testing.assert_close(x.grad, leaf.grad)
+
+
+def test_a_row_over_the_guard_is_refused_before_anything_is_allocated() -> None:
+    """wav2vec2's positional conv at 10 s: 768 channels x 128 taps x 500 frames in float32
+    (196 MB a row, over the default guard) is answered by ``F.conv1d``, and no tensor of the
+    unfolded matrix's size is ever made."""
+    call = make_call(1, 16, 48, 48, 499, 128, padding=64, dtype=torch.float32)
+    signature = call.signature()
+    assert row_bytes(signature) == 768 * 128 * 500 * 4 > module.MAX_UNFOLDED_BYTES
+    assert not computes(signature)
+    with _LargestTensor() as largest:
+        out = gemm(*call.args)
+    assert largest.numel < row_bytes(signature) / 4 / 100
+    torch.testing.assert_close(out, reference(call), rtol=0, atol=0)
