@@ -117,6 +117,42 @@ def summarize_disturbed(clean: Sequence[float], disturbed: Sequence[float],
                    peak_excess=peak_excess, contended=True)
 
 
+#: Each candidate's first samples are its *warming* ones: once it has :data:`CLEAN_SAMPLES`
+#: more, medians and spreads leave them out (:func:`settled`).
+WARMING_SAMPLES = 2
+#: On its warming samples alone, a candidate leaves the race only when even the fastest of
+#: them exceeds the best's median this many times (:func:`clearly_slower`).
+WARMING_DROP_FACTOR = 4.0
+
+
+def settled(samples: Sequence[float]) -> Sequence[float]:
+    """A candidate's samples without its :data:`WARMING_SAMPLES` first ones, once
+    :data:`CLEAN_SAMPLES` later ones remain (all of them until then).
+
+    A call repeated on a machine does not reach its steady time at once, and not only for
+    its first call. On this project's 2-core test machine (a virtual Sapphire Rapids Xeon),
+    in a fresh process after a warm-up call, a 26 MB output written by ``F.conv1d`` took
+    4.1, 3.1, 2.9, 2.3, 2.1 ms and then 1.8-2.0 ms: filling the same 26 MB buffer again and
+    again, with no page fault after the first, took 3.9, 2.9, 1.7, 1.4, then 1.3 ms, and
+    the slow passes came back after a second's sleep or 104 MB of other memory written. A
+    median and a spread over such samples mix the slow start with the steady state: the
+    spread grows, and the tie rules tie candidates that are not tied (wav2vec2's first
+    layer at batch 2: ``F.conv1d`` 3.06 ms, spread 1.95, against the unfold-and-multiply's
+    1.95 ms, spread 0.29, tied by their spreads; judged in steady rounds, the multiply was
+    1.2-1.6x faster).
+
+    The other candidates' calls slow a candidate's next ones in the same way: a tuning of
+    that layer timed ``F.conv1d`` at 2.2 ms in steady rounds but at 15.1 ms right after an
+    overlap-add that wrote much memory, and an unfold-and-multiply at 8.1 against 1.8 ms;
+    such a candidate is soon dropped from the race, so it is the first rounds it spoils. Two
+    spoilt samples could drop a candidate at the clear-loss rule's 1.5x (``F.conv1d`` was
+    dropped so at 4.1 and 16 ms against 2.6 ms); on warming samples alone that rule asks
+    :data:`WARMING_DROP_FACTOR` (:func:`clearly_slower`).
+    """
+    later = samples[WARMING_SAMPLES:]
+    return later if len(later) >= CLEAN_SAMPLES else samples
+
+
 class Timer(Protocol):
     """Times candidates interleaved until a deadline; what the tuner calls (``thread_clock``:
     see :func:`measure_interleaved`)."""
@@ -218,31 +254,38 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
                    factor: float = DROP_FACTOR) -> set[int]:
     """The candidates whose times so far are clearly worse than the best's.
 
-    The best is the candidate with the smallest median. Another is clearly slower when even
-    its fastest sample exceeds the best's median ``factor`` times (after two samples), or
-    :data:`SETTLED_FACTOR` times once both have ``SETTLED_SAMPLES``, or once both have
-    :data:`SEPARATED_SAMPLES` and its lower quartile is above the best's upper quartile. Noise on a shared
-    machine only ever makes a call slower, so a candidate's fastest sample is a bound that a
-    stall cannot lower, and a stalled sample of the best raises its median if anything: a
-    stall can keep a slow candidate in the race, never drop a fast one.
+    The best is the candidate with the smallest median (medians and quartiles past the
+    warming samples: :func:`settled`). Another is clearly slower when even its fastest
+    sample exceeds the best's median ``factor`` times (on its two warming samples alone,
+    :data:`WARMING_DROP_FACTOR` times), or :data:`SETTLED_FACTOR` times once both have
+    ``SETTLED_SAMPLES``, or once both have :data:`SEPARATED_SAMPLES` and its lower quartile
+    is above the best's upper quartile. Noise on a shared machine only ever makes a call
+    slower, so a candidate's fastest sample is a bound that a stall cannot lower, and a
+    stalled sample of the best raises its median if anything: a stall that comes and goes
+    can keep a slow candidate in the race, never drop a fast one. A slow start can spoil
+    every one of a candidate's first samples, hence the larger factor on those.
     """
     timed = [i for i, s in enumerate(samples) if s and failures[i] is None]
     if len(timed) < 2:
         return set()
-    medians = {i: statistics.median(samples[i]) for i in timed}
+    medians = {i: statistics.median(settled(samples[i])) for i in timed}
     best = min(timed, key=medians.__getitem__)
-    settled = len(samples[best]) >= SETTLED_SAMPLES
+    best_settled = len(samples[best]) >= SETTLED_SAMPLES
 
-    best_upper = (statistics.quantiles(samples[best], n=4)[2]
+    best_upper = (statistics.quantiles(settled(samples[best]), n=4)[2]
                   if len(samples[best]) >= SEPARATED_SAMPLES else math.inf)
 
     def slower(i: int) -> bool:
         count, fastest = len(samples[i]), min(samples[i])
-        if count >= SEPARATED_SAMPLES and statistics.quantiles(samples[i], n=4)[0] > best_upper:
+        if count >= SEPARATED_SAMPLES and \
+                statistics.quantiles(settled(samples[i]), n=4)[0] > best_upper:
             return True  # the interquartile ranges no longer overlap
-        if count >= SETTLED_SAMPLES and settled and fastest > SETTLED_FACTOR * medians[best]:
+        if count >= SETTLED_SAMPLES and best_settled and \
+                fastest > SETTLED_FACTOR * medians[best]:
             return True
-        return count >= 2 and fastest > factor * medians[best]
+        if count <= WARMING_SAMPLES:  # its samples may all be spoilt: see settled()
+            return count >= 2 and fastest > max(factor, WARMING_DROP_FACTOR) * medians[best]
+        return fastest > factor * medians[best]
 
     return {i for i in timed if i != best and slower(i)}
 
@@ -259,7 +302,7 @@ def halved(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
     counts = {len(samples[i]) for i in racing}
     if len(counts) != 1 or not _halving_round(counts.pop()):
         return set()
-    by_median = sorted(racing, key=lambda i: statistics.median(samples[i]))
+    by_median = sorted(racing, key=lambda i: statistics.median(settled(samples[i])))
     return set(by_median[max(2, math.ceil(len(racing) / 2)):])
 
 
@@ -271,11 +314,12 @@ def _halving_round(count: int) -> bool:
 
 def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
     """Whether the candidates still racing are tied: each has :data:`TIE_SAMPLES` samples and
-    their medians are within :data:`TIED_FACTOR` of each other, so that picking any of them
-    costs about that much at most and more samples would not pay for themselves."""
+    their medians (past the warming samples: :func:`settled`) are within
+    :data:`TIED_FACTOR` of each other, so that picking any of them costs about that much at
+    most and more samples would not pay for themselves."""
     if len(racing) < 2 or any(len(samples[i]) < TIE_SAMPLES for i in racing):
         return False
-    medians = [statistics.median(samples[i]) for i in racing]
+    medians = [statistics.median(settled(samples[i])) for i in racing]
     return max(medians) <= TIED_FACTOR * min(medians)
 
 
@@ -393,5 +437,5 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
             break
     return [Timing(float("inf"), 0.0, len(s) + len(d), failure)
             if failure is not None or not (s or d)
-            else summarize_disturbed(s, d, load.peak_excess)
+            else summarize_disturbed(settled(s), d, load.peak_excess)
             for s, d, failure in zip(samples, disturbed, failures)]

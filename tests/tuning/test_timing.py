@@ -10,7 +10,7 @@ import torch
 
 from autoconv.tuning import timing
 from autoconv.tuning.contention import QuietMachine
-from autoconv.tuning.timing import SEPARATED_SAMPLES, TIE_SAMPLES, summarize
+from autoconv.tuning.timing import SEPARATED_SAMPLES, TIE_SAMPLES, WARMING_SAMPLES, summarize
 
 CPU = torch.device("cpu")
 #: The timer on a machine that never reports other work (its tests do not depend on the
@@ -124,10 +124,11 @@ def test_a_clearly_slower_candidate_leaves_the_race_and_near_ties_race_on() -> N
     timings = measure_interleaved(
         [noisy([0.0100, 0.0112]), noisy([0.0111, 0.0101]), clock.candidate(0.030, log, "slow")],
         device=CPU, deadline=1.0, max_samples=8, clock=clock)
-    # slow is dropped after its second sample; the two that overlap race on until their
-    # medians are within 3% (at 6 samples; at 5 they were 11% apart): a tie, which more
-    # samples would not break
-    assert [t.samples for t in timings] == [6, 6, 2]
+    # slow (3x) is dropped after its third sample (on its two warming samples, only 4x
+    # would); the two that overlap race on until their medians are within 3% (at 6
+    # samples; at 5 they were 11% apart): a tie, which more samples would not break
+    # (their summaries leave the warming samples out)
+    assert [t.samples for t in timings] == [6 - WARMING_SAMPLES] * 2 + [3]
     assert all(t.ok for t in timings) and math.isclose(timings[2].median_s, 0.030)
 
 
@@ -136,7 +137,8 @@ def test_candidates_whose_quartiles_separate_leave_the_race() -> None:
     timings = measure_interleaved(  # 5% apart, no noise: separate after SEPARATED_SAMPLES
         [clock.candidate(0.0100, log, "a"), clock.candidate(0.0105, log, "b")],
         device=CPU, deadline=10.0, max_samples=25, clock=clock)
-    assert [t.samples for t in timings] == [SEPARATED_SAMPLES] * 2
+    # the summaries leave the warming samples out
+    assert [t.samples for t in timings] == [SEPARATED_SAMPLES - WARMING_SAMPLES] * 2
 
 
 def test_the_race_stops_when_one_candidate_is_left() -> None:
@@ -144,14 +146,15 @@ def test_the_race_stops_when_one_candidate_is_left() -> None:
     timings = measure_interleaved(
         [clock.candidate(0.010, log, "fast"), clock.candidate(0.040, log, "slow")],
         device=CPU, deadline=10.0, max_samples=25, min_samples=3, clock=clock)
-    # the loser is dropped after two samples; the winner gets its min_samples (and the
-    # SETTLED_SAMPLES that keep the decision from being provisional: 3 as well)
-    assert [t.samples for t in timings] == [3, 2]
-    assert clock.now == pytest.approx(3 * 0.010 + 2 * 0.040)
+    # the loser (4x) is dropped after three samples (on its two warming samples it is not
+    # over WARMING_DROP_FACTOR); the winner gets its min_samples (and the SETTLED_SAMPLES
+    # that keep the decision from being provisional: 3 as well)
+    assert [t.samples for t in timings] == [3, 3]
+    assert clock.now == pytest.approx(3 * 0.010 + 3 * 0.040)
     first_call = measure_interleaved(
-        [clock.candidate(0.010, log, "fast"), clock.candidate(0.040, log, "slow")],
+        [clock.candidate(0.010, log, "fast"), clock.candidate(0.041, log, "slow")],
         device=CPU, deadline=clock.now + 10.0, max_samples=25, min_samples=1, clock=clock)
-    assert [t.samples for t in first_call] == [3, 2]
+    assert [t.samples for t in first_call] == [3, 2]  # over 4x: dropped on two samples
 
 
 def test_a_stall_never_drops_a_fast_candidate() -> None:
@@ -168,7 +171,8 @@ def test_a_stall_never_drops_a_fast_candidate() -> None:
     timings = measure_interleaved(
         [stalling("a", 0.01, {2}), stalling("b", 0.01, {1})],
         device=CPU, deadline=100.0, max_samples=25, clock=clock)
-    assert timings[0].samples == timings[1].samples >= TIE_SAMPLES  # ended as a tie
+    # ended as a tie, after TIE_SAMPLES samples or more (summarised past the warming ones)
+    assert timings[0].samples == timings[1].samples >= TIE_SAMPLES - WARMING_SAMPLES
     assert timings[1].median_s == pytest.approx(0.01)
 
 
@@ -188,3 +192,37 @@ def test_the_deadline_is_checked_between_samples_under_contention() -> None:
     # round one (0.15 s) fits; in round two the first call takes 2 s and the deadline has
     # passed, so the other two are not timed again
     assert sorted(t.samples for t in timings) == [1, 1, 2] and len(log) == 4
+
+
+def ramping(clock: FakeClock, steady_s: float, first: list[float]):
+    """A fake candidate whose first calls take ``first``, then ``steady_s`` each."""
+    times = iter(first)
+
+    def run() -> None:
+        clock.now += next(times, steady_s)
+    return run
+
+
+def test_warming_samples_are_left_out_of_the_summary() -> None:
+    clock = FakeClock()
+    (timing,) = measure_interleaved([ramping(clock, 0.002, [0.004, 0.003])], device=CPU,
+                                    deadline=1.0, max_samples=6, clock=clock,
+                                    drop_factor=None)
+    # six samples; the two slow ones that start the run no longer widen the spread
+    assert timing.samples == 6 - WARMING_SAMPLES
+    assert timing.median_s == pytest.approx(0.002) and timing.spread_s == pytest.approx(0.0)
+    (few,) = measure_interleaved([ramping(clock, 0.002, [0.004, 0.003])], device=CPU,
+                                 deadline=1.0, max_samples=4, clock=clock, drop_factor=None)
+    assert few.samples == 4  # too few later ones: every sample makes the summary
+
+
+
+def test_two_spoilt_samples_do_not_drop_a_fast_candidate() -> None:
+    clock = FakeClock()
+    # b's first two samples come after a call that left the machine slow (3x); in steady
+    # rounds it is the faster: it stays in the race and wins it
+    timings = measure_interleaved(
+        [ramping(clock, 0.0100, []), ramping(clock, 0.0080, [0.030, 0.024])],
+        device=CPU, deadline=10.0, max_samples=25, clock=clock)
+    assert timings[1].median_s == pytest.approx(0.008)
+    assert timings[0].median_s == pytest.approx(0.010) and timings[0].samples >= 3
