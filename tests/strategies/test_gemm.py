@@ -11,7 +11,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from autoconv.strategies import gemm, get
 from autoconv.strategies import gemm_conv as module
-from autoconv.strategies.gemm_conv import computes, gemm_work, row_bytes, rows_per_chunk
+from autoconv.strategies.gemm_conv import (
+                                           computes,
+                                           folds_batch,
+                                           gemm_work,
+                                           row_bytes,
+                                           rows_per_chunk,
+)
 
 from .helpers import RTOL, assert_close, make_call, reference
 
@@ -32,19 +38,27 @@ def gemm_call(case: tuple, dtype: torch.dtype = torch.float64, bias: bool = True
     return make_call(*case, bias=bias, dtype=dtype)
 
 
+@pytest.fixture(params=["rows", "folded"])
+def fold(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each batch row its own multiply, or every row folded into one (as tiny rows are)."""
+    monkeypatch.setattr(module, "FOLD_MAX_ROW_MACS", 0 if request.param == "rows" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("case", CALLS, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("bias", [True, False])
-def test_values_equal_f_conv1d(case: tuple, dtype: torch.dtype, bias: bool) -> None:
+def test_values_equal_f_conv1d(case: tuple, dtype: torch.dtype, bias: bool, fold: str) -> None:
     call = gemm_call(case, dtype, bias)
     assert computes(call.signature())
+    assert folds_batch(call.signature()) == (fold == "folded" and (case[0] or 1) > 1)
     out = gemm(*call.args)
     assert out.is_contiguous() and out.dtype == dtype
     assert_close(out, reference(call), RTOL[dtype], call)
 
 
 @pytest.mark.parametrize("case", CALLS, ids=str)
-def test_gradients_and_second_derivatives(case: tuple) -> None:
+def test_gradients_and_second_derivatives(case: tuple, fold: str) -> None:
     call = gemm_call(case)
     tensors = [t.requires_grad_(True) for t in (call.x, call.w, call.b)]
     rest = call.args[3:]
@@ -83,6 +97,7 @@ def test_the_guard_multiplies_batch_rows_in_chunks(monkeypatch: pytest.MonkeyPat
     call = gemm_call((5, 1, 3, 4, 60, 5, 2, 3, 1))
     signature = call.signature()
     monkeypatch.setattr(module, "MAX_UNFOLDED_BYTES", 2 * row_bytes(signature))
+    monkeypatch.setattr(module, "FOLD_MAX_ROW_MACS", 0)  # one multiply per row
     assert rows_per_chunk(signature) == 2
     multiplies = []
     real_matmul = torch.matmul
@@ -110,18 +125,38 @@ def test_a_pointwise_layer_copies_nothing_and_is_not_limited(
         monkeypatch: pytest.MonkeyPatch) -> None:
     call = gemm_call((3, 1, 4, 2, 50, 1, 1, 0, 1))
     monkeypatch.setattr(module, "MAX_UNFOLDED_BYTES", 1)
+    monkeypatch.setattr(module, "FOLD_MAX_ROW_MACS", 0)  # folding rows copies them
     assert computes(call.signature()) and rows_per_chunk(call.signature()) == 3
     assert_close(gemm(*call.args), reference(call), RTOL[torch.float64], call)
 
 
+def test_tiny_rows_are_folded_into_one_multiply(monkeypatch: pytest.MonkeyPatch) -> None:
+    call = gemm_call((6, 2, 2, 2, 20, 4, 1, 1, 1))  # grouped, padded: 6 rows of 608 MACs
+    assert folds_batch(call.signature())
+    multiplies = []
+    real_matmul = torch.matmul
+    monkeypatch.setattr(module.torch, "matmul",
+                        lambda *a: multiplies.append(tuple(a[1].shape)) or real_matmul(*a))
+    out = gemm(*call.args)
+    assert multiplies == [(2, 8, 6 * 19)]  # per group: 2 channels x 4 taps, every row's outputs
+    assert out.is_contiguous()
+    assert_close(out, reference(call), RTOL[torch.float64], call)
+    assert not folds_batch(gemm_call((1, 2, 2, 2, 20, 4, 1, 1, 1)).signature())  # one row
+    assert not folds_batch(gemm_call((6, 1, 64, 64, 100, 3, 1, 1, 1)).signature())  # large
+
+
 def test_work_counts_the_output_and_the_copy_only_where_the_multiply_makes_one() -> None:
-    pointwise = make_call(2, 1, 8, 4, 100, 1, dtype=torch.float32).signature()
-    strided = make_call(2, 1, 8, 4, 100, 1, stride=2, dtype=torch.float32).signature()
-    taps = make_call(2, 1, 8, 4, 100, 3, dtype=torch.float32).signature()
-    assert gemm_work(pointwise, {})["bytes_moved"] == 2 * 4 * 100 * 4  # the output alone
-    assert gemm_work(strided, {})["bytes_moved"] == (2 * 2 * 8 * 50 + 2 * 4 * 50) * 4
-    assert gemm_work(taps, {})["bytes_moved"] == (2 * 2 * 8 * 3 * 98 + 2 * 4 * 98) * 4
-    assert gemm_work(taps, {})["matmul_macs"] == 2 * 4 * 8 * 3 * 98
+    pointwise = make_call(2, 1, 16, 8, 100, 1, dtype=torch.float32).signature()
+    strided = make_call(2, 1, 16, 8, 200, 1, stride=2, dtype=torch.float32).signature()
+    taps = make_call(2, 1, 16, 8, 100, 3, dtype=torch.float32).signature()
+    folded = make_call(2, 1, 8, 4, 100, 1, dtype=torch.float32).signature()
+    assert not any(folds_batch(s) for s in (pointwise, strided, taps)) and folds_batch(folded)
+    assert gemm_work(pointwise, {})["bytes_moved"] == 2 * 8 * 100 * 4  # the output alone
+    assert gemm_work(strided, {})["bytes_moved"] == (2 * 2 * 16 * 100 + 2 * 8 * 100) * 4
+    assert gemm_work(taps, {})["bytes_moved"] == (2 * 2 * 16 * 3 * 98 + 2 * 8 * 98) * 4
+    assert gemm_work(taps, {})["matmul_macs"] == 2 * 8 * 16 * 3 * 98
+    # folded rows: the input copied into the folded matrix, the product copied once more
+    assert gemm_work(folded, {})["bytes_moved"] == (2 * 2 * 8 * 100 + 3 * 2 * 4 * 100) * 4
 
 
 class _LargestTensor(TorchDispatchMode):
