@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autoconv.tuning.candidates import Candidate
-from autoconv.tuning.timing import Timing
+from autoconv.tuning.timing import Timing, summarize
 from tuning_db.records import CONTENDED_NOTE, SETTLED_SAMPLES, is_contended
 
 #: Longest note stored with an outcome (the database keeps short texts).
@@ -77,15 +76,11 @@ class Outcome:
     def of_live_times(cls, candidate: Candidate, times: Sequence[float], note: str
                       ) -> Outcome:
         """An outcome of seconds timed on live calls (a live re-check, mode live's
-        exploration): their median, their interquartile range (their range under 4)."""
-        ordered = sorted(times)
-        if len(ordered) >= 4:
-            quartiles = statistics.quantiles(ordered, n=4)
-            spread = quartiles[2] - quartiles[0]
-        else:
-            spread = ordered[-1] - ordered[0]
-        return cls(candidate, max(statistics.median(ordered), MIN_SECONDS), spread,
-                   len(ordered), note=note[:NOTE_LENGTH])
+        exploration): their median and spread, as a timing's
+        (:func:`~autoconv.tuning.timing.summarize`)."""
+        summary = summarize(times)
+        return cls(candidate, max(summary.median_s, MIN_SECONDS), summary.spread_s,
+                   summary.samples, note=note[:NOTE_LENGTH])
 
     @classmethod
     def estimated(cls, candidate: Candidate, seconds: float, how: str, *,

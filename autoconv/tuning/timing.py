@@ -48,8 +48,9 @@ class Timing:
 
     Attributes:
         median_s: median wall time of one call, seconds (``inf`` if the candidate raised).
-        spread_s: interquartile range of the samples, seconds (0 with fewer than 4 samples:
-            the range of the samples instead).
+        spread_s: interquartile range of the samples, seconds (with fewer than 4 samples:
+            their range), at most twice the distance from the median down to the fastest
+            sample (:func:`summarize`).
         samples: number of timed calls the summary is made of.
         failure: the exception message if the candidate raised while being timed.
         disturbed: samples taken while the machine was busy
@@ -80,13 +81,25 @@ class Timing:
 
 
 def summarize(samples: Sequence[float]) -> Timing:
-    """Median and spread of a non-empty list of sample times."""
+    """Median and spread of a non-empty list of sample times.
+
+    The spread is the interquartile range (the range, under 4 samples), but never more than
+    twice the distance from the median down to the fastest sample. The tie rule reads a
+    candidate's times as its median plus or minus half its spread
+    (:func:`~autoconv.tuning.outcome.tie_winner`), and a few samples of which one stalled
+    have a wide spread lying wholly above the median: read symmetrically, it reached far
+    below any time the candidate took. Tuning wav2vec2's first layer (4x1x16000, 512
+    channels, K=10, stride 5), ``F.conv1d``'s samples 14.6, 3.55 and 2.96 ms made a median
+    of 3.55 ms and a range of 11.7 ms, whose low end (-2.3 ms) tied the unfold-and-multiply
+    at 2.12 ms; now the spread is 1.18 ms, its low end 2.96 ms, and the multiply wins.
+    """
+    median = statistics.median(samples)
     if len(samples) >= 4:
         quartiles = statistics.quantiles(samples, n=4)
         spread = quartiles[2] - quartiles[0]
     else:
         spread = max(samples) - min(samples)
-    return Timing(statistics.median(samples), spread, len(samples))
+    return Timing(median, min(spread, 2 * (median - min(samples))), len(samples))
 
 
 #: Undisturbed samples a timing needs to be summarised on them alone (fewer: the disturbed
@@ -117,17 +130,26 @@ def summarize_disturbed(clean: Sequence[float], disturbed: Sequence[float],
                    peak_excess=peak_excess, contended=True)
 
 
-#: Each candidate's first samples are its *warming* ones: once it has :data:`CLEAN_SAMPLES`
-#: more, medians and spreads leave them out (:func:`settled`).
+#: Each candidate's first samples, the first half of them and at least this many, are its
+#: *warming* ones: once :data:`CLEAN_SAMPLES` more remain, medians and spreads leave them
+#: out (:func:`settled`).
 WARMING_SAMPLES = 2
 #: On its warming samples alone, a candidate leaves the race only when even the fastest of
 #: them exceeds the best's median this many times (:func:`clearly_slower`).
 WARMING_DROP_FACTOR = 4.0
 
 
+def warming(count: int) -> int:
+    """How many of a candidate's first ``count`` samples :func:`settled` leaves out: the
+    first half (at least :data:`WARMING_SAMPLES`), once :data:`CLEAN_SAMPLES` remain after
+    them; none until then."""
+    first = max(WARMING_SAMPLES, count // 2)
+    return first if count - first >= CLEAN_SAMPLES else 0
+
+
 def settled(samples: Sequence[float]) -> Sequence[float]:
-    """A candidate's samples without its :data:`WARMING_SAMPLES` first ones, once
-    :data:`CLEAN_SAMPLES` later ones remain (all of them until then).
+    """A candidate's samples without its warming ones (:func:`warming`): the later half,
+    once :data:`CLEAN_SAMPLES` remain after the first two (all of them until then).
 
     A call repeated on a machine does not reach its steady time at once, and not only for
     its first call. On this project's 2-core test machine (a virtual Sapphire Rapids Xeon),
@@ -147,10 +169,12 @@ def settled(samples: Sequence[float]) -> Sequence[float]:
     such a candidate is soon dropped from the race, so it is the first rounds it spoils. Two
     spoilt samples could drop a candidate at the clear-loss rule's 1.5x (``F.conv1d`` was
     dropped so at 4.1 and 16 ms against 2.6 ms); on warming samples alone that rule asks
-    :data:`WARMING_DROP_FACTOR` (:func:`clearly_slower`).
+    :data:`WARMING_DROP_FACTOR` (:func:`clearly_slower`). With a 30 s budget, that
+    layer's ``F.conv1d`` took 8.9, 3.6, 8.8, 9.5, 4.0, 3.1 ms in its first six samples and
+    2.2-2.9 ms in its next thirteen: two warming samples are not always enough, hence the
+    first half.
     """
-    later = samples[WARMING_SAMPLES:]
-    return later if len(later) >= CLEAN_SAMPLES else samples
+    return samples[warming(len(samples)):]
 
 
 class Timer(Protocol):

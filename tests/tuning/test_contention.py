@@ -17,7 +17,7 @@ from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, own_running_threads, runnable_threads
 from autoconv.tuning.outcome import Outcome, provisional_reason, tie_winner
 from autoconv.tuning.selector import Selector
-from autoconv.tuning.timing import CLEAN_SAMPLES, WARMING_SAMPLES, Timing, measure_interleaved
+from autoconv.tuning.timing import CLEAN_SAMPLES, Timing, measure_interleaved, warming
 from tests.tuning.test_selector import SIG, FakeStore, correct
 from tuning_db.records import CONTENDED_NOTE
 
@@ -120,7 +120,7 @@ def test_on_the_threads_cpu_clock_waiting_for_a_core_is_not_counted() -> None:
     assert not any(t.contended or t.disturbed for t in on_cpu)
     assert [t.median_s for t in on_cpu] == pytest.approx([0.010, 0.012])
     # 8 clean samples (max_samples ends it), summarised without the warming ones
-    assert [t.samples for t in on_cpu] == [8 - WARMING_SAMPLES] * 2
+    assert [t.samples for t in on_cpu] == [8 - warming(8)] * 2 == [4, 4]
     # the deadline is kept on the wall clock: a deadline already past allows one round
     core = SharedCore([1.0])
     (late,) = measure_interleaved([core.candidate(0.01)], device=CPU, deadline=0.5,
@@ -138,7 +138,7 @@ def test_disturbed_samples_are_left_out_once_enough_clean_ones_remain() -> None:
     (timing,) = timings
     assert not timing.contended and timing.disturbed == 3
     # the 5 clean ones, less the 2 warming ones: still CLEAN_SAMPLES
-    assert timing.samples == 5 - WARMING_SAMPLES >= CLEAN_SAMPLES
+    assert timing.samples == 5 - warming(5) == CLEAN_SAMPLES
     assert timing.median_s == pytest.approx(0.002)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from autoconv.tuning import timing
 from autoconv.tuning.contention import QuietMachine
-from autoconv.tuning.timing import SEPARATED_SAMPLES, TIE_SAMPLES, WARMING_SAMPLES, summarize
+from autoconv.tuning.timing import SEPARATED_SAMPLES, TIE_SAMPLES, summarize, warming
 
 CPU = torch.device("cpu")
 #: The timer on a machine that never reports other work (its tests do not depend on the
@@ -85,8 +85,12 @@ def test_summary_uses_median_and_interquartile_range() -> None:
     summary = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
     assert summary.median_s == 3.0 and summary.samples == 5
     # quartiles 1.5 and 52 (statistics.quantiles' exclusive method): the outlier moves the
-    # upper quartile only halfway, and the median not at all
-    assert summary.spread_s == pytest.approx(50.5)
+    # upper quartile only halfway, and the median not at all; read as median +- spread / 2,
+    # that range would reach down to -22, so it is cut to twice the median's distance
+    # from the fastest sample
+    assert summary.spread_s == pytest.approx(4.0)
+    assert summarize([1.0, 2.0, 3.0, 4.0, 5.0]).spread_s == pytest.approx(3.0)  # the IQR
+    assert summarize([14.6, 3.55, 2.96]).spread_s == pytest.approx(2 * (3.55 - 2.96))
     assert summarize([1.0, 3.0, 2.0]).spread_s == 2.0  # under 4 samples: the range
     assert summarize([2.0]).spread_s == 0.0
 
@@ -125,10 +129,10 @@ def test_a_clearly_slower_candidate_leaves_the_race_and_near_ties_race_on() -> N
         [noisy([0.0100, 0.0112]), noisy([0.0111, 0.0101]), clock.candidate(0.030, log, "slow")],
         device=CPU, deadline=1.0, max_samples=8, clock=clock)
     # slow (3x) is dropped after its third sample (on its two warming samples, only 4x
-    # would); the two that overlap race on until their medians are within 3% (at 6
-    # samples; at 5 they were 11% apart): a tie, which more samples would not break
-    # (their summaries leave the warming samples out)
-    assert [t.samples for t in timings] == [6 - WARMING_SAMPLES] * 2 + [3]
+    # would); the two that overlap race on until the medians of their later halves are
+    # within 3% (at 7 samples, an even four; at 6 they were 11% apart): a tie, which more
+    # samples would not break (their summaries leave the warming samples out)
+    assert [t.samples for t in timings] == [7 - warming(7)] * 2 + [3]
     assert all(t.ok for t in timings) and math.isclose(timings[2].median_s, 0.030)
 
 
@@ -138,7 +142,7 @@ def test_candidates_whose_quartiles_separate_leave_the_race() -> None:
         [clock.candidate(0.0100, log, "a"), clock.candidate(0.0105, log, "b")],
         device=CPU, deadline=10.0, max_samples=25, clock=clock)
     # the summaries leave the warming samples out
-    assert [t.samples for t in timings] == [SEPARATED_SAMPLES - WARMING_SAMPLES] * 2
+    assert [t.samples for t in timings] == [SEPARATED_SAMPLES - warming(SEPARATED_SAMPLES)] * 2
 
 
 def test_the_race_stops_when_one_candidate_is_left() -> None:
@@ -172,7 +176,7 @@ def test_a_stall_never_drops_a_fast_candidate() -> None:
         [stalling("a", 0.01, {2}), stalling("b", 0.01, {1})],
         device=CPU, deadline=100.0, max_samples=25, clock=clock)
     # ended as a tie, after TIE_SAMPLES samples or more (summarised past the warming ones)
-    assert timings[0].samples == timings[1].samples >= TIE_SAMPLES - WARMING_SAMPLES
+    assert timings[0].samples == timings[1].samples >= TIE_SAMPLES - warming(TIE_SAMPLES)
     assert timings[1].median_s == pytest.approx(0.01)
 
 
@@ -208,8 +212,8 @@ def test_warming_samples_are_left_out_of_the_summary() -> None:
     (timing,) = measure_interleaved([ramping(clock, 0.002, [0.004, 0.003])], device=CPU,
                                     deadline=1.0, max_samples=6, clock=clock,
                                     drop_factor=None)
-    # six samples; the two slow ones that start the run no longer widen the spread
-    assert timing.samples == 6 - WARMING_SAMPLES
+    # six samples; the first half, with the two slow ones, no longer widens the spread
+    assert timing.samples == 6 - warming(6) == 3
     assert timing.median_s == pytest.approx(0.002) and timing.spread_s == pytest.approx(0.0)
     (few,) = measure_interleaved([ramping(clock, 0.002, [0.004, 0.003])], device=CPU,
                                  deadline=1.0, max_samples=4, clock=clock, drop_factor=None)
@@ -226,3 +230,8 @@ def test_two_spoilt_samples_do_not_drop_a_fast_candidate() -> None:
         device=CPU, deadline=10.0, max_samples=25, clock=clock)
     assert timings[1].median_s == pytest.approx(0.008)
     assert timings[0].median_s == pytest.approx(0.010) and timings[0].samples >= 3
+
+
+def test_the_first_half_of_the_samples_is_warming_once_three_remain() -> None:
+    assert [warming(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 25)] == [0, 0, 0, 0, 2, 3, 3, 4, 12]
+    assert timing.settled([9.0, 4.0, 8.0, 2.0, 2.1, 2.0]) == [2.0, 2.1, 2.0]
