@@ -281,9 +281,10 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
     The best is the candidate with the smallest median (medians and quartiles past the
     warming samples: :func:`settled`). Another is clearly slower when even its fastest
     sample exceeds the best's median ``factor`` times (on its two warming samples alone,
-    :data:`WARMING_DROP_FACTOR` times), or :data:`SETTLED_FACTOR` times once both have
-    ``SETTLED_SAMPLES``, or once both have :data:`SEPARATED_SAMPLES` and its lower quartile
-    is above the best's upper quartile. Noise on a shared machine only ever makes a call
+    :data:`WARMING_DROP_FACTOR` times), or :data:`SETTLED_FACTOR` times once it has
+    ``SETTLED_SAMPLES`` past its two warming ones and the best has ``SETTLED_SAMPLES``, or
+    once both have :data:`SEPARATED_SAMPLES` and its lower quartile is above the best's
+    upper quartile. Noise on a shared machine only ever makes a call
     slower, so a candidate's fastest sample is a bound that a stall cannot lower, and a
     stalled sample of the best raises its median if anything: a stall that comes and goes
     can keep a slow candidate in the race, never drop a fast one. A slow start can spoil
@@ -304,9 +305,9 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
         if count >= SEPARATED_SAMPLES and \
                 statistics.quantiles(settled(samples[i]), n=4)[0] > best_upper:
             return True  # the interquartile ranges no longer overlap
-        if count >= SETTLED_SAMPLES and best_settled and \
+        if count >= WARMING_SAMPLES + SETTLED_SAMPLES and best_settled and \
                 fastest > SETTLED_FACTOR * medians[best]:
-            return True
+            return True  # the narrower factor, once past the warming samples
         if count <= WARMING_SAMPLES:  # its samples may all be spoilt: see settled()
             return count >= 2 and fastest > max(factor, WARMING_DROP_FACTOR) * medians[best]
         return fastest > factor * medians[best]

@@ -235,3 +235,14 @@ def test_two_spoilt_samples_do_not_drop_a_fast_candidate() -> None:
 def test_the_first_half_of_the_samples_is_warming_once_three_remain() -> None:
     assert [warming(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 25)] == [0, 0, 0, 0, 2, 3, 3, 4, 12]
     assert timing.settled([9.0, 4.0, 8.0, 2.0, 2.1, 2.0]) == [2.0, 2.1, 2.0]
+
+
+def test_the_narrower_drop_waits_for_samples_past_the_warming_ones() -> None:
+    clock, log = FakeClock(), []
+    timings = measure_interleaved(
+        [clock.candidate(0.010, log, "fast"), clock.candidate(0.013, log, "slower")],
+        device=CPU, deadline=10.0, max_samples=25, clock=clock)
+    # 1.3x: under DROP_FACTOR, so only SETTLED_FACTOR drops it, after 2 + 3 samples (not 3,
+    # which could all have come after another candidate's memory-hungry call)
+    assert log.count("slower") == 5 and log.count("fast") == 5
+    assert [t.samples for t in timings] == [5 - warming(5)] * 2
