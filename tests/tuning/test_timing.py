@@ -220,7 +220,6 @@ def test_warming_samples_are_left_out_of_the_summary() -> None:
     assert few.samples == 4  # too few later ones: every sample makes the summary
 
 
-
 def test_two_spoilt_samples_do_not_drop_a_fast_candidate() -> None:
     clock = FakeClock()
     # b's first two samples come after a call that left the machine slow (3x); in steady
