@@ -134,8 +134,8 @@ def summarize_disturbed(clean: Sequence[float], disturbed: Sequence[float],
 #: *warming* ones: once :data:`CLEAN_SAMPLES` more remain, medians and spreads leave them
 #: out (:func:`settled`).
 WARMING_SAMPLES = 2
-#: On its warming samples alone, a candidate leaves the race only when even the fastest of
-#: them exceeds the best's median this many times (:func:`clearly_slower`).
+#: On its warming samples alone, ``F.conv1d`` as called leaves the race only when even the
+#: fastest of them exceeds the best's median this many times (:func:`clearly_slower`).
 WARMING_DROP_FACTOR = 4.0
 
 
@@ -168,8 +168,9 @@ def settled(samples: Sequence[float]) -> Sequence[float]:
     overlap-add that wrote much memory, and an unfold-and-multiply at 8.1 against 1.8 ms;
     such a candidate is soon dropped from the race, so it is the first rounds it spoils. Two
     spoilt samples could drop a candidate at the clear-loss rule's 1.5x (``F.conv1d`` was
-    dropped so at 4.1 and 16 ms against 2.6 ms); on warming samples alone that rule asks
-    :data:`WARMING_DROP_FACTOR` (:func:`clearly_slower`). With a 30 s budget, that
+    dropped so at 4.1 and 16 ms against 2.6 ms); for ``F.conv1d`` as called, on warming
+    samples alone that rule asks :data:`WARMING_DROP_FACTOR` (:func:`clearly_slower`). With a
+    30 s budget, that
     layer's ``F.conv1d`` took 8.9, 3.6, 8.8, 9.5, 4.0, 3.1 ms in its first six samples and
     2.2-2.9 ms in its next thirteen: two warming samples are not always enough, hence the
     first half.
@@ -275,20 +276,23 @@ def round_orders(count: int, seed: int = 0) -> Iterator[list[int]]:
 
 
 def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | None],
-                   factor: float = DROP_FACTOR) -> set[int]:
+                   factor: float = DROP_FACTOR, references: Collection[int] = ()) -> set[int]:
     """The candidates whose times so far are clearly worse than the best's.
 
     The best is the candidate with the smallest median (medians and quartiles past the
     warming samples: :func:`settled`). Another is clearly slower when even its fastest
-    sample exceeds the best's median ``factor`` times (on its two warming samples alone,
-    :data:`WARMING_DROP_FACTOR` times), or :data:`SETTLED_FACTOR` times once it has
-    ``SETTLED_SAMPLES`` past its two warming ones and the best has ``SETTLED_SAMPLES``, or
-    once both have :data:`SEPARATED_SAMPLES` and its lower quartile is above the best's
-    upper quartile. Noise on a shared machine only ever makes a call
-    slower, so a candidate's fastest sample is a bound that a stall cannot lower, and a
-    stalled sample of the best raises its median if anything: a stall that comes and goes
-    can keep a slow candidate in the race, never drop a fast one. A slow start can spoil
-    every one of a candidate's first samples, hence the larger factor on those.
+    sample exceeds the best's median ``factor`` times (after two samples), or
+    :data:`SETTLED_FACTOR` times once both have ``SETTLED_SAMPLES``, or once both have
+    :data:`SEPARATED_SAMPLES` and its lower quartile is above the best's upper quartile.
+    Noise on a shared machine only ever makes a call slower, so a candidate's fastest sample
+    is a bound that a stall cannot lower, and a stalled sample of the best raises its median
+    if anything: a stall that comes and goes can keep a slow candidate in the race, never
+    drop a fast one. A slow start can spoil every one of a candidate's first samples,
+    though, and ``references`` (``F.conv1d`` as called), which a pick must never be slower
+    than, are dropped on their two warming samples alone only above
+    :data:`WARMING_DROP_FACTOR` times the best's median, and by :data:`SETTLED_FACTOR` only
+    with ``SETTLED_SAMPLES`` past those two. Another candidate dropped too early costs a
+    gain; a reference dropped too early could cost the guarantee.
     """
     timed = [i for i, s in enumerate(samples) if s and failures[i] is None]
     if len(timed) < 2:
@@ -302,15 +306,16 @@ def clearly_slower(samples: Sequence[Sequence[float]], failures: Sequence[str | 
 
     def slower(i: int) -> bool:
         count, fastest = len(samples[i]), min(samples[i])
+        warm = WARMING_SAMPLES if i in references else 0  # see settled()
         if count >= SEPARATED_SAMPLES and \
                 statistics.quantiles(settled(samples[i]), n=4)[0] > best_upper:
             return True  # the interquartile ranges no longer overlap
-        if count >= WARMING_SAMPLES + SETTLED_SAMPLES and best_settled and \
+        if count >= warm + SETTLED_SAMPLES and best_settled and \
                 fastest > SETTLED_FACTOR * medians[best]:
-            return True  # the narrower factor, once past the warming samples
-        if count <= WARMING_SAMPLES:  # its samples may all be spoilt: see settled()
+            return True
+        if count <= warm:
             return count >= 2 and fastest > max(factor, WARMING_DROP_FACTOR) * medians[best]
-        return fastest > factor * medians[best]
+        return count >= 2 and fastest > factor * medians[best]
 
     return {i for i in timed if i != best and slower(i)}
 
@@ -346,6 +351,13 @@ def tied(samples: Sequence[Sequence[float]], racing: Sequence[int]) -> bool:
         return False
     medians = [statistics.median(settled(samples[i])) for i in racing]
     return max(medians) <= TIED_FACTOR * min(medians)
+
+
+def is_reference(call: Callable[[], Any]) -> bool:
+    """Whether a timed call is ``F.conv1d`` as called: the tuner's calls carry their
+    candidate (``call.candidate``, as :class:`~autoconv.tuning.candidates.CandidateCall` does)."""
+    candidate = getattr(call, "candidate", None)
+    return bool(candidate is not None and getattr(candidate, "is_plain_conv1d", False))
 
 
 #: Rounds at most, as a multiple of ``max_samples``: disturbed samples do not count towards
@@ -418,6 +430,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
         load = QuietMachine() if device.type == "cuda" else MachineLoad()
     load.reset_peak()
     stopwatch = thread_clock or clock
+    references = {i for i, call in enumerate(candidates) if is_reference(call)}
     samples: list[list[float]] = [[] for _ in candidates]
     disturbed: list[list[float]] = [[] for _ in candidates]
     failures: list[str | None] = [None] * len(candidates)
@@ -448,7 +461,7 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
                 samples[index].append(took)
             busy_before = busy_after
         if drop_factor is not None:  # on clean samples alone: a stalled minimum is no bound
-            dropped |= clearly_slower(samples, failures, drop_factor)
+            dropped |= clearly_slower(samples, failures, drop_factor, references)
             dropped |= halved(samples, failures, dropped)
         racing = [i for i in range(len(candidates)) if failures[i] is None and i not in dropped]
         done = min((taken(i) for i in racing), default=min_samples)
