@@ -374,8 +374,11 @@ def measure_interleaved(candidates: Sequence[Callable[[], Any]], *, device: torc
     """Time each candidate in rounds, each in a new shuffled order (:func:`round_orders`),
     until ``deadline`` or ``max_samples``.
 
-    Candidates race (:func:`clearly_slower`): one whose times are clearly worse than the
-    best's is not timed again, and timing stops as soon as a single candidate is left (and has
+    Each candidate is judged on the later half of its samples, the first half being its
+    warming samples (:func:`settled`); ``F.conv1d`` as called (:func:`is_reference`) is
+    dropped on its warming samples alone only when far slower. Candidates race
+    (:func:`clearly_slower`): one whose times are clearly worse than the best's is not timed
+    again, and timing stops as soon as a single candidate is left (and has
     ``SETTLED_SAMPLES``, so that its decision is not provisional) or those left are tied
     (:func:`tied`), so the budget goes to candidates too close to call. Every candidate still
     in the race gets at least ``min_samples`` samples (default one; a dropped one has at least
