@@ -244,10 +244,12 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
     shuffled order (``autoconv.tuning.timing.round_orders``).
 
     Each sample is preceded by one untimed call of the same candidate. The first call after
-    another candidate is slower, most likely for the heap that candidate left (fresh pages
-    for its output: wav2vec2's first layer, a 26 MB output, took 9-17 ms against 6 ms in
-    steady state), and candidates differ in how many calls a sample runs, so without it a
-    sample of one call carried that cost whole and one of two calls half of it:
+    another candidate is slower (wav2vec2's first layer, a 26 MB output, took 9-17 ms
+    against 6 ms in steady state). Not for page faults: on this project's VM a buffer
+    written again after other memory was written, with no page fault, takes several passes
+    to reach its steady speed (``autoconv.tuning.timing.settled``). Candidates differ in how
+    many calls a sample runs, so without it a sample of one call carried that cost whole and
+    one of two calls half of it:
     ``F.conv1d`` timed through autoconv (one call per sample) read 2x slower than
     ``F.conv1d`` called directly (two).
     Every sample now times the candidate in its own steady state, as a model's loop runs a

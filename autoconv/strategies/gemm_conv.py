@@ -25,7 +25,8 @@ cost more than their sums: 256 single-channel windows of 64 samples through a 16
 took 0.59 ms, against ``F.conv1d``'s 0.09 ms. Rows of at most :data:`FOLD_MAX_ROW_MACS`
 multiply-adds are folded into the columns of one multiply per group, whose
 ``(G, O_g, B, L_out)`` product is then copied once into ``(B, O, L_out)``
-(:func:`folds_batch`): 0.06 ms there. Above that, folding lost or tied (a 64x4x256 layer of
+(:func:`folds_batch`): 0.10 ms there through the strategy (0.06 ms for the multiply and its
+copies alone). Above that, folding lost or tied (a 64x4x256 layer of
 16 outputs and 8 taps: 0.30 against 0.29 ms; 8x64x1000 of 64 outputs and 3 taps: 1.33
 against 1.26 ms).
 
