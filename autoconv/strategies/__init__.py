@@ -4,7 +4,8 @@
 one FFT of the whole signal; ``overlap_add`` convolves block by block with a tunable FFT block
 size; ``shift_add`` sums a depthwise layer tap by tap over shifted views of its input;
 ``fused_shift_add`` sums it in one kernel compiled for its signature by ``torch.compile``;
-``gemm`` lowers a convolution to one matrix multiply over the unfolded input; ``upcast``
+``gemm`` lowers a convolution to one matrix multiply over the unfolded input;
+``direct_grads`` computes a depthwise layer's gradients by forward convolutions; ``upcast``
 runs a half-precision call in float32. Registry order is the tie-break order. Each registry
 entry (:class:`Strategy`) carries everything else autoconv knows about its strategy.
 """
@@ -16,6 +17,8 @@ from autoconv.strategies.direct_conv import (
                                              direct_param_grid,
                                              direct_work,
 )
+from autoconv.strategies.direct_grads_conv import direct_grads, direct_grads_work
+from autoconv.strategies.direct_grads_conv import supports as direct_grads_supports
 from autoconv.strategies.fast_sizes import fast_size, fast_sizes, is_fast_size
 from autoconv.strategies.fft_conv import fft, fft_param_grid, fft_work
 from autoconv.strategies.fused_shift_add_conv import PREPARATION as fused_shift_add_preparation
@@ -71,13 +74,15 @@ register(Strategy("fused_shift_add", fused_shift_add, supports=fused_shift_add_s
                   work=fused_shift_add_work, preparation=fused_shift_add_preparation,
                   colour="#56B4E9"))
 register(Strategy("gemm", gemm, supports=gemm_supports, work=gemm_work, colour="#000000"))
+register(Strategy("direct_grads", direct_grads, supports=direct_grads_supports,
+                  work=direct_grads_work, colour="#F0E442"))
 register(Strategy("upcast", upcast, upcast_param_grid, supports=upcast_supports,
                   work=upcast_work, check=check_upcast_params, colour="#D55E00"))
 
 __all__ = [
     "TERMS", "TRAITS", "ConvPlan", "FrozenParams", "SpectrumCache", "Strategy", "Work",
     "all_strategies", "block_size_grid", "convolution_work", "default_block_size", "direct",
-    "direct_macs", "fast_size", "fast_sizes", "fft",
+    "direct_grads", "direct_macs", "fast_size", "fast_sizes", "fft",
     "fft_param_grid", "fft_plan", "freeze_params", "fused_shift_add", "gemm", "get", "is_fast_size",
     "is_plain_conv1d",
     "names",
