@@ -17,17 +17,25 @@ depthwise and dense short-kernel convs of speech, audio and sequence models), in
 At the end: the geometric-mean speed-up of the pick over ``F.conv1d``, its minimum, and the
 geometric-mean distances from the floor. A candidate that raises is reported, never fatal.
 
+With ``--training`` every call is a training step's share of the layer: the forward on
+tensors that need gradients, then the gradients of the input, weight and bias for a fixed
+output gradient (``torch.autograd.grad``: nothing accumulates between calls); autoconv tunes
+the layer's signature with gradients, as a training loop's first step does. The floor is
+then three times the multiply-adds (the forward, the input's gradient, the weight's) and
+twice the compulsory bytes (the forward's, and the backward's reads and writes of as many).
+
 With ``--dtype bfloat16`` (or ``float16``) every layer runs in that dtype, as under CPU
 autocast; its floor stays the float32 matrix-multiply rate (the fastest way this machine has
 to do the multiply-adds) and the compulsory bytes at the dtype's size.
 
 Usage: python scripts/bench_layers.py [--quick | --only NAME ...] [--budget S] [--repeats N]
-    [--cell-budget S] [--dtype NAME] [--list] [--out benchmarks/layers-cpu.md]
+    [--cell-budget S] [--dtype NAME] [--training] [--list] [--out benchmarks/layers-cpu.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -64,6 +72,9 @@ MM_SIDE = {False: 2048, True: 512}
 COPY_ELEMENTS = {False: 1 << 26, True: 1 << 22}
 #: A pick slower than F.conv1d by more than this is counted as slower (noise aside).
 NOISE = 1.05
+#: A training step's share of a layer against its forward: multiply-adds (forward, input's
+#: gradient, weight's gradient) and compulsory bytes (forward, backward).
+TRAINING_MACS, TRAINING_BYTES = 3, 2
 
 
 @dataclass(frozen=True)
@@ -75,11 +86,14 @@ class Rates:
     mm_side: int
     copy_bytes: int
 
-    def floor(self, workload: Workload) -> tuple[float, str]:
-        """The layer's floor in seconds, and which bound sets it (``compute`` or
-        ``memory``)."""
-        compute = workload.macs / self.macs_per_s
-        memory = workload.signature().tensor_bytes / self.bytes_per_s
+    def floor(self, workload: Workload, training: bool = False) -> tuple[float, str]:
+        """The layer's floor in seconds (a training step's share of it with ``training``),
+        and which bound sets it (``compute`` or ``memory``)."""
+        macs, tensor_bytes = workload.macs, workload.signature().tensor_bytes
+        if training:
+            macs, tensor_bytes = TRAINING_MACS * macs, TRAINING_BYTES * tensor_bytes
+        compute = macs / self.macs_per_s
+        memory = tensor_bytes / self.bytes_per_s
         return (compute, "compute") if compute >= memory else (memory, "memory")
 
     def describe(self) -> str:
@@ -135,15 +149,25 @@ def _warm_all(calls: dict, cell_budget: float) -> tuple[dict, dict[str, str]]:
     return warmups, failed
 
 
+def _training_steps(calls: dict, leaves: list[torch.Tensor], grad: torch.Tensor) -> dict:
+    """Each call as its forward and the gradients of ``leaves`` for ``grad``."""
+    return {key: (lambda fn=fn: torch.autograd.grad(fn(), leaves, grad))
+            for key, fn in calls.items()}
+
+
 def bench_layer(workload: Workload, args: argparse.Namespace, rates: Rates) -> LayerResult:
     x, w, b = workload.tensors()
+    leaves = [t.requires_grad_(args.training) for t in (x, w, b) if t is not None]
     kwargs = workload.conv_kwargs()
-    autoconv.conv1d(x, w, b, **kwargs)  # tunes it into the fresh database
+    out = autoconv.conv1d(x, w, b, **kwargs)  # tunes it into the fresh database
     choice = autoconv.select(x, w, b, **kwargs)
     candidates = candidate_calls(workload, x, w, b)
     calls: dict[object, Callable[[], torch.Tensor]] = {
         AUTOCONV: lambda: autoconv.conv1d(x, w, b, **kwargs),
         F_CONV1D: lambda: F.conv1d(x, w, b, **kwargs), **candidates}
+    if args.training:
+        grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out)
+        calls = _training_steps(calls, leaves, grad)
     warmups, failed = _warm_all(calls, args.cell_budget)
     timings = time_interleaved(calls, warmups, device="cpu", repeats=args.repeats,
                                budget_s=args.cell_budget)
@@ -156,7 +180,7 @@ def bench_layer(workload: Workload, args: argparse.Namespace, rates: Rates) -> L
         if candidate in medians:
             best = result.best.get(candidate.name, math.inf)
             result.best[candidate.name] = min(best, medians[candidate])
-    result.floor_s, result.bound = rates.floor(workload)
+    result.floor_s, result.bound = rates.floor(workload, args.training)
     return result
 
 
@@ -196,7 +220,8 @@ def render(results: list[LayerResult], rates: Rates, args: argparse.Namespace,
     failures = [f"- {r.workload.name}: {label}: {why}" for r in results
                 for label, why in r.failed.items()]
     return "\n".join([
-        "# Ordinary layers: autoconv's pick, F.conv1d and the machine's floor", "",
+        "# Ordinary layers: autoconv's pick, F.conv1d and the machine's floor"
+        + (" (a training step: forward and gradients)" if args.training else ""), "",
         machine_header("cpu"),
         (f"- 1-min load average at start: {load_start:.2f}; " if load_start is not None
          else "- ") + f"dtype {args.dtype}; "
@@ -207,7 +232,9 @@ def render(results: list[LayerResult], rates: Rates, args: argparse.Namespace,
         ("Each strategy at its best parameters (`-`: it does not support the layer). pick: "
         "what autoconv chose after tuning into a fresh database; speed-up: F.conv1d / pick. "
         "floor: max(multiply-adds / matrix-multiply rate, (input + weight + output) bytes / "
-        "copy bandwidth); bound: which of the two sets it."), "",
+        "copy bandwidth)" + (f", times {TRAINING_MACS} and {TRAINING_BYTES} for a training "
+                             "step" if args.training else "") + "; bound: which of the two "
+        "sets it."), "",
         "## Summary", "", summary_table(results),
         *(["", "## Candidates that failed", "", *failures] if failures else []),
     ])
@@ -228,6 +255,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float32",
                         choices=["float32", "float64", "bfloat16", "float16"],
                         help="the layers' dtype (default: each layer's own, float32)")
+    parser.add_argument("--training", action="store_true",
+                        help="time a training step's share of each layer: the forward and "
+                             "its gradients (see the module docstring)")
     parser.add_argument("--out", type=Path, help="also write the report to this file "
                                                  "(e.g. benchmarks/layers-cpu.md)")
     args = parser.parse_args(argv)
@@ -254,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = measure_rates(args.quick, repeats=min(args.repeats, 7))
     print(rates.describe(), file=sys.stderr, flush=True)
     results = []
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), autoconv.settings.override(
+    grad_mode = contextlib.nullcontext() if args.training else torch.no_grad()
+    with tempfile.TemporaryDirectory() as tmp, grad_mode, autoconv.settings.override(
             db_url=f"sqlite:///{tmp}/tuning.sqlite3", budget_s=args.budget, mode="tune"):
         for workload in layers:
             print(f"[{time.perf_counter() - start:6.1f} s] {workload.name}", file=sys.stderr,

@@ -19,8 +19,12 @@ With ``--autocast``, every model call, plain and autoconv alike, runs under
 ``torch.autocast("cpu", dtype=torch.bfloat16)``: the convolutions' signatures are bfloat16
 (tuned as such), and the errors are against the plain model under the same autocast.
 
-Usage: python scripts/bench_models.py [--repeats N] [--only NAME ...] [--no-training]
-       [--autocast] [--db URL] [--out FILE]
+The speed-up is the ratio of the medians; beside it, the middle half of the rounds' own
+ratios (each round times both, in a shuffled order): a speed-up whose quartiles both lie
+above 1 was not made by a few disturbed samples. ``--budget`` buys more rounds.
+
+Usage: python scripts/bench_models.py [--repeats N] [--budget S] [--only NAME ...]
+       [--no-training] [--autocast] [--db URL] [--out FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import argparse
 import functools
 import math
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +41,7 @@ from pathlib import Path
 
 import torch
 from benchlib import (
+    Timing,
     format_seconds,
     machine_header,
     markdown_table,
@@ -102,7 +108,16 @@ def _gradient_error(ours: nn.Module, theirs: nn.Module) -> float:
     return max(((a - b).abs().max().item() for a, b in pairs), default=0.0) / scale
 
 
-def bench_model(name: str, repeats: int, autocast: bool) -> list[str]:
+def _round_ratios(plain: Timing, tuned: Timing) -> str:
+    """The quartiles of plain / autoconv over the rounds that timed both."""
+    ratios = [a / b for a, b in zip(plain.samples, tuned.samples)]
+    if len(ratios) < 4:
+        return "-"
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return f"{low:.2f}-{high:.2f} ({len(ratios)} rounds)"
+
+
+def bench_model(name: str, repeats: int, budget_s: float, autocast: bool) -> list[str]:
     torch.manual_seed(0)
     reference = zoo.FACTORIES[name]().eval()
     torch.manual_seed(0)
@@ -125,14 +140,16 @@ def bench_model(name: str, repeats: int, autocast: bool) -> list[str]:
         error = _relative_error(first.float(), theirs().float())
         calls = {"plain": theirs, "autoconv": ours}
         warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
-        timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=5.0)
+        timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats,
+                                   budget_s=budget_s)
     plain, tuned = timings["plain"].median, timings["autoconv"].median
     chosen = sorted({c.strategy for c in dispatcher.selector.remembered().values()})
     return [name, str(converted), f"{error:.1e}", f"{tuning_s:.1f} s", format_seconds(plain),
-            format_seconds(tuned), f"{plain / tuned:.2f}x", ", ".join(chosen)]
+            format_seconds(tuned), f"{plain / tuned:.2f}x",
+            _round_ratios(timings["plain"], timings["autoconv"]), ", ".join(chosen)]
 
 
-def bench_training(name: str, repeats: int, autocast: bool) -> list[str]:
+def bench_training(name: str, repeats: int, budget_s: float, autocast: bool) -> list[str]:
     """One training step, plain and autoconv, on the same weights (see the module docstring)."""
     torch.manual_seed(0)
     reference = zoo.FACTORIES[name]().train()
@@ -150,13 +167,13 @@ def bench_training(name: str, repeats: int, autocast: bool) -> list[str]:
     grad_error = _gradient_error(model, reference)
     calls = {"plain": plain_step, "autoconv": ours}
     warmups = {key: warm_up(fn, "cpu", 5.0) for key, fn in calls.items()}
-    timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=5.0)
+    timings = time_interleaved(calls, warmups, device="cpu", repeats=repeats, budget_s=budget_s)
     plain, tuned = timings["plain"].median, timings["autoconv"].median
     chosen = sorted({c.strategy for (s, _), c in dispatcher.selector.remembered().items()
                      if s.requires_grad})
     return [name, f"{error:.1e}", f"{grad_error:.1e}", f"{tuning_s:.1f} s",
             format_seconds(plain), format_seconds(tuned), f"{plain / tuned:.2f}x",
-            ", ".join(chosen)]
+            _round_ratios(timings["plain"], timings["autoconv"]), ", ".join(chosen)]
 
 
 def bench_switch(repeats: int) -> list[str]:
@@ -181,6 +198,8 @@ def bench_switch(repeats: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="most samples per call")
+    parser.add_argument("--budget", type=float, default=5.0,
+                        help="seconds of timing per model and mode (default 5)")
     parser.add_argument("--only", nargs="+", choices=list(zoo.FACTORIES), metavar="NAME")
     parser.add_argument("--no-training", action="store_true",
                         help="time inference alone, not a training step")
@@ -195,9 +214,10 @@ def main() -> int:
     rows, training_rows = [], []
     with autoconv.settings.override(db_url=db, mode="tune"):
         for name in args.only or zoo.FACTORIES:
-            rows.append(bench_model(name, args.repeats, args.autocast))
+            rows.append(bench_model(name, args.repeats, args.budget, args.autocast))
             if not args.no_training:
-                training_rows.append(bench_training(name, args.repeats, args.autocast))
+                training_rows.append(bench_training(name, args.repeats, args.budget,
+                                                    args.autocast))
             dispatcher.reset()
         switch = bench_switch(args.repeats)
     training = [] if args.no_training else [
@@ -206,13 +226,13 @@ def main() -> int:
         markdown_table(["model", "max error / max |output|",
                         "max error / max |gradient| (all parameters)",
                         "first training step (tuning)", "plain", "autoconv", "speed-up",
-                        "strategies run"], training_rows), ""]
+                        "rounds' ratios (quartiles)", "strategies run"], training_rows), ""]
     report = "\n".join([
         machine_header("cpu"), f"- load average before: {load:.2f}", "",
         f"# Real architectures through autoconv{precision} (inference, one run)", "",
         markdown_table(["model", "conv1d converted", "max error / max |output|",
                         "first call (tuning)", "plain", "autoconv", "speed-up",
-                        "strategies run"], rows), "",
+                        "rounds' ratios (quartiles)", "strategies run"], rows), "",
         *training,
         "# The global switch on a model without conv1d", "",
         markdown_table(["workload", "switch off", "switch on", "on / off"], [switch])])
