@@ -171,7 +171,7 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     batched multiply that starts from the bias (``baddbmm``), whose backward ran 1.2-1.4x
     faster than the broadcast multiply's (its weight gradient is summed over the batch
     apart) and than ``F.conv1d``'s on 1-8 rows of 128-256 -> 256-512 channels here."""
-    w = weight.view(s.out_channels, s.in_channels)
+    w = weight.reshape(s.out_channels, s.in_channels)
     if not s.requires_grad:
         out = torch.matmul(w, x)
         return out if bias is None else out.add_(bias.view(1, -1, 1))

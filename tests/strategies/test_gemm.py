@@ -130,6 +130,28 @@ def test_a_pointwise_layer_copies_nothing_and_is_not_limited(
     assert_close(gemm(*call.args), reference(call), RTOL[torch.float64], call)
 
 
+@pytest.mark.parametrize("needs_grad", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_pointwise_layer_multiplies_the_input_itself(needs_grad: bool, bias: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without copying a tap, on any layout of the weight and the input; with gradients
+    (``baddbmm`` from the bias) equal to ``F.conv1d``'s."""
+    monkeypatch.setattr(module, "FOLD_MAX_ROW_MACS", 0)
+    call = gemm_call((3, 1, 4, 5, 30, 1, 1, 0, 1), bias=bias)
+    x = call.x.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(needs_grad)
+    w = call.w.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(needs_grad)
+    assert not x.is_contiguous() and not w.is_contiguous()
+    out = gemm(x, w, call.b, *call.args[3:])
+    assert out.is_contiguous()
+    assert_close(out, reference(call), RTOL[torch.float64], call)
+    if needs_grad:
+        grads = torch.autograd.grad(out, (x, w), torch.ones_like(out))
+        leaves = [t.detach().requires_grad_(True) for t in (call.x, call.w)]
+        ref = F.conv1d(leaves[0], leaves[1], call.b, *call.args[3:])
+        for mine, theirs in zip(grads, torch.autograd.grad(ref, leaves, torch.ones_like(ref))):
+            torch.testing.assert_close(mine, theirs)
+
+
 def test_tiny_rows_are_folded_into_one_multiply(monkeypatch: pytest.MonkeyPatch) -> None:
     call = gemm_call((6, 2, 2, 2, 20, 4, 1, 1, 1))  # grouped, padded: 6 rows of 608 MACs
     assert folds_batch(call.signature())
