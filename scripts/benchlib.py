@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import dataclasses
 import math
 import os
 import platform
@@ -331,15 +330,15 @@ def candidate_calls(workload: Any, x: torch.Tensor, w: torch.Tensor,
     """Every candidate autoconv offers for ``workload`` (an
     ``autoconv.catalogue.workload.Workload``; each registered strategy at each of its
     parameter sets, ``autoconv.tuning.candidates.Candidate`` keys), as a call on these
-    tensors (with gradients where they require them and grad mode is on). A strategy's one-time preparation (compiling its kernel) is done here, before
-    any call is timed, as the tuner does it before its warm-up."""
+    tensors (with gradients where they require them and grad mode is on). A strategy's
+    one-time preparation (compiling its kernel) is done here, before any call is timed, as
+    the tuner does it before its warm-up."""
+    from autoconv.signature import Signature
     from autoconv.strategies import all_strategies
     from autoconv.tuning.candidates import enumerate_candidates
 
     kwargs = workload.conv_kwargs()
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, w, b))
-    signature = dataclasses.replace(workload.signature(), requires_grad=needs_grad)
+    signature = Signature.of(x, w, b, **kwargs)  # the workload's, with these tensors' grad
     candidates = enumerate_candidates(all_strategies(), signature)
     for c in candidates:
         if c.strategy.preparation is not None:

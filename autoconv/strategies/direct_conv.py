@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from autoconv import plain
 from autoconv.signature import PaddingArg, Signature, signature_or_answer
+from autoconv.strategies.guard import padded_input
 from autoconv.strategies.registry import check_int, check_names, time_domain_work
 from autoconv.strategies.work import Work, convolution_work
 
@@ -40,9 +40,14 @@ def padded_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     signature = signature_or_answer(input, weight, bias, stride, padding, dilation, groups)
     if isinstance(signature, torch.Tensor):  # F.conv1d's answer: degenerate or refused
         return signature
-    if signature.padding_left or signature.padding_right:
-        input = F.pad(input, (signature.padding_left, signature.padding_right))
-    return plain.conv1d(input, weight, bias, signature.stride, 0, signature.dilation, groups)
+    return conv_padded_first(input, weight, bias, signature)
+
+
+def conv_padded_first(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      signature: Signature) -> torch.Tensor:
+    """``F.conv1d`` of a validated call (``signature``) on its input padded beforehand."""
+    s = signature
+    return plain.conv1d(padded_input(input, s), weight, bias, s.stride, 0, s.dilation, s.groups)
 
 
 def direct(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -49,8 +49,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from autoconv import plain
 from autoconv.signature import PaddingArg, Signature
+from autoconv.strategies.direct_conv import conv_padded_first
 from autoconv.strategies.guard import batched, guarded_call
 from autoconv.strategies.shift_add_conv import is_depthwise, tap_ranges
 from autoconv.strategies.work import HALF_DTYPES, Work
@@ -336,10 +336,7 @@ def _reference_gradients(saved: tuple[torch.Tensor, ...], s: Signature, grad: to
                          wants: tuple[bool, ...]) -> list[torch.Tensor | None]:
     """``F.conv1d``'s gradients of the saved tensors, recorded (for higher derivatives)."""
     x, weight, bias = saved
-    out = plain.conv1d(x, weight, bias, s.stride, (s.padding_left,), s.dilation, s.groups) \
-        if s.padding_left == s.padding_right else plain.conv1d(
-            F.pad(x, (s.padding_left, s.padding_right)), weight, bias, s.stride, 0,
-            s.dilation, s.groups)
+    out = conv_padded_first(x, weight, bias, s)
     wanted = [t for t, want in zip((x, weight, bias), wants) if want]
     found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
     return [next(found) if want else None for want in wants]

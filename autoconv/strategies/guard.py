@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from autoconv import contexts, plain
 from autoconv.signature import PaddingArg, Signature, signature_or_answer
@@ -28,6 +29,12 @@ def batched(input: torch.Tensor) -> torch.Tensor:
     """``input`` as a batch: an unbatched ``(C, L)`` call as one row (its signature already
     says ``batch=1``)."""
     return input.unsqueeze(0) if input.dim() == 2 else input
+
+
+def padded_input(input: torch.Tensor, signature: Signature) -> torch.Tensor:
+    """``input`` zero-padded by the call's padding on each side (itself when there is none)."""
+    left, right = signature.padding_left, signature.padding_right
+    return F.pad(input, (left, right)) if left or right else input
 
 
 def computes_all(signature: Signature) -> bool:
