@@ -3,8 +3,8 @@
 While tracing, :func:`autoconv.conv1d` puts a single ``torch.ops.autoconv.conv1d`` node into
 the graph (:func:`~autoconv.runtime.dispatch.traced_conv1d`; ``fullgraph=True`` works). When
 the compiled graph runs, that op runs autoconv's ordinary eager dispatch
-(:mod:`autoconv.runtime.dispatch`): the tuned strategy for the signature, looked up (or tuned)
-at run time, never while tracing.
+(:func:`autoconv.runtime.dispatch.eager_conv1d`): the tuned strategy for the signature,
+looked up (or tuned) at run time, never while tracing.
 Its shape function (the "fake" implementation) also checks the arguments, raising the error
 ``F.conv1d`` would.
 
@@ -37,7 +37,8 @@ def conv1d_op(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
               groups: int) -> torch.Tensor:
     """``F.conv1d`` by autoconv's tuned strategy, as one opaque graph node."""
     padding = _padding_arg(padding_left, padding_right)
-    return dispatch.conv1d(input, weight, bias, stride, padding, dilation, groups).contiguous()
+    return dispatch.eager_conv1d(input, weight, bias, stride, padding, dilation,
+                                 groups).contiguous()
 
 
 @conv1d_op.register_fake
@@ -71,8 +72,8 @@ def conv1d_backward_op(grad_output: torch.Tensor, input: torch.Tensor, weight: t
         x = input.detach().requires_grad_(need_input)
         w = weight.detach().requires_grad_(need_weight)
         b = None if bias is None else bias.detach().requires_grad_(need_bias)
-        out = dispatch.conv1d(x, w, b, stride, _padding_arg(padding_left, padding_right),
-                              dilation, groups)
+        out = dispatch.eager_conv1d(x, w, b, stride,
+                                    _padding_arg(padding_left, padding_right), dilation, groups)
         wanted = [t for t, need in ((x, need_input), (w, need_weight), (b, need_bias)) if need]
         grads = iter(torch.autograd.grad(out, wanted, grad_output))
     return tuple(next(grads).contiguous() if need else input.new_empty(0)

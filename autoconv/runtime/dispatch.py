@@ -192,7 +192,10 @@ class Dispatcher:
             watch = self._counted(key, signature, input.device, watch)
         entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
                  watch)
-        if key is not None:
+        # in mode tune, an answer given because nothing could be measured just now (another
+        # thread compiling, a CUDA graph captured) is not kept: a later call tunes the key
+        unsettled = self.settings.mode == "tune" and not contexts.may_measure(input.device)
+        if key is not None and not unsettled:
             if len(self._fast) >= self.fast_limit:
                 self._fast.clear()
             self._fast[key] = entry
@@ -347,8 +350,7 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     Under ``torch.compile`` the call is one custom op in the graph (no graph break): it runs
     the tuned strategy when the compiled graph runs (:mod:`autoconv.runtime.custom_op`).
 
-    This is ``autoconv.conv1d`` itself (one Python frame on the hot path), and what the
-    custom op runs.
+    This is ``autoconv.conv1d`` itself; the custom op runs :func:`eager_conv1d`.
 
     Args:
         input, weight, bias, stride, padding, dilation, groups: as for ``F.conv1d``.
@@ -361,6 +363,20 @@ def conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     """
     if torch.compiler.is_compiling():
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
+    return eager_conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def eager_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+                 dilation: int | tuple[int] = 1, groups: int = 1) -> torch.Tensor:
+    """:func:`conv1d` as it runs when nothing traces it: the remembered strategy (looked up,
+    or tuned, on a new call key), what the custom op runs when a compiled graph runs.
+
+    Never asks whether torch is compiling: torch's flag for it is one for the whole process,
+    so while another thread compiles (a preparation in the background, a model compiled
+    beside) it reads true on this thread too, and the op that :func:`conv1d` then records
+    would call :func:`conv1d` again, and so on without end.
+    """
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, _, watch = dispatcher.runners(input, weight, bias, stride, padding, dilation, groups)

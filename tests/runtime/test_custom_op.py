@@ -94,3 +94,21 @@ def test_a_strategy_with_its_own_backward_compiles_with_exact_gradients() -> Non
     torch.testing.assert_close(out, expected)
     for mine, theirs in zip(grads, torch.autograd.grad(expected.square().sum(), [x, w, b])):
         torch.testing.assert_close(mine, theirs)
+
+
+def test_a_compile_on_another_thread_neither_loops_nor_keeps_an_untuned_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's "compiling" flag is one per process: while another thread compiles (a kernel
+    prepared in the background, a model compiled beside), this thread's calls read it too.
+    They go through the op, whose body runs the eager dispatch (it once called back into
+    ``autoconv.conv1d``, round and round), and, measuring being impossible meanwhile, the
+    answer they get is not kept: the first call after the compile tunes the call."""
+    from autoconv.runtime.dispatch import dispatcher
+
+    x, w, b = f64(2, 4, 90, grad=False), f64(6, 4, 5, grad=False), f64(6, grad=False)
+    monkeypatch.setattr(torch.compiler, "_is_compiling_flag", True)  # another thread's
+    torch.testing.assert_close(autoconv.conv1d(x, w, b, padding=2), F.conv1d(x, w, b, padding=2))
+    assert dispatcher.selector.remembered() == {}  # nothing measured, nothing kept
+    monkeypatch.undo()
+    torch.testing.assert_close(autoconv.conv1d(x, w, b, padding=2), F.conv1d(x, w, b, padding=2))
+    assert [c.source for c in dispatcher.selector.remembered().values()] == ["measured"]
