@@ -25,6 +25,7 @@ from autoconv import contexts, plain
 from autoconv.choice import Choice
 from autoconv.contexts import any_autocast
 from autoconv.prediction.service import DevicePredictor
+from autoconv.runtime.preparing import BackgroundPreparations, PreparationKey
 from autoconv.runtime.refresh import CallCounter, Refresher
 from autoconv.settings import Settings, settings, warn_about_environment
 from autoconv.signature import PaddingArg, Signature, _single, call_signature, resolve_padding
@@ -89,6 +90,12 @@ class Dispatcher:
         #: the clock and load the live re-checks time with (tests inject fakes)
         self.live_clock: Callable[[], float] = time.perf_counter
         self.live_load: MachineLoad | QuietMachine | None = None
+        #: whether a chosen strategy is prepared (compiled) on a background thread while
+        #: F.conv1d answers (:mod:`.preparing`), or on the call's own thread
+        self.prepare_in_background = True
+        self.preparations = BackgroundPreparations(self._prepared)
+        #: the call keys F.conv1d answers while a preparation runs, by preparation
+        self._interim: dict[PreparationKey, set[tuple]] = {}
 
     @property
     def selector(self) -> Selector:
@@ -120,6 +127,7 @@ class Dispatcher:
             self._fast.clear()
             self._explorations.clear()
             self._keys_of.clear()
+            self._interim.clear()
             if self._refresher is not None:
                 self._refresher.stop()
             self._refresher = None
@@ -185,6 +193,8 @@ class Dispatcher:
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
         choice = self.choose(signature, input.device)
+        if self._preparing(key, choice, signature, input, weight, bias):
+            return _PLAIN
         _prepare(choice, signature, input, weight, bias)
         watch = (self._exploration(key, signature, choice, input.device)
                  or self._live_check(key, signature, choice, input.device))
@@ -200,6 +210,32 @@ class Dispatcher:
                 self._fast.clear()
             self._fast[key] = entry
         return entry
+
+    def _preparing(self, key: tuple | None, choice: Choice, signature: Signature,
+                   input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                   ) -> bool:
+        """Whether ``F.conv1d`` answers the call while ``choice`` is prepared for its
+        signature on a background thread (:mod:`.preparing`); the answer is remembered for
+        the call's key until the preparation ends. Not where nothing may run besides the
+        call (a CUDA graph being captured: ``contexts.may_measure``)."""
+        if (not self.prepare_in_background or not contexts.may_measure(input.device)
+                or not self.preparations.pending(choice, signature, input, weight, bias)):
+            return False
+        if key is not None:
+            with self._lock:
+                self._interim.setdefault(BackgroundPreparations.key(choice, signature),
+                                         set()).add(key)
+                if len(self._fast) >= self.fast_limit:
+                    self._fast.clear()
+                self._fast[key] = _PLAIN
+        return True
+
+    def _prepared(self, preparation: PreparationKey) -> None:
+        """A background preparation ended: its calls look their strategy up again."""
+        with self._lock:
+            for key in self._interim.pop(preparation, ()):
+                if self._fast.get(key) is _PLAIN:
+                    del self._fast[key]
 
     def _wanted(self, key: tuple | None, signature: Signature, choice: Choice) -> bool:
         """Whether a call answered by ``choice`` is noted for a tuning worker: answered
@@ -315,7 +351,9 @@ def _prepare(choice: Choice, signature: Signature, input: torch.Tensor, weight: 
              bias: torch.Tensor | None) -> None:
     """The chosen strategy's one-time preparation for this call's own signature (compiling
     its kernel: tuning prepared the length bucket's), done before a live check times a call:
-    a first call that compiled would count seconds against the decision. Left to the call
+    a first call that compiled would count seconds against the decision. (Usually done in
+    the background already: :meth:`Dispatcher._preparing`; here on the call's thread, when
+    that is off or failed, and a no-op once prepared.) Left to the call
     itself under autocast (the tensors are not yet cast) or where nothing may run to learn
     (``contexts.may_measure``); a preparation that raises is left to the call too, whose
     failure the dispatcher recovers from."""

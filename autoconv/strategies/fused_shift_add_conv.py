@@ -18,7 +18,8 @@ to 15 s per kernel, or a fraction of a second when Inductor's on-disk cache alre
 (another process compiled it). A kernel is compiled once per signature and process: the
 tuner charges the compile to its budget, and skips the candidate when the compile is not
 expected to fit (:data:`PREPARATION`; the default 2 s budget never fits one); the
-dispatcher compiles a chosen kernel for the call's own signature before the call runs.
+dispatcher compiles a chosen kernel for the call's own signature on a background thread,
+``F.conv1d`` answering the calls until it is built (:mod:`autoconv.runtime.preparing`).
 Where no compiler is available (no C++ compiler on the CPU, no Triton on a GPU) the strategy
 supports nothing and the tuner never offers it; where Dynamo cannot run, compiling raises
 and the tuner records the candidate as failed.
