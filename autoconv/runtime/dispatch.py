@@ -128,6 +128,7 @@ class Dispatcher:
             self._explorations.clear()
             self._keys_of.clear()
             self._interim.clear()
+            self.preparations = BackgroundPreparations(self._prepared)  # failures forgotten
             if self._refresher is not None:
                 self._refresher.stop()
             self._refresher = None
@@ -218,11 +219,13 @@ class Dispatcher:
         signature on a background thread (:mod:`.preparing`); the answer is remembered for
         the call's key until the preparation ends. Not where nothing may run besides the
         call (a CUDA graph being captured: ``contexts.may_measure``)."""
-        if (not self.prepare_in_background or not contexts.may_measure(input.device)
-                or not self.preparations.pending(choice, signature, input, weight, bias)):
+        if not self.prepare_in_background or not contexts.may_measure(input.device):
             return False
-        if key is not None:
-            with self._lock:
+        # under the lock: a preparation that ends at once must find the key to release
+        with self._lock:
+            if not self.preparations.pending(choice, signature, input, weight, bias):
+                return False
+            if key is not None:
                 self._interim.setdefault(BackgroundPreparations.key(choice, signature),
                                          set()).add(key)
                 if len(self._fast) >= self.fast_limit:

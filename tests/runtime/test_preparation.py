@@ -145,3 +145,15 @@ def test_preparing_on_the_calls_thread_when_asked(compiled_stored) -> None:
     finally:
         dispatcher.prepare_in_background = True
     assert preparation.threads == [threading.current_thread()] and calls == [1]
+
+
+def test_a_preparation_that_ends_at_once_still_hands_the_call_back(compiled_stored) -> None:
+    """The background thread may end before the call that started it has noted its key: the
+    key is noted first, so the next call runs the chosen strategy, never F.conv1d for good."""
+    preparation, calls, x, w = compiled_stored
+    preparation.release.set()  # the preparation ends as soon as it starts
+    with torch.no_grad(), autoconv.settings.override(mode="predict"):
+        autoconv.conv1d(x, w)
+        dispatcher.preparations.join(10)
+        autoconv.conv1d(x, w)
+    assert calls == [1]
