@@ -11,11 +11,18 @@ tensors are never read from another thread), while ``F.conv1d`` answers the call
 is done, the owner forgets the calls' interim answers and the next call runs the chosen
 strategy. A preparation that fails is not tried again in the background: the next call
 prepares on the calling thread, whose failure the dispatcher recovers from as before.
+
+On Linux the preparing thread lowers its own scheduling priority first (a nice value is a
+thread's own there, and the compiler processes it starts inherit it): on a machine whose
+cores are all busy, the calls ``F.conv1d`` answers meanwhile keep the cores, and the
+compile takes what is left.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -29,6 +36,22 @@ logger = logging.getLogger(__name__)
 
 #: What a preparation is keyed by: the strategy, its parameters and the call's signature.
 PreparationKey = tuple[str, FrozenParams, Signature]
+#: The nice value a preparing thread adds to its own (19 at most in all: the lowest).
+BACKGROUND_NICENESS = 10
+
+
+def yield_the_cores() -> None:
+    """Lower the calling thread's scheduling priority by :data:`BACKGROUND_NICENESS`, on
+    Linux, where ``setpriority`` on a thread's id affects that thread alone (elsewhere the
+    id could name another process: nothing is done). Lowering is always permitted."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread,
+                       min(19, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS))
+    except OSError:  # a sandbox that refuses it: the compile runs at the caller's priority
+        pass
 
 
 def stand_ins(signature: Signature, input: torch.Tensor, weight: torch.Tensor,
@@ -89,6 +112,7 @@ class BackgroundPreparations:
                  tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> None:
         signature = key[2]
         try:
+            yield_the_cores()
             choice.strategy_impl.preparation(signature, choice.params_dict, *tensors)
         except Exception as error:  # noqa: BLE001  # the call prepares itself, and recovers
             logger.info("autoconv: preparing %s for %s failed in the background: %s",
