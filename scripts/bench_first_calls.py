@@ -5,8 +5,9 @@ a budget that lets the fused kernel compile, into a fresh database. Then fresh p
 alternately with the dispatcher's background preparation on and off, call
 ``autoconv.conv1d`` in a tight loop (mode ``predict``: the stored decision, never a
 measurement) until the kernel answers, and report the first call, the slowest, the median
-of the first five (answered by ``F.conv1d`` while the kernel compiles in the background)
-and the seconds until three calls in a row ran at the kernel's speed. Inductor's on-disk
+of the calls between the first and the kernel's (answered by ``F.conv1d`` while the kernel
+compiles in the background; none on the call's thread) and the seconds until a call ran the kernel (the first call begun once the kernel was built
+and no preparation was under way, so that the dispatcher runs it). Inductor's on-disk
 cache is whatever ``TORCHINDUCTOR_CACHE_DIR`` says (warm after the tuning process).
 
 Usage: python scripts/bench_first_calls.py [--runs N] [--out FILE]
@@ -15,6 +16,7 @@ Usage: python scripts/bench_first_calls.py [--runs N] [--out FILE]
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -43,26 +45,29 @@ def tune(db_url: str) -> None:
 
 
 def first_calls(db_url: str, background: bool) -> None:
-    """Loop the call; print (first, slowest, median of the first five, until fast) in s."""
+    """Loop the call; print (first, slowest, interim median or nan, until the kernel) in s."""
     import torch
 
     import autoconv
     from autoconv.runtime.dispatch import dispatcher
+    from autoconv.signature import call_signature
+    from autoconv.strategies.fused_shift_add_conv import KERNELS
 
     dispatcher.prepare_in_background = background
     x, w = torch.randn(SHAPE), torch.randn(WEIGHT)
     with autoconv.settings.override(db_url=db_url, mode="predict"), torch.no_grad():
+        signature = call_signature(x, w, None, 1, ARGS["padding"], ARGS["dilation"],
+                                   ARGS["groups"])
         start, times = time.perf_counter(), []
-        fast_s = None
         while time.perf_counter() - start < LIMIT_S:
+            kernel_runs = KERNELS.is_built(signature) and not dispatcher.preparations.under_way()
             began = time.perf_counter()
             autoconv.conv1d(x, w, None, **ARGS)
             times.append(time.perf_counter() - began)
-            if fast_s is None and len(times) >= 8:
-                fast_s = statistics.median(times[-5:]) * 0.6
-            if fast_s is not None and len(times) > 8 and max(times[-3:]) < fast_s:
+            if kernel_runs:
                 break
-        print(times[0], max(times), statistics.median(times[:5]), time.perf_counter() - start)
+        interim = statistics.median(times[1:-1]) if len(times) > 2 else math.nan
+        print(times[0], max(times), interim, time.perf_counter() - start)
 
 
 def run(db_url: str, background: bool) -> list[float]:
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     publish("\n".join([
         machine_header("cpu"), "", "# First calls of a stored decision that compiles", "",
         markdown_table(["preparation", "first call", "slowest call",
-                        "median of the first five", "until the kernel answers"], rows)]),
+                        "interim calls (median)", "until the kernel answers"], rows)]),
         args.out)
     return 0
 

@@ -124,6 +124,11 @@ class BackgroundPreparations:
                 self._running.pop(key, None)
             self.on_ready(key)
 
+    def under_way(self) -> int:
+        """How many preparations are running now."""
+        with self._lock:
+            return len(self._running)
+
     def join(self, timeout_s: float | None = None) -> None:
         """Wait for the preparations under way (tests; a program that wants them done)."""
         with self._lock:

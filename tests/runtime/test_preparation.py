@@ -119,6 +119,7 @@ def test_a_stored_decision_is_prepared_in_the_background_while_f_conv1d_answers(
         for _ in range(3):  # none of these calls waits for the preparation
             torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
         assert calls == [] and len(preparation.threads) == 1  # started once
+        assert dispatcher.preparations.under_way() == 1
         assert preparation.threads[0] is not threading.current_thread()
         assert preparation.tensors == [(torch.float32, (2, 4, 200), 0.0)]  # stand-ins
         if sys.platform.startswith("linux"):  # the compile yields the cores to the calls
@@ -126,6 +127,7 @@ def test_a_stored_decision_is_prepared_in_the_background_while_f_conv1d_answers(
             assert preparation.niceness == [min(19, ours + BACKGROUND_NICENESS)]
         preparation.release.set()
         dispatcher.preparations.join(10)
+        assert dispatcher.preparations.under_way() == 0
         torch.testing.assert_close(autoconv.conv1d(x, w), F.conv1d(x, w))
         assert calls == [1]  # prepared: the chosen strategy runs
 
