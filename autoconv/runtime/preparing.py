@@ -120,9 +120,11 @@ class BackgroundPreparations:
             with self._lock:
                 self._failed.add(key)
         finally:
+            # the owner hears first: once it is no longer under way (join, under_way), the
+            # interim answers are gone; a new call meanwhile finds it built, or failed
+            self.on_ready(key)
             with self._lock:
                 self._running.pop(key, None)
-            self.on_ready(key)
 
     def under_way(self) -> int:
         """How many preparations are running now."""

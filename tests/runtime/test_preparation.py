@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import autoconv
 from autoconv.choice import Choice
 from autoconv.runtime.dispatch import _prepare, dispatcher
-from autoconv.runtime.preparing import BACKGROUND_NICENESS
+from autoconv.runtime.preparing import BACKGROUND_NICENESS, BackgroundPreparations
 from autoconv.signature import Signature
 from autoconv.strategies import Strategy, register, unregister
 from tests.runtime.test_recovery import stored_fastest
@@ -168,3 +168,25 @@ def test_a_preparation_that_ends_at_once_still_hands_the_call_back(compiled_stor
         dispatcher.preparations.join(10)
         autoconv.conv1d(x, w)
     assert calls == [1]
+
+
+def test_a_preparation_is_under_way_until_its_owner_has_heard_it_ended() -> None:
+    """``join`` and ``under_way`` count a preparation until the owner has dropped its interim
+    answers: a caller that waited for it never meets one of them."""
+    heard, proceed = threading.Event(), threading.Event()
+
+    def on_ready(key) -> None:
+        heard.set()
+        assert proceed.wait(10)
+
+    preparations = BackgroundPreparations(on_ready)
+    preparation = Blocking()
+    preparation.release.set()
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
+    signature = Signature.of(x, w)
+    assert preparations.pending(choice_of(preparation), signature, x, w, None)
+    assert heard.wait(10)  # prepared; the owner is dropping its answers
+    assert preparations.under_way() == 1
+    proceed.set()
+    preparations.join(10)
+    assert preparations.under_way() == 0
