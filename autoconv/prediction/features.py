@@ -22,8 +22,9 @@ a log turns into sums a tree ensemble learns easily). The groups:
   kernel (oneDNN's fast JIT kernels take only a few samples of it and fall back to a GEMM
   path up to tens of times slower beyond: :mod:`autoconv.strategies.direct_conv`), FFT
   butterflies, length, frames and the length's odd part, matrix-multiply multiply-adds,
-  bytes moved, elements copied, calls: so the model compares candidates by what they do, not
-  only by name, whatever kind of strategy they are; last, log2 of the candidate's total work
+  bytes moved (within the caches, and transposed beyond them), elements copied, calls: so
+  the model compares candidates by what they do, not only by name, whatever kind of
+  strategy they are; last, log2 of the candidate's total work
   (:data:`WORK_COLUMN`, :attr:`Work.total <autoconv.strategies.Work.total>`), which the
   predictor uses as its baseline.
 
@@ -46,7 +47,7 @@ from autoconv.strategies.plan import fft_counts, phase_taps
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 9
+FEATURES_VERSION = 10
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 

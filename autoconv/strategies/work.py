@@ -3,7 +3,8 @@ the cost model prices and the predictor's features describe, whatever kind of al
 
 A strategy's ``work(signature, params)`` returns a :class:`Work`: counts of generic kinds of
 work (:data:`TERMS`: direct-convolution multiply-adds, FFT butterflies, matrix-multiply
-multiply-adds, bytes moved by layout conversions, ...), each priced by the cost model at its
+multiply-adds, bytes moved by layout conversions, bytes of the copies that turn large
+spectra inside out, ...), each priced by the cost model at its
 own measured rate and summed, plus a few unpriced descriptors of how the work is shaped
 (:data:`TRAITS`: an FFT length, the padding left to a convolution kernel), which the
 predictor sees as columns too. Neither the cost model nor the features ask what kind of
@@ -34,6 +35,10 @@ TERMS: dict[str, str] = {
     "matmul_macs": "real multiply-adds of matrix multiplies (the BLAS)",
     "bytes_moved": "bytes read and written by layout conversions: copies, transposes, "
                    "unfolds",
+    "transposed_bytes": "bytes read and written by copies that turn a large tensor's layout "
+                        "inside out (spectra made frequency-major for a channel mix): each "
+                        "element's neighbours land far apart, so beyond the caches such a "
+                        "copy runs several times slower per byte than bytes_moved's",
 }
 #: The unpriced descriptors: how the work is shaped, for the predictor's features.
 TRAITS: dict[str, str] = {

@@ -7,8 +7,8 @@ a :class:`~autoconv.strategies.Work` of named terms: direct multiply-adds, FFT b
 matrix-multiply multiply-adds, bytes moved, ...); the model prices every term at its rate
 (:data:`PRICES`) and sums them, without asking what kind of strategy the work came from. The
 rates (seconds per direct multiply-add, per FFT butterfly, per complex multiply-add in the
-channel mix, per element, per matrix-multiply multiply-add, per byte of a layout conversion,
-per call) come from a handful of micro-measurements on this device, taken once per process
+channel mix, per element, per matrix-multiply multiply-add, per byte of a layout conversion
+within the caches and beyond them, per call) come from a handful of micro-measurements on this device, taken once per process
 and device, in well under a second.
 """
 
@@ -48,6 +48,9 @@ class CostConstants:
     copy_byte_s: float
     #: a dense direct multiply-add in bfloat16 (0: not measured, half priced as float32)
     half_direct_mac_s: float = 0.0
+    #: a byte of a transposing copy beyond the caches (0: not measured, priced as
+    #: ``copy_byte_s``)
+    transposed_byte_s: float = 0.0
 
 
 #: Channels per group from which a direct convolution runs at its dense (GEMM-like) speed.
@@ -82,6 +85,7 @@ PRICES: dict[str, Callable[[CostConstants, Signature], float]] = {
     "elements": lambda c, s: c.elementwise_s,
     "matmul_macs": lambda c, s: c.matmul_mac_s,
     "bytes_moved": lambda c, s: c.copy_byte_s,
+    "transposed_bytes": lambda c, s: c.transposed_byte_s or c.copy_byte_s,
 }
 
 
@@ -203,11 +207,16 @@ def calibrate(device: torch.device) -> CostConstants:
         # written, of a size well beyond the first cache levels
         planes = make(64, 16384)
         copy = _best_time(lambda: planes.t().contiguous(), device) / (2 * planes.numel() * 4)
+        # the same beyond the caches, on spectra: 34 MB of complex values, which a CPU copies
+        # at its memory's speed (about 4 GB/s here, against 10 GB/s for the 4 MB above)
+        spectra_rows = make(4096, 1025, dtype=torch.complex64)
+        transposed = _best_time(lambda: spectra_rows.t().contiguous(), device,
+                                repeats=3) / (2 * spectra_rows.numel() * 8)
         # the dense layer in bfloat16, smaller: without half kernels it runs 10-30x slower
         xh, wh = x[..., :512].bfloat16(), w[..., :7].bfloat16()
         half = _best_time(lambda: plain.conv1d(xh, wh), device, repeats=3) / (64 * 64 * 506 * 7)
     return CostConstants(dense, narrow, depthwise, fft_unit, complex_mac, elementwise, call,
-                         matmul, copy, half)
+                         matmul, copy, half, transposed)
 
 
 #: The process-wide cost model the selector uses by default.

@@ -14,7 +14,7 @@ from autoconv.tuning.candidates import enumerate_candidates
 #: The made-up machine's seconds per unit of each work term.
 SYNTHETIC_PRICES = {"calls": 2e-6, "direct_macs": 1e-10, "fft_units": 3e-10,
                     "spectral_macs": 2e-10, "elements": 1e-10, "matmul_macs": 5e-11,
-                    "bytes_moved": 2e-11}
+                    "bytes_moved": 2e-11, "transposed_bytes": 5e-11}
 
 
 def synthetic_seconds(s: Signature, strategy: str, params: dict) -> float:

@@ -1,6 +1,7 @@
 """Work as named terms: priced term by term, featurized by name, and, for the three original
 strategies, exactly the predictions and counts they had when the cost model and the features
-still asked whether a candidate ran an FFT plan or ``F.conv1d``."""
+still asked whether a candidate ran an FFT plan or ``F.conv1d``, plus the one term added since
+(the FFT pipeline's frequency-major copies, ``transposed_bytes``)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,11 @@ BEFORE = [
 def test_the_original_strategies_predict_and_count_as_before(row) -> None:
     signature, name, params, before_s, log_total, old = row
     model = CalibratedCostModel({"cpu": CONSTANTS})
-    assert model.predict(signature, get(name), params, CPU) == pytest.approx(before_s, rel=1e-12)
     work = get(name).work(signature, params)
+    added = work["transposed_bytes"]  # priced at the copy rate when not measured apart
+    calls = 3 if signature.requires_grad else 1  # forward and two backward convolutions
+    assert model.predict(signature, get(name), params, CPU) == pytest.approx(
+        before_s + calls * added * CONSTANTS.copy_byte_s, rel=1e-12)
     counts = [2 ** value for value in old]
     if name == "direct":
         macs, padding, copied = counts
@@ -84,7 +88,26 @@ def test_the_original_strategies_predict_and_count_as_before(row) -> None:
         assert work["fft_odd_part"] == round(odd) and work["calls"] == 4
     features = FeatureSpace(("direct", "fft", "overlap_add")).rows(signature, [(name, params)])[0]
     columns = FeatureSpace(("direct", "fft", "overlap_add")).columns
-    assert features[columns.index("log_work")] == pytest.approx(log_total, abs=1e-9)
+    assert features[columns.index("log_work")] == pytest.approx(
+        math.log2(2 ** log_total + added), abs=1e-9)
+
+
+def test_an_fft_mix_by_matrix_product_pays_for_its_frequency_major_copies() -> None:
+    # 8 input channels: the input's (4 x 8 rows) and the weight's (16 x 8 rows) spectra are
+    # copied frequency-major, complex64 read and written once each
+    work = get("fft").work(DENSE, {})
+    bins = work["fft_length"] // 2 + 1
+    assert work["transposed_bytes"] == 2 * 8 * bins * (4 * 8 + 16 * 8)
+    wide = CostConstants(**{**CONSTANTS.__dict__, "transposed_byte_s": 1e-9})
+    assert seconds(work, DENSE, wide) - seconds(work, DENSE, CONSTANTS) == pytest.approx(
+        work["transposed_bytes"] * (1e-9 - CONSTANTS.copy_byte_s), rel=1e-9)
+    # float64 spectra are twice as wide; a depthwise mix is elementwise and copies nothing
+    double = get("fft").work(_sig(4, 8, 16, 4096, 65, 1, 32, 32, 1, 1, "float64"), {})
+    assert double["transposed_bytes"] == 2 * work["transposed_bytes"]
+    assert get("fft").work(DEPTHWISE, {})["transposed_bytes"] == 0
+    # a strided depthwise call folds its phases into the channels: a matrix product again
+    strided = _sig(2, 64, 64, 1000, 9, 2, 0, 0, 1, 64)
+    assert get("fft").work(strided, {})["transposed_bytes"] > 0
 
 
 def test_every_term_has_a_price_and_every_term_and_trait_a_column() -> None:
