@@ -13,6 +13,14 @@
   traced (:func:`is_tracing`).
 * **Deterministic algorithms** on CUDA: the FFT strategies' kernels are not all known to be
   deterministic there, so ``F.conv1d`` answers (:func:`wants_plain`).
+* **Saved-tensor hooks** (non-reentrant activation checkpointing, ``save_on_cpu``): the hooks
+  see every tensor autograd saves on their thread. What autoconv runs only to learn
+  something (tuning a call, a live sample) runs under identity hooks of its own
+  (:func:`own_saved_tensors`), so the caller's never see it: checkpointing counts and
+  matches the tensors a forward saves, and recomputes the forward in backward. Checkpointing
+  stops that recomputation by raising from its hook inside the strategy; that exception is
+  its own control flow and passes through (:func:`is_control_flow`), never taken for the
+  strategy's failure.
 
 The checks use a few of torch's private functions (the ones torch itself uses for the same
 questions); they are looked up once, here, so that a torch that renames one breaks one line.
@@ -24,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.utils.checkpoint
 
 _peek_transform = torch._C._functorch.peek_interpreter_stack
 _tracing_state = torch._C._get_tracing_state
@@ -48,6 +57,39 @@ def may_measure(device: torch.device) -> bool:
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return False
     return not (torch.compiler.is_compiling() or is_tracing() or in_transform())
+
+
+def saved_tensor_hooks_active() -> bool:
+    """Whether saved-tensor hooks are active on this thread (checkpointing, offloading)."""
+    return bool(torch._C._autograd._top_saved_tensors_default_hooks(True))
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+@contextmanager
+def own_saved_tensors() -> Iterator[None]:
+    """The block's saved tensors kept as they are, out of sight of the caller's saved-tensor
+    hooks (identity hooks pushed on top of theirs; nothing when none are active)."""
+    if not saved_tensor_hooks_active():
+        yield
+        return
+    with torch.autograd.graph.saved_tensors_hooks(_same, _same):
+        yield
+
+
+#: Exceptions that other code raises through a strategy as its control flow (activation
+#: checkpointing ends a recomputation so): they are not the strategy's failure.
+_CONTROL_FLOW: tuple[type[BaseException], ...] = tuple(
+    kind for kind in (getattr(torch.utils.checkpoint, "_StopRecomputationError", None),)
+    if kind is not None)
+
+
+def is_control_flow(error: BaseException) -> bool:
+    """Whether ``error`` is another component's control flow (:data:`_CONTROL_FLOW`), to
+    pass through untouched."""
+    return isinstance(error, _CONTROL_FLOW)
 
 
 def wants_plain(input: torch.Tensor) -> bool:

@@ -164,7 +164,8 @@ class Dispatcher:
     def choose(self, signature: Signature, device: torch.device) -> Choice:
         """The selector's choice for ``signature`` on ``device`` (tuned, when it must be,
         with autocast off: the signature already says the dtype the call runs in)."""
-        with contexts.autocast_off(device.type if contexts.any_autocast() else None):
+        with (contexts.autocast_off(device.type if contexts.any_autocast() else None),
+              contexts.own_saved_tensors()):
             return self.selector.choose(signature, device)
 
     def runners(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -432,7 +433,8 @@ def eager_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
             return run(input, weight)  # torch parses two arguments faster than seven
         return run(input, weight, bias, stride, padding, dilation, groups)
     except Exception as error:
-        if run is plain.conv1d:  # F.conv1d's own error: the call itself is wrong
+        # F.conv1d's own error (the call itself is wrong), or checkpointing's control flow
+        if run is plain.conv1d or contexts.is_control_flow(error):
             raise
         return dispatcher.recover(error, input, weight, bias, stride, padding, dilation,
                                   groups)
@@ -462,7 +464,7 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                               spectrum_cache=spectrum_cache)
         return run(input, weight, bias, stride, padding, dilation, groups)
     except Exception as error:
-        if run is plain.conv1d:
+        if run is plain.conv1d or contexts.is_control_flow(error):
             raise
         return dispatcher.recover(error, input, weight, bias, stride, padding, dilation,
                                   groups)
