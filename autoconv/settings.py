@@ -89,7 +89,8 @@ class Settings(BaseSettings):
         "winner and F.conv1d), and "
         "a winner found clearly slower is decided again on those timings and corrected in "
         "the database; the interval doubles each time the decision is confirmed. CPU calls "
-        "without gradients; 0 turns it off."))
+        "outside autocast (a call with gradients is timed as a forward and backward on "
+        "detached copies); 0 turns it off."))
     explore_overhead: float = Field(0.10, gt=0, le=1, description=(
         "Mode live: exploration adds at most this fraction to the time of a signature's "
         "calls (what its explored calls cost beyond the current answer)."))

@@ -7,7 +7,11 @@ script reports after how many calls, and how many seconds of calls, the live re-
 corrected the decision, what it corrected it to, and the time per call before and after
 (medians of interleaved rounds, ``F.conv1d`` alongside).
 
-Usage: python scripts/bench_live_check.py [--out FILE]
+With ``--training`` the same, for calls that record gradients: every call is a training
+step of the layer (forward, then backward of the output's sum), the wrong decision is
+stored for the training signature at half ``F.conv1d``'s step, and the times are steps.
+
+Usage: python scripts/bench_live_check.py [--training] [--out FILE]
 """
 
 from __future__ import annotations
@@ -61,14 +65,27 @@ def store_wrong(url: str, signature: Signature, strategy: str, params: dict,
             for name, p, s in ((strategy, params, direct_s / 2), ("direct", {}, direct_s))])
 
 
+def stepped(conv, training: bool):
+    """A call of ``conv`` as the benchmark makes it: the forward alone, or with
+    ``training`` a training step (forward, then backward of the output's sum)."""
+    if not training:
+        return conv
+
+    def step() -> None:
+        conv().sum().backward()
+    return step
+
+
 def run_workload(name: str, xs: tuple, ws: tuple, kwargs: dict, strategy: str,
-                 params: dict) -> list[str]:
+                 params: dict, training: bool = False) -> list[str]:
     """One workload's row: the wrong decision stored, then real calls until it is corrected."""
-    x, w = torch.randn(*xs), torch.randn(*ws)
+    x = torch.randn(*xs, requires_grad=training)
+    w = torch.randn(*ws, requires_grad=training)
     url = f"sqlite:///{tempfile.mkdtemp()}/live.sqlite3"
-    with torch.no_grad(), autoconv.settings.override(db_url=url, mode="predict"):
+    mode = torch.enable_grad() if training else torch.no_grad()
+    with mode, autoconv.settings.override(db_url=url, mode="predict"):
         dispatcher.reset()
-        direct_s = median_call_s(lambda: F.conv1d(x, w, **kwargs))
+        direct_s = median_call_s(stepped(lambda: F.conv1d(x, w, **kwargs), training))
         signature = Signature.of(x, w, None, kwargs.get("stride", 1), 0,
                                  kwargs.get("dilation", 1), kwargs.get("groups", 1))
         store_wrong(url, dispatcher.selector.key_signature(signature), strategy, params,
@@ -77,15 +94,17 @@ def run_workload(name: str, xs: tuple, ws: tuple, kwargs: dict, strategy: str,
         before = autoconv.select(x, w, **kwargs)
         call_args = (None, kwargs.get("stride", 1), 0, kwargs.get("dilation", 1),
                      kwargs.get("groups", 1))
-        wrong_s = median_call_s(lambda: before.run(x, w, *call_args), repeats=5)
+        wrong_s = median_call_s(stepped(lambda: before.run(x, w, *call_args), training),
+                                repeats=5)
+        call = stepped(lambda: autoconv.conv1d(x, w, **kwargs), training)
         calls, start = 0, time.perf_counter()
         while autoconv.select(x, w, **kwargs).origin != "corrected" and calls < 5000:
-            autoconv.conv1d(x, w, **kwargs)
+            call()
             calls += 1
         spent = time.perf_counter() - start
         after = autoconv.select(x, w, **kwargs)
-        after_s = median_call_s(lambda: autoconv.conv1d(x, w, **kwargs))
-        direct_again = median_call_s(lambda: F.conv1d(x, w, **kwargs))
+        after_s = median_call_s(call)
+        direct_again = median_call_s(stepped(lambda: F.conv1d(x, w, **kwargs), training))
     dispatcher.reset()
     return [name, f"{before.strategy} {before.params_dict}", f"{wrong_s * 1e3:.3g}",
             f"{direct_s * 1e3:.3g}", str(calls), f"{spent:.2f}",
@@ -95,14 +114,18 @@ def run_workload(name: str, xs: tuple, ws: tuple, kwargs: dict, strategy: str,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--training", action="store_true",
+                        help="calls that record gradients, timed as training steps")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     settle_allocator()  # as a long-running program's allocator is (and tuning makes it)
-    rows = [run_workload(*workload) for workload in WORKLOADS]
+    rows = [run_workload(*workload, training=args.training) for workload in WORKLOADS]
+    what = "training steps (forward and backward)" if args.training else "calls (forward)"
     report = "\n".join([
         "# A wrong stored decision, corrected on live calls", "",
         *machine_header("cpu").splitlines(),
-        f"- recheck_every {autoconv.settings.recheck_every} (the default), mode predict", "",
+        (f"- recheck_every {autoconv.settings.recheck_every} (the default), mode predict; "
+         f"every time below is of {what}"), "",
         markdown_table(["workload", "stored (wrong)", "its ms", "F.conv1d ms",
                         "calls to correct", "seconds of calls", "corrected to", "ms after",
                         "F.conv1d ms after"], rows)])

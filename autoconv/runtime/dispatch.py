@@ -325,10 +325,11 @@ class Dispatcher:
     def _live_check(self, key: tuple | None, signature: Signature, choice: Choice,
                     device: torch.device) -> LiveCheck | None:
         """The live re-check of a decision (:mod:`autoconv.tuning.live_check`), for a
-        remembered CPU call without gradients or autocast decided for another strategy than
-        ``F.conv1d`` as called; None otherwise (nothing to watch: F.conv1d is the bar)."""
+        remembered CPU call without autocast (with gradients or without) decided for another
+        strategy than ``F.conv1d`` as called; None otherwise (nothing to watch: F.conv1d is
+        the bar)."""
         every = self.settings.recheck_every
-        if (not every or key is None or key[-2] or key[-1] or device.type != "cpu"
+        if (not every or key is None or key[-1] or device.type != "cpu"
                 or signature.is_degenerate
                 or choice.strategy_impl.is_plain_conv1d(choice.params_dict)):
             return None

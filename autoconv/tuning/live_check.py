@@ -16,10 +16,20 @@ A decision the live calls confirm is checked less and less often (one call in
 The hot path pays a counter and a comparison; the timing itself happens on the sampled call
 only, with the same contention test as tuning (:mod:`autoconv.tuning.contention`): a sample
 taken while other work competed for the cores is dropped.
+
+**Calls that record gradients.** A training decision was timed as the tuner times one, a
+forward and its backward, and is re-checked the same way: a sampled call first times a
+forward and backward of its strategy (or of ``F.conv1d``) on detached copies of the call's
+own tensors (:func:`training_step`), then runs the call itself by the decision, untimed, in
+the caller's graph. The caller's graph, its gradients and the hooks on its tensors never see the timed
+step; the sampled call costs about three more forward calls. A call made while saved-tensor
+hooks are active (non-reentrant activation checkpointing, ``save_on_cpu``) is not sampled:
+those hooks would see the extra forward's saved tensors, and checkpointing counts them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
@@ -30,7 +40,7 @@ from collections.abc import Callable
 import torch
 
 from autoconv import plain
-from autoconv.contexts import may_measure
+from autoconv.contexts import may_measure, saved_tensor_hooks_active
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, QuietMachine
@@ -58,6 +68,30 @@ MAX_INTERVAL = 1 << 16
 Correct = Callable[[list[Outcome]], None]
 
 
+def training_step(runner: Callable[..., torch.Tensor], input: torch.Tensor,
+                  weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation,
+                  groups) -> None:
+    """One forward and backward of ``runner`` on detached copies of the call's tensors,
+    every one of them asking for its gradient, as the tuner times a training call: outside
+    the caller's graph, so that neither its gradients nor its hooks see it."""
+    leaves = [t.detach().requires_grad_() for t in (input, weight, bias) if t is not None]
+    x, w = leaves[0], leaves[1]
+    b = leaves[2] if bias is not None else None
+    output = runner(x, w, b, stride, padding, dilation, groups)
+    torch.autograd.grad(output, leaves, torch.ones_like(output))
+
+
+def _timed_step_ran(*call) -> bool:
+    """:func:`training_step`, False when it raised (out of memory, say): then nothing is
+    recorded and the call itself runs as it would have, and meets any error of its own."""
+    try:
+        training_step(*call)
+    except Exception as error:  # noqa: BLE001 - the sample is lost, never the call
+        logger.debug("autoconv: a live training sample failed: %s", error)
+        return False
+    return True
+
+
 class LiveCheck:
     """The live re-check of one decided signature (see the module docstring).
 
@@ -79,6 +113,8 @@ class LiveCheck:
                  every: int, correct: Correct, clock: Clock = time.perf_counter,
                  load: MachineLoad | QuietMachine | None = None) -> None:
         self.signature = signature
+        #: a call that records gradients: timed as a forward and backward (module docstring)
+        self.training = signature.requires_grad
         self.winner = winner
         self.reference = reference
         self.stored_s = stored_s
@@ -91,6 +127,7 @@ class LiveCheck:
         self.correct = correct
         self.clock = clock
         self.load = load if load is not None else MachineLoad()
+        self._winner_run = functools.partial(winner.strategy.run, **dict(winner.params))
         self.winner_times: deque[float] = deque(maxlen=WINDOW)
         self.reference_times: deque[float] = deque(maxlen=WINDOW)
         self.disturbed = 0
@@ -108,21 +145,31 @@ class LiveCheck:
         (either is the call's answer)."""
         self.countdown = self.interval
         if (self.corrected or not may_measure(input.device)
+                or (self.training and saved_tensor_hooks_active())
                 or not self._lock.acquire(blocking=False)):
-            # a transform (vmap batches the call), a trace, or another thread sampling
+            # a transform (vmap batches the call), a trace, checkpointing's hooks, or
+            # another thread sampling
             return run(input, weight, bias, stride, padding, dilation, groups)
         try:
             reference = self._reference_turn()
             runner = plain.conv1d if reference else run
             busy_before = self.load.busy()
             start = self.clock()
-            output = runner(input, weight, bias, stride, padding, dilation, groups)
+            if self.training:  # the candidate itself, as the tuner timed it
+                stepped = plain.conv1d if reference else self._winner_run
+                if not _timed_step_ran(stepped, input, weight, bias, stride, padding, dilation,
+                                       groups):
+                    return run(input, weight, bias, stride, padding, dilation, groups)
+            else:
+                output = runner(input, weight, bias, stride, padding, dilation, groups)
             took = self.clock() - start
             if busy_before and self.load.busy():
                 self.disturbed += 1  # not evidence: the machine was busy at both ends
             else:
                 (self.reference_times if reference else self.winner_times).append(took)
                 self._judge()
+            if self.training:  # the call itself, by the decision, in the caller's graph
+                output = run(input, weight, bias, stride, padding, dilation, groups)
             return output
         finally:
             self._lock.release()

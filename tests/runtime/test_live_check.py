@@ -164,19 +164,86 @@ def test_samples_taken_on_a_busy_machine_are_not_evidence(timed_plain, monkeypat
     assert watch.disturbed == 30 and not watch.winner_times
 
 
-def test_calls_with_gradients_or_decided_for_f_conv1d_are_not_watched(timed_plain) -> None:
+def test_calls_decided_for_f_conv1d_or_under_autocast_are_not_watched(timed_plain) -> None:
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
     store(Signature.of(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
-    with autoconv.settings.override(mode="predict", refresh_s=0):
-        w.requires_grad_(True)
-        autoconv.conv1d(x, w).sum().backward()
-        assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
-        w.requires_grad_(False)
+    with torch.no_grad(), autoconv.settings.override(mode="predict", refresh_s=0):
         y = torch.randn(2, 4, 300)
         store(Signature.of(y, w), ("direct", 1e-3), ("sluggish", 2e-3))
         assert dispatcher.runners(y, w, None, 1, 0, 1, 1)[2] is None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
     with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=0):
         assert dispatcher.runners(x, w, None, 1, 0, 1, 1)[2] is None
+
+
+def training_signature(x: torch.Tensor, w: torch.Tensor) -> Signature:
+    with torch.enable_grad():
+        return Signature.of(x, w.detach().requires_grad_())
+
+
+def test_a_training_decision_made_slow_is_decided_again_and_the_callers_gradients_kept(
+        timed_plain) -> None:
+    """A call that records gradients is timed as a forward and backward on detached copies;
+    the call itself runs in the caller's graph, whose gradients and hooks see it once."""
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5, requires_grad=True)
+    signature = training_signature(x, w)
+    assert signature.requires_grad
+    store(signature, ("sluggish", 0.5e-3), ("direct", 0.6e-3))
+    timed_plain.update(sluggish=0.7e-3, direct=0.5e-3)
+    hooked = []
+    w.register_hook(lambda grad: hooked.append(grad.clone()))
+    calls = 4 * WINDOW * 2
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=2):
+        assert autoconv.select(x, w).strategy == "sluggish"
+        for _ in range(calls):
+            autoconv.conv1d(x, w).square().sum().backward()
+        choice = autoconv.select(x, w)
+    assert (choice.strategy, choice.origin) == ("direct", "corrected")
+    rows = stored_rows(signature)
+    assert rows["sluggish"].note.startswith(CORRECTED_NOTE)
+    assert rows["sluggish"].median_s == pytest.approx(0.7e-3)
+    reference = w.detach().requires_grad_()
+    F.conv1d(x, reference).square().sum().backward()
+    assert len(hooked) == calls  # one gradient per real backward, none for the timed steps
+    torch.testing.assert_close(w.grad, calls * reference.grad)
+
+
+def test_training_calls_under_saved_tensor_hooks_are_not_sampled(timed_plain) -> None:
+    """Non-reentrant checkpointing counts the tensors a forward saves, and recomputes the
+    forward in backward: a timed step inside would break its count."""
+    from torch.utils.checkpoint import checkpoint
+
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5, requires_grad=True)
+    store(training_signature(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    timed_plain["sluggish"] = 0.5e-3
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
+        for _ in range(3 * WINDOW):
+            checkpoint(autoconv.conv1d, x, w, use_reentrant=False).sum().backward()
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+        assert watch is not None and watch.training and not watch.winner_times
+        autoconv.conv1d(x, w).sum().backward()  # outside the hooks: sampled
+        assert len(watch.winner_times) == 1
+    reference = w.detach().requires_grad_()
+    F.conv1d(x, reference).sum().backward()
+    torch.testing.assert_close(w.grad, (3 * WINDOW + 1) * reference.grad)
+
+
+def test_a_training_sample_that_fails_is_lost_never_the_call(timed_plain, monkeypatch) -> None:
+    from autoconv.tuning import live_check
+
+    def failing(*args) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(live_check, "training_step", failing)
+    x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5, requires_grad=True)
+    store(training_signature(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
+        for _ in range(2 * WINDOW):
+            y = autoconv.conv1d(x, w)
+            torch.testing.assert_close(y, F.conv1d(x, w))
+        watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
+    assert not watch.winner_times and not watch.corrected
 
 
 def test_a_predicted_time_is_no_bar_only_f_conv1d_live_is(timed_plain, monkeypatch) -> None:
