@@ -13,22 +13,11 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 import autoconv
-import tuning_db
 from autoconv.runtime import dispatcher
 from autoconv.signature import Signature
-from autoconv.storage.store import device_record, signature_record
+from tests.runtime.test_live_check import store
 
 pytestmark = pytest.mark.usefixtures("fresh_autoconv")
-
-CPU = torch.device("cpu")
-
-
-def store(signature: Signature, *rows: tuple[str, float]) -> None:
-    with tuning_db.connect(autoconv.settings.db_url) as db:
-        db.record_many(device_record(CPU), [
-            tuning_db.MeasurementRecord(signature=signature_record(signature), strategy=name,
-                                        median_s=seconds, samples=5, autoconv_version="test")
-            for name, seconds in rows])
 
 
 def layer(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
