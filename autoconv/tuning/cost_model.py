@@ -8,8 +8,8 @@ matrix-multiply multiply-adds, bytes moved, ...); the model prices every term at
 (:data:`PRICES`) and sums them, without asking what kind of strategy the work came from. The
 rates (seconds per direct multiply-add, per FFT butterfly, per complex multiply-add in the
 channel mix, per element, per matrix-multiply multiply-add, per byte of a layout conversion
-within the caches and beyond them, per call) come from a handful of micro-measurements on this device, taken once per process
-and device, in well under a second.
+within the caches and beyond them, per call) come from a handful of micro-measurements on
+this device, taken once per process and device, in well under a second.
 """
 
 from __future__ import annotations

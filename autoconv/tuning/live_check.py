@@ -21,8 +21,8 @@ taken while other work competed for the cores is dropped.
 forward and its backward, and is re-checked the same way: a sampled call first times a
 forward and backward of its strategy (or of ``F.conv1d``) on detached copies of the call's
 own tensors (:func:`training_step`), then runs the call itself by the decision, untimed, in
-the caller's graph. The caller's graph, its gradients and the hooks on its tensors never see the timed
-step; the sampled call costs about three more forward calls. A call made while saved-tensor
+the caller's graph. The caller's graph, its gradients and the hooks on its tensors never see
+the timed step; the sampled call costs about three more forward calls. A call made while saved-tensor
 hooks are active (non-reentrant activation checkpointing, ``save_on_cpu``) is not sampled:
 those hooks would see the extra forward's saved tensors, and checkpointing counts them.
 """
