@@ -74,6 +74,21 @@ def test_the_grid_covers_dilated_depthwise_stacks_and_padded_mid_kernels() -> No
                and s.batch >= 8 and s.padding_left + s.padding_right > 0) >= 20
 
 
+def test_batch_one_dense_layers_take_every_tenth_place_without_moving_the_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # held out, the model picked the unfolded multiply on batch-1 layers of 32-128 channels
+    # where F.conv1d ran up to 2x faster: the grid had almost none of them
+    from autoconv.prediction import grid as module
+
+    grid = training_grid(300)
+    added = grid[module.SUPPLEMENT_EVERY - 1::module.SUPPLEMENT_EVERY]
+    assert len(added) == 30
+    assert all(s.batch <= 2 and s.groups == 1 and 16 <= s.in_channels <= 256 for s in added)
+    monkeypatch.setattr(module, "SUPPLEMENT_EVERY", 10 ** 9)  # the grid as it was before
+    before = training_grid(270)
+    assert [s for s in grid if s not in set(added)] == before  # measured rows all still in it
+
+
 def test_grid_signatures_are_distinct_length_buckets() -> None:
     from autoconv.buckets import decision_key
     from autoconv.settings import Settings
