@@ -96,6 +96,9 @@ class Dispatcher:
         self.preparations = BackgroundPreparations(self._prepared)
         #: the call keys F.conv1d answers while a preparation runs, by preparation
         self._interim: dict[PreparationKey, set[tuple]] = {}
+        #: the runners of calls with gradients made under saved-tensor hooks, kept as first
+        #: given (see :meth:`runners`)
+        self._checkpointed: dict[tuple, Runners] = {}
 
     @property
     def selector(self) -> Selector:
@@ -128,6 +131,7 @@ class Dispatcher:
             self._explorations.clear()
             self._keys_of.clear()
             self._interim.clear()
+            self._checkpointed.clear()
             self.preparations = BackgroundPreparations(self._prepared)  # failures forgotten
             if self._refresher is not None:
                 self._refresher.stop()
@@ -176,11 +180,33 @@ class Dispatcher:
                    input.requires_grad or weight.requires_grad
                    or (bias is not None and bias.requires_grad)), any_autocast())
         try:
-            return self._fast[key]
+            entry = self._fast[key]
         except KeyError:
-            return self._resolve(key, input, weight, bias, stride, padding, dilation, groups)
+            entry = self._resolve(key, input, weight, bias, stride, padding, dilation, groups)
         except TypeError:  # an unhashable argument (a list as padding): resolve every time
             return self._resolve(None, input, weight, bias, stride, padding, dilation, groups)
+        if key[-2] and contexts.saved_tensor_hooks_active():
+            return self._pinned(key, entry)
+        return entry
+
+    def _pinned(self, key: tuple, entry: Runners) -> Runners:
+        """A call with gradients under saved-tensor hooks runs the runner its key first got
+        there, whatever the key's entry became since. Activation checkpointing recomputes
+        the forward in backward and matches the tensors it saves with the first pass's: a
+        decision that changed in between (a kernel that finished compiling while
+        ``F.conv1d`` answered, a decision corrected on live calls) would save other tensors
+        and fail the backward. Such calls keep their first answer for the process's life
+        (or until :meth:`reset`), even when a faster one comes later."""
+        pinned = self._checkpointed.get(key)
+        if pinned is not None:
+            return pinned
+        with self._lock:
+            pinned = self._checkpointed.get(key)
+            if pinned is None:
+                if len(self._checkpointed) >= self.fast_limit:
+                    self._checkpointed.clear()
+                pinned = self._checkpointed[key] = entry
+        return pinned
 
     def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None, stride, padding, dilation, groups) -> Runners:

@@ -72,3 +72,26 @@ def test_a_call_tuned_inside_a_checkpointed_forward_keeps_the_tuner_out_of_its_h
     got = gradients(lambda a, b: checkpoint(layer, a, b, use_reentrant=False), x, w)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-3)
+
+
+def test_a_decision_that_changes_between_the_forward_and_its_recomputation_is_not_seen(
+        ) -> None:
+    """A kernel that finishes compiling, or a decision corrected on live calls, between a
+    checkpointed forward and its recomputation in backward: the recomputation saves what the
+    forward saved (the first answer under the hooks is kept), and the backward succeeds."""
+    x, w = torch.randn(2, 8, 300), torch.randn(8, 8, 9)
+    with torch.enable_grad():
+        signature = Signature.of(x, w.requires_grad_(), None, 1, 4)
+    store(dispatcher.selector.key_signature(signature), ("direct", 1e-5), ("fft", 1e-3))
+    expected = gradients(lambda a, b: F.conv1d(a, b, padding=4), x, w)
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=0):
+        xs, ws = x.detach().requires_grad_(), w.detach().requires_grad_()
+        y = checkpoint(layer, xs, ws, use_reentrant=False)
+        key = next(k for k in dispatcher._fast if k[0] == x.shape and k[-2])
+        fft = autoconv.strategies.get("fft").run
+        watch = dispatcher._fast[key][2]
+        dispatcher._fast[key] = (fft, fft, watch)  # the decision changes before backward
+        y.square().sum().backward()
+        for g, e in zip((xs.grad, ws.grad), expected, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-3)
+        assert dispatcher.runners(xs, ws, None, 1, 4, 1, 1)[0] is fft  # outside: the new one
