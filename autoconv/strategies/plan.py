@@ -128,6 +128,9 @@ class FFTCounts:
     #: complex values copied into the frequency-major layout of a matrix-product mix (the
     #: input's spectra and the weight's); 0 for an elementwise mix, which needs no such copy
     transposed: float = 0.0
+    #: real samples copied out of the mix's frequency-major layout after the inverse FFTs
+    #: (every output frame); 0 for an elementwise mix, whose output keeps its layout
+    transposed_out: float = 0.0
 
 
 def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
@@ -141,8 +144,10 @@ def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
     transforms = input_rows + weight_rows + output_rows
     mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
     elements = (input_rows + output_rows) * n + weight_rows * plan.bins
-    transposed = 0 if in_per_group == 1 else (input_rows + weight_rows) * plan.bins
-    return FFTCounts(transforms * per_transform, mix, elements, transposed)
+    elementwise = in_per_group == 1
+    transposed = 0 if elementwise else (input_rows + weight_rows) * plan.bins
+    transposed_out = 0 if elementwise else output_rows * n
+    return FFTCounts(transforms * per_transform, mix, elements, transposed, transposed_out)
 
 
 def complex_bytes(s: Signature) -> int:
@@ -155,18 +160,20 @@ def plan_work(s: Signature, plan: ConvPlan) -> Work:
     frame, forward FFTs, the mix, inverse FFTs), the transforms, the channel mix (a pointwise
     product when each output mixes one input spectrum: elementwise work, not a matrix
     multiply), the elements touched and, for a matrix-product mix, the copies of the input's
-    and the weight's spectra into its frequency-major layout (read and written once each),
-    with the plan's shape as traits.
+    and the weight's spectra into its frequency-major layout and of the output frames out of
+    it (read and written once each), with the plan's shape as traits.
 
-    Those copies reverse the spectra's dimension order and are as large as the spectra: on a
-    many-channel call they cost more than the transforms (the weight's took 222 of an
-    EnCodec downsampling layer's 401 ms), at the memory's speed, not a cached transpose's."""
+    Those copies reverse the data's dimension order and are as large as the spectra and the
+    output: on a many-channel call they cost more than the transforms (the weight's took 222
+    of an EnCodec downsampling layer's 401 ms), and on a filter bank's 512 output channels
+    the output's dominates; at the memory's speed, not a cached transpose's."""
     counts = fft_counts(s, plan)
     pointwise = (s.in_channels // s.groups) * plan.phases == 1
     n = plan.fft_length
     return Work.of(calls=4, fft_units=counts.fft_units,
                    spectral_macs=0 if pointwise else counts.complex_macs,
                    elements=counts.elements + (counts.complex_macs if pointwise else 0),
-                   transposed_bytes=2 * complex_bytes(s) * counts.transposed,
+                   transposed_bytes=2 * complex_bytes(s) * (counts.transposed
+                                                            + counts.transposed_out / 2),
                    fft_length=n, fft_frames=plan.frames,
                    block_per_taps=n / max(plan.taps, 1), fft_odd_part=n // (n & -n))

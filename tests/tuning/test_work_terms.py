@@ -94,10 +94,11 @@ def test_the_original_strategies_predict_and_count_as_before(row) -> None:
 
 def test_an_fft_mix_by_matrix_product_pays_for_its_frequency_major_copies() -> None:
     # 8 input channels: the input's (4 x 8 rows) and the weight's (16 x 8 rows) spectra are
-    # copied frequency-major, complex64 read and written once each
+    # copied frequency-major, complex64, and the output's 4 x 16 frames of real samples out
+    # of it, each read and written once
     work = get("fft").work(DENSE, {})
-    bins = work["fft_length"] // 2 + 1
-    assert work["transposed_bytes"] == 2 * 8 * bins * (4 * 8 + 16 * 8)
+    n = work["fft_length"]
+    assert work["transposed_bytes"] == 2 * 8 * (n // 2 + 1) * (4 * 8 + 16 * 8) + 2 * 4 * n * 64
     wide = CostConstants(**{**CONSTANTS.__dict__, "transposed_byte_s": 1e-9})
     assert seconds(work, DENSE, wide) - seconds(work, DENSE, CONSTANTS) == pytest.approx(
         work["transposed_bytes"] * (1e-9 - CONSTANTS.copy_byte_s), rel=1e-9)
