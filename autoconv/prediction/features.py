@@ -47,7 +47,7 @@ from autoconv.strategies.plan import fft_counts, phase_taps
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 10
+FEATURES_VERSION = 11
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
