@@ -282,6 +282,7 @@ def training_grid(size: int = DEFAULT_SIZE, *, seed: int = SEED,
         device: the device type written into the signatures ("cpu" or "cuda").
     """
     rng = np.random.default_rng(seed)
+    # the supplement's stream is seeded alongside: SUPPLEMENT_SEED for the default grid
     supplement_rng = np.random.default_rng(SUPPLEMENT_SEED + seed - SEED)
     names = list(FAMILIES)
     shares = np.array([FAMILIES[name][1] for name in names])

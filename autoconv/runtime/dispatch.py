@@ -250,11 +250,11 @@ class Dispatcher:
             return False
         # under the lock: a preparation that ends at once must find the key to release
         with self._lock:
-            if not self.preparations.pending(choice, signature, input, weight, bias):
+            preparation = self.preparations.pending(choice, signature, input, weight, bias)
+            if preparation is None:
                 return False
             if key is not None:
-                self._interim.setdefault(BackgroundPreparations.key(choice, signature),
-                                         set()).add(key)
+                self._interim.setdefault(preparation, set()).add(key)
                 if len(self._fast) >= self.fast_limit:
                     self._fast.clear()
                 self._fast[key] = _PLAIN

@@ -87,26 +87,26 @@ class BackgroundPreparations:
         return choice.strategy, choice.params, signature
 
     def pending(self, choice: Choice, signature: Signature, input: torch.Tensor,
-                weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-        """Whether ``choice`` is still to be prepared for ``signature`` in the background
-        (starting it when it is not under way yet): the call is then answered by
-        ``F.conv1d``. False when nothing is to prepare, when it is done, and when a
-        background preparation of it failed (the call prepares itself)."""
+                weight: torch.Tensor, bias: torch.Tensor | None) -> PreparationKey | None:
+        """The key of ``choice``'s preparation for ``signature`` while it is still to be
+        done in the background (starting it when it is not under way yet): the call is then
+        answered by ``F.conv1d``. None when nothing is to prepare, when it is done, and when
+        a background preparation of it failed (the call prepares itself)."""
         strategy = choice.strategy_impl
         if strategy.preparation is None or strategy.is_ready(signature, choice.params_dict):
-            return False
+            return None
         key = self.key(choice, signature)
         with self._lock:
             if key in self._failed:
-                return False
+                return None
             if key in self._running:
-                return True
+                return key
             tensors = stand_ins(signature, input, weight, bias)
             thread = threading.Thread(target=self._prepare, args=(key, choice, tensors),
                                       name=f"autoconv-prepare-{choice.strategy}", daemon=True)
             self._running[key] = thread
         thread.start()
-        return True
+        return key
 
     def _prepare(self, key: PreparationKey, choice: Choice,
                  tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> None:

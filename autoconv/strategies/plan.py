@@ -150,9 +150,10 @@ def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
     return FFTCounts(transforms * per_transform, mix, elements, transposed, transposed_out)
 
 
-def complex_bytes(s: Signature) -> int:
-    """Bytes of one complex value of ``s``'s spectra (half precision runs in float32)."""
-    return 16 if s.dtype == "float64" else 8
+def real_bytes(s: Signature) -> int:
+    """Bytes of one real sample as the FFT pipeline computes ``s`` (half precision runs in
+    float32); a complex value of its spectra takes twice that."""
+    return 8 if s.dtype == "float64" else 4
 
 
 def plan_work(s: Signature, plan: ConvPlan) -> Work:
@@ -173,7 +174,7 @@ def plan_work(s: Signature, plan: ConvPlan) -> Work:
     return Work.of(calls=4, fft_units=counts.fft_units,
                    spectral_macs=0 if pointwise else counts.complex_macs,
                    elements=counts.elements + (counts.complex_macs if pointwise else 0),
-                   transposed_bytes=2 * complex_bytes(s) * (counts.transposed
-                                                            + counts.transposed_out / 2),
+                   transposed_bytes=2 * real_bytes(s) * (2 * counts.transposed
+                                                         + counts.transposed_out),
                    fft_length=n, fft_frames=plan.frames,
                    block_per_taps=n / max(plan.taps, 1), fft_odd_part=n // (n & -n))

@@ -22,9 +22,9 @@ forward and its backward, and is re-checked the same way: a sampled call first t
 forward and backward of its strategy (or of ``F.conv1d``) on detached copies of the call's
 own tensors (:func:`training_step`), then runs the call itself by the decision, untimed, in
 the caller's graph. The caller's graph, its gradients and the hooks on its tensors never see
-the timed step; the sampled call costs about three more forward calls. A call made while saved-tensor
-hooks are active (non-reentrant activation checkpointing, ``save_on_cpu``) is not sampled:
-those hooks would see the extra forward's saved tensors, and checkpointing counts them.
+the timed step (under activation checkpointing it runs under saved-tensor hooks of its own:
+:func:`autoconv.contexts.own_saved_tensors`); the sampled call costs about three more
+forward calls.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from collections.abc import Callable
 import torch
 
 from autoconv import plain
-from autoconv.contexts import may_measure, saved_tensor_hooks_active
+from autoconv.contexts import may_measure, own_saved_tensors
 from autoconv.signature import Signature
 from autoconv.tuning.candidates import Candidate
 from autoconv.tuning.contention import MachineLoad, QuietMachine
@@ -73,12 +73,14 @@ def training_step(runner: Callable[..., torch.Tensor], input: torch.Tensor,
                   groups) -> None:
     """One forward and backward of ``runner`` on detached copies of the call's tensors,
     every one of them asking for its gradient, as the tuner times a training call: outside
-    the caller's graph, so that neither its gradients nor its hooks see it."""
+    the caller's graph and under saved-tensor hooks of its own, so that neither its
+    gradients nor its hooks (activation checkpointing's) see it."""
     leaves = [t.detach().requires_grad_() for t in (input, weight, bias) if t is not None]
     x, w = leaves[0], leaves[1]
     b = leaves[2] if bias is not None else None
-    output = runner(x, w, b, stride, padding, dilation, groups)
-    torch.autograd.grad(output, leaves, torch.ones_like(output))
+    with own_saved_tensors():  # out of sight of checkpointing's hooks
+        output = runner(x, w, b, stride, padding, dilation, groups)
+        torch.autograd.grad(output, leaves, torch.ones_like(output))
 
 
 def _timed_step_ran(*call) -> bool:
@@ -145,19 +147,18 @@ class LiveCheck:
         (either is the call's answer)."""
         self.countdown = self.interval
         if (self.corrected or not may_measure(input.device)
-                or (self.training and saved_tensor_hooks_active())
                 or not self._lock.acquire(blocking=False)):
-            # a transform (vmap batches the call), a trace, checkpointing's hooks, or
-            # another thread sampling
+            # a transform (vmap batches the call), a trace, or another thread sampling
             return run(input, weight, bias, stride, padding, dilation, groups)
         try:
             reference = self._reference_turn()
-            runner = plain.conv1d if reference else run
+            # a training step times the candidate itself, as the tuner timed it
+            runner = (plain.conv1d if reference
+                      else self._winner_run if self.training else run)
             busy_before = self.load.busy()
             start = self.clock()
-            if self.training:  # the candidate itself, as the tuner timed it
-                stepped = plain.conv1d if reference else self._winner_run
-                if not _timed_step_ran(stepped, input, weight, bias, stride, padding, dilation,
+            if self.training:
+                if not _timed_step_ran(runner, input, weight, bias, stride, padding, dilation,
                                        groups):
                     return run(input, weight, bias, stride, padding, dilation, groups)
             else:

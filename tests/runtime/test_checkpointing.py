@@ -58,15 +58,12 @@ def test_a_call_tuned_inside_a_checkpointed_forward_keeps_the_tuner_out_of_its_h
 
     x, w = torch.randn(2, 8, 300, requires_grad=True), torch.randn(8, 8, 9, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        F.conv1d(x, w, padding=4).sum()
-        by_f_conv1d = len(packed)
-        packed.clear()
         autoconv.conv1d(x, w, padding=4).sum()  # tunes: every candidate forward and backward
-    choice = dispatcher.runners(x, w, None, 1, 4, 1, 1)[0]
-    assert choice is not None
-    if autoconv.select(x, w, padding=4).strategy == "direct":
-        assert len(packed) == by_f_conv1d
-    assert len(packed) <= 16  # the call's own saved tensors, not the tuner's dozens
+        tuned = list(packed)
+        packed.clear()
+        autoconv.conv1d(x, w, padding=4).sum()  # decided: the same strategy, nothing tuned
+    # whichever strategy won, the hooks saw what its own call saves, none of the tuner's
+    assert tuned == packed and packed
     expected = gradients(lambda a, b: F.conv1d(a, b, padding=4), x, w)
     dispatcher.reset()
     got = gradients(lambda a, b: checkpoint(layer, a, b, use_reentrant=False), x, w)

@@ -209,24 +209,25 @@ def test_a_training_decision_made_slow_is_decided_again_and_the_callers_gradient
     torch.testing.assert_close(w.grad, calls * reference.grad)
 
 
-def test_training_calls_under_saved_tensor_hooks_are_not_sampled(timed_plain) -> None:
+def test_training_calls_under_checkpointing_are_sampled_out_of_its_sight(timed_plain) -> None:
     """Non-reentrant checkpointing counts the tensors a forward saves, and recomputes the
-    forward in backward: a timed step inside would break its count."""
+    forward in backward: the timed step runs under saved-tensor hooks of its own, so
+    checkpointing sees the call's tensors alone, and the gradients are F.conv1d's."""
     from torch.utils.checkpoint import checkpoint
 
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5, requires_grad=True)
     store(training_signature(x, w), ("sluggish", 0.5e-3), ("direct", 1e-3))
     timed_plain["sluggish"] = 0.5e-3
+    calls = 3 * WINDOW
     with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=1):
-        for _ in range(3 * WINDOW):
+        for _ in range(calls):
             checkpoint(autoconv.conv1d, x, w, use_reentrant=False).sum().backward()
         watch = dispatcher.runners(x, w, None, 1, 0, 1, 1)[2]
-        assert watch is not None and watch.training and not watch.winner_times
-        autoconv.conv1d(x, w).sum().backward()  # outside the hooks: sampled
-        assert len(watch.winner_times) == 1
+    assert watch is not None and watch.training
+    assert watch.winner_times or watch.interval > 1  # sampled, and confirmed
     reference = w.detach().requires_grad_()
     F.conv1d(x, reference).sum().backward()
-    torch.testing.assert_close(w.grad, (3 * WINDOW + 1) * reference.grad)
+    torch.testing.assert_close(w.grad, calls * reference.grad)
 
 
 def test_a_training_sample_that_fails_is_lost_never_the_call(timed_plain, monkeypatch) -> None:
