@@ -74,6 +74,12 @@ class Signature:
     stream whose outputs come ``latency`` samples late (output ``n`` is the causal convolution's
     ``n - latency``, the first ones zeros) records it as that much more ``padding_left``
     (:attr:`latency`).
+
+    ``weight_reused`` is True for a call whose weight is the same tensor, unchanged, from one
+    call to the next, and needs no gradient: an ``autoconv.Conv1d`` layer's in inference. A
+    strategy that transforms the weight (the FFT strategies' spectra) then does it once, not
+    on every call, so such a call is timed and decided apart from a functional call of the
+    same shapes, whose weight may be new every time.
     """
 
     batch: int
@@ -90,6 +96,7 @@ class Signature:
     device: str
     requires_grad: bool = False
     chunk_size: int | None = None
+    weight_reused: bool = False
 
     @property
     def padded_length(self) -> int:
@@ -131,7 +138,8 @@ class Signature:
         more = f" {' '.join(extras)}" if extras else ""
         return (f"{self.batch}x{self.in_channels}x{self.length} K={self.kernel_size}{more} "
                 f"-> {self.out_channels} ({self.dtype}, {self.device}"
-                f"{', grad' if self.requires_grad else ''})")
+                f"{', grad' if self.requires_grad else ''}"
+                f"{', weight reused' if self.weight_reused else ''})")
 
     @property
     def is_degenerate(self) -> bool:
@@ -145,11 +153,13 @@ class Signature:
         return self.groups == self.in_channels and self.groups > 1
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (the shape the tuning database stores); ``chunk_size``
-        only when set, so a conv1d call's dict is what it always was."""
+        """Plain dict of the fields (the shape the tuning database stores); ``chunk_size`` and
+        ``weight_reused`` only when set, so a conv1d call's dict is what it always was."""
         fields = asdict(self)
         if self.chunk_size is None:
             del fields["chunk_size"]
+        if not self.weight_reused:
+            del fields["weight_reused"]
         return fields
 
     @property

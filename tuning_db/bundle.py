@@ -13,6 +13,10 @@ written once for all its candidates (a 100,000-measurement bundle is about half 
      "devices": [{"device_id": "...", "fingerprint": {DeviceRecord fields}}],
      "groups": [{"device_id": "...", "signature": {SignatureRecord fields},
                  "measurements": [{CandidateMeasurement fields}, ...]}]}
+
+A signature's ``chunk_size`` and ``weight_reused`` are written only when set, so a bundle of
+conv1d calls whose weights are not reused is what it was before either existed; a reader
+older than a field refuses a bundle that sets it (an unknown field) rather than dropping it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     StringConstraints,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_serializer,
@@ -106,6 +107,12 @@ class SignatureRecord(BaseModel):
     that many samples, whose streaming strategies are measured per chunk); for a conv1d call
     it is None and appears neither in :attr:`key` nor in the record's dump, so the keys and
     bundles of conv1d calls are what they were before streams existed.
+
+    ``weight_reused`` is True for a call whose weight is the same unchanged tensor on every
+    call and needs no gradient (an ``autoconv.Conv1d`` layer's in inference: the FFT
+    strategies reuse its spectrum), timed and decided apart from a functional call of the
+    same shapes. False, it too appears neither in :attr:`key` nor in the dump. A stream is
+    never one (a record with both ``chunk_size`` and ``weight_reused`` is refused).
     """
 
     model_config = _RECORD
@@ -124,16 +131,27 @@ class SignatureRecord(BaseModel):
     device: ShortName
     requires_grad: bool = False
     chunk_size: PositiveInt | None = None
+    weight_reused: bool = False
+
+    @field_validator("weight_reused")
+    @classmethod
+    def _not_a_stream(cls, value: bool, info: ValidationInfo) -> bool:
+        """A stream's signature (``chunk_size`` set) never has ``weight_reused``."""
+        if value and info.data.get("chunk_size") is not None:
+            raise ValueError("a stream's signature (chunk_size set) cannot have "
+                             "weight_reused=True")
+        return value
 
     @property
     def key(self) -> str:
         """Compact, unique text form of every field: the indexed lookup key in the database
-        (a stream's ends with ``|c`` and its chunk size)."""
+        (a stream's ends with ``|c`` and its chunk size, a reused weight's with ``|wr``)."""
         chunk = "" if self.chunk_size is None else f"|c{self.chunk_size}"
+        reused = "|wr" if self.weight_reused else ""
         return (f"{self.batch}x{self.in_channels}x{self.length}>{self.out_channels}"
                 f"|k{self.kernel_size}s{self.stride}p{self.padding_left},{self.padding_right}"
                 f"d{self.dilation}g{self.groups}|{self.dtype}|{self.device}"
-                f"|{'grad' if self.requires_grad else 'nograd'}{chunk}")
+                f"|{'grad' if self.requires_grad else 'nograd'}{chunk}{reused}")
 
     @property
     def is_stream(self) -> bool:
@@ -141,11 +159,14 @@ class SignatureRecord(BaseModel):
         return self.chunk_size is not None
 
     @model_serializer(mode="wrap")
-    def _without_unset_chunk(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The fields, ``chunk_size`` only when set (a conv1d call dumps as it always did)."""
+    def _without_unset_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields, ``chunk_size`` and ``weight_reused`` only when set (a conv1d call
+        dumps as it always did)."""
         fields = handler(self)
         if self.chunk_size is None:
             fields.pop("chunk_size", None)
+        if not self.weight_reused:
+            fields.pop("weight_reused", None)
         return fields
 
 

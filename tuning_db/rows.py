@@ -40,7 +40,8 @@ def device_from_row(row: Mapping[str, Any]) -> DeviceRecord:
 
 
 def signature_columns(device_id: str, signature: SignatureRecord) -> dict[str, Any]:
-    """The columns of a ``measurements`` row that a signature and device determine."""
+    """The columns of a ``measurements`` or ``wanted`` row that a signature and device
+    determine."""
     row: dict[str, Any] = {name: getattr(signature, name) for name in SIGNATURE_COLUMNS}
     row["device_id"] = device_id
     row["sig_key"] = signature.key
@@ -71,9 +72,10 @@ def measurement_row(device_id: str, measurement: MeasurementRecord) -> dict[str,
 
 
 def signature_from_row(row: Mapping[str, Any]) -> SignatureRecord:
-    """The signature held in the signature columns of a ``measurements`` row."""
+    """The signature held in the signature columns of a ``measurements`` or ``wanted`` row."""
     values = {name: row[name] for name in SIGNATURE_COLUMNS}
     values["requires_grad"] = bool(values["requires_grad"])
+    values["weight_reused"] = bool(values["weight_reused"])
     return SignatureRecord.model_validate(values)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 #: The alembic revision of the newest schema this code reads and writes.
-SCHEMA_VERSION = "0005"
+SCHEMA_VERSION = "0006"
 
 metadata = MetaData()
 
@@ -56,7 +56,7 @@ devices = Table(
 #: Signature columns, in ``SignatureRecord`` field order.
 SIGNATURE_COLUMNS = ("batch", "in_channels", "out_channels", "length", "kernel_size", "stride",
                      "padding_left", "padding_right", "dilation", "groups", "dtype", "device",
-                     "requires_grad", "chunk_size")
+                     "requires_grad", "chunk_size", "weight_reused")
 
 measurements = Table(
     "measurements", metadata,
@@ -82,6 +82,9 @@ measurements = Table(
     Column("imported", Boolean, nullable=False, server_default=false()),
     #: a stream's chunk size (``SignatureRecord.chunk_size``); NULL for a conv1d call
     Column("chunk_size", Integer),
+    #: whether the call's weight is the same unchanged tensor on every call
+    #: (``SignatureRecord.weight_reused``); false for every row older than schema 0006
+    Column("weight_reused", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("device_id", "sig_key", "strategy", "params", name="uq_measurement"),
 )
 
@@ -101,6 +104,7 @@ wanted = Table(
     Column("device", String(32), nullable=False),
     Column("requires_grad", Boolean, nullable=False),
     Column("chunk_size", Integer),
+    Column("weight_reused", Boolean, nullable=False, server_default=false()),
     Column("calls", Integer, nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),

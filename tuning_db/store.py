@@ -15,7 +15,8 @@ The contract, whatever the backend:
   machine's fingerprint, so one machine's timings are never served to another.
 * Streams (signatures with a ``chunk_size``) are stored beside conv1d calls under keys of
   their own; :meth:`TuningDB.measurements` returns conv1d calls' rows unless asked for
-  streams (bundles carry both).
+  streams (bundles carry both). Calls whose weight is reused (``weight_reused``: a layer's in
+  inference) are conv1d calls with keys of their own too, returned with the others.
 * The schema version is checked when the database is opened (see :mod:`tuning_db.migrate`).
 * A :class:`TuningDB` may be used from several threads, and survives ``fork``: a child process
   (e.g. a DataLoader worker) opens its own connections instead of sharing its parent's.

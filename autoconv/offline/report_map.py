@@ -70,9 +70,11 @@ class Cell:
 def _same_but_size(a: Signature, b: Signature) -> bool:
     """Whether two signatures differ at most in batch and length."""
     return (a.in_channels, a.out_channels, a.kernel_size, a.stride, a.padding_left,
-            a.padding_right, a.dilation, a.groups, a.dtype, a.device, a.requires_grad) == (
+            a.padding_right, a.dilation, a.groups, a.dtype, a.device, a.requires_grad,
+            a.weight_reused) == (
         b.in_channels, b.out_channels, b.kernel_size, b.stride, b.padding_left,
-        b.padding_right, b.dilation, b.groups, b.dtype, b.device, b.requires_grad)
+        b.padding_right, b.dilation, b.groups, b.dtype, b.device, b.requires_grad,
+        b.weight_reused)
 
 
 def nearest_measured(signature: Signature, tuned: Iterable[Tuned]) -> Tuned | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection, text
+
 from tuning_db import DeviceRecord, MeasurementRecord, SignatureRecord
 
 
@@ -35,3 +37,13 @@ def make_measurement(signature: SignatureRecord | None = None, **changes: Any
         spread_s=1e-5, samples=10, error=0.0, autoconv_version="0.1.0")
     fields.update(changes)
     return MeasurementRecord(**fields)
+
+
+def insert_device_row(connection: Connection, device: DeviceRecord) -> None:
+    """``device``'s row, inserted in raw SQL, as every schema version stores it (the tests
+    of migrations write the rows of an older schema by hand)."""
+    connection.execute(text(
+        "INSERT INTO devices (device_id, cpu_model, cpu_cores, torch_threads, torch_version,"
+        " autoconv_version, first_seen) VALUES (:id, :cpu, 8, 4, :torch, '0.1.0', "
+        "'2026-01-01 00:00:00')"),
+        {"id": device.device_id, "cpu": device.cpu_model, "torch": device.torch_version})

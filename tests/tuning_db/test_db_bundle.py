@@ -154,6 +154,7 @@ HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
     "string for int": _set("groups.0.signature.batch", "4"),
     "float for int": _set("groups.0.measurements.0.samples", 2.5),
     "int for bool": _set("groups.0.measurements.0.ok", 1),
+    "string for weight_reused": _set("groups.0.signature.weight_reused", "true"),
     "negative time": _set("groups.0.measurements.0.median_s", -1e-3),
     "zero time": _set("groups.0.measurements.0.median_s", 0),
     "huge time": _set("groups.0.measurements.0.median_s", 1e300),

@@ -278,14 +278,17 @@ def test_signature_record_matches_autoconv_signature() -> None:
     fields = [field.name for field in
               signature_module.Signature.__dataclass_fields__.values()]
     assert fields == list(SignatureRecord.model_fields)
-    values = dict(zip(fields, (2, 3, 6, 100, 5, 1, 2, 2, 1, 3, "float32", "cpu", False, None),
-                      strict=True))
+    values = dict(zip(fields, (2, 3, 6, 100, 5, 1, 2, 2, 1, 3, "float32", "cpu", False, None,
+                               False), strict=True))
     record = SignatureRecord(**signature_module.Signature(**values).as_dict())
-    del values["chunk_size"]  # a conv1d call's record dumps as it did before streams
-    assert record.model_dump() == values
+    del values["chunk_size"], values["weight_reused"]  # a conv1d call's record dumps as it
+    assert record.model_dump() == values                 # did before streams and reused weights
     stream = {**values, "padding_left": 4, "padding_right": 0, "chunk_size": 100}
     record = SignatureRecord(**signature_module.Signature(**stream).as_dict())
     assert record.model_dump() == stream and record.key.endswith("|c100")
+    layer = {**values, "weight_reused": True}
+    record = SignatureRecord(**signature_module.Signature(**layer).as_dict())
+    assert record.model_dump() == layer and record.key.endswith("|nograd|wr")
 
 
 def test_connect_uses_the_environment_and_the_cache_dir(monkeypatch: pytest.MonkeyPatch,

@@ -48,7 +48,7 @@ _signatures = st.builds(
     dilation=st.integers(1, 9), groups=st.integers(1, 64),
     dtype=st.sampled_from(["float32", "float64", "bfloat16"]),
     device=st.sampled_from(["cpu", "cuda"]),
-    requires_grad=st.booleans())
+    requires_grad=st.booleans(), weight_reused=st.booleans())
 
 
 @given(_signatures, _signatures)
@@ -79,7 +79,7 @@ def test_bad_measurements_are_refused(changes: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("changes", [
     {"batch": 0}, {"length": -1}, {"padding_left": -1}, {"kernel_size": 2**31},
-    {"dtype": "float 32"}, {"device": ""}])
+    {"dtype": "float 32"}, {"device": ""}, {"weight_reused": "maybe"}])
 def test_bad_signatures_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ValidationError) as raised:
         make_signature(**changes)

@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import text
 
 import tuning_db
-from tests.tuning_db.factories import make_device, make_measurement, make_signature
+from tests.tuning_db.factories import (
+    insert_device_row,
+    make_device,
+    make_measurement,
+    make_signature,
+)
 from tuning_db import bundle, migrate
 from tuning_db.engine import make_engine
 from tuning_db.urls import parse_url
@@ -80,11 +85,7 @@ def test_a_0003_database_upgrades_keeping_its_rows_and_keys(tmp_path: Path) -> N
     engine = make_engine(parse_url(url))
     with engine.begin() as connection:  # a row as schema 0003 stored it: no chunk_size
         device = make_device()
-        connection.execute(text(
-            "INSERT INTO devices (device_id, cpu_model, cpu_cores, torch_threads, torch_version,"
-            " autoconv_version, first_seen) VALUES (:id, :cpu, 8, 4, :torch, '0.1.0', "
-            "'2026-01-01 00:00:00')"),
-            {"id": device.device_id, "cpu": device.cpu_model, "torch": device.torch_version})
+        insert_device_row(connection, device)
         connection.execute(text(
             "INSERT INTO measurements (device_id, sig_key, strategy, params, batch, in_channels,"
             " out_channels, length, kernel_size, stride, padding_left, padding_right, dilation,"
