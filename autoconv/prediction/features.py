@@ -7,7 +7,7 @@ a log turns into sums a tree ensemble learns easily). The groups:
 
 * the signature (:data:`SIGNATURE_COLUMNS`): log sizes (batch, channels in/out and per group,
   lengths, kernel, span, stride, dilation, groups), the kernel/length ratio, flags (depthwise,
-  gradients, device type), the dtype's width, the channels' alignment (how many times 2
+  gradients, device type, a layer's weight reused), the dtype's width, the channels' alignment (how many times 2
   divides them: the direct kernels vectorise over channels) and the total padding (the direct
   kernels' speed per multiply-add varies several-fold on depthwise layers, partly with the
   padding; held out, this column markedly cut the worst pick);
@@ -47,7 +47,7 @@ from autoconv.strategies.plan import fft_counts, phase_taps
 
 #: Bumped whenever the meaning or order of the columns changes: a model (or a cached one)
 #: built for another version is incompatible and is never used.
-FEATURES_VERSION = 11
+FEATURES_VERSION = 12
 
 _DTYPE_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 
@@ -56,6 +56,7 @@ SIGNATURE_COLUMNS = (
     "log_out_per_group", "log_groups", "log_length", "log_padded_length", "log_output_length",
     "log_kernel", "log_span", "log_taps", "log_stride", "log_dilation", "log_span_ratio",
     "depthwise", "requires_grad", "cuda", "dtype_bits", "channel_alignment", "log_padding",
+    "weight_reused",
 )
 WORK_COLUMNS = (
     "log_direct_macs", "log_fft_length", "log_fft_units", "log_fft_mix", "log_fft_elements",
@@ -90,7 +91,7 @@ def signature_features(s: Signature) -> dict[str, float]:
         math.log2(s.span / s.padded_length),
         float(s.is_depthwise), float(s.requires_grad), float(s.device == "cuda"),
         float(_DTYPE_BITS.get(s.dtype, 32)), float(_twos(s.in_channels)),
-        _log2(1 + s.padding_left + s.padding_right),
+        _log2(1 + s.padding_left + s.padding_right), float(s.weight_reused),
     ), strict=True))
 
 
@@ -184,12 +185,12 @@ def neighbourhood_vector(s: Signature) -> np.ndarray:
     """The coordinates used to tell how far a signature is from anything measured.
 
     Log2 sizes (one unit = one octave) plus categorical flags scaled so that a mismatch in
-    dtype, gradients, device or depthwise-ness alone counts as far.
+    dtype, gradients, device, depthwise-ness or a layer's reused weight alone counts as far.
     """
     far = 8.0
     return np.array([
         _log2(s.batch), _log2(s.in_channels // s.groups), _log2(s.out_channels // s.groups),
         _log2(s.groups), _log2(s.padded_length), _log2(s.span), _log2(s.stride),
         far * s.is_depthwise, far * s.requires_grad, far * (s.device == "cuda"),
-        far * _log2(_DTYPE_BITS.get(s.dtype, 32)),
+        far * _log2(_DTYPE_BITS.get(s.dtype, 32)), far * s.weight_reused,
     ])

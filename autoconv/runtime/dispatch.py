@@ -13,6 +13,7 @@ changes, so that e.g. a new ``db_url`` or mode takes effect on the next call.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -143,11 +144,13 @@ class Dispatcher:
             store.close()
 
     def recover(self, error: Exception, input: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor | None, stride, padding, dilation, groups) -> torch.Tensor:
+                bias: torch.Tensor | None, stride, padding, dilation, groups,
+                weight_reused: bool = False) -> torch.Tensor:
         """A remembered strategy raised ``error`` on this call: ``F.conv1d`` answers it (with
         its own exception, if it refuses the call too), and where ``F.conv1d`` succeeds the
         strategy was at fault: it is discarded for the call's signature (never chosen again
         in this process) and the next call decides anew. The caller never sees ``error``.
+        ``weight_reused``: as the call's :meth:`runners` was told.
         """
         result = plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
         with self._lock:
@@ -156,6 +159,7 @@ class Dispatcher:
             signature = call_signature(input, weight, bias, stride, padding, dilation, groups)
         except (RuntimeError, TypeError, ValueError):
             return result
+        signature = _reused(signature, weight, weight_reused)
         discarded = self.selector.discard(signature, input.device)
         if discarded is not None:
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -173,18 +177,27 @@ class Dispatcher:
             return self.selector.choose(signature, device)
 
     def runners(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                stride, padding, dilation, groups) -> Runners:
-        """The hot path: build the call's key, one dict lookup (resolving on a miss)."""
+                stride, padding, dilation, groups, weight_reused: bool = False) -> Runners:
+        """The hot path: build the call's key, one dict lookup (resolving on a miss).
+
+        ``weight_reused``: the caller passes the same weight tensor, unchanged, on every
+        call (an ``autoconv.Conv1d`` layer's own weight). Where the call needs no gradient,
+        runs without autocast (which would cast the weight anew) and the weight is not an
+        inference tensor (which no spectrum cache keeps), the call is decided as such a
+        call (:attr:`Signature.weight_reused`), under a key of its own."""
         key = (input.shape, weight.shape, stride, padding, dilation, groups, input.dtype,
                input.device, torch.is_grad_enabled() and (
                    input.requires_grad or weight.requires_grad
                    or (bias is not None and bias.requires_grad)), any_autocast())
+        if weight_reused and not (key[-2] or key[-1] or weight.is_inference()):
+            key = (_REUSED_WEIGHT, *key)
         try:
             entry = self._fast[key]
         except KeyError:
             entry = self._resolve(key, input, weight, bias, stride, padding, dilation, groups)
         except TypeError:  # an unhashable argument (a list as padding): resolve every time
-            return self._resolve(None, input, weight, bias, stride, padding, dilation, groups)
+            return self._resolve(None, input, weight, bias, stride, padding, dilation, groups,
+                                 weight_reused)
         if key[-2] and contexts.saved_tensor_hooks_active():
             return self._pinned(key, entry)
         return entry
@@ -209,7 +222,8 @@ class Dispatcher:
         return pinned
 
     def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
-                 bias: torch.Tensor | None, stride, padding, dilation, groups) -> Runners:
+                 bias: torch.Tensor | None, stride, padding, dilation, groups,
+                 weight_reused: bool = False) -> Runners:
         if contexts.in_transform() or contexts.is_tracing():
             # Nothing may be measured, and F.conv1d works in every transform and traces as
             # itself. Not remembered: the same call outside the transform is tuned as usual.
@@ -220,6 +234,8 @@ class Dispatcher:
             # F.conv1d answers a call autoconv refuses: with its own error, or with its
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
+        signature = _reused(signature, weight,
+                            key[0] is _REUSED_WEIGHT if key is not None else weight_reused)
         choice = self.choose(signature, input.device)
         if self._preparing(key, choice, signature, input, weight, bias):
             return _PLAIN
@@ -322,9 +338,8 @@ class Dispatcher:
         if known is not None and not known.finished and known.answer.candidate == answer:
             return known  # the hot-path dict was cleared: carry on where it was
         selector = self.selector
-        arms = [(candidate, predicted,
-                 choice.run if candidate == answer
-                 else candidate.strategy.bound(dict(candidate.params)))
+        arms = [(candidate, predicted, _arm(signature, candidate,
+                                            choice.run if candidate == answer else None))
                 for candidate, predicted in selector.explorable(signature, device, answer)]
         if len(arms) < 2:
             return None
@@ -378,6 +393,16 @@ class Dispatcher:
                          load=self.live_load)
 
 
+def _arm(signature: Signature, candidate: Candidate, run: Runner | None) -> Runner:
+    """What explores ``candidate`` on live calls (``run``, else its strategy's runner): on a
+    layer's calls (:attr:`Signature.weight_reused`) a strategy that takes a spectrum cache
+    keeps one of its own, as the tuner times it and the layer would run it."""
+    run = run or candidate.strategy.bound(dict(candidate.params))
+    if signature.weight_reused and candidate.strategy.takes_spectrum_cache:
+        return functools.partial(run, spectrum_cache=SpectrumCache.of_layer())
+    return run
+
+
 def _prepare(choice: Choice, signature: Signature, input: torch.Tensor, weight: torch.Tensor,
              bias: torch.Tensor | None) -> None:
     """The chosen strategy's one-time preparation for this call's own signature (compiling
@@ -398,7 +423,18 @@ def _prepare(choice: Choice, signature: Signature, input: torch.Tensor, weight: 
         return
 
 
+def _reused(signature: Signature, weight: torch.Tensor, weight_reused: bool) -> Signature:
+    """``signature`` marked :attr:`~Signature.weight_reused` where the caller said so and the
+    call can reuse its weight's transform (see :meth:`Dispatcher.runners`)."""
+    if (not weight_reused or signature.requires_grad or contexts.any_autocast()
+            or weight.is_inference() or signature.is_degenerate):
+        return signature
+    return dataclasses.replace(signature, weight_reused=True)
+
+
 _PLAIN: Runners = (plain.conv1d, None, None)
+#: The first element of the key of a call whose weight is reused (:meth:`Dispatcher.runners`).
+_REUSED_WEIGHT = "weight reused"
 # The defaults, compared by identity: ``is`` holds for the int 0 or 1 alone (CPython keeps one
 # object of each small int), not for 1.0 or True, which F.conv1d refuses and must see.
 _ZERO, _ONE = 0, 1
@@ -469,15 +505,19 @@ def eager_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                   stride: int | tuple[int], padding: PaddingArg, dilation: int | tuple[int],
-                  groups: int, spectrum_cache: SpectrumCache) -> torch.Tensor:
+                  groups: int, spectrum_cache: SpectrumCache,
+                  weight_reused: bool = False) -> torch.Tensor:
     """:func:`conv1d` that lets FFT strategies reuse the weight's spectrum from a cache
-    (what ``autoconv.Conv1d`` runs)."""
+    (what ``autoconv.Conv1d`` runs). ``weight_reused``: ``weight`` is the same tensor on every
+    call (the layer's own, or its parametrization's result reused while its originals are
+    unchanged), so that a call without gradients is decided with the spectrum's reuse
+    counted (:attr:`Signature.weight_reused`)."""
     if torch.compiler.is_compiling():  # the op runs without the cache
         return traced_conv1d(input, weight, bias, stride, padding, dilation, groups)
     if settings.mode == "off":
         return plain.conv1d(input, weight, bias, stride, padding, dilation, groups)
     run, run_cached, watch = dispatcher.runners(input, weight, bias, stride, padding, dilation,
-                                                groups)
+                                                groups, weight_reused)
     try:
         if watch is not None:
             watch.countdown -= 1
@@ -494,7 +534,7 @@ def conv1d_cached(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         if run is plain.conv1d or contexts.is_control_flow(error):
             raise
         return dispatcher.recover(error, input, weight, bias, stride, padding, dilation,
-                                  groups)
+                                  groups, weight_reused)
 
 
 def traced_conv1d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -134,12 +134,14 @@ class FFTCounts:
 
 
 def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
-    """Count the work of the FFT pipeline for ``plan`` (weight spectra included)."""
+    """Count the work of the FFT pipeline for ``plan``: the weight's spectra included, but
+    where the weight is reused (:attr:`Signature.weight_reused`: they are then computed once,
+    and kept)."""
     n = plan.fft_length
     per_transform = n * math.log2(max(n, 2))
     in_per_group = (s.in_channels // s.groups) * plan.phases
     input_rows = s.batch * s.in_channels * plan.phases * plan.frames
-    weight_rows = s.out_channels * in_per_group
+    weight_rows = 0 if s.weight_reused else s.out_channels * in_per_group
     output_rows = s.batch * s.out_channels * plan.frames
     transforms = input_rows + weight_rows + output_rows
     mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group

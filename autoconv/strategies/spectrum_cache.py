@@ -5,7 +5,12 @@ a forward FFT of ``C_out * C_in`` kernels. The cache keys a spectrum by the weig
 identity and the transform's layout, and checks the weight's version counter (bumped by every
 in-place update, ``optimizer.step()`` included), data pointer, shape and strides on each hit.
 It holds the weight only through a weak reference, so a dead weight frees its spectra, and it
-keeps at most ``max_entries`` spectra (least recently used are dropped first).
+keeps at most ``max_entries`` spectra and ``max_bytes`` of them (least recently used are
+dropped first; a spectrum larger than ``max_bytes`` alone is computed on every call).
+
+:meth:`SpectrumCache.of_layer` is the cache an ``autoconv.Conv1d`` layer keeps, and the one
+the tuner times a layer's FFT candidates with (:attr:`Signature.weight_reused
+<autoconv.signature.Signature>`): what was timed is what runs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
+
+#: Spectra one layer keeps (:meth:`SpectrumCache.of_layer`) ...
+LAYER_ENTRIES = 16
+#: ... and their bytes at most: a layer's spectrum grows with channels in times channels out
+#: times the FFT length, gigabytes for a long signal; one larger is recomputed on every call
+#: (and the tuner, timing with the same cache, sees it so).
+LAYER_BYTES = 256 * 2**20
 
 
 @dataclass(slots=True)
@@ -34,34 +46,52 @@ class SpectrumCache:
     Weights that are inference tensors have no version counter and are never cached.
 
     Args:
-        max_entries: most spectra kept at once (one per weight and layout).
+        max_entries: most spectra kept at once (one per weight, layout and chunk of output
+            channels).
+        max_bytes: most bytes of spectra kept at once (None: no limit but ``max_entries``).
 
     Attributes:
         hits: lookups answered from the cache.
         misses: lookups that computed a spectrum (cached or not).
     """
 
-    def __init__(self, max_entries: int = 64) -> None:
+    def __init__(self, max_entries: int = 64, max_bytes: int | None = None) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1 or None, got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._bytes = 0
+
+    @classmethod
+    def of_layer(cls) -> SpectrumCache:
+        """The cache of one layer (:data:`LAYER_ENTRIES` spectra, :data:`LAYER_BYTES` bytes):
+        its weight in a few layouts (input lengths), or the chunks of one large spectrum."""
+        return cls(max_entries=LAYER_ENTRIES, max_bytes=LAYER_BYTES)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the spectra kept."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __deepcopy__(self, memo: dict) -> SpectrumCache:
         # Spectra are derived from live tensors: a copy (of a module, say) starts empty.
-        return SpectrumCache(self.max_entries)
+        return SpectrumCache(self.max_entries, self.max_bytes)
 
     def __reduce__(self) -> tuple:
-        return SpectrumCache, (self.max_entries,)
+        return SpectrumCache, (self.max_entries, self.max_bytes)
 
     def clear(self) -> None:
         """Drop every cached spectrum and reset the counters."""
         self._entries.clear()
+        self._bytes = 0
         self.hits = self.misses = 0
 
     @staticmethod
@@ -95,12 +125,23 @@ class SpectrumCache:
         self.misses += 1
         with torch.no_grad():
             spectrum = compute()
+        size = spectrum.numel() * spectrum.element_size()
+        self._drop(key)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return spectrum  # too large to keep: computed on every call
         self._entries[key] = _Entry(weakref.ref(weight, self._forget_callback(key)), stamp,
                                     spectrum)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._bytes += size
+        while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self._bytes > self.max_bytes):
+            self._drop(next(iter(self._entries)))
         return spectrum
+
+    def _drop(self, key: tuple) -> None:
+        """Forget ``key``'s entry, if any."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.spectrum.numel() * entry.spectrum.element_size()
 
     def _forget_callback(self, key: tuple) -> Callable[[weakref.ReferenceType], None]:
         """A weakref callback that drops ``key`` once its weight dies (if still its entry)."""
@@ -111,6 +152,6 @@ class SpectrumCache:
             if cache is not None:
                 entry = cache._entries.get(key)
                 if entry is not None and entry.ref is dead:
-                    del cache._entries[key]
+                    cache._drop(key)
 
         return forget

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from autoconv import plain
 from autoconv.signature import Signature, resolve_padding
-from autoconv.strategies import Strategy, freeze_params
+from autoconv.strategies import SpectrumCache, Strategy, freeze_params
 from autoconv.strategies.streaming import StreamStrategy
 
 #: A conv1d strategy, or a streaming one (candidates of a stream's signature).
@@ -197,7 +197,9 @@ def _widened(tensor: torch.Tensor) -> torch.Tensor:
 class CandidateCall:
     """One candidate bound to the tuning inputs, as the timer sees it: calling it runs the
     convolution once (forward, plus backward when the signature needs gradients: the time
-    that decides is then forward + backward) and returns the output.
+    that decides is then forward + backward) and returns the output. For a signature whose
+    weight is reused (:attr:`Signature.weight_reused`), a strategy that takes a spectrum
+    cache keeps one across its calls, as a layer does.
 
     Attributes:
         candidate: what it runs (a fake timer in a test tells calls apart by it).
@@ -215,7 +217,11 @@ class CandidateCall:
 
 def _bind(candidate: Candidate, inputs: ConvInputs) -> Callable[[], torch.Tensor]:
     fn = candidate.strategy.run
-    params = dict(candidate.params)
+    params: dict[str, Any] = dict(candidate.params)
+    if inputs.signature.weight_reused and candidate.strategy.takes_spectrum_cache:
+        # a layer's weight, transformed once: the warm-up call fills the cache the layer
+        # would keep, and the timed calls reuse it, as the layer's calls do
+        params["spectrum_cache"] = SpectrumCache.of_layer()
 
     def forward() -> torch.Tensor:
         return inputs.run(lambda *a: fn(*a, **params))

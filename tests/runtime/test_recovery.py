@@ -4,6 +4,8 @@ exception, and the signature is decided again without it; in mode predict and in
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -45,18 +47,20 @@ def stored_fastest(signature: Signature, *winners: tuple[str, float]) -> None:
 def test_the_call_gets_f_conv1ds_result_and_the_next_call_another_strategy(broken, module,
                                                                            mode) -> None:
     x, w = torch.randn(2, 4, 200), torch.randn(4, 4, 5)
-    stored_fastest(Signature.of(x, w), ("broken", 1e-6), ("direct", 1e-3))
+    # a layer's call without gradients is decided as one whose weight is reused
+    signature = dataclasses.replace(Signature.of(x, w), weight_reused=module)
+    stored_fastest(signature, ("broken", 1e-6), ("direct", 1e-3))
     layer = autoconv.Conv1d(4, 4, 5, bias=False)
     with torch.no_grad():
         layer.weight.copy_(w)
     call = (lambda: layer(x)) if module else (lambda: autoconv.conv1d(x, w))
     with torch.no_grad(), autoconv.settings.override(mode=mode):
-        assert autoconv.select(x, w).strategy == "broken"
+        assert autoconv.select(signature).strategy == "broken"
         with pytest.warns(RuntimeWarning, match=r"broken \{\} raised RuntimeError: kaboom .*"
                                                 r"decided again without it"):
             out = call()
         torch.testing.assert_close(out, F.conv1d(x, w))
-        assert autoconv.select(x, w).strategy == "direct"  # the next row, never broken again
+        assert autoconv.select(signature).strategy == "direct"  # never broken again
         for _ in range(30):  # mode live: measured rows are used, not explored
             torch.testing.assert_close(call(), F.conv1d(x, w))
 

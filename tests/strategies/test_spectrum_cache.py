@@ -122,6 +122,43 @@ def test_bounded_size(conv) -> None:
     assert (cache.hits, cache.misses, len(cache)) == (3, 7, 3)
 
 
+def test_bounded_bytes(conv) -> None:
+    x = torch.randn(1, 2, 30)
+    weights = [torch.randn(2, 2, 3) for _ in range(3)]
+    probe = SpectrumCache()
+    conv(x, weights[0], spectrum_cache=probe)
+    size = probe.nbytes  # one spectrum's bytes
+    cache = SpectrumCache(max_bytes=2 * size)
+    for w in weights:
+        conv(x, w, spectrum_cache=cache)
+    assert (len(cache), cache.nbytes) == (2, 2 * size)  # the oldest dropped for the third
+    conv(x, weights[0], spectrum_cache=cache)
+    assert cache.hits == 0 and cache.nbytes == 2 * size
+    cache.clear()
+    assert (len(cache), cache.nbytes) == (0, 0)
+
+
+def test_a_spectrum_larger_than_the_bound_is_computed_every_call(conv) -> None:
+    call = make_call(1, 1, 2, 2, 40, 3)
+    cache = SpectrumCache(max_bytes=8)
+    for _ in range(2):
+        out = conv(*call.args, spectrum_cache=cache)
+    assert (cache.hits, cache.misses, len(cache), cache.nbytes) == (0, 2, 0, 0)
+    assert_close(out, F.conv1d(*call.args), 1e-10)
+
+
+def test_a_dead_weight_gives_its_bytes_back(conv) -> None:
+    call = make_call(1, 1, 2, 2, 40, 3)
+    cache = SpectrumCache.of_layer()
+    conv(*call.args, spectrum_cache=cache)
+    assert cache.nbytes > 0
+    del call
+    gc.collect()
+    assert (len(cache), cache.nbytes) == (0, 0)
+
+
 def test_rejects_empty_cache() -> None:
     with pytest.raises(ValueError, match="max_entries must be >= 1, got 0"):
         SpectrumCache(max_entries=0)
+    with pytest.raises(ValueError, match="max_bytes must be >= 1 or None, got 0"):
+        SpectrumCache(max_bytes=0)

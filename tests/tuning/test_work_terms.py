@@ -5,6 +5,7 @@ still asked whether a candidate ran an FFT plan or ``F.conv1d``, plus the one te
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -109,6 +110,29 @@ def test_an_fft_mix_by_matrix_product_pays_for_its_frequency_major_copies() -> N
     # a strided depthwise call folds its phases into the channels: a matrix product again
     strided = _sig(2, 64, 64, 1000, 9, 2, 0, 0, 1, 64)
     assert get("fft").work(strided, {})["transposed_bytes"] > 0
+
+
+@pytest.mark.parametrize(("signature", "params"), [
+    (DENSE, {}), (DEPTHWISE, {}), (DENSE, {"block_size": 256})])
+def test_a_reused_weight_is_transformed_once_not_on_every_call(signature, params) -> None:
+    # a layer's weight in inference: its spectra are kept, so a call pays only the input's
+    # and the output's transforms, elements and copies
+    name = "overlap_add" if params else "fft"
+    once = get(name).work(signature, params)
+    reused = get(name).work(dataclasses.replace(signature, weight_reused=True), params)
+    n = once["fft_length"]
+    assert reused["fft_length"] == n and reused["fft_frames"] == once["fft_frames"]
+    weight_rows = signature.out_channels * (signature.in_channels // signature.groups)
+    assert once["fft_units"] - reused["fft_units"] == pytest.approx(
+        weight_rows * n * math.log2(n))
+    assert once["elements"] - reused["elements"] == weight_rows * (n // 2 + 1)
+    matrix_mix = not signature.is_depthwise
+    assert once["transposed_bytes"] - reused["transposed_bytes"] == (
+        2 * 8 * weight_rows * (n // 2 + 1) if matrix_mix else 0)  # complex64, read and written
+    assert once["spectral_macs"] == reused["spectral_macs"]  # the mix itself is unchanged
+    # and other strategies' work does not depend on it
+    assert get("direct").work(dataclasses.replace(signature, weight_reused=True), {}) == (
+        get("direct").work(signature, {}))
 
 
 def test_every_term_has_a_price_and_every_term_and_trait_a_column() -> None:
