@@ -68,6 +68,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     select.add_argument("--groups", type=int, default=1)
     select.add_argument("--dtype", default="float32")
     select.add_argument("--grad", action="store_true", help="the call needs gradients")
+    select.add_argument("--layer", action="store_true", help=(
+        "an autoconv.Conv1d layer's call in inference, whose weight (and its spectrum) is "
+        "reused from call to call; decided apart from a functional call"))
     select.add_argument("--mode", choices=["tune", "predict"], default="predict", help=(
         "predict (default): answer without measuring; tune: measure if unknown"))
     select.set_defaults(handler=cmd_select)
@@ -265,7 +268,10 @@ def cmd_select(args: argparse.Namespace) -> int:
                                      args.groups)
         except (RuntimeError, TypeError) as error:  # the conv1d arguments are invalid
             raise CommandError(str(error)) from None
-        signature = dataclasses.replace(signature, device=device.type)
+        if args.layer and args.grad:
+            raise CommandError("--layer names a call without gradients: drop --grad")
+        signature = dataclasses.replace(signature, device=device.type,
+                                        weight_reused=args.layer)
         _check_range(signature)
         choice = select(signature, device=device)
         explanation = explain_choice(dispatcher.selector, signature, device, choice)

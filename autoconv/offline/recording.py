@@ -9,10 +9,18 @@
 Every ``torch.conv1d`` / ``F.conv1d`` call inside the block is seen through a
 ``TorchFunctionMode``, whatever module makes it; autoconv's own wrappers run plain
 ``F.conv1d`` while recording (so nothing is tuned then) and are seen the same way.
+
+A layer's call without gradients (its weight a parameter, or a weight norm's result) is
+recorded twice: as the functional call ``autoconv.enable()`` makes of it, and as the call an
+``autoconv.Conv1d`` layer makes, whose weight is reused (:attr:`Signature.weight_reused`):
+the recording cannot tell which of the two drop-ins will run the model, and each is decided
+apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +30,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from autoconv import plain
+from autoconv import contexts, plain
 from autoconv.offline.shapes_file import dump_shapes
 from autoconv.settings import settings
 from autoconv.signature import Signature
@@ -31,6 +39,9 @@ from autoconv.signature import Signature
 #: ``autoconv.enable()`` replaces both names; the builtin is what reaches this mode).
 _CONV1D = {plain.conv1d}
 _PARAMETERS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+#: What computes a weight-normed layer's weight (``parametrizations.weight_norm`` and the
+#: older hook alike): a weight it returns is a layer's.
+_WEIGHT_NORM = {torch._weight_norm}
 
 
 class Recording:
@@ -63,6 +74,9 @@ class _RecordingMode(TorchFunctionMode):
     def __init__(self, recording: Recording) -> None:
         super().__init__()
         self.recording = recording
+        #: weights a weight norm computed in the block (layers' weights)
+        self.normed: weakref.WeakValueDictionary[int, torch.Tensor] = (
+            weakref.WeakValueDictionary())
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
@@ -70,10 +84,25 @@ class _RecordingMode(TorchFunctionMode):
         if func in _CONV1D:
             call = dict(zip(_PARAMETERS, args)) | kwargs
             try:
-                self.recording.add(Signature.of(**call))
+                signature = Signature.of(**call)
             except (RuntimeError, TypeError):
-                pass  # an invalid call: F.conv1d itself reports it below
-        return func(*args, **kwargs)
+                signature = None  # an invalid call: F.conv1d itself reports it below
+            if signature is not None:
+                self.recording.add(signature)
+                if self._layers(signature, call["weight"]):
+                    self.recording.add(dataclasses.replace(signature, weight_reused=True))
+        result = func(*args, **kwargs)
+        if func in _WEIGHT_NORM and isinstance(result, torch.Tensor):
+            self.normed[id(result)] = result
+        return result
+
+    def _layers(self, signature: Signature, weight: torch.Tensor) -> bool:
+        """Whether the call is a layer's that an ``autoconv.Conv1d`` would make with its
+        weight reused: no gradients, no autocast, a parameter or a weight norm's result."""
+        return (not (signature.requires_grad or signature.is_degenerate)
+                and not contexts.any_autocast() and not weight.is_inference()
+                and (isinstance(weight, torch.nn.Parameter)
+                     or self.normed.get(id(weight)) is weight))
 
 
 @contextmanager
@@ -81,7 +110,9 @@ def record() -> Iterator[Recording]:
     """Record every conv1d signature made inside the ``with`` block.
 
     Signatures note whether gradients were needed (run the block with autograd enabled and
-    trainable parameters to record training signatures). Nothing is tuned while recording.
+    trainable parameters to record training signatures); a layer's call without them is
+    noted both as a functional call and as a layer's (see the module docstring). Nothing is
+    tuned while recording.
     """
     recording = Recording()
     with settings.override(mode="off"), _RecordingMode(recording):

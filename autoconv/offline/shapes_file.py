@@ -12,12 +12,13 @@ is either a *call* (the shapes you would pass to ``F.conv1d``)::
       groups: 1                       # optional, default 1
       dtype: float32                  # optional, default float32
       requires_grad: false            # optional: tune forward + backward
+      weight_reused: false            # optional: a layer's call in inference (same weight)
 
 or a *signature*, with the fields of :class:`autoconv.signature.Signature` (batch,
 in_channels, out_channels, length, kernel_size, stride, padding_left, padding_right,
-dilation, groups, dtype, device, requires_grad). Every entry is validated (unknown fields,
-wrong types, shapes F.conv1d would reject: a clear error naming the entry); YAML is read with
-the safe loader, so a file can hold data only.
+dilation, groups, dtype, device, requires_grad, and weight_reused, written only when true).
+Every entry is validated (unknown fields, wrong types, shapes F.conv1d would reject: a clear
+error naming the entry); YAML is read with the safe loader, so a file can hold data only.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class CallEntry(BaseModel):
     groups: Positive = 1
     dtype: DType = "float32"
     requires_grad: bool = False
+    weight_reused: bool = False
     name: str | None = None
 
     def signature(self, device: str) -> Signature:
@@ -74,7 +76,8 @@ class CallEntry(BaseModel):
                                      self.padding, self.dilation, self.groups)
         except RuntimeError as error:
             raise ShapesFileError(str(error)) from None
-        return dataclasses.replace(signature, device=device, requires_grad=self.requires_grad)
+        return dataclasses.replace(signature, device=device, requires_grad=self.requires_grad,
+                                   weight_reused=self.weight_reused)
 
 
 class SignatureEntry(BaseModel):
@@ -95,6 +98,7 @@ class SignatureEntry(BaseModel):
     dtype: DType = "float32"
     device: Literal["cpu", "cuda"] = "cpu"
     requires_grad: bool = False
+    weight_reused: bool = False
 
     def signature(self, device: str) -> Signature:
         """The signature (on ``device``: a file recorded on one device can warm another).
@@ -184,7 +188,8 @@ def load_shapes(path: str | Path, device: str = "cpu") -> list[Signature]:
 
 
 def dump_shapes(signatures: list[Signature], path: str | Path) -> None:
-    """Write signatures as a shapes file (JSON, or YAML for a .yaml/.yml name)."""
+    """Write signatures as a shapes file (JSON, or YAML for a .yaml/.yml name); a
+    signature's ``weight_reused`` only when true (:meth:`Signature.as_dict`)."""
     path = Path(path)
     data = {"version": FORMAT_VERSION, "signatures": [s.as_dict() for s in signatures]}
     text = (yaml.safe_dump(data, sort_keys=False) if path.suffix.lower() in (".yaml", ".yml")

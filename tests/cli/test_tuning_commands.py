@@ -45,6 +45,20 @@ def test_select_tune_measures_and_stores(db_url: str, capsys) -> None:
     assert any(line.startswith("*") for line in out.splitlines())
 
 
+@pytest.mark.usefixtures("steady_machine")
+def test_select_tunes_a_layers_call_apart_from_the_functional_one(db_url: str, capsys) -> None:
+    args = ["select", "--input-shape", "1,2,3000", "--weight-shape", "2,2,101", "--db", db_url,
+            "--budget", "0.3", "--mode", "tune"]
+    assert main([*args, "--layer"]) == 0
+    assert main(args) == 0  # measured too: the layer's decision is not the functional one's
+    assert capsys.readouterr().out.count(" from measured") == 2
+    with tuning_db.connect(db_url) as db:
+        keys = {m.signature.key for _, m in db.measurements()}
+    assert {key.endswith("|wr") for key in keys} == {True, False}
+    assert main([*args, "--layer", "--grad"]) == 2
+    assert "--layer names a call without gradients" in capsys.readouterr().err
+
+
 def test_select_explains_a_provisional_decision_with_its_speedup(db_url: str, capsys) -> None:
     from autoconv.signature import Signature
     from autoconv.storage.store import device_record, signature_record

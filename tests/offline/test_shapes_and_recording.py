@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torch import nn
 import autoconv
 from autoconv.offline.recording import record, record_model
 from autoconv.offline.shapes_file import ShapesFileError, dump_shapes, load_shapes, parse_shapes
-from autoconv.offline.warm import shard, unique
+from autoconv.offline.warm import shard, shard_of, unique
 from autoconv.signature import Signature
 
 
@@ -38,10 +39,21 @@ def test_call_entries_become_the_signatures_f_conv1d_would_have(tmp_path: Path) 
 
 def test_saved_signatures_load_back_identically(tmp_path: Path) -> None:
     signatures = [Signature(2, 3, 4, 500, 7, 1, 3, 3, 2, 1, "float32", "cpu", False),
-                  Signature(1, 8, 8, 1000, 64, 4, 0, 0, 1, 8, "bfloat16", "cpu", True)]
+                  Signature(1, 8, 8, 1000, 64, 4, 0, 0, 1, 8, "bfloat16", "cpu", True),
+                  Signature(2, 3, 4, 500, 7, 1, 3, 3, 2, 1, "float32", "cpu",
+                            weight_reused=True)]
     for name in ("shapes.json", "shapes.yml"):
         dump_shapes(signatures, tmp_path / name)
         assert load_shapes(tmp_path / name) == signatures
+        text = (tmp_path / name).read_text()
+        assert text.count("weight_reused") == 1  # written for the layer's call alone
+
+
+def test_a_call_entry_can_say_its_weight_is_reused() -> None:
+    entry = {"input_shape": [4, 64, 4096], "weight_shape": [64, 64, 65], "padding": "same"}
+    functional, layer = parse_shapes([entry, {**entry, "weight_reused": True}])
+    assert not functional.weight_reused and layer.weight_reused
+    assert dataclasses.replace(layer, weight_reused=False) == functional
 
 
 @pytest.mark.parametrize("entry,message", [
@@ -100,10 +112,29 @@ def test_record_sees_every_kind_of_conv1d_call_and_tunes_nothing() -> None:
         model(torch.randn(2, 1, 1000))
         model(torch.randn(2, 1, 1000))
     kernels = [s.kernel_size for s in recording.signatures]
-    assert kernels == [9, 33, 3, 5]
-    assert list(recording.counts.values()) == [2, 2, 2, 2]  # each seen once per pass
+    # the layers' calls also as a layer makes them, its weight reused; the functional
+    # calls' constant weights are no layer's
+    assert kernels == [9, 9, 33, 33, 3, 5]
+    assert [s.weight_reused for s in recording.signatures] == [False, True] * 2 + [False] * 2
+    assert list(recording.counts.values()) == [2] * 6  # each seen once per pass
     assert not any(s.requires_grad for s in recording.signatures)
     assert autoconv.settings.mode == "tune"  # restored
+
+
+def test_record_notes_a_weight_normed_layer_as_a_layer_but_not_under_autocast() -> None:
+    from torch.nn.utils import weight_norm as hooked_weight_norm
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = nn.Sequential(weight_norm(nn.Conv1d(2, 3, 5)),
+                          hooked_weight_norm(nn.Conv1d(3, 3, 7)))
+    x = torch.randn(1, 2, 100)
+    with torch.no_grad(), record() as recording:
+        model(x)
+    assert [(s.kernel_size, s.weight_reused) for s in recording.signatures] == [
+        (5, False), (5, True), (7, False), (7, True)]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), record() as recording:
+        model(x)
+    assert not any(s.weight_reused for s in recording.signatures)
 
 
 def test_record_model_from_a_factory_spec_in_training_mode() -> None:
@@ -128,6 +159,14 @@ def test_shards_are_disjoint_complete_and_order_independent() -> None:
     with pytest.raises(ValueError, match="1..3"):
         shard(signatures, 3, 3)
     assert unique(signatures + signatures) == signatures
+
+
+def test_a_functional_calls_shard_is_what_it_was_and_a_layers_call_has_its_own() -> None:
+    functional = Signature(4, 64, 64, 4096, 65, 1, 32, 32, 1, 1, "float32", "cpu", False)
+    # pinned: the hash of the fields' text before signatures had weight_reused
+    assert shard_of(functional, 1_000_003) == 148417
+    layer = dataclasses.replace(functional, weight_reused=True)
+    assert shard_of(layer, 1_000_003) != shard_of(functional, 1_000_003)
 
 
 def test_a_fifo_or_a_deeply_nested_shapes_file_is_refused_in_one_line(tmp_path) -> None:
