@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from autoconv.signature import Signature
 from autoconv.strategies.fast_sizes import fast_size
+from autoconv.strategies.spectrum_cache import LAYER_BYTES
 from autoconv.strategies.work import Work
 
 
@@ -135,13 +136,12 @@ class FFTCounts:
 
 def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
     """Count the work of the FFT pipeline for ``plan``: the weight's spectra included, but
-    where the weight is reused (:attr:`Signature.weight_reused`: they are then computed once,
-    and kept)."""
+    where a layer keeps them (:func:`spectra_kept`)."""
     n = plan.fft_length
     per_transform = n * math.log2(max(n, 2))
     in_per_group = (s.in_channels // s.groups) * plan.phases
     input_rows = s.batch * s.in_channels * plan.phases * plan.frames
-    weight_rows = 0 if s.weight_reused else s.out_channels * in_per_group
+    weight_rows = 0 if spectra_kept(s, plan) else s.out_channels * in_per_group
     output_rows = s.batch * s.out_channels * plan.frames
     transforms = input_rows + weight_rows + output_rows
     mix = s.batch * plan.frames * plan.bins * s.out_channels * in_per_group
@@ -150,6 +150,17 @@ def fft_counts(s: Signature, plan: ConvPlan) -> FFTCounts:
     transposed = 0 if elementwise else (input_rows + weight_rows) * plan.bins
     transposed_out = 0 if elementwise else output_rows * n
     return FFTCounts(transforms * per_transform, mix, elements, transposed, transposed_out)
+
+
+def spectra_kept(s: Signature, plan: ConvPlan) -> bool:
+    """Whether the weight's spectra for ``plan`` are computed once and kept, not on every
+    call: the weight is reused (:attr:`Signature.weight_reused`) and its spectra fit in what
+    a layer keeps (:data:`~autoconv.strategies.spectrum_cache.LAYER_BYTES`; larger ones are
+    recomputed on every call)."""
+    if not s.weight_reused:
+        return False
+    rows = s.out_channels * (s.in_channels // s.groups) * plan.phases
+    return rows * plan.bins * 2 * real_bytes(s) <= LAYER_BYTES
 
 
 def real_bytes(s: Signature) -> int:

@@ -130,6 +130,11 @@ def test_a_reused_weight_is_transformed_once_not_on_every_call(signature, params
     assert once["transposed_bytes"] - reused["transposed_bytes"] == (
         2 * 8 * weight_rows * (n // 2 + 1) if matrix_mix else 0)  # complex64, read and written
     assert once["spectral_macs"] == reused["spectral_macs"]  # the mix itself is unchanged
+    # spectra beyond what a layer keeps are recomputed on every call, and counted so
+    huge = dataclasses.replace(signature, out_channels=signature.out_channels * 2**12,
+                               weight_reused=True)
+    unkept = dataclasses.replace(huge, weight_reused=False)
+    assert get(name).work(huge, params) == get(name).work(unkept, params)
     # and other strategies' work does not depend on it
     assert get("direct").work(dataclasses.replace(signature, weight_reused=True), {}) == (
         get("direct").work(signature, {}))
