@@ -95,7 +95,8 @@ def test_the_tuner_times_a_layers_fft_with_the_spectrum_it_would_keep(
     for name in ("fft", "overlap_add", "direct"):
         params = get(name).param_grid(signature)[0]
         call = CandidateCall(Candidate(get(name), tuple(params.items())), inputs)
-        outputs = [call() for _ in range(3)]
+        call.prime()  # fills the kept spectra: every timed call finds them
+        outputs = [call() for _ in range(2)]
         torch.testing.assert_close(outputs[-1], inputs.reference(), rtol=1e-4, atol=1e-4)
     if reused:  # one cache per FFT candidate: filled by its first call, then reused
         assert [(c.misses, c.hits) for c in made] == [(1, 2), (1, 2)]

@@ -112,6 +112,34 @@ def test_warm_up_captures_failures_and_disqualifies_wrong_outputs() -> None:
     assert disqualified.note == f"disqualified: error {disqualified.error:.3g} > 0.0001"
 
 
+@pytest.mark.parametrize("reused", [False, True])
+def test_a_layers_kept_spectra_are_computed_before_its_warm_up_call_is_timed(reused) -> None:
+    clock = Clock()
+
+    def spectral(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                 spectrum_cache=None):
+        def transform():
+            clock.now += 1.0  # the weight's spectra
+            return weight
+        if spectrum_cache is None:
+            transform()
+        else:
+            spectrum_cache.get(weight, "layout", transform)
+        clock.now += 0.1
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    signature = dataclasses.replace(SIG, weight_reused=reused)
+    inputs = ConvInputs.random(signature, CPU)
+    layer = Candidate(Strategy("spectral", spectral, takes_spectrum_cache=True), ())
+    warmed, _ = warm_up([(layer, None)], inputs, Budget.of(clock, 100.0),
+                        OutputCheck(inputs, 1e-4, reference_runs=False))
+    # a layer computes them once (before the timed call, on the budget); a functional
+    # call on every call
+    assert warmed[0].warm_up_s == pytest.approx(0.1 if reused else 1.1)
+    assert clock.now == pytest.approx(1.2 if reused else 1.1)
+    assert warmed[0].call() is not None and clock.now == pytest.approx(1.3 if reused else 2.2)
+
+
 def test_warm_up_runs_the_first_candidate_whatever_its_prediction_then_keeps_to_the_budget(
         ) -> None:
     clock = Clock()
