@@ -13,8 +13,9 @@ on the selector's slow path: a call whose signature is already remembered never 
 With too little data (fewer than ``min_signatures`` measured signatures), or if anything goes
 wrong, it answers None and the selector falls back to the cost model. Measurements of devices
 of the same kind count at a lower weight and never make a prediction confident on their own:
-a prediction lets tune mode skip measuring only once this device has ``min_signatures``
-signatures of its own, and only near them (:meth:`LearnedPredictor.distance`).
+a prediction lets tune mode skip measuring only once this device has
+``min_confident_signatures`` signatures of its own (:data:`MIN_CONFIDENT_SIGNATURES`), and
+only near them (:meth:`LearnedPredictor.distance`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ from autoconv.tuning.candidates import Candidate
 
 #: Fewest measured signatures worth fitting a model on.
 MIN_SIGNATURES = 30
+#: Fewest signatures measured on this very device before a prediction lets tune mode skip
+#: measuring. The model's held-out figures (``benchmarks/real-layers-cpu.md``: 1.04 regret,
+#: worst pick 1.76x) are those of one fitted on ``autoconv warm --grid``'s 2,000; fitted on
+#: the suite's 56 (its 28 layers, functional and as layers), a confident prediction picked
+#: FFT for EnCodec's 32 -> 64 channel K=4 layer at 44x ``F.conv1d``'s time. Below this, tune
+#: mode measures, and predict mode still uses the model.
+MIN_CONFIDENT_SIGNATURES = 1000
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class DevicePredictor:
     Args:
         store: the tuning database (None: never predicts).
         min_signatures: fewest measured signatures to fit on.
+        min_confident_signatures: fewest signatures measured on this device before a
+            prediction may be confident (tune mode then skips measuring).
         recheck_s: least seconds between two looks at the database for new measurements.
         refit_fraction, refit_rows: refit when the number of rows changed by this fraction
             of the rows fitted on, or by this many rows, whichever is larger.
@@ -90,11 +100,13 @@ class DevicePredictor:
 
     def __init__(self, store: TuningStore | GuardedStore | None, *,
                  min_signatures: int = MIN_SIGNATURES,
+                 min_confident_signatures: int = MIN_CONFIDENT_SIGNATURES,
                  recheck_s: float = 60.0, refit_fraction: float = 0.1, refit_rows: int = 20,
                  same_kind_weight: float = SAME_KIND_WEIGHT, cache_dir: Path | None = None,
                  use_cache: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.min_signatures = min_signatures
+        self.min_confident_signatures = min_confident_signatures
         self.recheck_s = recheck_s
         self.refit_fraction = refit_fraction
         self.refit_rows = refit_rows
@@ -153,9 +165,10 @@ class DevicePredictor:
                 return None
             decision = model.decide(signature, candidates, device)
             local = self._entries[device_key(device)].local_signatures
-            if decision is not None and decision.confident and local < self.min_signatures:
-                # fitted mostly on devices of the same kind: it informs predict mode, but
-                # tune mode measures until this device has data of its own
+            if (decision is not None and decision.confident
+                    and local < max(self.min_signatures, self.min_confident_signatures)):
+                # fitted on little of this device's own data: it informs predict mode, but
+                # tune mode measures until this device has plenty of its own
                 decision = replace(decision, confident=False)
             return decision
         except Exception as error:  # a broken model or database must not break the call

@@ -12,7 +12,7 @@ import torch
 
 from autoconv.prediction import model_cache, service
 from autoconv.prediction.predictor import LearnedPredictor
-from autoconv.prediction.service import DevicePredictor
+from autoconv.prediction.service import MIN_CONFIDENT_SIGNATURES, DevicePredictor
 from autoconv.settings import Settings
 from autoconv.storage.store import TuningStore
 from autoconv.strategies import all_strategies
@@ -61,7 +61,7 @@ def fits(monkeypatch) -> list[int]:
 
 def predictor(store, tmp_path, clock=None, **kwargs) -> DevicePredictor:
     return DevicePredictor(store, cache_dir=tmp_path / "models", clock=clock or ManualClock(),
-                           min_signatures=30, **kwargs)
+                           min_signatures=30, min_confident_signatures=30, **kwargs)
 
 
 def candidates(s):
@@ -268,7 +268,7 @@ def test_a_device_of_the_same_kind_informs_predictions_but_never_makes_them_conf
                 c, synthetic_seconds(s, c.name, dict(c.params)), samples=5))
             for c in candidates(s)])
     here = DevicePredictor(local_store, cache_dir=tmp_path / "local-models",
-                           clock=ManualClock(), min_signatures=30)
+                           clock=ManualClock(), min_signatures=30, min_confident_signatures=30)
     there = predictor(store, tmp_path)
     confident_here = [s for s in SIGNATURES
                       if here.decide(s, candidates(s), CPU).confident]
@@ -281,6 +281,20 @@ def test_a_device_of_the_same_kind_informs_predictions_but_never_makes_them_conf
         assert (decision.choice.strategy, decision.choice.params) == (mine.strategy,
                                                                       mine.params)
     local_store.close()
+
+
+def test_tune_mode_skips_measuring_only_once_the_device_has_plenty_of_its_own_data(
+        store, tmp_path) -> None:
+    record_synthetic(store, SIGNATURES)  # 45 signatures: enough to fit, not to trust
+    default = DevicePredictor(store, cache_dir=tmp_path / "models", clock=ManualClock())
+    few = predictor(store, tmp_path)  # trusted from 30 on
+    decisions = [(default.decide(s, candidates(s), CPU), few.decide(s, candidates(s), CPU))
+                 for s in SIGNATURES]
+    assert sum(f.confident for _, f in decisions) > 10
+    assert not any(d.confident for d, _ in decisions)
+    # predict mode still gets the model's pick
+    assert all(d.choice == f.choice for d, f in decisions)
+    assert default.min_confident_signatures == MIN_CONFIDENT_SIGNATURES >= 1000
 
 
 def test_a_cached_model_of_other_columns_is_not_used(store, tmp_path, fits, monkeypatch) -> None:
