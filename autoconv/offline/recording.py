@@ -10,8 +10,8 @@ Every ``torch.conv1d`` / ``F.conv1d`` call inside the block is seen through a
 ``TorchFunctionMode``, whatever module makes it; autoconv's own wrappers run plain
 ``F.conv1d`` while recording (so nothing is tuned then) and are seen the same way.
 
-A layer's call without gradients (its weight a parameter, or a weight norm's result) is
-recorded twice: as the functional call ``autoconv.enable()`` makes of it, and as the call an
+A layer's call without gradients (its weight a parameter, or the result of a
+``parametrizations.weight_norm``) is recorded twice: as the functional call ``autoconv.enable()`` makes of it, and as the call an
 ``autoconv.Conv1d`` layer makes, whose weight is reused (:attr:`Signature.weight_reused`):
 the recording cannot tell which of the two drop-ins will run the model, and each is decided
 apart.
@@ -20,6 +20,7 @@ apart.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import weakref
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.utils import parametrizations
 from torch.overrides import TorchFunctionMode
 
 from autoconv import contexts, plain
@@ -39,9 +41,12 @@ from autoconv.signature import Signature
 #: ``autoconv.enable()`` replaces both names; the builtin is what reaches this mode).
 _CONV1D = {plain.conv1d}
 _PARAMETERS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-#: What computes a weight-normed layer's weight (``parametrizations.weight_norm`` and the
-#: older hook alike): a weight it returns is a layer's.
+#: What computes a weight-normed layer's weight ...
 _WEIGHT_NORM = {torch._weight_norm}
+#: ... called from here (``parametrizations.weight_norm``, which ``autoconv.Conv1d`` reuses in
+#: inference), not from the older hook (``torch.nn.utils.weight_norm``), whose layer computes
+#: a new weight on every call.
+_REUSED_WEIGHT_NORM = getattr(getattr(parametrizations, "_WeightNorm", None), "forward", None)
 
 
 class Recording:
@@ -92,7 +97,9 @@ class _RecordingMode(TorchFunctionMode):
                 if self._layers(signature, call["weight"]):
                     self.recording.add(dataclasses.replace(signature, weight_reused=True))
         result = func(*args, **kwargs)
-        if func in _WEIGHT_NORM and isinstance(result, torch.Tensor):
+        if (func in _WEIGHT_NORM and isinstance(result, torch.Tensor)
+                and _REUSED_WEIGHT_NORM is not None
+                and sys._getframe(1).f_code is _REUSED_WEIGHT_NORM.__code__):
             self.normed[id(result)] = result
         return result
 
