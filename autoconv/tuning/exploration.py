@@ -185,6 +185,12 @@ class Exploration:
         answer_s = self._answer_s()
         start = self.clock()
         try:
+            if arm.first_s is None and self._keeps_spectra(arm):
+                # a layer's one-time work (its weight's spectra, then kept), done once
+                # before its first call is timed: paid from the allowance, not its time
+                arm.run(*args)
+                self.extra_s += self.clock() - start
+                start = self.clock()
             output = arm.run(*args)
         except Exception as error:
             if arm is self.answer:
@@ -202,6 +208,11 @@ class Exploration:
         (arm.disturbed if busy_before and self.load.busy() else arm.times).append(took)
         self._race()
         return output
+
+    def _keeps_spectra(self, arm: Arm) -> bool:
+        """Whether ``arm`` runs a layer's call keeping its weight's spectra across calls
+        (:attr:`Signature.weight_reused`, a strategy that takes a spectrum cache)."""
+        return self.signature.weight_reused and arm.candidate.strategy.takes_spectrum_cache
 
     def _check(self, arm: Arm, output: torch.Tensor, args: tuple) -> torch.Tensor:
         """An arm's output on its first call against ``F.conv1d`` on the call's leading

@@ -4,6 +4,7 @@ runs on which call, the bounds on what exploration costs, the check, the decisio
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -164,3 +165,35 @@ def test_a_slow_rival_is_raced_out() -> None:
     # dropped once clearly slower than the best: on its first call, or on its first sample
     assert script.ran.count(OVERLAP) <= 2
     assert all(o.samples < SAMPLES for o in settled[0] if o.candidate == OVERLAP)
+
+
+def test_a_layers_arm_keeping_spectra_is_timed_without_their_one_time_transform() -> None:
+    # as a layer's calls: the spectra are computed on the arm's first run and kept
+    script = Script({PLAIN: 3e-3, FFT: 1e-3})
+    kept: set[Candidate] = set()
+
+    def runner(candidate: Candidate) -> Callable[..., torch.Tensor]:
+        timed = script.runner(candidate)
+
+        def run(*args) -> torch.Tensor:
+            if candidate == FFT and candidate not in kept:
+                kept.add(candidate)
+                script.clock.now += 20e-3  # the weight's spectra: 20x the call itself
+            return timed(*args)
+        return run
+
+    layer = dataclasses.replace(SIGNATURE, weight_reused=True)
+    settled: list[list[Outcome]] = []
+    Script.current = script
+    exploration = Exploration(layer, PLAIN, [(c, 1e-3, runner(c)) for c in (PLAIN, FFT)],
+                              settle=settled.append, overhead=1.0, call_factor=40.0,
+                              tolerance=1e-4, clock=script.clock, load=QuietMachine())
+    for _ in range(200):
+        if exploration.finished:
+            break
+        exploration.countdown -= 1
+        if exploration.countdown <= 0:
+            torch.testing.assert_close(exploration.sampled(runner(PLAIN), *ARGS), EXPECTED)
+    fft = next(arm for arm in exploration.arms if arm.candidate == FFT)
+    assert fft.first_s == pytest.approx(1e-3)  # not 21 ms: it was not dropped for it
+    assert settled and min(settled[0], key=lambda o: o.median_s).candidate == FFT
