@@ -193,6 +193,11 @@ def test_module_inputs_give_nn_conv1d_outputs_and_gradients(constructor, input_s
     mine = torch.autograd.grad(out, [x, *ours.parameters()], grad_out)
     for a, b in zip(mine, theirs):
         _assert_same_result(a, b, torch.float64)
+    # in inference a layer's call is decided as one whose weight is reused (tuned with the
+    # weight's spectrum kept), in both of torch's inference modes
+    for inference in (torch.no_grad, torch.inference_mode):
+        with inference():
+            _assert_same_result(ours(x.detach()), expected.detach(), torch.float64)
 
 
 def test_the_cases_are_all_there() -> None:

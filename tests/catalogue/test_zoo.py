@@ -166,6 +166,27 @@ def test_the_model_through_autoconv_matches_the_model_without(name: str,
 
 
 @pytest.mark.usefixtures("quick_tuning")
+@pytest.mark.parametrize("name", ["wav2vec2_base", "hifigan_v1"])
+def test_in_inference_the_layers_reused_weights_give_the_model_without(
+        name: str, calls: list[_Call]) -> None:
+    # weight-normed layers: their weight computed once, their calls decided as layers'
+    reference, model = _pair(name)
+    autoconv.patch(model.eval())
+    reference.eval()
+    x = torch.randn(INPUTS[name], generator=torch.Generator().manual_seed(0))
+    # no live re-check: a sampled call may run F.conv1d instead, which no runner records
+    with autoconv.settings.override(recheck_every=0):
+        for inference in (torch.no_grad, torch.inference_mode, torch.no_grad):
+            calls.clear()
+            with inference():
+                expected, out = reference(x), model(x)
+                _check_each_call(calls)
+            assert len(calls) == CONVERTED[name] and _error(out, expected) <= 1e-4
+    rows = [m for _, m in dispatcher.selector.store.db.measurements()]
+    assert rows and all(row.signature.weight_reused for row in rows)
+
+
+@pytest.mark.usefixtures("quick_tuning")
 @pytest.mark.parametrize("name", list(zoo.FACTORIES))
 def test_under_autocast_the_model_is_as_accurate_as_without_autoconv(name: str) -> None:
     # Both runs are bfloat16: each is compared with the float32 model, and autoconv's
