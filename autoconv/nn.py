@@ -76,9 +76,9 @@ def _pure_stamp(stack: nn.Module) -> tuple[tuple, tuple] | None:
     the stamp names every module, parameter and buffer it computes from (identity, version,
     data pointer, shape, strides, dtype, device, training flags, inference mode), the
     references are those objects (the caller keeps weak references to them, so that an
-    identity is never taken for a dead object's). None where its result may not be reused: a parametrization not known to be
-    pure, a hook that would see the call, a tensor that needs a gradient now or keeps no
-    version counter (an inference tensor)."""
+    identity is never taken for a dead object's). None where its result may not be reused:
+    a parametrization not known to be pure, a hook that would see the call, a tensor that
+    needs a gradient now or keeps no version counter (an inference tensor)."""
     if (type(stack) is not parametrize.ParametrizationList or stack._forward_hooks
             or stack._forward_pre_hooks):
         return None

@@ -11,10 +11,10 @@ Every ``torch.conv1d`` / ``F.conv1d`` call inside the block is seen through a
 ``F.conv1d`` while recording (so nothing is tuned then) and are seen the same way.
 
 A layer's call without gradients (its weight a parameter, or the result of a
-``parametrizations.weight_norm``) is recorded twice: as the functional call ``autoconv.enable()`` makes of it, and as the call an
-``autoconv.Conv1d`` layer makes, whose weight is reused (:attr:`Signature.weight_reused`):
-the recording cannot tell which of the two drop-ins will run the model, and each is decided
-apart.
+``parametrizations.weight_norm``) is recorded twice: as the functional call
+``autoconv.enable()`` makes of it, and as the call an ``autoconv.Conv1d`` layer makes, whose
+weight is reused (:attr:`Signature.weight_reused`): the recording cannot tell which of the
+two drop-ins will run the model, and each is decided apart.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ a log turns into sums a tree ensemble learns easily). The groups:
 
 * the signature (:data:`SIGNATURE_COLUMNS`): log sizes (batch, channels in/out and per group,
   lengths, kernel, span, stride, dilation, groups), the kernel/length ratio, flags (depthwise,
-  gradients, device type, a layer's weight reused), the dtype's width, the channels' alignment (how many times 2
-  divides them: the direct kernels vectorise over channels) and the total padding (the direct
-  kernels' speed per multiply-add varies several-fold on depthwise layers, partly with the
-  padding; held out, this column markedly cut the worst pick);
+  gradients, device type, a layer's weight reused), the dtype's width, the channels'
+  alignment (how many times 2 divides them: the direct kernels vectorise over channels) and
+  the total padding (the direct kernels' speed per multiply-add varies several-fold on
+  depthwise layers, partly with the padding; held out, this column markedly cut the worst
+  pick);
 * the signature's work counted two reference ways (:data:`WORK_COLUMNS`): as a direct
   convolution's multiply-adds, and as one FFT of the whole signal (its length, butterfly
   units, frequency-domain multiply-adds and elements touched);
