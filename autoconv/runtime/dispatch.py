@@ -45,8 +45,8 @@ from autoconv.tuning.stream_selector import StreamSelector
 from autoconv.tuning.trial import OutputCheck
 
 Runner = Callable[..., torch.Tensor]
-#: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=``, else None,
-#: what watches its decision on live calls, else None: the live re-check, in mode ``live``
+#: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=`` and the call's
+#: weight is reused (:attr:`Signature.weight_reused`), else None, what watches its decision on live calls, else None: the live re-check, in mode ``live``
 #: the exploration, or for an answer given without a measurement the call counter of
 #: :mod:`autoconv.runtime.refresh`).
 Runners = tuple[Runner, Runner | None, LiveCheck | Exploration | CallCounter | None]
@@ -244,8 +244,10 @@ class Dispatcher:
                  or self._live_check(key, signature, choice, input.device))
         if not isinstance(watch, Exploration) and self._wanted(key, signature, choice):
             watch = self._counted(key, signature, input.device, watch)
-        entry = (choice.run, choice.run if choice.strategy_impl.takes_spectrum_cache else None,
-                 watch)
+        # a layer's spectrum cache serves only the calls decided with it: those whose weight
+        # is reused (the FFT then takes a coarser length, as the tuner timed it)
+        kept = signature.weight_reused and choice.strategy_impl.takes_spectrum_cache
+        entry = (choice.run, choice.run if kept else None, watch)
         # in mode tune, an answer given because nothing could be measured just now (another
         # thread compiling, a CUDA graph captured) is not kept: a later call tunes the key
         unsettled = self.settings.mode == "tune" and not contexts.may_measure(input.device)

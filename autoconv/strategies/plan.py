@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 from autoconv.signature import Signature
-from autoconv.strategies.fast_sizes import fast_size
+from autoconv.strategies.fast_sizes import coarse_fast_size, fast_size
 from autoconv.strategies.spectrum_cache import LAYER_BYTES
 from autoconv.strategies.work import Work
 
@@ -83,19 +83,23 @@ def _plan(signature: Signature, fft_length: int) -> ConvPlan:
                     (frames - 1) * step + fft_length, out)
 
 
-def fft_plan(signature: Signature) -> ConvPlan:
+def fft_plan(signature: Signature, coarse: bool = False) -> ConvPlan:
     """The plan of the ``fft`` strategy: one frame of the smallest fast length that holds it.
 
     The FFT length is the smallest 7-smooth size that holds the input samples the output reads
     plus the left padding, and the padded length the outputs need minus the left padding (see
-    the module doc): never longer than the output needs.
+    the module doc): never longer than the output needs. ``coarse``: the smallest of five
+    sizes per octave instead (:func:`~autoconv.strategies.fast_sizes.coarse_fast_size`, at
+    most a fifth longer), so that calls of nearby lengths share one length and so one weight
+    spectrum (a layer keeping its spectra: :attr:`Signature.weight_reused`).
     """
     s, taps = signature.stride, phase_taps(signature)
     shift = signature.padding_left // s
     explicit = signature.padding_left - shift * s
     needed = needed_length(signature)
     samples = max(min(-(-(signature.length + explicit) // s), needed - shift), 1)
-    n = fast_size(max(samples + shift, needed - shift, signature.output_length, taps))
+    size = coarse_fast_size if coarse else fast_size
+    n = size(max(samples + shift, needed - shift, signature.output_length, taps))
     # with the padding implicit, the one frame yields every output (N >= output_length)
     return ConvPlan(n, 1, signature.output_length, s, taps, samples, signature.output_length,
                     shift)

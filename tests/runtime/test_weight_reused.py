@@ -102,3 +102,33 @@ def test_the_tuner_times_a_layers_fft_with_the_spectrum_it_would_keep(
         assert [(c.misses, c.hits) for c in made] == [(1, 2), (1, 2)]
     else:
         assert made == []
+
+
+def test_only_a_layers_calls_with_its_weight_reused_run_with_its_spectra() -> None:
+    x, w = torch.randn(2, 4, 300), torch.randn(6, 4, 33)
+    call = Signature.of(x, w, None, 1, 2)
+    for signature in (dataclasses.replace(call, weight_reused=True),
+                      dataclasses.replace(call, requires_grad=True)):
+        store(dispatcher.selector.key_signature(signature), ("fft", 1e-5), ("direct", 1e-3))
+    with autoconv.settings.override(mode="predict", refresh_s=0, recheck_every=0):
+        with torch.no_grad():
+            run, cached, _ = dispatcher.runners(x, w, None, 1, 2, 1, 1, True)
+            assert run is get("fft").run and cached is run
+        w.requires_grad_()  # a layer's training call: the FFT as the functional call's
+        run, cached, _ = dispatcher.runners(x, w, None, 1, 2, 1, 1, True)
+        assert run is get("fft").run and cached is None
+
+
+def test_a_kept_spectrum_serves_nearby_lengths() -> None:
+    w = torch.randn(6, 4, 33, dtype=torch.float64)
+    cache = SpectrumCache.of_layer()
+    fft = get("fft").run
+    for length in (300, 301, 310, 300):  # one coarse FFT length for all of them
+        x = torch.randn(2, 4, length, dtype=torch.float64)
+        torch.testing.assert_close(fft(x, w, None, 1, 2, spectrum_cache=cache),
+                                   F.conv1d(x, w, None, 1, 2))
+    assert (cache.misses, cache.hits, len(cache)) == (1, 3, 1)
+    # and the cost model prices a layer's call at that length
+    layer = Signature(2, 4, 6, 301, 33, 1, 2, 2, 1, 1, "float32", "cpu", weight_reused=True)
+    assert get("fft").work(layer, {})["fft_length"] == next(
+        iter(cache._entries))[2][0]  # the layout's FFT length

@@ -42,6 +42,16 @@ def test_fast_sizes_lists_the_smooth_numbers_in_range() -> None:
     assert fast_sizes(10, 30) == [10, 12, 14, 15, 16, 18, 20, 21, 24, 25, 27, 28, 30]
 
 
+def test_coarse_fast_sizes_are_five_per_octave_fast_and_at_most_a_fifth_long() -> None:
+    from autoconv.strategies.fast_sizes import coarse_fast_size
+
+    sizes = [coarse_fast_size(n) for n in range(1, 20_000)]
+    for n, size in enumerate(sizes, start=1):
+        assert n <= size <= max(1.2 * n, fast_size(n)) and is_fast_size(size)
+    assert sorted({s for s in sizes if 1024 <= s < 2048}) == [1024, 1152, 1280, 1536, 1792]
+    assert sizes[:9] == [fast_size(n) for n in range(1, 10)]
+
+
 def sig(length: int, kernel: int, stride: int = 1, padding=0, dilation: int = 1) -> Signature:
     return Signature.of(torch.empty(1, 1, length), torch.empty(1, 1, kernel), None, stride,
                         padding, dilation)
