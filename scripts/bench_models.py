@@ -29,7 +29,6 @@ Usage: python scripts/bench_models.py [--repeats N] [--budget S] [--only NAME ..
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import os
@@ -37,7 +36,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from benchlib import (
@@ -45,6 +43,7 @@ from benchlib import (
     format_seconds,
     machine_header,
     markdown_table,
+    model_arguments,
     publish,
     time_interleaved,
     warm_up,
@@ -198,17 +197,11 @@ def bench_switch(repeats: int) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="most samples per call")
-    parser.add_argument("--budget", type=float, default=5.0,
-                        help="seconds of timing per model and mode (default 5)")
-    parser.add_argument("--only", nargs="+", choices=list(zoo.FACTORIES), metavar="NAME")
+    parser = model_arguments(__doc__.splitlines()[0], list(zoo.FACTORIES), 15, 5.0)
     parser.add_argument("--no-training", action="store_true",
                         help="time inference alone, not a training step")
     parser.add_argument("--autocast", action="store_true",
                         help="run every model call under CPU autocast (bfloat16)")
-    parser.add_argument("--db", help="tuning database (default: a fresh one)")
-    parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args()
     precision = " under CPU autocast (bfloat16)" if args.autocast else ""
     load = os.getloadavg()[0]

@@ -22,12 +22,10 @@ Usage: python scripts/bench_weight_reuse.py [--only NAME ...] [--budget S] [--re
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +33,7 @@ from benchlib import (
     format_seconds,
     machine_header,
     markdown_table,
+    model_arguments,
     publish,
     time_interleaved,
     warm_up,
@@ -113,14 +112,7 @@ def bench(name: str, repeats: int, budget_s: float) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=100, help="most rounds")
-    parser.add_argument("--budget", type=float, default=20.0,
-                        help="seconds of timing per model (default 20)")
-    parser.add_argument("--only", nargs="+", choices=MODELS, metavar="NAME")
-    parser.add_argument("--db", help="tuning database (default: a fresh one)")
-    parser.add_argument("--out", type=Path, help="also write the report to this file")
-    args = parser.parse_args()
+    args = model_arguments(__doc__.splitlines()[0], MODELS, 100, 20.0).parse_args()
     load = os.getloadavg()[0]
     db = args.db or f"sqlite:///{tempfile.mkdtemp()}/tuning.sqlite3"
     rows = []

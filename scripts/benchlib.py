@@ -373,6 +373,21 @@ def suite_arguments(description: str, cell_budget_s: float) -> argparse.Argument
     return parser
 
 
+def model_arguments(description: str, models: Sequence[str], repeats: int, budget_s: float
+                    ) -> argparse.ArgumentParser:
+    """The options of a benchmark over whole models (``autoconv.catalogue.zoo``): which
+    models, how many rounds and seconds of timing each, the tuning database, where the report
+    goes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats, help="most rounds")
+    parser.add_argument("--budget", type=float, default=budget_s,
+                        help=f"seconds of timing per model and mode (default {budget_s:g})")
+    parser.add_argument("--only", nargs="+", choices=list(models), metavar="NAME")
+    parser.add_argument("--db", help="tuning database (default: a fresh one)")
+    parser.add_argument("--out", type=Path, help="also write the report to this file")
+    return parser
+
+
 #: A process that spins on a CPU core until its parent is gone (a benchmark killed midway
 #: leaves no spinning process behind).
 HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"
