@@ -7,7 +7,12 @@ one process, on the same weights:
 * ``plain``: the model as torch runs it;
 * ``as before``: patched, but every layer's call decided as a functional call whose weight
   may be new each time (what autoconv did before ``Signature.weight_reused``): a weight-normed
-  layer recomputes its weight on every call, and FFT is timed with the weight transformed;
+  layer recomputes its weight on every call, and FFT is timed with the weight transformed.
+  One difference: before, a layer with a plain (not parametrized) weight decided for an FFT
+  strategy as a functional call still ran it with its spectrum kept; here it does not. None
+  of the four models here has such a layer (wav2vec2's and the Conformer's plain-weight
+  layers run ``direct`` or ``gemm`` in the "strategies run" column; HiFi-GAN's and EnCodec's
+  are all weight-normed);
 * ``weight reused, F.conv1d``: patched, each layer reusing its weight (a weight norm computed
   once) but every convolution run by ``F.conv1d``: the share of the parametrization alone;
 * ``autoconv``: patched as shipped, each layer's call decided with its weight (and its

@@ -46,9 +46,9 @@ from autoconv.tuning.trial import OutputCheck
 
 Runner = Callable[..., torch.Tensor]
 #: A call's key -> (its runner, the same runner if it takes ``spectrum_cache=`` and the call's
-#: weight is reused (:attr:`Signature.weight_reused`), else None, what watches its decision on live calls, else None: the live re-check, in mode ``live``
-#: the exploration, or for an answer given without a measurement the call counter of
-#: :mod:`autoconv.runtime.refresh`).
+#: weight is reused (:attr:`Signature.weight_reused`), else None, what watches its decision on
+#: live calls, else None: the live re-check, in mode ``live`` the exploration, or for an
+#: answer given without a measurement the call counter of :mod:`autoconv.runtime.refresh`).
 Runners = tuple[Runner, Runner | None, LiveCheck | Exploration | CallCounter | None]
 
 
@@ -159,7 +159,8 @@ class Dispatcher:
             signature = call_signature(input, weight, bias, stride, padding, dilation, groups)
         except (RuntimeError, TypeError, ValueError):
             return result
-        signature = _reused(signature, weight, weight_reused)
+        if weight_reused and _reusable(weight, signature.requires_grad, contexts.any_autocast()):
+            signature = _as_reused(signature)
         discarded = self.selector.discard(signature, input.device)
         if discarded is not None:
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -189,15 +190,17 @@ class Dispatcher:
                input.device, torch.is_grad_enabled() and (
                    input.requires_grad or weight.requires_grad
                    or (bias is not None and bias.requires_grad)), any_autocast())
-        if weight_reused and not (key[-2] or key[-1] or weight.is_inference()):
+        reused = weight_reused and _reusable(weight, key[-2], key[-1])
+        if reused:
             key = (_REUSED_WEIGHT, *key)
         try:
             entry = self._fast[key]
         except KeyError:
-            entry = self._resolve(key, input, weight, bias, stride, padding, dilation, groups)
+            entry = self._resolve(key, input, weight, bias, stride, padding, dilation, groups,
+                                  reused)
         except TypeError:  # an unhashable argument (a list as padding): resolve every time
             return self._resolve(None, input, weight, bias, stride, padding, dilation, groups,
-                                 weight_reused)
+                                 reused)
         if key[-2] and contexts.saved_tensor_hooks_active():
             return self._pinned(key, entry)
         return entry
@@ -223,7 +226,7 @@ class Dispatcher:
 
     def _resolve(self, key: tuple | None, input: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None, stride, padding, dilation, groups,
-                 weight_reused: bool = False) -> Runners:
+                 reused: bool) -> Runners:
         if contexts.in_transform() or contexts.is_tracing():
             # Nothing may be measured, and F.conv1d works in every transform and traces as
             # itself. Not remembered: the same call outside the transform is tuned as usual.
@@ -234,8 +237,8 @@ class Dispatcher:
             # F.conv1d answers a call autoconv refuses: with its own error, or with its
             # result where it accepts more. Not remembered: the next call is checked again.
             return _PLAIN
-        signature = _reused(signature, weight,
-                            key[0] is _REUSED_WEIGHT if key is not None else weight_reused)
+        if reused:
+            signature = _as_reused(signature)
         choice = self.choose(signature, input.device)
         if self._preparing(key, choice, signature, input, weight, bias):
             return _PLAIN
@@ -425,11 +428,17 @@ def _prepare(choice: Choice, signature: Signature, input: torch.Tensor, weight: 
         return
 
 
-def _reused(signature: Signature, weight: torch.Tensor, weight_reused: bool) -> Signature:
-    """``signature`` marked :attr:`~Signature.weight_reused` where the caller said so and the
-    call can reuse its weight's transform (see :meth:`Dispatcher.runners`)."""
-    if (not weight_reused or signature.requires_grad or contexts.any_autocast()
-            or weight.is_inference() or signature.is_degenerate):
+def _reusable(weight: torch.Tensor, needs_grad: bool, autocast: bool) -> bool:
+    """Whether a call whose caller says its weight is reused may be decided as such (see
+    :meth:`Dispatcher.runners`): no gradient, no autocast (which casts the weight anew), not
+    an inference tensor (which no spectrum cache keeps)."""
+    return not (needs_grad or autocast or weight.is_inference())
+
+
+def _as_reused(signature: Signature) -> Signature:
+    """``signature`` marked :attr:`~Signature.weight_reused` (a degenerate call, which
+    ``F.conv1d`` answers, as it is)."""
+    if signature.is_degenerate:
         return signature
     return dataclasses.replace(signature, weight_reused=True)
 
